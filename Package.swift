@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Annals",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Annals", targets: ["Annals"]),
+        .library(name: "AnnalsStorage", targets: ["AnnalsStorage"]),
+        .executable(name: "annals", targets: ["AnnalsCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // liblz4 from the system (Debian: liblz4-dev), found through pkg-config.
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
+        ),
+        // Tiny C helpers that need CPU intrinsics (hardware CRC-32C behind a runtime check).
+        .target(name: "CAnnalsSupport"),
+        .target(
+            name: "AnnalsStorage",
+            dependencies: ["CAnnalsSupport", "CLZ4"]
+        ),
+        .target(
+            name: "Annals",
+            dependencies: ["AnnalsStorage"]
+        ),
+        .executableTarget(
+            name: "AnnalsCLI",
+            dependencies: [
+                "Annals",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage"]),
+        .testTarget(name: "AnnalsTests", dependencies: ["Annals"]),
+        .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,157 @@
+/// Appending: validation, frame writing, segment rolls.
+extension EventStore {
+    /// Appends `events` to `stream` as one atomic frame with consecutive revisions and
+    /// positions, and returns where they landed once the store's ``Durability`` holds.
+    ///
+    /// - Throws: ``AppendError``. Invalid input (`invalidStreamName`, `invalidEventType`,
+    ///   `emptyAppend`, `tooLarge`) is detected before anything is written.
+    public func append(_ events: [EventData], to stream: String) async throws(AppendError) -> AppendResult {
+        let results = try await append([StreamAppend(stream: stream, events: events)])
+        return results[0]
+    }
+
+    /// Appends several streams' events, each ``StreamAppend`` as its own atomic frame, in order,
+    /// with one durability wait for all of them (how `annals import` commits a batch).
+    ///
+    /// Every element is validated before any is written. If a segment cannot be created midway
+    /// (e.g. `ENOSPC`), the elements before it stay written and the call throws.
+    public func append(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
+        guard !options.readOnly else { throw .readOnly }
+        var prepared: [PreparedAppend] = []
+        prepared.reserveCapacity(batch.count)
+        for item in batch { prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes)) }
+        let written = try write(prepared)
+        switch options.durability {
+        case .fsyncBeforeAck:
+            try await waitUntilDurable(written.end)
+        case .periodic, .none:
+            break
+        }
+        return written.results
+    }
+
+    private func write(_ prepared: [PreparedAppend]) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
+        let publishImmediately = options.durability != .fsyncBeforeAck
+        return try state.withLock { (state) throws(AppendError) in
+            if let failure = state.failure { throw .storeFailed(failure) }
+            if state.closed { throw .storeClosed }
+            var results: [AppendResult] = []
+            results.reserveCapacity(prepared.count)
+            for append in prepared {
+                if state.activeSealed || state.writeOffset + append.frameBytes > state.activeSegment.frameCapacity {
+                    do throws(SystemError) { try startNextSegment(&state) } catch {
+                        if publishImmediately { state.visibleEnd = state.writtenEnd }
+                        throw state.failure != nil ? .storeFailed(error) : .system(error)
+                    }
+                }
+                let revision = state.streamRevisions[append.stream] ?? 0
+                let size = FrameEncoder.writeEventsFrame(
+                    into: state.activeSegment.file.mutableBytes, at: state.writeOffset,
+                    stream: append.stream, firstPosition: state.nextPosition, firstRevision: revision,
+                    events: append.events, ids: append.ids, timestamp: append.timestamp)
+                let count = UInt64(append.events.count)
+                results.append(AppendResult(
+                    stream: append.stream, firstPosition: state.nextPosition, lastPosition: state.nextPosition + count - 1,
+                    firstRevision: revision, lastRevision: revision + count - 1))
+                state.streamRevisions[append.stream] = revision + count
+                state.nextPosition += count
+                state.writeOffset += size
+                state.appendCount += 1
+            }
+            if publishImmediately { state.visibleEnd = state.writtenEnd }
+            return (results, state.nextPosition)
+        }
+    }
+
+    /// Seals the active segment, makes it durable, creates the next one and checkpoints.
+    /// Runs under the state lock. The old segment is synced before anything is written to the
+    /// new one, so only the last segment can ever have a torn tail.
+    func startNextSegment(_ state: inout LogState) throws(SystemError) {
+        let old = state.activeSegment
+        if !state.activeSealed {
+            _ = FrameEncoder.writeSealFrame(into: old.file.mutableBytes, at: state.writeOffset, nextPosition: state.nextPosition)
+            state.activeSealed = true
+        }
+        do {
+            try old.file.sync(min(state.syncedOffset, state.writeOffset)..<(state.writeOffset + Format.sealFrameBytes))
+        } catch {
+            state.failure = error
+            throw error
+        }
+        old.file.protectReadOnly()
+        state.durablePosition = state.nextPosition
+        state.visibleEnd = state.writtenEnd
+
+        let index = old.index + 1
+        let finalPath = layout.segmentPath(index)
+        let temporaryPath = finalPath + ".tmp"
+        let header = SegmentHeader(segmentIndex: index, segmentSizeBytes: UInt64(options.segmentSizeBytes),
+                                   firstPosition: state.nextPosition, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
+        let file = try MappedFile.create(path: temporaryPath, size: options.segmentSizeBytes)
+        header.encode(into: file.mutableBytes)
+        try file.sync(0..<Format.segmentHeaderBytes)
+        try Syscalls.rename(temporaryPath, to: finalPath)
+        try Syscalls.syncDirectory(layout.segmentsDirectory)
+        file.path = finalPath
+        state.segments.append(Segment(header: header, file: file))
+        state.activeSealed = false
+        state.writeOffset = Format.segmentHeaderBytes
+        state.syncedOffset = Format.segmentHeaderBytes
+        try writeCheckpoint(&state, clean: false)
+    }
+
+    /// Records the end of the log in the checkpoint file. The caller guarantees that everything
+    /// written so far is durable (after a roll, after recovery's sync, at close).
+    func writeCheckpoint(_ state: inout LogState, clean: Bool) throws(SystemError) {
+        state.checkpointSequence += 1
+        let end = state.writtenEnd
+        let checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
+                                    segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
+                                    sequence: state.checkpointSequence)
+        try Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+    }
+}
+
+/// An append checked and measured, ready to be written under the lock.
+struct PreparedAppend {
+    let stream: String
+    let events: [EventData]
+    let ids: [UUID]
+    let timestamp: Int64
+    let frameBytes: Int
+
+    init(_ append: StreamAppend, frameLimitBytes: Int) throws(AppendError) {
+        let name = append.stream
+        let nameBytes = name.utf8.count
+        guard nameBytes > 0 else { throw .invalidStreamName(name, reason: "empty") }
+        guard nameBytes <= StoreLimits.maximumStreamNameBytes else {
+            throw .invalidStreamName(name, reason: "\(nameBytes) bytes; the maximum is \(StoreLimits.maximumStreamNameBytes)")
+        }
+        guard name.first != StoreLimits.reservedStreamPrefix else {
+            throw .invalidStreamName(name, reason: "names starting with \"$\" are reserved")
+        }
+        guard !append.events.isEmpty else { throw .emptyAppend(stream: name) }
+        for event in append.events {
+            let typeBytes = event.type.utf8.count
+            guard typeBytes > 0 else { throw .invalidEventType(event.type, reason: "empty") }
+            guard typeBytes <= StoreLimits.maximumEventTypeBytes else {
+                throw .invalidEventType(event.type, reason: "\(typeBytes) bytes; the maximum is \(StoreLimits.maximumEventTypeBytes)")
+            }
+        }
+        let frameBytes = FrameEncoder.alignedFrameBytes(streamNameBytes: nameBytes, events: append.events)
+        guard frameBytes <= frameLimitBytes else {
+            throw .tooLarge(stream: name, frameBytes: frameBytes, limitBytes: frameLimitBytes)
+        }
+        self.stream = name
+        self.events = append.events
+        self.ids = EventIDGenerator.fill(append.events)
+        self.timestamp = Syscalls.wallClockNanoseconds()
+        self.frameBytes = frameBytes
+    }
+}
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif

@@ -1,0 +1,119 @@
+import Dispatch
+
+/// Group commit: appenders that need durability register a waiter; one flush at a time runs
+/// on a dedicated queue (never on the Swift concurrency pool) and covers every frame written
+/// before it started, so concurrent appenders share one `msync`.
+extension EventStore {
+    /// Makes everything appended so far durable, whatever the store's ``Durability``.
+    ///
+    /// - Throws: ``AppendError/storeFailed(_:)`` if the sync fails.
+    public func flush() async throws(AppendError) {
+        guard !options.readOnly else { return }
+        let target = state.withLock { $0.nextPosition }
+        try await waitUntilDurable(target)
+    }
+
+    /// Number of appends written and flushes performed since open (for group-commit checks and
+    /// statistics).
+    public var commitCounters: (appends: Int, flushes: Int) {
+        state.withLock { ($0.appendCount, $0.flushCount) }
+    }
+
+    func waitUntilDurable(_ position: UInt64) async throws(AppendError) {
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                enum Outcome { case durable, failed(SystemError), waiting(startFlush: Bool) }
+                let outcome: Outcome = state.withLock { state in
+                    if let failure = state.failure { return .failed(failure) }
+                    if state.durablePosition >= position { return .durable }
+                    state.waiters.append(DurabilityWaiter(position: position, continuation: continuation))
+                    if state.flushRunning { return .waiting(startFlush: false) }
+                    state.flushRunning = true
+                    return .waiting(startFlush: true)
+                }
+                switch outcome {
+                case .durable: continuation.resume()
+                case .failed(let error): continuation.resume(throwing: AppendError.storeFailed(error))
+                case .waiting(let startFlush): if startFlush { flushQueue.async { self.runFlushes() } }
+                }
+            }
+        } catch let error as AppendError {
+            throw error
+        } catch {
+            throw .storeClosed
+        }
+    }
+
+    /// Flushes until no waiter is left (or, with `once`, a single pass for the periodic timer).
+    /// Runs on `flushQueue` with `flushRunning` set by whoever scheduled it.
+    func runFlushes(once: Bool = false) {
+        while true {
+            typealias Job = (segment: Segment, range: Range<Int>, end: LogEnd)
+            let next: Result<Job, SystemError>? = state.withLock { state in
+                if let failure = state.failure { return .failure(failure) }
+                if state.waiters.isEmpty && state.durablePosition == state.nextPosition {
+                    state.flushRunning = false
+                    return nil
+                }
+                return .success((state.activeSegment, state.syncedOffset..<state.writeOffset, state.writtenEnd))
+            }
+            guard let next else { return }
+            var outcome = next
+            if case .success(let job) = next {
+                do { try job.segment.file.sync(job.range) } catch { outcome = .failure(error) }
+            }
+            let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = state.withLock { state in
+                state.flushCount += 1
+                switch outcome {
+                case .failure(let error):
+                    state.failure = state.failure ?? error
+                    let all = state.waiters
+                    state.waiters = []
+                    state.flushRunning = false
+                    return (all, error, true)
+                case .success(let job):
+                    if job.end.nextPosition > state.durablePosition { state.durablePosition = job.end.nextPosition }
+                    if job.end.nextPosition > state.visibleEnd.nextPosition { state.visibleEnd = job.end }
+                    if state.activeSegment === job.segment {
+                        state.syncedOffset = max(state.syncedOffset, job.range.upperBound)
+                    }
+                    let durable = state.durablePosition
+                    let ready = state.waiters.filter { $0.position <= durable }
+                    state.waiters.removeAll { $0.position <= durable }
+                    let done = once && state.waiters.isEmpty
+                    if done { state.flushRunning = false }
+                    return (ready, nil, done)
+                }
+            }
+            if let error {
+                for waiter in ready { waiter.continuation.resume(throwing: AppendError.storeFailed(error)) }
+            } else {
+                for waiter in ready { waiter.continuation.resume() }
+            }
+            if done { return }
+        }
+    }
+
+    func startPeriodicFlush(every interval: Duration) {
+        let timer = DispatchSource.makeTimerSource(queue: flushQueue)
+        let (seconds, attoseconds) = interval.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(nanoseconds))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let needed = self.state.withLock { state in
+                guard !state.flushRunning, state.durablePosition < state.nextPosition, state.failure == nil else { return false }
+                state.flushRunning = true
+                return true
+            }
+            if needed { self.runFlushes(once: true) }
+        }
+        periodicTimer.withLock { $0 = PeriodicTimer(source: timer) }
+        timer.resume()
+    }
+}
+
+/// The periodic flush timer. Dispatch sources are thread-safe but not marked `Sendable`.
+struct PeriodicTimer: @unchecked Sendable {
+    let source: any DispatchSourceTimer
+}

@@ -1,0 +1,218 @@
+import Dispatch
+import Synchronization
+
+/// An embedded, append-only event store kept in a directory.
+///
+/// Appends go to fixed-size, memory-mapped segment files as checksummed frames; each append of
+/// one stream is one frame and therefore atomic. Every event gets a gapless global position.
+///
+/// - Durability: see ``Durability``; the default acknowledges an append only after it is on
+///   stable storage, with concurrent appends sharing one flush.
+/// - Ordering: global positions follow commit order; readers see a prefix of the log.
+/// - Thread safety: one `EventStore` may be used from any number of tasks. Appends are
+///   serialized; reads never block appends. One writer per store directory, enforced with a
+///   file lock across processes.
+///
+/// ```swift
+/// let store = try EventStore.open(at: "/var/lib/app/orders.annals")
+/// let result = try await store.append([EventData(type: "OrderPlaced", payload: bytes)], to: "order-123")
+/// for try await event in store.readAll() { print(event.position, event.type) }
+/// try await store.close()
+/// ```
+public final class EventStore: Sendable {
+    /// The store directory.
+    public let path: String
+    /// The options the store was opened with.
+    public let options: StoreOptions
+    /// What recovery found and did at open.
+    public let recoveryReport: RecoveryReport
+
+    let layout: StoreLayout
+    let state: Mutex<LogState>
+    let flushQueue = DispatchQueue(label: "annals.flush")
+    let periodicTimer: Mutex<PeriodicTimer?> = Mutex(nil)
+
+    /// Largest aligned frame an append may produce (fits an empty segment with its seal).
+    var frameLimitBytes: Int { options.segmentSizeBytes - Format.segmentHeaderBytes - Format.sealFrameBytes }
+
+    private init(path: String, options: StoreOptions, layout: StoreLayout, state: LogState, report: RecoveryReport) {
+        self.path = path
+        self.options = options
+        self.layout = layout
+        self.state = Mutex(state)
+        self.recoveryReport = report
+    }
+
+    /// Opens (or creates) the store at `path` and recovers it: verifies the log after the last
+    /// checkpoint and cuts a torn tail left by a crash (reported in ``recoveryReport``).
+    ///
+    /// - Throws: ``OpenError``: `.storeLocked` when another writer has it open, `.corrupt` when
+    ///   committed data fails its checks, `.unsupportedFormatVersion` for a newer store,
+    ///   `.notAStore` for a directory that is not a store.
+    public static func open(at path: String, options: StoreOptions = StoreOptions()) throws(OpenError) -> EventStore {
+        try options.validate()
+        let layout = StoreLayout(root: path)
+        var lock: FileLock?
+        if !options.readOnly {
+            try prepareDirectory(layout, create: options.createIfMissing)
+            do { lock = try FileLock.acquire(path: layout.lockPath) } catch { throw .system(error) }
+            guard lock != nil else { throw .storeLocked(path: path) }
+            try initializeIfEmpty(layout, options: options)
+        } else {
+            guard (try? Syscalls.status(layout.segmentsDirectory)) != nil else {
+                throw .notAStore(path: path, reason: "no segments directory")
+            }
+        }
+        var report = RecoveryReport()
+        let checkpoint = try readCheckpoint(layout, report: &report)
+        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly)
+            .recover(checkpoint: checkpoint, report: report)
+        let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
+        let store = EventStore(path: path, options: options, layout: layout, state: state, report: recovered.report)
+        if !options.readOnly {
+            try store.finishOpening(scanned: recovered.report.scannedBytes > 0)
+        }
+        return store
+    }
+
+    private func finishOpening(scanned: Bool) throws(OpenError) {
+        do {
+            try state.withLock { (state) throws(SystemError) in
+                if state.activeSealed { try startNextSegment(&state) } else if scanned { try writeCheckpoint(&state, clean: false) }
+            }
+        } catch { throw .system(error) }
+        if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }
+    }
+
+    /// Makes every append acknowledged so far durable, writes a clean checkpoint and releases
+    /// the writer lock. Appends after `close` throw ``AppendError/storeClosed``. Events already
+    /// read stay valid. Calling `close` twice is harmless.
+    ///
+    /// - Throws: ``AppendError/storeFailed(_:)`` or ``AppendError/system(_:)`` when the final
+    ///   sync fails (the lock is released all the same).
+    public func close() async throws(AppendError) {
+        periodicTimer.withLock { timer in
+            timer?.source.cancel()
+            timer = nil
+        }
+        if options.readOnly {
+            state.withLock { $0.closed = true }
+            return
+        }
+        var failure: AppendError?
+        do { try await flush() } catch { failure = error }
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.closed = true
+            if failure == nil, state.failure == nil {
+                do throws(SystemError) {
+                    let active = state.activeSegment
+                    try active.file.sync(state.syncedOffset..<state.writeOffset)
+                    try writeCheckpoint(&state, clean: true)
+                } catch {
+                    failure = .system(error)
+                }
+            }
+            state.lock = nil
+        }
+        if let failure, failure != .storeClosed { throw failure }
+    }
+
+    // MARK: Opening helpers
+
+    private static func prepareDirectory(_ layout: StoreLayout, create: Bool) throws(OpenError) {
+        do {
+            if try Syscalls.status(layout.root) == nil {
+                guard create else { throw OpenError.notAStore(path: layout.root, reason: "directory does not exist") }
+                try Syscalls.makeDirectory(layout.root)
+            }
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch let error as OpenError {
+            throw error
+        } catch {
+            throw .notAStore(path: layout.root, reason: "\(error)")
+        }
+    }
+
+    private static func initializeIfEmpty(_ layout: StoreLayout, options: StoreOptions) throws(OpenError) {
+        let entries: [String]
+        do { entries = try Syscalls.directoryEntries(layout.root) ?? [] } catch { throw .system(error) }
+        let known: Set<String> = ["lock", "checkpoint", "checkpoint.tmp", "segments.tmp"]
+        if entries.contains("segments") { return }
+        guard options.createIfMissing else { throw .notAStore(path: layout.root, reason: "no segments directory") }
+        if let stranger = entries.first(where: { !known.contains($0) }) {
+            throw .notAStore(path: layout.root, reason: "directory holds \(stranger) and no segments")
+        }
+        do {
+            // A crash during an earlier initialization leaves `segments.tmp`: start it again.
+            let temporary = layout.root + "/segments.tmp"
+            for name in try Syscalls.directoryEntries(temporary) ?? [] {
+                try Syscalls.unlinkIfPresent(temporary + "/" + name)
+            }
+            try Syscalls.removeDirectoryIfPresent(temporary)
+            try Syscalls.makeDirectory(temporary)
+            let header = SegmentHeader(segmentIndex: 0, segmentSizeBytes: UInt64(options.segmentSizeBytes),
+                                       firstPosition: 0, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
+            let segmentPath = temporary + "/" + StoreLayout.segmentFileName(0)
+            let file = try MappedFile.create(path: segmentPath, size: options.segmentSizeBytes)
+            header.encode(into: file.mutableBytes)
+            try file.sync(0..<Format.segmentHeaderBytes)
+            try Syscalls.syncDirectory(temporary)
+            let checkpoint = Checkpoint(cleanShutdown: true, segmentIndex: 0,
+                                        segmentOffset: UInt64(Format.segmentHeaderBytes), nextPosition: 0, sequence: 1)
+            try writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+            // The rename publishes the store: before it, a crash leaves no `segments` directory.
+            try Syscalls.rename(temporary, to: layout.segmentsDirectory)
+            try Syscalls.syncDirectory(layout.root)
+        } catch {
+            throw .system(error)
+        }
+    }
+
+    private static func readCheckpoint(_ layout: StoreLayout, report: inout RecoveryReport) throws(OpenError) -> Checkpoint? {
+        let bytes: [UInt8]
+        do {
+            guard try Syscalls.status(layout.checkpointPath) != nil else {
+                report.warnings.append("no checkpoint file; verified the whole log")
+                return nil
+            }
+            let fd = try Syscalls.open(layout.checkpointPath, flags: O_RDONLY)
+            defer { Syscalls.close(fd) }
+            bytes = try Syscalls.readAll(fd, count: Format.checkpointBytes + 1, path: layout.checkpointPath)
+        } catch {
+            throw .system(error)
+        }
+        switch Checkpoint.decode(bytes) {
+        case .success(let checkpoint):
+            return checkpoint
+        case .failure(.unsupported(let version)):
+            throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(version), supported: Int(Format.version))
+        case .failure(.corrupt(let reason)):
+            report.warnings.append("checkpoint unreadable (\(reason)); verified the whole log")
+            return nil
+        }
+    }
+
+    /// Writes `bytes` to `path` by temp file + fsync + rename + directory fsync.
+    static func writeFileAtomically(_ bytes: [UInt8], to path: String, directory: String) throws(SystemError) {
+        let temporary = path + ".tmp"
+        let fd = try Syscalls.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        do {
+            try Syscalls.writeAll(fd, bytes, at: 0, path: temporary)
+            try Syscalls.fsync(fd, path: temporary)
+        } catch {
+            Syscalls.close(fd)
+            throw error
+        }
+        Syscalls.close(fd)
+        try Syscalls.rename(temporary, to: path)
+        try Syscalls.syncDirectory(directory)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

@@ -1,0 +1,62 @@
+/// The store's `checkpoint` file: how far the log is known to be valid, so that recovery scans
+/// only what came after it. Written with temp file + fsync + rename + directory fsync, so it is
+/// either the old or the new version, never a mix (see `format-spec.md`, "Checkpoint").
+struct Checkpoint: Sendable, Equatable {
+    /// Newest format version that wrote to this store.
+    var formatVersion: UInt16 = Format.version
+    /// Oldest reader version that can read this store.
+    var minimumReaderVersion: UInt16 = 1
+    /// Set by a clean close: the position below is exactly the end of the log.
+    var cleanShutdown: Bool
+    /// The segment that holds the end of the checkpointed data.
+    var segmentIndex: UInt64
+    /// Byte offset in that segment where unverified data begins (a frame boundary).
+    var segmentOffset: UInt64
+    /// Global position of the first event at or after that offset.
+    var nextPosition: UInt64
+    /// Incremented on every write of the file.
+    var sequence: UInt64
+
+    func encoded() -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Format.checkpointBytes)
+        bytes.withUnsafeMutableBytes { buffer in
+            Format.checkpointMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
+            buffer.storeU16(formatVersion, at: 8)
+            buffer.storeU16(minimumReaderVersion, at: 10)
+            buffer.storeU32(cleanShutdown ? 1 : 0, at: 12)
+            buffer.storeU64(segmentIndex, at: 16)
+            buffer.storeU64(segmentOffset, at: 24)
+            buffer.storeU64(nextPosition, at: 32)
+            buffer.storeU64(sequence, at: 40)
+            let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.checkpointChecksumOffset))
+            buffer.storeU32(checksum, at: Format.checkpointChecksumOffset)
+        }
+        return bytes
+    }
+
+    enum DecodeFailure: Error {
+        case corrupt(String)
+        case unsupported(minimumReaderVersion: UInt16)
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Result<Checkpoint, DecodeFailure> {
+        bytes.withUnsafeBytes { raw in
+            guard raw.count == Format.checkpointBytes else { return .failure(.corrupt("size \(raw.count)")) }
+            guard raw.slice(0, 8).elementsEqual(Format.checkpointMagic) else { return .failure(.corrupt("bad magic")) }
+            guard CRC32C.checksum(raw.slice(0, Format.checkpointChecksumOffset)) == raw.u32(Format.checkpointChecksumOffset) else {
+                return .failure(.corrupt("checksum mismatch"))
+            }
+            let minimumReader = raw.u16(10)
+            guard minimumReader <= Format.version else { return .failure(.unsupported(minimumReaderVersion: minimumReader)) }
+            return .success(Checkpoint(
+                formatVersion: raw.u16(8),
+                minimumReaderVersion: minimumReader,
+                cleanShutdown: raw.u32(12) & 1 == 1,
+                segmentIndex: raw.u64(16),
+                segmentOffset: raw.u64(24),
+                nextPosition: raw.u64(32),
+                sequence: raw.u64(40)
+            ))
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// Numbers that define the on-disk format. `format-spec.md` is the reference; this file and
+/// the spec change together.
+enum Format {
+    /// The format version this code writes, and the newest it reads.
+    static let version: UInt16 = 1
+
+    // MARK: Segment header (64 bytes at offset 0 of every segment file)
+    static let segmentMagic: [UInt8] = Array("ANNALSSG".utf8)
+    static let segmentHeaderBytes = 64
+    static let segmentHeaderChecksumOffset = 60
+
+    // MARK: Frames
+    /// Every frame starts at a multiple of this.
+    static let frameAlignment = 8
+    /// Fixed part of a frame before the stream name.
+    static let frameHeaderBytes = 32
+    /// A seal frame is a bare frame header.
+    static let sealFrameBytes = 32
+    /// Fixed part of an event record before its type name.
+    static let eventHeaderBytes = 40
+
+    enum FrameKind: UInt8 {
+        /// One or more events of one stream.
+        case events = 1
+        /// The last frame of a segment: no more frames follow in this file.
+        case seal = 2
+    }
+
+    // MARK: Checkpoint (the `checkpoint` file)
+    static let checkpointMagic: [UInt8] = Array("ANNALSCP".utf8)
+    static let checkpointBytes = 64
+    static let checkpointChecksumOffset = 60
+
+    @inline(__always)
+    static func aligned(_ value: Int) -> Int { (value + frameAlignment - 1) & ~(frameAlignment - 1) }
+}

@@ -1,0 +1,132 @@
+/// The fixed fields of a frame, read from a segment and checked.
+struct FrameHeader: Sendable {
+    /// Offset of the frame in its segment.
+    let offset: Int
+    /// Frame length without trailing padding.
+    let length: Int
+    let kind: Format.FrameKind
+    let streamNameBytes: Int
+    let eventCount: Int
+    /// For an events frame, the first event's position; for a seal, the next segment's first.
+    let firstPosition: UInt64
+    let firstRevision: UInt64
+
+    /// Offset of the next frame.
+    var end: Int { offset + Format.aligned(length) }
+    /// Offset of the first event record.
+    var recordsOffset: Int { offset + Format.aligned(Format.frameHeaderBytes + streamNameBytes) }
+    /// Position after the last event of this frame.
+    var nextPosition: UInt64 { firstPosition + UInt64(eventCount) }
+}
+
+/// The layout of one event record inside a checked frame.
+struct EventRecordLayout: Sendable {
+    let offset: Int
+    let typeBytes: Int
+    let metadataBytes: Int
+    let payloadBytes: Int
+
+    var typeOffset: Int { offset + Format.eventHeaderBytes }
+    var metadataOffset: Int { typeOffset + typeBytes }
+    var payloadOffset: Int { metadataOffset + metadataBytes }
+    var end: Int { offset + Format.aligned(Format.eventHeaderBytes + typeBytes + metadataBytes + payloadBytes) }
+}
+
+/// Reads frames back: finds the end of data, checks checksums and structure. Every length read
+/// from disk is checked against the bounds it must lie in before it is used.
+enum FrameDecoder {
+    enum Probe {
+        /// A well-formed frame whose checksum matches.
+        case frame(FrameHeader)
+        /// Zero bytes where the next frame would start: the end of written data.
+        case endOfData
+        /// Bytes that are not a valid frame (torn write or corruption).
+        case invalid(String)
+    }
+
+    /// Looks at the frame starting at `offset`. With `verifyChecksum` the CRC is checked too.
+    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int, verifyChecksum: Bool = true) -> Probe {
+        guard bytes.fits(offset, Format.frameHeaderBytes) else {
+            return bytes.fits(offset, 8) && bytes.u64(offset) != 0 ? .invalid("frame header past end of segment") : .endOfData
+        }
+        let length = Int(bytes.u32(offset + 4))
+        if length == 0 {
+            return bytes.u32(offset) == 0 && bytes.slice(offset, Format.frameHeaderBytes).isAllZero()
+                ? .endOfData : .invalid("zero frame length with non-zero header")
+        }
+        guard length >= Format.frameHeaderBytes, bytes.fits(offset, length) else {
+            return .invalid("frame length \(length) out of range")
+        }
+        guard let kind = Format.FrameKind(rawValue: bytes.u8(offset + 8)) else {
+            return .invalid("unknown frame kind \(bytes.u8(offset + 8))")
+        }
+        if verifyChecksum {
+            let stored = bytes.u32(offset)
+            guard CRC32C.checksum(bytes.slice(offset + 4, length - 4)) == stored else {
+                return .invalid("frame checksum mismatch")
+            }
+        }
+        let header = FrameHeader(
+            offset: offset, length: length, kind: kind,
+            streamNameBytes: Int(bytes.u16(offset + 10)),
+            eventCount: Int(bytes.u32(offset + 12)),
+            firstPosition: bytes.u64(offset + 16),
+            firstRevision: bytes.u64(offset + 24)
+        )
+        switch kind {
+        case .seal:
+            guard length == Format.sealFrameBytes, header.eventCount == 0, header.streamNameBytes == 0 else {
+                return .invalid("malformed seal frame")
+            }
+        case .events:
+            guard header.eventCount >= 1, header.streamNameBytes >= 1,
+                  Format.frameHeaderBytes + header.streamNameBytes <= length
+            else { return .invalid("malformed events frame header") }
+        }
+        return .frame(header)
+    }
+
+    /// Walks the records of a checksummed events frame and checks that their lengths are
+    /// consistent and exactly fill the frame. After this, ``record(at:in:)`` may read them
+    /// without further checks. Allocates nothing.
+    static func validateRecords(of frame: FrameHeader, in bytes: UnsafeRawBufferPointer) -> CorruptionReason? {
+        let frameEnd = frame.offset + frame.length
+        var cursor = frame.recordsOffset
+        for index in 0..<frame.eventCount {
+            guard cursor <= frameEnd, frameEnd - cursor >= Format.eventHeaderBytes else {
+                return CorruptionReason(offset: cursor, "event record \(index) past end of frame")
+            }
+            let layout = record(at: cursor, in: bytes)
+            let length = Int(bytes.u32(cursor))
+            guard length >= Format.eventHeaderBytes, length <= frameEnd - cursor,
+                  Format.eventHeaderBytes + layout.typeBytes + layout.metadataBytes + layout.payloadBytes == length
+            else { return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths") }
+            if index == frame.eventCount - 1, cursor + length != frameEnd {
+                return CorruptionReason(offset: cursor, "last event record does not end the frame")
+            }
+            cursor = layout.end
+        }
+        return nil
+    }
+
+    /// The layout of the record at `offset` of a frame that passed ``validateRecords(of:in:)``.
+    @inline(__always)
+    static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
+        EventRecordLayout(
+            offset: offset,
+            typeBytes: Int(bytes.u16(offset + 4)),
+            metadataBytes: Int(bytes.u32(offset + 8)),
+            payloadBytes: Int(bytes.u32(offset + 12))
+        )
+    }
+}
+
+/// A structural problem at an offset, before it is tied to a file path.
+struct CorruptionReason: Error {
+    let offset: Int
+    let reason: String
+    init(offset: Int, _ reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
+}

@@ -1,0 +1,59 @@
+/// The 64-byte header at the start of every segment file (see `format-spec.md`, "Segment
+/// header"). Written once when the segment is created; never changed afterwards.
+struct SegmentHeader: Sendable, Equatable {
+    var formatVersion: UInt16 = Format.version
+    /// The segment's sequence number; also its file name.
+    var segmentIndex: UInt64
+    /// The file's size: the space frames may use is this minus the header.
+    var segmentSizeBytes: UInt64
+    /// Global position of the first event this segment holds (or would hold).
+    var firstPosition: UInt64
+    /// When the segment was created, nanoseconds since the Unix epoch.
+    var createdAtNanoseconds: Int64
+
+    func encode(into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count >= Format.segmentHeaderBytes)
+        buffer.zero(0, Format.segmentHeaderBytes)
+        Format.segmentMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
+        buffer.storeU16(formatVersion, at: 8)
+        buffer.storeU16(UInt16(Format.segmentHeaderBytes), at: 10)
+        buffer.storeU32(0, at: 12)
+        buffer.storeU64(segmentIndex, at: 16)
+        buffer.storeU64(segmentSizeBytes, at: 24)
+        buffer.storeU64(firstPosition, at: 32)
+        buffer.storeI64(createdAtNanoseconds, at: 40)
+        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.segmentHeaderChecksumOffset))
+        buffer.storeU32(checksum, at: Format.segmentHeaderChecksumOffset)
+    }
+
+    /// Reads and checks a header: magic, checksum, version, sizes.
+    static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws(OpenError) -> SegmentHeader {
+        func corrupt(_ reason: String) -> OpenError {
+            .corrupt(CorruptionError(file: file, offset: 0, reason: reason))
+        }
+        guard bytes.fits(0, Format.segmentHeaderBytes) else { throw corrupt("file shorter than a segment header") }
+        guard bytes.slice(0, 8).elementsEqual(Format.segmentMagic) else {
+            throw corrupt("bad segment magic")
+        }
+        let stored = bytes.u32(Format.segmentHeaderChecksumOffset)
+        guard CRC32C.checksum(bytes.slice(0, Format.segmentHeaderChecksumOffset)) == stored else {
+            throw corrupt("segment header checksum mismatch")
+        }
+        let version = bytes.u16(8)
+        guard version >= 1 && version <= Format.version else {
+            throw .unsupportedFormatVersion(path: file, found: Int(version), supported: Int(Format.version))
+        }
+        guard Int(bytes.u16(10)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
+        let header = SegmentHeader(
+            formatVersion: version,
+            segmentIndex: bytes.u64(16),
+            segmentSizeBytes: bytes.u64(24),
+            firstPosition: bytes.u64(32),
+            createdAtNanoseconds: bytes.i64(40)
+        )
+        guard header.segmentSizeBytes == UInt64(bytes.count) else {
+            throw corrupt("header says \(header.segmentSizeBytes) bytes but the file has \(bytes.count)")
+        }
+        return header
+    }
+}

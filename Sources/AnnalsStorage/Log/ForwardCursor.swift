@@ -1,0 +1,100 @@
+/// Reads the log forwards from a position, frame by frame, straight from the mappings.
+/// Each frame's checksum and structure are verified before its first event is returned.
+public struct ForwardCursor: EventCursor {
+    private let snapshot: LogSnapshot
+    private let startPosition: UInt64
+    private var remaining: Int
+    private var slot: Int
+    private var offset: Int
+    private var expectedPosition: UInt64
+    private var done = false
+    // The frame being read.
+    private var segment: Segment?
+    private var stream = ""
+    private var recordOffset = 0
+    private var eventsLeftInFrame = 0
+    private var position: UInt64 = 0
+    private var revision: UInt64 = 0
+
+    init(snapshot: LogSnapshot, from start: UInt64, limit: Int) {
+        self.snapshot = snapshot
+        self.startPosition = start
+        self.remaining = max(0, limit)
+        self.slot = snapshot.slot(for: start)
+        self.offset = Format.segmentHeaderBytes
+        self.expectedPosition = snapshot.segments[slot].firstPosition
+        if start >= snapshot.end.nextPosition { done = true }
+    }
+
+    /// The next event, or nil at the end of what was committed when the read began.
+    ///
+    /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
+    public mutating func next() throws(ReadError) -> RecordedEvent? {
+        guard remaining > 0, !done else { return nil }
+        while eventsLeftInFrame == 0 {
+            guard try loadFrame() else {
+                done = true
+                return nil
+            }
+        }
+        guard let segment else { return nil }
+        let layout = FrameDecoder.record(at: recordOffset, in: segment.bytes)
+        let event = RecordedEvent(position: position, stream: stream, revision: revision, segment: segment, layout: layout)
+        recordOffset = layout.end
+        position += 1
+        revision += 1
+        eventsLeftInFrame -= 1
+        remaining -= 1
+        return event
+    }
+
+    /// Moves to the next frame that holds events at or after the start position.
+    private mutating func loadFrame() throws(ReadError) -> Bool {
+        while slot < snapshot.segments.count {
+            let current = snapshot.segments[slot]
+            guard current.index <= snapshot.end.segmentIndex else { return false }
+            let limit = snapshot.readLimit(of: current)
+            if offset >= limit {
+                guard current.index < snapshot.end.segmentIndex else { return false }
+                throw .corrupt(current.corruption(at: offset, "segment ends without a seal frame"))
+            }
+            guard let frame = try current.frameHeader(at: offset) else {
+                if current.index == snapshot.end.segmentIndex {
+                    throw .corrupt(current.corruption(at: offset, "committed data missing"))
+                }
+                throw .corrupt(current.corruption(at: offset, "segment ends without a seal frame"))
+            }
+            guard frame.firstPosition == expectedPosition else {
+                throw .corrupt(current.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expectedPosition)"))
+            }
+            if frame.kind == .seal {
+                try current.verify(frame)
+                slot += 1
+                offset = Format.segmentHeaderBytes
+                if slot < snapshot.segments.count, snapshot.segments[slot].firstPosition != expectedPosition {
+                    let next = snapshot.segments[slot]
+                    throw .corrupt(next.corruption(at: 32, "segment starts at position \(next.firstPosition), expected \(expectedPosition)"))
+                }
+                continue
+            }
+            offset = frame.end
+            expectedPosition = frame.nextPosition
+            guard frame.nextPosition > startPosition else { continue }
+            try current.verify(frame)
+            segment = current
+            stream = current.streamName(of: frame)
+            recordOffset = frame.recordsOffset
+            position = frame.firstPosition
+            revision = frame.firstRevision
+            eventsLeftInFrame = frame.eventCount
+            while position < startPosition {
+                recordOffset = FrameDecoder.record(at: recordOffset, in: current.bytes).end
+                position += 1
+                revision += 1
+                eventsLeftInFrame -= 1
+            }
+            return true
+        }
+        return false
+    }
+}

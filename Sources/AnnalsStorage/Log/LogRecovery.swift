@@ -1,0 +1,210 @@
+/// Opens the segments of a store and finds the end of valid data.
+///
+/// Data before the checkpoint was durable when the checkpoint was written: it is walked by
+/// frame headers only (to rebuild the stream table) and its checksums are left to reads and
+/// `verify`. Data after the checkpoint is verified frame by frame. In the last segment, the
+/// first bytes that are not a valid frame are a torn tail: they are cut and zeroed (writable
+/// open) or ignored (read-only). Anywhere else, a bad frame is corruption and open fails.
+struct LogRecovery {
+    let layout: StoreLayout
+    let writable: Bool
+
+    struct Result {
+        var segments: [Segment]
+        /// End of valid frames in the last segment.
+        var end: LogEnd
+        /// True when the last segment ends with a seal frame.
+        var lastSegmentSealed: Bool
+        /// Next revision of every stream.
+        var streamRevisions: [String: UInt64]
+        var report: RecoveryReport
+    }
+
+    func recover(checkpoint: Checkpoint?, report initialReport: RecoveryReport) throws(OpenError) -> Result {
+        var report = initialReport
+        let listing: (indexes: [UInt64], temporaryFiles: [String])
+        do { listing = try layout.listSegments() } catch { throw .system(error) }
+        if writable {
+            for file in listing.temporaryFiles {
+                do { try Syscalls.unlinkIfPresent(file) } catch { throw .system(error) }
+                report.removedTemporaryFiles.append(file)
+            }
+        }
+        guard let firstIndex = listing.indexes.first else {
+            throw .notAStore(path: layout.root, reason: "no segment files in \(layout.segmentsDirectory)")
+        }
+        for (offset, index) in listing.indexes.enumerated() where index != firstIndex + UInt64(offset) {
+            throw .corrupt(CorruptionError(
+                file: layout.segmentPath(firstIndex + UInt64(offset)), offset: 0, reason: "segment file missing"))
+        }
+        var segments: [Segment] = []
+        for (offset, index) in listing.indexes.enumerated() {
+            let path = layout.segmentPath(index)
+            let isLast = offset == listing.indexes.count - 1
+            let file: MappedFile
+            do { file = try MappedFile.open(path: path, writable: writable && isLast) } catch { throw .system(error) }
+            let header = try SegmentHeader.decode(file.bytes, file: path)
+            guard header.segmentIndex == index else {
+                throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
+            }
+            segments.append(Segment(header: header, file: file))
+        }
+
+        // Where verification starts: the checkpoint if it points at a segment we have.
+        var start = LogEnd(segmentIndex: firstIndex, offset: Format.segmentHeaderBytes, nextPosition: segments[0].firstPosition)
+        if let checkpoint, let segment = segments.first(where: { $0.index == checkpoint.segmentIndex }),
+           checkpoint.segmentOffset >= UInt64(Format.segmentHeaderBytes),
+           checkpoint.segmentOffset <= UInt64(segment.file.size),
+           checkpoint.segmentOffset % UInt64(Format.frameAlignment) == 0 {
+            start = LogEnd(segmentIndex: checkpoint.segmentIndex, offset: Int(checkpoint.segmentOffset),
+                           nextPosition: checkpoint.nextPosition)
+            report.usedCheckpoint = true
+            report.cleanShutdown = checkpoint.cleanShutdown
+        } else if checkpoint != nil {
+            report.warnings.append("checkpoint points outside the log; verified the whole log instead")
+        }
+
+        var streams: [String: UInt64] = [:]
+        var expected = segments[0].firstPosition
+        var end = start
+        var sealed = false
+        for (arrayIndex, segment) in segments.enumerated() {
+            let isLast = arrayIndex == segments.count - 1
+            guard segment.index >= start.segmentIndex else {
+                expected = try walkHeaders(of: segment, expecting: expected, streams: &streams)
+                continue
+            }
+            var offset = Format.segmentHeaderBytes
+            if segment.index == start.segmentIndex && start.offset > offset {
+                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, streams: &streams)
+                offset = start.offset
+            } else if segment.firstPosition != expected {
+                throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
+            }
+            if segment.index == start.segmentIndex, expected != start.nextPosition {
+                throw .corrupt(segment.corruption(at: offset, "checkpoint says position \(start.nextPosition), log says \(expected)"))
+            }
+            let scanStart = offset
+            sealed = false
+            scan: while true {
+                switch FrameDecoder.probe(segment.bytes, at: offset) {
+                case .frame(let frame):
+                    if frame.kind == .seal {
+                        guard frame.firstPosition == expected else {
+                            throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
+                        }
+                        sealed = true
+                        offset = frame.end
+                        break scan
+                    }
+                    try apply(frame, in: segment, expecting: expected, streams: &streams)
+                    expected = frame.nextPosition
+                    offset = frame.end
+                case .endOfData:
+                    guard isLast else {
+                        throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
+                    }
+                    break scan
+                case .invalid(let reason):
+                    guard isLast else { throw .corrupt(segment.corruption(at: offset, reason)) }
+                    try cutTail(of: segment, at: offset, reason: reason, report: &report)
+                    break scan
+                }
+            }
+            report.scannedBytes += offset - scanStart
+            end = LogEnd(segmentIndex: segment.index, offset: sealed ? offset - Format.sealFrameBytes : offset, nextPosition: expected)
+            if !isLast && !sealed {
+                throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
+            }
+        }
+        // A checkpoint taken after the scanned data must be durable before it can be trusted.
+        if writable, let last = segments.last, report.scannedBytes > 0 {
+            do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
+        }
+        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streamRevisions: streams, report: report)
+    }
+
+    /// Follows frame headers (no checksums) through data covered by the checkpoint.
+    private func walkHeaders(
+        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout [String: UInt64]
+    ) throws(OpenError) -> UInt64 {
+        var expected = position
+        guard segment.firstPosition == expected else {
+            throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
+        }
+        var offset = Format.segmentHeaderBytes
+        var previous: FrameHeader?
+        /// A damaged length sends the walk into the middle of a frame; blame the frame whose
+        /// checksum fails rather than the garbage it pointed to.
+        func culprit(_ offset: Int, _ reason: String) -> OpenError {
+            if let previous, (try? segment.verify(previous)) == nil {
+                return .corrupt(segment.corruption(at: previous.offset, "frame checksum mismatch"))
+            }
+            return .corrupt(segment.corruption(at: offset, reason))
+        }
+        while limit.map({ offset < $0 }) ?? true {
+            switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: false) {
+            case .frame(let frame):
+                defer { previous = frame }
+                if frame.kind == .seal {
+                    guard frame.firstPosition == expected else {
+                        throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
+                    }
+                    return expected
+                }
+                guard frame.firstPosition == expected else {
+                    throw culprit(offset, "frame at position \(frame.firstPosition), expected \(expected)")
+                }
+                let name = streamName(of: frame, in: segment)
+                streams[name] = frame.firstRevision + UInt64(frame.eventCount)
+                expected = frame.nextPosition
+                offset = frame.end
+            case .endOfData:
+                throw culprit(offset, limit == nil ? "sealed segment ends without a seal frame" : "checkpointed data missing")
+            case .invalid(let reason):
+                throw culprit(offset, reason)
+            }
+        }
+        return expected
+    }
+
+    private func apply(
+        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, streams: inout [String: UInt64]
+    ) throws(OpenError) {
+        guard frame.firstPosition == expected else {
+            throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
+        }
+        if let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+            throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
+        }
+        let name = streamName(of: frame, in: segment)
+        let current = streams[name] ?? 0
+        guard frame.firstRevision == current else {
+            throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
+        }
+        streams[name] = current + UInt64(frame.eventCount)
+    }
+
+    private func streamName(of frame: FrameHeader, in segment: Segment) -> String {
+        String(decoding: segment.bytes.slice(frame.offset + Format.frameHeaderBytes, frame.streamNameBytes), as: UTF8.self)
+    }
+
+    /// Cuts the torn tail at `offset`: zeroes every non-zero byte after it (so an old frame can
+    /// never reappear behind a new one) and syncs the zeroes.
+    private func cutTail(of segment: Segment, at offset: Int, reason: String, report: inout RecoveryReport) throws(OpenError) {
+        let bytes = segment.bytes
+        var lastNonZero = bytes.count
+        var index = bytes.count - 8
+        while index >= offset {
+            if bytes.u64(index) != 0 { break }
+            lastNonZero = index
+            index -= 8
+        }
+        let cutBytes = lastNonZero - offset
+        report.truncatedBytes = cutBytes
+        report.truncation = segment.corruption(at: offset, reason)
+        guard writable, cutBytes > 0 else { return }
+        segment.file.mutableBytes.zero(offset, cutBytes)
+        do { try segment.file.sync(offset..<lastNonZero) } catch { throw .system(error) }
+    }
+}

@@ -1,0 +1,50 @@
+/// What a reader sees: the segments and the visible end, taken together under the lock.
+/// Segments hold their mappings, so a snapshot stays readable whatever the writer does next.
+struct LogSnapshot: Sendable {
+    let segments: [Segment]
+    let end: LogEnd
+
+    /// Slot of the segment holding `position` (the last segment starting at or before it).
+    func slot(for position: UInt64) -> Int {
+        var low = 0
+        var high = segments.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if segments[middle].firstPosition <= position { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    /// How far frames may be read in `segment`: the visible end in the end segment, the whole
+    /// file (up to its seal) before it.
+    func readLimit(of segment: Segment) -> Int {
+        segment.index == end.segmentIndex ? end.offset : segment.file.size
+    }
+}
+
+extension Segment {
+    /// Checks a frame's checksum and record structure before any of its events is returned.
+    func verify(_ frame: FrameHeader) throws(ReadError) {
+        let bytes = self.bytes
+        guard CRC32C.checksum(bytes.slice(frame.offset + 4, frame.length - 4)) == bytes.u32(frame.offset) else {
+            throw .corrupt(corruption(at: frame.offset, "frame checksum mismatch"))
+        }
+        if frame.kind == .events, let problem = FrameDecoder.validateRecords(of: frame, in: bytes) {
+            throw .corrupt(corruption(at: problem.offset, problem.reason))
+        }
+    }
+
+    /// The stream name of an events frame.
+    func streamName(of frame: FrameHeader) -> String {
+        String(decoding: bytes.slice(frame.offset + Format.frameHeaderBytes, frame.streamNameBytes), as: UTF8.self)
+    }
+
+    /// The next frame header at `offset` (checksum not yet verified), or nil at the end of data.
+    func frameHeader(at offset: Int) throws(ReadError) -> FrameHeader? {
+        switch FrameDecoder.probe(bytes, at: offset, verifyChecksum: false) {
+        case .frame(let frame): return frame
+        case .endOfData: return nil
+        case .invalid(let reason): throw .corrupt(corruption(at: offset, reason))
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/// Everything about the log that changes, guarded by the store's mutex.
+struct LogState {
+    /// All segments in order; the last one is the one being written.
+    var segments: [Segment]
+    /// Offset in the active segment where the next frame goes.
+    var writeOffset: Int
+    /// True once the active segment has its seal frame: the next append must roll first.
+    var activeSealed: Bool
+    /// Position the next appended event gets.
+    var nextPosition: UInt64
+    /// What readers may see: everything written under `.none` / `.periodic`, everything durable
+    /// under `.fsyncBeforeAck`.
+    var visibleEnd: LogEnd
+    /// Everything before this position is on stable storage.
+    var durablePosition: UInt64
+    /// In the active segment, bytes before this offset are on stable storage.
+    var syncedOffset: Int
+    /// Next revision of every stream. (Rebuilt at open; persisted indexes replace the full walk.)
+    var streamRevisions: [String: UInt64]
+    /// Appenders waiting for a flush that covers their position.
+    var waiters: [DurabilityWaiter] = []
+    var flushRunning = false
+    /// Set when a sync fails: the store refuses writes from then on.
+    var failure: SystemError?
+    var closed = false
+    /// Held while the store is open for writing; dropping it releases the lock.
+    var lock: FileLock?
+    var checkpointSequence: UInt64
+    var appendCount = 0
+    var flushCount = 0
+
+    var activeSegment: Segment { segments[segments.count - 1] }
+    var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
+
+    init(recovered: LogRecovery.Result, lock: FileLock?, checkpointSequence: UInt64) {
+        segments = recovered.segments
+        writeOffset = recovered.end.offset
+        activeSealed = recovered.lastSegmentSealed
+        nextPosition = recovered.end.nextPosition
+        visibleEnd = recovered.end
+        durablePosition = recovered.end.nextPosition
+        syncedOffset = recovered.end.offset
+        streamRevisions = recovered.streamRevisions
+        self.lock = lock
+        self.checkpointSequence = checkpointSequence
+    }
+}
+
+/// An appender suspended until its events are durable.
+struct DurabilityWaiter {
+    let position: UInt64
+    let continuation: CheckedContinuation<Void, any Error>
+}

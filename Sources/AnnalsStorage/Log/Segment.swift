@@ -1,0 +1,65 @@
+/// One segment file of the log: its checked header and its mapping.
+///
+/// Sealed segments are immutable. The open segment is written only by the log writer, and
+/// only past the end that readers have been told about, so sharing it is safe.
+final class Segment: Sendable {
+    let header: SegmentHeader
+    let file: MappedFile
+
+    init(header: SegmentHeader, file: MappedFile) {
+        self.header = header
+        self.file = file
+    }
+
+    var index: UInt64 { header.segmentIndex }
+    var path: String { file.path }
+    var firstPosition: UInt64 { header.firstPosition }
+    var bytes: UnsafeRawBufferPointer { file.bytes }
+
+    /// Bytes available for frames, leaving room for the seal frame that ends every segment.
+    var frameCapacity: Int { file.size - Format.sealFrameBytes }
+
+    func corruption(at offset: Int, _ reason: String) -> CorruptionError {
+        CorruptionError(file: path, offset: offset, reason: reason)
+    }
+}
+
+/// File names inside a store directory (see `format-spec.md`, "Store directory").
+struct StoreLayout: Sendable {
+    let root: String
+
+    var lockPath: String { root + "/lock" }
+    var checkpointPath: String { root + "/checkpoint" }
+    var segmentsDirectory: String { root + "/segments" }
+
+    /// `segments/0000000000000042.seg`: the index as 16 zero-padded decimal digits.
+    func segmentPath(_ index: UInt64) -> String {
+        segmentsDirectory + "/" + Self.segmentFileName(index)
+    }
+
+    static func segmentFileName(_ index: UInt64) -> String {
+        let digits = String(index)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"
+    }
+
+    /// The segment index named by a file name, or nil for anything else.
+    static func segmentIndex(fileName: String) -> UInt64? {
+        guard fileName.hasSuffix(".seg"), fileName.utf8.count == 20 else { return nil }
+        return UInt64(fileName.dropLast(4))
+    }
+
+    /// Lists segment indexes in order, and names of left-over temporary files.
+    func listSegments() throws(SystemError) -> (indexes: [UInt64], temporaryFiles: [String]) {
+        let names = try Syscalls.directoryEntries(segmentsDirectory) ?? []
+        var indexes: [UInt64] = []
+        var temporary: [String] = []
+        for name in names {
+            if let index = Self.segmentIndex(fileName: name) {
+                indexes.append(index)
+            } else if name.hasSuffix(".tmp") {
+                temporary.append(segmentsDirectory + "/" + name)
+            }
+        }
+        return (indexes.sorted(), temporary)
+    }
+}

@@ -1,0 +1,136 @@
+/// What `verify` found.
+public struct VerificationReport: Sendable {
+    /// Segment files checked.
+    public var segments = 0
+    /// Frames whose checksum and structure were checked.
+    public var frames = 0
+    /// Events in those frames.
+    public var events: UInt64 = 0
+    /// Distinct streams seen.
+    public var streams = 0
+    /// Bytes of frames checked.
+    public var bytes = 0
+    /// Problems, in file order (at most ``StoreVerifier/maximumProblems``).
+    public var problems: [CorruptionError] = []
+    /// Non-zero bytes after the last valid frame of the last segment: a torn tail that the next
+    /// writable open will cut (normal while a writer is running or after a crash).
+    public var tornTailBytes = 0
+    /// Notes that are not problems (e.g. the torn tail).
+    public var notes: [String] = []
+
+    /// True when no problem was found.
+    public var isSound: Bool { problems.isEmpty }
+}
+
+/// Checks every frame of a store against its checksum, its structure, gapless positions,
+/// gapless stream revisions and segment seals, without changing any file. Safe to run while a
+/// writer has the store open. Problems are collected, not thrown.
+public enum StoreVerifier {
+    public static let maximumProblems = 100
+
+    /// Verifies the store at `path`. `progress` is called after each segment with
+    /// (segments done, segments total).
+    public static func verify(at path: String, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
+        var report = VerificationReport()
+        let layout = StoreLayout(root: path)
+        func problem(_ file: String, _ offset: Int, _ reason: String) {
+            if report.problems.count < maximumProblems {
+                report.problems.append(CorruptionError(file: file, offset: offset, reason: reason))
+            }
+        }
+        let indexes: [UInt64]
+        do { indexes = try layout.listSegments().indexes } catch {
+            problem(layout.segmentsDirectory, 0, error.description)
+            return report
+        }
+        if indexes.isEmpty { problem(layout.segmentsDirectory, 0, "no segment files") }
+        if let checkpointBytes = try? readSmallFile(layout.checkpointPath), case .failure(let failure) = Checkpoint.decode(checkpointBytes) {
+            problem(layout.checkpointPath, 0, "checkpoint unreadable: \(failure)")
+        }
+        var expectedPosition: UInt64?
+        var revisions: [String: UInt64] = [:]
+        for (slot, index) in indexes.enumerated() {
+            let isLast = slot == indexes.count - 1
+            let file = layout.segmentPath(index)
+            report.segments += 1
+            defer { progress?(slot + 1, indexes.count) }
+            if slot > 0, index != indexes[slot - 1] + 1 { problem(layout.segmentPath(indexes[slot - 1] + 1), 0, "segment file missing") }
+            let mapped: MappedFile
+            do { mapped = try MappedFile.open(path: file, writable: false) } catch {
+                problem(file, 0, error.description)
+                expectedPosition = nil
+                continue
+            }
+            let header: SegmentHeader
+            do { header = try SegmentHeader.decode(mapped.bytes, file: file) } catch {
+                problem(file, 0, "\(error)")
+                expectedPosition = nil
+                continue
+            }
+            if header.segmentIndex != index { problem(file, 16, "header names segment \(header.segmentIndex)") }
+            if let expected = expectedPosition, header.firstPosition != expected {
+                problem(file, 32, "segment starts at position \(header.firstPosition), expected \(expected)")
+            }
+            var expected = header.firstPosition
+            let segment = Segment(header: header, file: mapped)
+            var offset = Format.segmentHeaderBytes
+            var sealed = false
+            frames: while true {
+                switch FrameDecoder.probe(mapped.bytes, at: offset) {
+                case .frame(let frame):
+                    report.frames += 1
+                    report.bytes += frame.length
+                    if frame.firstPosition != expected {
+                        problem(file, offset, "frame at position \(frame.firstPosition), expected \(expected)")
+                    }
+                    if frame.kind == .seal {
+                        sealed = true
+                        break frames
+                    }
+                    if let issue = FrameDecoder.validateRecords(of: frame, in: mapped.bytes) {
+                        problem(file, issue.offset, issue.reason)
+                    }
+                    let stream = segment.streamName(of: frame)
+                    let revision = revisions[stream, default: 0]
+                    if frame.firstRevision != revision {
+                        problem(file, offset, "stream \(stream) continues at revision \(frame.firstRevision), expected \(revision)")
+                    }
+                    revisions[stream] = frame.firstRevision + UInt64(frame.eventCount)
+                    report.events += UInt64(frame.eventCount)
+                    expected = frame.nextPosition
+                    offset = frame.end
+                case .endOfData:
+                    break frames
+                case .invalid(let reason):
+                    if isLast {
+                        let tail = mapped.bytes.slice(offset, mapped.size - offset)
+                        var lastNonZero = tail.count
+                        while lastNonZero >= 8, tail.u64(lastNonZero - 8) == 0 { lastNonZero -= 8 }
+                        report.tornTailBytes = lastNonZero
+                        report.notes.append("torn tail of \(lastNonZero) bytes at \(file) offset \(offset) (\(reason)); "
+                            + "the next writable open cuts it")
+                    } else {
+                        problem(file, offset, reason)
+                    }
+                    break frames
+                }
+            }
+            if !isLast && !sealed { problem(file, offset, "sealed segment ends without a seal frame") }
+            expectedPosition = expected
+        }
+        report.streams = revisions.count
+        return report
+    }
+
+    private static func readSmallFile(_ path: String) throws(SystemError) -> [UInt8] {
+        let fd = try Syscalls.open(path, flags: O_RDONLY)
+        defer { Syscalls.close(fd) }
+        return try Syscalls.readAll(fd, count: 4096, path: path)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

@@ -1,0 +1,16 @@
+/// Where an append landed. Positions and revisions are inclusive ranges of the events written.
+public struct AppendResult: Sendable, Hashable {
+    /// The stream appended to.
+    public let stream: String
+    /// Global position of the first event of the append.
+    public let firstPosition: UInt64
+    /// Global position of the last event of the append.
+    public let lastPosition: UInt64
+    /// Stream revision of the first event of the append (revisions start at 0).
+    public let firstRevision: UInt64
+    /// Stream revision of the last event: the stream's current revision after the append.
+    public let lastRevision: UInt64
+
+    /// Number of events the append wrote.
+    public var eventCount: Int { Int(lastPosition - firstPosition) + 1 }
+}

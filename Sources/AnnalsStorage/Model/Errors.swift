@@ -1,0 +1,106 @@
+/// Bytes on disk that fail a check: a bad checksum, an impossible length, a gap in positions.
+/// Names the file and the byte offset so a person can look at it.
+public struct CorruptionError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Path of the file that holds the bad bytes.
+    public let file: String
+    /// Byte offset in that file where the bad structure starts.
+    public let offset: Int
+    /// What is wrong, e.g. `"frame checksum mismatch"`.
+    public let reason: String
+
+    public init(file: String, offset: Int, reason: String) {
+        self.file = file
+        self.offset = offset
+        self.reason = reason
+    }
+
+    public var description: String { "\(file) at offset \(offset): \(reason)" }
+}
+
+/// Why a store could not be opened.
+public enum OpenError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Another writer (in this process or another) holds the store's lock.
+    case storeLocked(path: String)
+    /// The directory exists but is not an Annals store (or is missing parts of one).
+    case notAStore(path: String, reason: String)
+    /// The store was written by a newer format version than this code can read or write.
+    case unsupportedFormatVersion(path: String, found: Int, supported: Int)
+    /// The options are out of range (e.g. a segment size below the minimum).
+    case invalidOptions(String)
+    /// Committed data failed a check during recovery.
+    case corrupt(CorruptionError)
+    /// A system call failed.
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .storeLocked(let path):
+            return "store is locked by another writer: \(path)"
+        case .notAStore(let path, let reason):
+            return "not an Annals store: \(path) (\(reason))"
+        case .unsupportedFormatVersion(let path, let found, let supported):
+            return "\(path) has format version \(found); this build supports up to \(supported)"
+        case .invalidOptions(let message):
+            return "invalid options: \(message)"
+        case .corrupt(let error):
+            return "corrupt store: \(error)"
+        case .system(let error):
+            return error.description
+        }
+    }
+}
+
+/// Why an append was refused. Every case except ``system(_:)`` and ``storeFailed(_:)`` is
+/// detected before anything is written: the store is exactly as it was.
+public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The stream name is empty, too long, or uses the reserved `$` prefix.
+    case invalidStreamName(String, reason: String)
+    /// An event type name is empty or too long.
+    case invalidEventType(String, reason: String)
+    /// An append with no events.
+    case emptyAppend(stream: String)
+    /// The events do not fit in one segment, so they cannot be written as one atomic frame.
+    case tooLarge(stream: String, frameBytes: Int, limitBytes: Int)
+    /// The store was closed.
+    case storeClosed
+    /// The store was opened read-only.
+    case readOnly
+    /// An earlier write or sync failed; the store refuses further writes until it is reopened
+    /// (after a failed sync the state of the page cache cannot be trusted).
+    case storeFailed(SystemError)
+    /// A system call failed during this append (for example `ENOSPC` creating a segment).
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .invalidStreamName(let name, let reason):
+            return "invalid stream name \"\(name.prefix(80))\": \(reason)"
+        case .invalidEventType(let type, let reason):
+            return "invalid event type \"\(type.prefix(80))\": \(reason)"
+        case .emptyAppend(let stream):
+            return "append to \(stream) has no events"
+        case .tooLarge(let stream, let frameBytes, let limitBytes):
+            return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
+        case .storeClosed:
+            return "the store is closed"
+        case .readOnly:
+            return "the store was opened read-only"
+        case .storeFailed(let error):
+            return "the store stopped accepting writes after an I/O failure: \(error)"
+        case .system(let error):
+            return error.description
+        }
+    }
+}
+
+/// Why a read failed. Corrupt data is never returned as events.
+public enum ReadError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A frame failed its checksum or structure checks.
+    case corrupt(CorruptionError)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let error): return "corrupt data: \(error)"
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// An event to append: what the caller supplies. The store adds the global position, the
+/// stream revision and the timestamp when it commits.
+///
+/// ```swift
+/// let placed = EventData(type: "OrderPlaced", payload: Array(#"{"total":42}"#.utf8))
+/// try await store.append([placed], to: "order-123")
+/// ```
+public struct EventData: Sendable, Hashable {
+    /// The event's identity. When nil the store generates a random (version 4) UUID.
+    public var id: UUID?
+    /// The event type name, e.g. `"OrderPlaced"`: 1 to ``StoreLimits/maximumEventTypeBytes``
+    /// bytes of UTF-8.
+    public var type: String
+    /// Opaque metadata bytes (often JSON: correlation ids, user, causation).
+    public var metadata: [UInt8]
+    /// Opaque payload bytes (often JSON).
+    public var payload: [UInt8]
+
+    public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = []) {
+        self.id = id
+        self.type = type
+        self.payload = payload
+        self.metadata = metadata
+    }
+}
+
+/// The events of one stream to append as one atomic unit (one frame on disk), for
+/// ``EventStore/append(_:)-([StreamAppend])`` which writes several of them with one durability wait.
+public struct StreamAppend: Sendable, Hashable {
+    /// The stream the events belong to.
+    public var stream: String
+    /// The events, in order. Must not be empty.
+    public var events: [EventData]
+
+    public init(stream: String, events: [EventData]) {
+        self.stream = stream
+        self.events = events
+    }
+}
+
+/// Limits on names and sizes. Larger inputs are rejected with an ``AppendError`` before
+/// anything is written.
+public enum StoreLimits {
+    /// Maximum length of a stream name in UTF-8 bytes.
+    public static let maximumStreamNameBytes = 1024
+    /// Maximum length of an event type name in UTF-8 bytes.
+    public static let maximumEventTypeBytes = 1024
+    /// Smallest segment size a store accepts (small, so tests can roll segments often).
+    public static let minimumSegmentSizeBytes = 4096
+    /// Largest segment size a store accepts.
+    public static let maximumSegmentSizeBytes = 1 << 30
+    /// Stream names starting with this character are reserved for the store itself.
+    public static let reservedStreamPrefix: Character = "$"
+}

@@ -1,0 +1,75 @@
+/// When an append counts as done.
+public enum Durability: Sendable, Hashable {
+    /// `append` returns after the frame is on stable storage (`msync(MS_SYNC)`). Concurrent
+    /// appenders share one flush (group commit). The default, and the only mode in which an
+    /// acknowledged append survives power loss.
+    case fsyncBeforeAck
+    /// `append` returns once the frame is in the page cache; a background flush runs every
+    /// `interval`. **Unsafe:** an OS crash or power loss can lose up to one interval of
+    /// acknowledged appends (a `kill -9` of the process loses nothing).
+    case periodic(Duration)
+    /// `append` returns once the frame is in the page cache; the store syncs only when a
+    /// segment fills up, on ``EventStore/flush()`` and on ``EventStore/close()``. **Unsafe:** an
+    /// OS crash or power loss can lose any acknowledged append since the last sync.
+    case none
+}
+
+/// How a store is opened.
+public struct StoreOptions: Sendable, Hashable {
+    /// When appends are acknowledged. Default ``Durability/fsyncBeforeAck``.
+    public var durability: Durability = .fsyncBeforeAck
+    /// Size of new segment files, a multiple of 4096 between
+    /// ``StoreLimits/minimumSegmentSizeBytes`` and ``StoreLimits/maximumSegmentSizeBytes``.
+    /// Default 64 MiB. Existing segments keep the size they were created with.
+    public var segmentSizeBytes: Int = 64 << 20
+    /// Create the store when the directory does not exist or is empty. Default true.
+    public var createIfMissing: Bool = true
+    /// Open without taking the writer lock and without changing any file: for reading while
+    /// another process writes, and for inspection. Appends throw ``AppendError/readOnly``.
+    public var readOnly: Bool = false
+
+    public init(
+        durability: Durability = .fsyncBeforeAck,
+        segmentSizeBytes: Int = 64 << 20,
+        createIfMissing: Bool = true,
+        readOnly: Bool = false
+    ) {
+        self.durability = durability
+        self.segmentSizeBytes = segmentSizeBytes
+        self.createIfMissing = createIfMissing
+        self.readOnly = readOnly
+    }
+
+    func validate() throws(OpenError) {
+        guard segmentSizeBytes >= StoreLimits.minimumSegmentSizeBytes,
+              segmentSizeBytes <= StoreLimits.maximumSegmentSizeBytes,
+              segmentSizeBytes % 4096 == 0
+        else {
+            throw .invalidOptions(
+                "segmentSizeBytes \(segmentSizeBytes) must be a multiple of 4096 between "
+                    + "\(StoreLimits.minimumSegmentSizeBytes) and \(StoreLimits.maximumSegmentSizeBytes)")
+        }
+        if case .periodic(let interval) = durability, interval <= .zero {
+            throw .invalidOptions("periodic durability needs a positive interval")
+        }
+    }
+}
+
+/// What recovery found and did when the store was opened.
+public struct RecoveryReport: Sendable, Hashable {
+    /// True when a readable checkpoint let recovery skip verifying the data before it.
+    public var usedCheckpoint = false
+    /// True when the store had been closed cleanly (nothing to scan).
+    public var cleanShutdown = false
+    /// Bytes of log verified frame by frame (the tail after the checkpoint).
+    public var scannedBytes = 0
+    /// Bytes of a torn tail (an append that never completed) that were cut and zeroed. In a
+    /// read-only open nothing is cut: this says how much would be.
+    public var truncatedBytes = 0
+    /// Where the cut was made, with why the bytes there were not a valid frame.
+    public var truncation: CorruptionError?
+    /// Temporary files left by an interrupted operation, removed.
+    public var removedTemporaryFiles: [String] = []
+    /// Anything else worth knowing, e.g. an unreadable checkpoint that forced a full scan.
+    public var warnings: [String] = []
+}

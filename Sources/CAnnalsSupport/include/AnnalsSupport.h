@@ -1,0 +1,22 @@
+#ifndef ANNALS_SUPPORT_H
+#define ANNALS_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "AnnalsSyscalls.h"
+
+/// Extends a CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) over `length` bytes.
+///
+/// `crc` is the running value *without* the final XOR: start with 0xFFFFFFFF and XOR the
+/// result with 0xFFFFFFFF when done (the Swift wrapper does both). Uses the SSE4.2 / ARMv8
+/// CRC32 instructions when the CPU has them (checked once at run time), otherwise a
+/// slicing-by-8 table implementation. Thread-safe.
+uint32_t annals_crc32c_update(uint32_t crc, const void *bytes, size_t length);
+
+/// 1 when `annals_crc32c_update` runs on the hardware instruction, 0 for the table fallback.
+int annals_crc32c_is_hardware(void);
+
+/// Forces the portable table implementation (for tests that compare both paths).
+uint32_t annals_crc32c_update_portable(uint32_t crc, const void *bytes, size_t length);
+
+#endif

@@ -1,0 +1,17 @@
+#define _GNU_SOURCE
+#include "AnnalsSyscalls.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+
+int annals_fallocate(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, 0, (off_t)offset, (off_t)length);
+}
+
+ptrdiff_t annals_getrandom(void *buffer, size_t length) {
+    return getrandom(buffer, length, 0);
+}
+
+int annals_stat(const char *path, struct stat *result) {
+    return stat(path, result);
+}

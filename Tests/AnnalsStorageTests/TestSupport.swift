@@ -1,0 +1,75 @@
+import Foundation
+@testable import AnnalsStorage
+
+/// A fresh directory under the system temp dir, removed when the value is deinitialized.
+final class TemporaryDirectory: @unchecked Sendable {
+    let path: String
+
+    init(_ label: String = "annals-test") {
+        let base = FileManager.default.temporaryDirectory.path
+        path = "\(base)/\(label)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64) so failures replay from the printed seed.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// An event whose payload can be checked from its stream and index alone.
+func checkableEvent(stream: String, index: Int, size: Int, type: String = "Checked") -> EventData {
+    var payload = [UInt8](repeating: 0, count: size)
+    var seed: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in stream.utf8 { seed = (seed ^ UInt64(byte)) &* 0x100_0000_01B3 }
+    seed ^= UInt64(index) &* 0x9E37_79B9
+    for i in 0..<size {
+        seed = seed &* 6364136223846793005 &+ 1442695040888963407
+        payload[i] = UInt8(truncatingIfNeeded: seed >> 56)
+    }
+    return EventData(type: type, payload: payload, metadata: Array("{\"i\":\(index)}".utf8))
+}
+
+func readEverything(_ store: EventStore) throws -> [RecordedEvent] {
+    var cursor = store.readAll().makeCursor()
+    var events: [RecordedEvent] = []
+    while let event = try cursor.next() { events.append(event) }
+    return events
+}
+
+func readEverythingBackwards(_ store: EventStore) throws -> [RecordedEvent] {
+    var cursor = store.readAllBackwards().makeCursor()
+    var events: [RecordedEvent] = []
+    while let event = try cursor.next() { events.append(event) }
+    return events
+}
+
+func copyDirectory(_ from: String, to: String) throws {
+    try? FileManager.default.removeItem(atPath: to)
+    try FileManager.default.copyItem(atPath: from, toPath: to)
+}
+
+func segmentFiles(_ store: String) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: store + "/segments").filter { $0.hasSuffix(".seg") }.sorted()
+        .map { store + "/segments/" + $0 }
+}
+
+func modifyFile(_ path: String, _ body: (inout [UInt8]) -> Void) throws {
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    body(&bytes)
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+let smallSegments = StoreOptions(segmentSizeBytes: 64 * 1024)
