@@ -120,7 +120,7 @@ struct PreparedAppend {
     let timestamp: Int64
     let frameBytes: Int
 
-    init(_ append: StreamAppend, frameLimitBytes: Int) throws(AppendError) {
+    init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true) throws(AppendError) {
         let name = append.stream
         let nameBytes = name.utf8.count
         guard nameBytes > 0 else { throw .invalidStreamName(name, reason: "empty") }
@@ -144,7 +144,7 @@ struct PreparedAppend {
         }
         self.stream = name
         self.events = append.events
-        self.ids = EventIDGenerator.fill(append.events)
+        self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
         self.timestamp = Syscalls.wallClockNanoseconds()
         self.frameBytes = frameBytes
     }

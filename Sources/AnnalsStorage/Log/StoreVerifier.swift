@@ -87,6 +87,9 @@ public enum StoreVerifier {
                         sealed = true
                         break frames
                     }
+                    if !mapped.bytes.slice(frame.offset + frame.length, frame.end - frame.offset - frame.length).isAllZero() {
+                        problem(file, frame.offset + frame.length, "non-zero padding after frame")
+                    }
                     if let issue = FrameDecoder.validateRecords(of: frame, in: mapped.bytes) {
                         problem(file, issue.offset, issue.reason)
                     }

@@ -1,0 +1,36 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks live in their own package (like swift-nio's) so the library builds without the
+// harness. `make bench` runs the `annals-headline` table; `swift package benchmark` runs the
+// package-benchmark suites in Benchmarks/AnnalsBenchmarks.
+let package = Package(
+    name: "AnnalsBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Annals", path: ".."),
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [.product(name: "AnnalsStorage", package: "Annals")]
+        ),
+        .executableTarget(
+            name: "annals-headline",
+            dependencies: ["BenchmarkSupport", .product(name: "AnnalsStorage", package: "Annals")],
+            path: "Sources/Headline"
+        ),
+        .executableTarget(
+            name: "AnnalsBenchmarks",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "AnnalsStorage", package: "Annals"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/AnnalsBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

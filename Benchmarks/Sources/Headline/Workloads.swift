@@ -1,0 +1,142 @@
+import AnnalsStorage
+import BenchmarkSupport
+import Foundation
+
+/// One measured row of the headline table.
+struct Measurement: Codable {
+    var workload: String
+    var system = "annals"
+    var events: Int
+    var eventBytes: Int
+    var eventsPerSecond: Double
+    var megabytesPerSecond: Double
+    var p50Microseconds: Double?
+    var p99Microseconds: Double?
+}
+
+/// The headline workloads: each runs in a fresh store under `directory`.
+struct Workloads {
+    let directory: String
+    let pool: [(stream: String, event: EventData)]
+    let averageEventBytes: Int
+
+    init(directory: String, poolSize: Int) {
+        self.directory = directory
+        var generator = RealisticEvents(seed: 1)
+        pool = generator.events(poolSize)
+        averageEventBytes = pool.reduce(0) { $0 + $1.event.payload.count + $1.event.metadata.count + $1.event.type.utf8.count } / pool.count
+    }
+
+    private func freshStore(_ name: String, _ durability: Durability) throws -> EventStore {
+        let path = directory + "/" + name
+        try? FileManager.default.removeItem(atPath: path)
+        return try EventStore.open(at: path, options: StoreOptions(durability: durability))
+    }
+
+    /// `total` events appended in batches of `batch` events, each batch one stream's frame.
+    func appendBatches(total: Int, batch: Int, durability: Durability, name: String) async throws -> Measurement {
+        let store = try freshStore(name, durability)
+        let batches = total / batch
+        let prepared: [[EventData]] = (0..<min(batches, 200)).map { index in
+            (0..<batch).map { pool[(index * batch + $0) % pool.count].event }
+        }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(batches)
+        let seconds = try await Stopwatch.time {
+            for index in 0..<batches {
+                let started = ContinuousClock.now
+                _ = try await store.append(prepared[index % prepared.count], to: "order-\(index % 10_000)")
+                let elapsed = ContinuousClock.now - started
+                latencies.append(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+            }
+            try await store.flush()
+        }
+        try await store.close()
+        let events = batches * batch
+        return Measurement(
+            workload: "append-batch\(batch)-\(label(durability))", events: events, eventBytes: averageEventBytes,
+            eventsPerSecond: Double(events) / seconds, megabytesPerSecond: Double(events * averageEventBytes) / seconds / 1e6,
+            p50Microseconds: Stopwatch.percentile(latencies, 0.5) * 1e6, p99Microseconds: Stopwatch.percentile(latencies, 0.99) * 1e6)
+    }
+
+    /// `writers` tasks each appending `perWriter` single events, fsync before ack.
+    func concurrentSingles(writers: Int, perWriter: Int) async throws -> Measurement {
+        let store = try freshStore("singles-\(writers)", .fsyncBeforeAck)
+        let pool = self.pool
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    var latencies: [Double] = []
+                    for index in 0..<perWriter {
+                        let item = pool[(writer * perWriter + index) % pool.count]
+                        let started = ContinuousClock.now
+                        _ = try await store.append([item.event], to: "writer-\(writer)")
+                        let elapsed = ContinuousClock.now - started
+                        latencies.append(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let flushes = store.commitCounters.flushes
+        try await store.close()
+        let events = writers * perWriter
+        print("  \(writers) writer(s): \(events) appends served by \(flushes) flushes")
+        return Measurement(
+            workload: "append-single-fsync-\(writers)writer\(writers == 1 ? "" : "s")", events: events, eventBytes: averageEventBytes,
+            eventsPerSecond: Double(events) / seconds, megabytesPerSecond: Double(events * averageEventBytes) / seconds / 1e6,
+            p50Microseconds: Stopwatch.percentile(latencies, 0.5) * 1e6, p99Microseconds: Stopwatch.percentile(latencies, 0.99) * 1e6)
+    }
+
+    /// Replays `$all` of the store left by an earlier append workload (page cache warm: the
+    /// best of three runs after one warm-up), touching every payload.
+    func replay(name: String) async throws -> Measurement {
+        let store = try EventStore.open(at: directory + "/" + name, options: StoreOptions(readOnly: true))
+        var best = Double.infinity
+        var events = 0
+        var bytes = 0
+        for run in 0..<4 {
+            var count = 0
+            var payloadBytes = 0
+            var checksum: UInt8 = 0
+            let seconds = try Stopwatch.time {
+                var cursor = store.readAll().makeCursor()
+                while let event = try cursor.next() {
+                    count += 1
+                    payloadBytes += event.payloadCount
+                    checksum ^= event.withPayloadBytes { $0.last ?? 0 }
+                }
+            }
+            if checksum == 1 && count < 0 { print("") }
+            if run > 0 { best = min(best, seconds) }
+            events = count
+            bytes = payloadBytes
+        }
+        return Measurement(
+            workload: "replay-all", events: events, eventBytes: bytes / max(events, 1),
+            eventsPerSecond: Double(events) / best, megabytesPerSecond: Double(bytes) / best / 1e6)
+    }
+
+    private func label(_ durability: Durability) -> String {
+        switch durability {
+        case .fsyncBeforeAck: return "fsync"
+        case .periodic: return "periodic"
+        case .none: return "nosync"
+        }
+    }
+}
+
+extension Stopwatch {
+    static func time(_ body: () throws -> Void) throws -> Double {
+        let start = ContinuousClock.now
+        try body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}

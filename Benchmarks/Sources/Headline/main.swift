@@ -1,0 +1,80 @@
+import AnnalsStorage
+import Foundation
+
+// `make bench`: the headline append/replay table on a temporary store, with the machine's
+// limits measured in the same run. `--full` runs the 10M-event sizes.
+
+let full = CommandLine.arguments.contains("--full")
+let scale = full ? 10 : 1
+let base = ProcessInfo.processInfo.environment["ANNALS_BENCH_DIR"] ?? FileManager.default.temporaryDirectory.path
+let directory = base + "/annals-bench-\(ProcessInfo.processInfo.processIdentifier)"
+try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: directory) }
+
+print("Annals headline benchmark (\(full ? "full" : "quick") run) in \(directory)")
+print("CRC-32C hardware instruction: \(CRC32C.isHardwareAccelerated ? "yes" : "no")")
+print("measuring machine limits…")
+let limits = MachineLimits.measure(in: directory)
+
+let workloads = Workloads(directory: directory, poolSize: 100_000)
+print("events: realistic JSON, average \(workloads.averageEventBytes) bytes (type + metadata + payload)")
+var results: [Measurement] = []
+@MainActor func run(_ title: String, _ body: () async throws -> Measurement) async throws {
+    print("running \(title)…")
+    let measurement = try await body()
+    results.append(measurement)
+}
+try await run("append, 1,000-event batches, fsync") {
+    try await workloads.appendBatches(total: 1_000_000 * scale, batch: 1000, durability: .fsyncBeforeAck, name: "batch1000-fsync")
+}
+try await run("append, 1,000-event batches, no sync") {
+    try await workloads.appendBatches(total: 1_000_000 * scale, batch: 1000, durability: .none, name: "batch1000-nosync")
+}
+try await run("append, 100-event batches, fsync") {
+    try await workloads.appendBatches(total: 200_000 * scale, batch: 100, durability: .fsyncBeforeAck, name: "batch100-fsync")
+}
+try await run("append, single events, fsync, 1 writer") {
+    try await workloads.concurrentSingles(writers: 1, perWriter: 3_000)
+}
+try await run("append, single events, fsync, 64 writers") {
+    try await workloads.concurrentSingles(writers: 64, perWriter: 500 * scale)
+}
+try await run("$all replay") { try await workloads.replay(name: "batch1000-fsync") }
+
+func format(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+func column(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+}
+print("")
+print("machine: memcpy \(format(limits.memcpyGigabytesPerSecond, 1)) GB/s, sequential write+fsync "
+    + "\(format(limits.sequentialWriteGigabytesPerSecond, 2)) GB/s, 4 KiB fdatasync \(format(limits.fdatasyncPerSecond))/s "
+    + "(p50 \(format(limits.fdatasyncP50Microseconds)) µs), CRC-32C \(format(limits.crc32cGigabytesPerSecond, 1)) GB/s")
+print("")
+print(column("workload", 34) + column("events", 11) + column("events/s", 13) + column("MB/s", 9) + column("p50 µs", 10) + column("p99 µs", 10))
+for result in results {
+    print(column(result.workload, 34) + column("\(result.events)", 11) + column(format(result.eventsPerSecond), 13)
+        + column(format(result.megabytesPerSecond, 1), 9)
+        + column(result.p50Microseconds.map { format($0, 1) } ?? "-", 10)
+        + column(result.p99Microseconds.map { format($0, 1) } ?? "-", 10))
+}
+print("")
+print("targets (design brief): append ≥ 1.5M events/s with fsync per 1,000-event batch; 64 fsync'd single-event writers ≥ 100k events/s; "
+    + "$all replay ≥ 10M events/s. SQLite and LMDB side by side: issue 7.")
+
+struct Report: Codable {
+    var machine: [String: Double]
+    var results: [Measurement]
+}
+let report = Report(
+    machine: [
+        "memcpyGigabytesPerSecond": limits.memcpyGigabytesPerSecond,
+        "sequentialWriteGigabytesPerSecond": limits.sequentialWriteGigabytesPerSecond,
+        "fdatasyncPerSecond": limits.fdatasyncPerSecond,
+        "crc32cGigabytesPerSecond": limits.crc32cGigabytesPerSecond,
+    ],
+    results: results)
+let encoder = JSONEncoder()
+encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+try FileManager.default.createDirectory(atPath: "bench-results", withIntermediateDirectories: true)
+try encoder.encode(report).write(to: URL(fileURLWithPath: "bench-results/latest.json"))
+print("wrote bench-results/latest.json")

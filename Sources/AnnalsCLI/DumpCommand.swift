@@ -1,0 +1,78 @@
+import AnnalsStorage
+import ArgumentParser
+import Foundation
+
+/// `annals dump STORE`: prints events as JSON Lines.
+struct DumpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump",
+        abstract: "Print events as JSON Lines, in global position order.",
+        discussion: """
+            Each line: {"position", "stream", "revision", "id", "type", "timestamp" (ISO 8601, \
+            UTC, nanoseconds), "metadata", "data"}. Metadata and data bytes that are one JSON \
+            value without line breaks are printed as that JSON, byte for byte; other bytes are \
+            printed base64-encoded as "metadataBase64"/"dataBase64"; empty ones are left out. \
+            Opens the store read-only, so it works while a writer is running.
+            """
+    )
+
+    @Argument(help: "Store directory.")
+    var store: String
+
+    @Option(help: "First global position to print.")
+    var from: UInt64 = 0
+
+    @Option(help: "Print at most this many events.")
+    var limit: Int = .max
+
+    func run() async throws {
+        let store: EventStore
+        do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+        var output = OutputBuffer()
+        var cursor = store.readAll(from: from, limit: limit).makeCursor()
+        do {
+            while let event = try cursor.next() {
+                EventLine.write(event, to: &output)
+            }
+        } catch {
+            output.flush()
+            throw fail(error)
+        }
+        output.flush()
+    }
+}
+
+/// The JSON Lines form of a recorded event, shared by `dump` and its tests.
+enum EventLine {
+    static func write(_ event: RecordedEvent, to output: inout OutputBuffer) {
+        output.append("{\"position\":")
+        output.appendNumber(event.position)
+        output.append(",\"stream\":")
+        output.appendJSONString(event.stream)
+        output.append(",\"revision\":")
+        output.appendNumber(event.revision)
+        output.append(",\"id\":\"")
+        output.append(event.id.uuidString.lowercased())
+        output.append("\",\"type\":")
+        output.appendJSONString(event.type)
+        output.append(",\"timestamp\":\"")
+        output.append(event.timestamp.iso8601)
+        output.append("\"")
+        event.withMetadataBytes { writeBytes($0, key: "metadata", to: &output) }
+        event.withPayloadBytes { writeBytes($0, key: "data", to: &output) }
+        output.append("}")
+        output.endLine()
+    }
+
+    private static func writeBytes(_ bytes: UnsafeRawBufferPointer, key: String, to output: inout OutputBuffer) {
+        guard !bytes.isEmpty else { return }
+        if !bytes.contains(0x0A), !bytes.contains(0x0D), JSONScanner.isJSON(bytes) {
+            output.append(",\"\(key)\":")
+            output.append(bytes)
+        } else {
+            output.append(",\"\(key)Base64\":\"")
+            output.append(Data(bytes).base64EncodedString())
+            output.append("\"")
+        }
+    }
+}

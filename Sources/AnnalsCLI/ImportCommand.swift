@@ -1,0 +1,195 @@
+import AnnalsStorage
+import ArgumentParser
+import Foundation
+
+/// `annals import STORE`: appends JSON Lines from stdin.
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Append events read as JSON Lines from standard input.",
+        discussion: """
+            One event per line: {"stream": "order-1", "type": "OrderPlaced", "data": {...}, \
+            "metadata": {...}, "id": "UUID"}. "data" and "metadata" are any JSON value, stored \
+            byte for byte as written; "dataBase64"/"metadataBase64" give raw bytes instead. \
+            "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
+            and ignored: the store assigns them. Blank lines are skipped.
+
+            Lines are committed in batches of up to --batch events; consecutive lines of the \
+            same stream become one atomic frame. With --durability fsync, after each batch is \
+            on disk the command prints `committed <last global position>`. With periodic or \
+            none it prints that line once, after the final sync at the end. A bad line stops \
+            the import with its line number; nothing from its batch is written.
+            """
+    )
+
+    @Argument(help: "Store directory (created if missing).")
+    var store: String
+
+    @Option(help: "When a batch counts as committed: fsync (default), periodic or none.")
+    var durability: Durability = .fsyncBeforeAck
+
+    @Option(help: "Events per committed batch.")
+    var batch: Int = 1000
+
+    @Option(help: "Size of new segment files in bytes (multiple of 4096).")
+    var segmentSizeBytes: Int = 64 << 20
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+    }
+
+    func run() async throws {
+        let store: EventStore
+        do {
+            store = try EventStore.open(at: self.store, options: StoreOptions(durability: durability, segmentSizeBytes: segmentSizeBytes))
+        } catch {
+            throw fail(error)
+        }
+        var importer = Importer(store: store, batchSize: batch, printEveryCommit: durability == .fsyncBeforeAck)
+        var lineNumber = 0
+        var progress = Progress()
+        do {
+            while let line = readLine(strippingNewline: true) {
+                lineNumber += 1
+                if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
+                try await importer.add(line, lineNumber: lineNumber)
+                progress.update("imported \(importer.committedEvents) events, line \(lineNumber)")
+            }
+            try await importer.commit()
+            progress.finish()
+            try await store.close()
+            importer.printCommittedAfterClose()
+        } catch {
+            progress.finish()
+            try? await store.close()
+            throw fail(error)
+        }
+    }
+}
+
+/// Batches parsed lines and commits them.
+struct Importer {
+    struct LineError: Error, CustomStringConvertible {
+        let line: Int
+        let message: String
+        var description: String { "line \(line): \(message)" }
+    }
+
+    let store: EventStore
+    let batchSize: Int
+    let printEveryCommit: Bool
+    private var pending: [(stream: String, event: EventData, line: Int)] = []
+    private(set) var committedEvents = 0
+    private var lastCommitted: UInt64?
+    private var output = OutputBuffer()
+
+    init(store: EventStore, batchSize: Int, printEveryCommit: Bool) {
+        self.store = store
+        self.batchSize = batchSize
+        self.printEveryCommit = printEveryCommit
+    }
+
+    mutating func add(_ line: String, lineNumber: Int) async throws {
+        let (stream, event) = try Self.parse(line, lineNumber: lineNumber)
+        do { try store.validate([event], to: stream) } catch {
+            throw LineError(line: lineNumber, message: error.description)
+        }
+        pending.append((stream, event, lineNumber))
+        if pending.count >= batchSize { try await commit() }
+    }
+
+    /// Appends the pending lines: runs of one stream become one frame (split where a frame
+    /// would exceed the store's limit).
+    mutating func commit() async throws {
+        guard !pending.isEmpty else { return }
+        var appends: [StreamAppend] = []
+        var lines: [ClosedRange<Int>] = []
+        var runBytes = 0
+        for item in pending {
+            let eventBytes = EventStore.encodedSize(of: [item.event], to: item.stream)
+            if let last = appends.last, last.stream == item.stream,
+               runBytes + eventBytes - EventStore.encodedSize(of: [], to: item.stream) <= store.maximumAppendBytes {
+                appends[appends.count - 1].events.append(item.event)
+                lines[lines.count - 1] = lines[lines.count - 1].lowerBound...item.line
+                runBytes += eventBytes - EventStore.encodedSize(of: [], to: item.stream)
+            } else {
+                appends.append(StreamAppend(stream: item.stream, events: [item.event]))
+                lines.append(item.line...item.line)
+                runBytes = eventBytes
+            }
+        }
+        let results: [AppendResult]
+        do { results = try await store.append(appends) } catch {
+            throw LineError(line: lines.first?.lowerBound ?? 0, message: "batch through line \(lines.last?.upperBound ?? 0) failed: \(error)")
+        }
+        committedEvents += pending.count
+        pending.removeAll(keepingCapacity: true)
+        lastCommitted = results.last?.lastPosition
+        if printEveryCommit, let lastCommitted {
+            output.append("committed \(lastCommitted)")
+            output.endLine()
+            output.flush()
+        }
+    }
+
+    mutating func printCommittedAfterClose() {
+        guard !printEveryCommit, let lastCommitted else { return }
+        output.append("committed \(lastCommitted)")
+        output.endLine()
+        output.flush()
+    }
+
+    static let knownKeys: Set<String> = [
+        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "position", "revision", "timestamp",
+    ]
+
+    static func parse(_ line: String, lineNumber: Int) throws -> (String, EventData) {
+        var line = line
+        return try line.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
+            let members: [JSONScanner.Member]
+            do { members = try JSONScanner.objectMembers(raw) } catch {
+                throw LineError(line: lineNumber, message: "invalid JSON: \(error)")
+            }
+            var fields: [String: JSONScanner.Member] = [:]
+            for member in members {
+                guard knownKeys.contains(member.key) else {
+                    throw LineError(line: lineNumber, message: "unknown key \"\(member.key)\"")
+                }
+                guard fields[member.key] == nil else { throw LineError(line: lineNumber, message: "duplicate key \"\(member.key)\"") }
+                fields[member.key] = member
+            }
+            func string(_ key: String, required: Bool) throws -> String? {
+                guard let member = fields[key] else {
+                    if required { throw LineError(line: lineNumber, message: "missing \"\(key)\"") }
+                    return nil
+                }
+                guard member.kind == .string else { throw LineError(line: lineNumber, message: "\"\(key)\" must be a string") }
+                return try JSONScanner.decodeString(raw, member.range)
+            }
+            func bytes(_ key: String, base64Key: String) throws -> [UInt8] {
+                if let member = fields[key] {
+                    guard fields[base64Key] == nil else {
+                        throw LineError(line: lineNumber, message: "both \"\(key)\" and \"\(base64Key)\" given")
+                    }
+                    return Array(raw[member.range])
+                }
+                guard let encoded = try string(base64Key, required: false) else { return [] }
+                guard let data = Data(base64Encoded: encoded) else {
+                    throw LineError(line: lineNumber, message: "\"\(base64Key)\" is not valid base64")
+                }
+                return [UInt8](data)
+            }
+            let stream = try string("stream", required: true) ?? ""
+            let type = try string("type", required: true) ?? ""
+            var id: UUID?
+            if let text = try string("id", required: false) {
+                guard let parsed = UUID(uuidString: text) else { throw LineError(line: lineNumber, message: "\"id\" is not a UUID") }
+                id = parsed
+            }
+            let event = EventData(id: id, type: type, payload: try bytes("data", base64Key: "dataBase64"),
+                                  metadata: try bytes("metadata", base64Key: "metadataBase64"))
+            return (stream, event)
+        }
+    }
+}

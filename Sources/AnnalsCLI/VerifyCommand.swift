@@ -1,0 +1,31 @@
+import AnnalsStorage
+import ArgumentParser
+
+/// `annals verify STORE`: checks every frame.
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every frame's checksum and structure, gapless positions and revisions.",
+        discussion: "Exits 0 when the store is sound, 1 with the first problems (file, offset, what) when not. Changes nothing."
+    )
+
+    @Argument(help: "Store directory.")
+    var store: String
+
+    func run() async throws {
+        var progress = Progress()
+        let report = StoreVerifier.verify(at: store) { done, total in
+            progress.update("verified \(done) of \(total) segments")
+        }
+        progress.finish()
+        print("segments \(report.segments), frames \(report.frames), events \(report.events), "
+            + "streams \(report.streams), bytes \(report.bytes)")
+        for note in report.notes { print("note: \(note)") }
+        guard report.isSound else {
+            for problem in report.problems.prefix(20) { print("problem: \(problem)") }
+            if report.problems.count > 20 { print("… \(report.problems.count - 20) more problems") }
+            throw ExitCode.failure
+        }
+        print("ok")
+    }
+}

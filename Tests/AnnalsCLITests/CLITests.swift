@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+@testable import AnnalsCLI
+@testable import AnnalsStorage
+
+/// Runs the built `annals` executable (it sits next to the test bundle in `.build/<config>/`).
+func runAnnals(_ arguments: [String], input: String = "") throws -> (status: Int32, stdout: String, stderr: String) {
+    let executable = URL(fileURLWithPath: (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")))
+        .deletingLastPathComponent().appendingPathComponent("annals")
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stderr
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try stdin.fileHandleForWriting.close()
+    let out = stdout.fileHandleForReading.readDataToEndOfFile()
+    let err = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
+
+final class TemporaryStore: @unchecked Sendable {
+    let directory = FileManager.default.temporaryDirectory.path + "/annals-cli-\(UUID().uuidString)"
+    var path: String { directory + "/store" }
+    init() { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+@Suite struct CLITests {
+    @Test func importThenDumpRoundTripsDataByteForByte() throws {
+        let store = TemporaryStore()
+        let input = """
+            {"stream":"order-1","type":"OrderPlaced","data":{"total": 42, "b":[1,2.5e3]},"metadata":{"user":"ann"}}
+            {"stream":"order-1","type":"OrderShipped","data":"x","id":"6F1C1C4E-0000-4000-8000-000000000001"}
+
+            {"stream":"order-2","type":"Raw","dataBase64":"AAEC"}
+            """
+        let imported = try runAnnals(["import", store.path, "--batch", "2"], input: input)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stdout == "committed 1\ncommitted 2\n")
+        let dumped = try runAnnals(["dump", store.path])
+        #expect(dumped.status == 0)
+        let lines = dumped.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix(#"{"position":0,"stream":"order-1","revision":0,"id":""#))
+        #expect(lines[0].hasSuffix(#","metadata":{"user":"ann"},"data":{"total": 42, "b":[1,2.5e3]}}"#))
+        #expect(lines[1].contains(#""id":"6f1c1c4e-0000-4000-8000-000000000001","type":"OrderShipped""#))
+        #expect(lines[2].hasSuffix(#""type":"Raw","timestamp":"# + lines[2].split(separator: "\"timestamp\":")[1]))
+        #expect(lines[2].contains(#""dataBase64":"AAEC""#))
+        // A dump line imports again unchanged in what the caller controls.
+        let copy = TemporaryStore()
+        #expect(try runAnnals(["import", copy.path], input: dumped.stdout).status == 0)
+        let again = try runAnnals(["dump", copy.path]).stdout.split(separator: "\n")
+        for (left, right) in zip(lines, again) {
+            #expect(left.split(separator: "\"timestamp\"")[0] == right.split(separator: "\"timestamp\"")[0])
+            #expect(left.split(separator: "Z\"")[1] == right.split(separator: "Z\"")[1])
+        }
+        #expect(try runAnnals(["verify", store.path]).status == 0)
+    }
+
+    @Test func badLineIsReportedWithItsNumberAndItsBatchIsNotWritten() throws {
+        let store = TemporaryStore()
+        let input = """
+            {"stream":"a","type":"T","data":1}
+            {"stream":"a","type":"T","data":2}
+            {"stream":"a","type":"T","data":3}
+            {"stream":"a","type":"T","data":{"broken"}}
+            """
+        let result = try runAnnals(["import", store.path, "--batch", "2"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stdout == "committed 1\n")
+        #expect(result.stderr.contains("line 4"))
+        let dumped = try runAnnals(["dump", store.path]).stdout.split(separator: "\n")
+        #expect(dumped.count == 2, "line 3 was in the failed batch")
+        let missingType = try runAnnals(["import", store.path], input: #"{"stream":"a","data":1}"#)
+        #expect(missingType.status == 1 && missingType.stderr.contains("line 1") && missingType.stderr.contains("type"))
+        let reserved = try runAnnals(["import", store.path], input: #"{"stream":"$all","type":"T"}"#)
+        #expect(reserved.status == 1 && reserved.stderr.contains("reserved"))
+    }
+
+    @Test func secondWriterInAnotherProcessGetsStoreLocked() async throws {
+        let store = TemporaryStore()
+        let writer = try EventStore.open(at: store.path)
+        let result = try runAnnals(["import", store.path], input: #"{"stream":"a","type":"T"}"#)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("locked"))
+        #expect(result.stderr.contains(store.path))
+        // Readers in other processes work while the writer holds the lock.
+        _ = try await writer.append([EventData(type: "T", payload: Array("1".utf8))], to: "a")
+        let dumped = try runAnnals(["dump", store.path])
+        #expect(dumped.status == 0 && dumped.stdout.contains(#""data":1"#))
+        try await writer.close()
+    }
+
+    @Test func verifyReportsCorruptionWithFileAndOffset() async throws {
+        let store = TemporaryStore()
+        let input = (0..<600).map { #"{"stream":"s","type":"T","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+            .joined(separator: "\n")
+        #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "65536", "--batch", "1"], input: input).status == 0)
+        #expect(try runAnnals(["verify", store.path]).status == 0)
+        let segment = store.path + "/segments/0000000000000000.seg"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        bytes[64 + 100] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let verified = try runAnnals(["verify", store.path])
+        #expect(verified.status == 1)
+        #expect(verified.stdout.contains("problem: \(segment) at offset"))
+        let stats = try runAnnals(["stats", store.path, "--json"])
+        #expect(stats.stdout.contains(#""events":600"#))
+    }
+
+    @Test func jsonScannerAcceptsValidAndRejectsInvalidJSON() {
+        for valid in [#"{}"#, #"[]"#, #"0"#, #"-1.5e+10"#, #""a\u00e9\ud83d\ude00""#, #"{"a":[true,false,null]}"#, " 1 "] {
+            #expect(Array(valid.utf8).withUnsafeBytes { JSONScanner.isJSON($0) }, "\(valid)")
+        }
+        for invalid in [#"{"#, #"01"#, #"1."#, #"{"a"}"#, #"[1,]"#, #""\ud83d""#, "\"tab\there\"", #"nul"#, "1 2", ""] {
+            #expect(!Array(invalid.utf8).withUnsafeBytes { JSONScanner.isJSON($0) }, "\(invalid)")
+        }
+        #expect(Array([UInt8(0x22), 0xFF, 0x22]).withUnsafeBytes { !JSONScanner.isJSON($0) }, "invalid UTF-8")
+    }
+}
