@@ -34,7 +34,10 @@ extension EventStore {
                 switch outcome {
                 case .durable: continuation.resume()
                 case .failed(let error): continuation.resume(throwing: AppendError.storeFailed(error))
-                case .waiting(let startFlush): if startFlush { flushQueue.async { self.runFlushes() } }
+                // The sync runs on the flush queue, never blocking a thread of the Swift
+                // concurrency pool (measured: flushing inline on the appender's thread was not
+                // faster here, and it starves other tasks while the sync blocks).
+                case .waiting(let startFlush): if startFlush { flushQueue.async { self.runFlushes(role: .queue) } }
                 }
             }
         } catch let error as AppendError {
@@ -44,9 +47,12 @@ extension EventStore {
         }
     }
 
-    /// Flushes until no waiter is left (or, with `once`, a single pass for the periodic timer).
-    /// Runs on `flushQueue` with `flushRunning` set by whoever scheduled it.
-    func runFlushes(once: Bool = false) {
+    /// Who is flushing: the flush queue for waiting appenders (until no waiter is left), or
+    /// the periodic timer (one flush unless appenders are waiting).
+    enum FlushRole { case queue, timer }
+
+    /// Flushes with `flushRunning` set by whoever started it; at most one flush runs at a time.
+    func runFlushes(role: FlushRole) {
         while true {
             typealias Job = (segment: Segment, range: Range<Int>, end: LogEnd)
             let next: Result<Job, SystemError>? = state.withLock { state in
@@ -80,7 +86,7 @@ extension EventStore {
                     let durable = state.durablePosition
                     let ready = state.waiters.filter { $0.position <= durable }
                     state.waiters.removeAll { $0.position <= durable }
-                    let done = once && state.waiters.isEmpty
+                    let done = role == .timer && state.waiters.isEmpty
                     if done { state.flushRunning = false }
                     return (ready, nil, done)
                 }
@@ -106,7 +112,7 @@ extension EventStore {
                 state.flushRunning = true
                 return true
             }
-            if needed { self.runFlushes(once: true) }
+            if needed { self.runFlushes(role: .timer) }
         }
         periodicTimer.withLock { $0 = PeriodicTimer(source: timer) }
         timer.resume()

@@ -65,6 +65,10 @@ public final class EventStore: Sendable {
         }
         var report = RecoveryReport()
         let checkpoint = try readCheckpoint(layout, report: &report)
+        if let checkpoint, !options.readOnly, checkpoint.formatVersion > Format.version {
+            throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(checkpoint.formatVersion),
+                                            supported: Int(Format.version))
+        }
         let recovered = try LogRecovery(layout: layout, writable: !options.readOnly)
             .recover(checkpoint: checkpoint, report: report)
         let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0)

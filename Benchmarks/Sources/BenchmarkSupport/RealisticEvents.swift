@@ -35,6 +35,7 @@ public struct RealisticEvents: Sendable {
                                  ("Gdańsk", "PL"), ("Porto Alegre", "BR"), ("Toronto", "CA"), ("Munich", "DE"), ("Turin", "IT")]
     private static let products = ["espresso-beans-1kg", "walnut-desk-organizer", "merino-socks-3pk", "usb-c-hub-7in1",
                                    "ceramic-pour-over", "trail-running-shoe", "linen-duvet-cover", "cast-iron-skillet"]
+    private static let services = ["checkout-api", "payments-gateway", "fulfilment-worker", "accounts-service"]
     private static let carriers = ["DHL Express", "UPS Ground", "La Poste Colissimo", "Royal Mail Tracked 24", "FedEx"]
 
     private mutating func timestamp() -> String {
@@ -78,7 +79,7 @@ public struct RealisticEvents: Sendable {
             json = #"{"accountId":"acc_\#(hex(12))",\#(customer()),"amount":\#(amount()),"balanceAfter":\#(amount()),"reference":"\#(hex(20))","at":"\#(timestamp())"}"#
         }
         let stream = (kind < 5 ? "order-" : kind < 7 ? "shipment-" : kind == 7 ? "order-" : "account-") + String(id)
-        return (stream, EventData(type: type, payload: Array(json.utf8), metadata: Array(#"{"correlationId":"\#(hex(8))"}"#.utf8)))
+        return (stream, EventData(type: type, payload: Array(json.utf8), metadata: Array(#"{"correlationId":"\#(hex(16))","causationId":"\#(hex(16))","source":"\#(pick(Self.services))","v":1}"#.utf8)))
     }
 
     /// `count` events, generated once.

@@ -10,9 +10,14 @@ struct MachineLimits {
     var fdatasyncPerSecond = 0.0
     var fdatasyncP50Microseconds = 0.0
     var crc32cGigabytesPerSecond = 0.0
+    /// memcpy of `batchBytes` into a fallocated MAP_SHARED file then msync, one after another:
+    /// the ceiling for one appender committing one batch per sync.
+    var mappedBatchSyncsPerSecond = 0.0
+    var batchBytes = 0
 
-    static func measure(in directory: String) -> MachineLimits {
+    static func measure(in directory: String, batchBytes: Int) -> MachineLimits {
         var limits = MachineLimits()
+        limits.batchBytes = batchBytes
         let size = 256 << 20
         let source = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         let target = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
@@ -74,6 +79,28 @@ struct MachineLimits {
             close(syncFd)
             unlink(syncPath)
         }
+        // One batch at a time: copy into a fallocated mapping, msync, repeat.
+        let mappedPath = directory + "/mapped-batches.bin"
+        let mappedFd = open(mappedPath, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        let mappedSize = 64 << 20
+        if mappedFd >= 0, posix_fallocate(mappedFd, 0, off_t(mappedSize)) == 0,
+           let mapping = mmap(nil, mappedSize, PROT_READ | PROT_WRITE, MAP_SHARED, mappedFd, 0), mapping != MAP_FAILED {
+            var offset = 0
+            var syncs = 0
+            let seconds = Stopwatch.time {
+                while offset + batchBytes < mappedSize {
+                    memcpy(mapping + offset, source, batchBytes)
+                    let start = offset & ~4095
+                    msync(mapping + start, offset + batchBytes - start, MS_SYNC)
+                    offset += batchBytes
+                    syncs += 1
+                }
+            }
+            limits.mappedBatchSyncsPerSecond = Double(syncs) / seconds
+            munmap(mapping, mappedSize)
+        }
+        if mappedFd >= 0 { close(mappedFd) }
+        unlink(mappedPath)
         return limits
     }
 }

@@ -13,11 +13,10 @@ defer { try? FileManager.default.removeItem(atPath: directory) }
 
 print("Annals headline benchmark (\(full ? "full" : "quick") run) in \(directory)")
 print("CRC-32C hardware instruction: \(CRC32C.isHardwareAccelerated ? "yes" : "no")")
-print("measuring machine limits…")
-let limits = MachineLimits.measure(in: directory)
-
 let workloads = Workloads(directory: directory, poolSize: 100_000)
 print("events: realistic JSON, average \(workloads.averageEventBytes) bytes (type + metadata + payload)")
+print("measuring machine limits…")
+let limits = MachineLimits.measure(in: directory, batchBytes: 1000 * (workloads.averageEventBytes + 48))
 var results: [Measurement] = []
 @MainActor func run(_ title: String, _ body: () async throws -> Measurement) async throws {
     print("running \(title)…")
@@ -49,6 +48,9 @@ print("")
 print("machine: memcpy \(format(limits.memcpyGigabytesPerSecond, 1)) GB/s, sequential write+fsync "
     + "\(format(limits.sequentialWriteGigabytesPerSecond, 2)) GB/s, 4 KiB fdatasync \(format(limits.fdatasyncPerSecond))/s "
     + "(p50 \(format(limits.fdatasyncP50Microseconds)) µs), CRC-32C \(format(limits.crc32cGigabytesPerSecond, 1)) GB/s")
+print("         copy+msync of one 1,000-event batch (\(limits.batchBytes / 1024) KiB) into a fallocated mapping, one after another: "
+    + "\(format(limits.mappedBatchSyncsPerSecond))/s = ceiling of \(format(limits.mappedBatchSyncsPerSecond * 1000)) events/s "
+    + "for append-batch1000-fsync")
 print("")
 print(column("workload", 34) + column("events", 11) + column("events/s", 13) + column("MB/s", 9) + column("p50 µs", 10) + column("p99 µs", 10))
 for result in results {
@@ -71,6 +73,7 @@ let report = Report(
         "sequentialWriteGigabytesPerSecond": limits.sequentialWriteGigabytesPerSecond,
         "fdatasyncPerSecond": limits.fdatasyncPerSecond,
         "crc32cGigabytesPerSecond": limits.crc32cGigabytesPerSecond,
+        "mappedBatchSyncsPerSecond": limits.mappedBatchSyncsPerSecond,
     ],
     results: results)
 let encoder = JSONEncoder()
