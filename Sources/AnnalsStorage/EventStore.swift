@@ -35,6 +35,13 @@ public final class EventStore: Sendable {
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
     var frameLimitBytes: Int { options.segmentSizeBytes - Format.segmentHeaderBytes - Format.sealFrameBytes }
 
+    /// A store released without ``close()`` behaves like a stopped process: appends already
+    /// acknowledged stay (durable, or in the page cache under the unsafe modes) and the next
+    /// open verifies the tail. The lock is released with the last reference.
+    deinit {
+        periodicTimer.withLock { $0?.source.cancel() }
+    }
+
     private init(path: String, options: StoreOptions, layout: StoreLayout, state: LogState, report: RecoveryReport) {
         self.path = path
         self.options = options

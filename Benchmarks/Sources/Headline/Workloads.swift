@@ -123,6 +123,24 @@ struct Workloads {
             eventsPerSecond: Double(events) / best, megabytesPerSecond: Double(bytes) / best / 1e6)
     }
 
+    /// Opens the store left by an earlier workload (closed cleanly), best of five.
+    func reopen(name: String) throws -> Measurement {
+        var best = Double.infinity
+        var events: UInt64 = 0
+        for _ in 0..<5 {
+            var store: EventStore?
+            let seconds = try Stopwatch.time { store = try EventStore.open(at: directory + "/" + name) }
+            events = store?.endPosition ?? 0
+            best = min(best, seconds)
+            let opened = store
+            store = nil
+            _ = opened
+        }
+        return Measurement(workload: "reopen-clean", events: Int(events), eventBytes: averageEventBytes,
+                           eventsPerSecond: Double(events) / best, megabytesPerSecond: 0,
+                           p50Microseconds: best * 1e6, p99Microseconds: nil)
+    }
+
     private func label(_ durability: Durability) -> String {
         switch durability {
         case .fsyncBeforeAck: return "fsync"
