@@ -108,45 +108,39 @@ static void build_zeros(void) {
 #include <nmmintrin.h>
 
 /* Three independent crc32 chains over three adjacent blocks hide the instruction's 3-cycle
-   latency (~3x one chain); the chains are combined with the zero-shift tables. */
+   latency (~3x one chain); the chains are combined with the zero-shift tables for `block`. */
+__attribute__((target("sse4.2")))
+static inline uint64_t crc32c_three_way(uint64_t crc0, const uint8_t **position, size_t *length,
+                                        size_t block, uint32_t zeros[4][256]) {
+    const uint8_t *p = *position;
+    while (*length >= 3 * block) {
+        uint64_t crc1 = 0, crc2 = 0;
+        const uint8_t *end = p + block;
+        do {
+            uint64_t a, b, c;
+            memcpy(&a, p, 8); memcpy(&b, p + block, 8); memcpy(&c, p + 2 * block, 8);
+            crc0 = _mm_crc32_u64(crc0, a);
+            crc1 = _mm_crc32_u64(crc1, b);
+            crc2 = _mm_crc32_u64(crc2, c);
+            p += 8;
+        } while (p < end);
+        crc0 = shift_crc(zeros, (uint32_t)crc0) ^ (uint32_t)crc1;
+        crc0 = shift_crc(zeros, (uint32_t)crc0) ^ (uint32_t)crc2;
+        p += 2 * block;
+        *length -= 3 * block;
+    }
+    *position = p;
+    return crc0;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hardware(uint32_t crc, const void *bytes, size_t length) {
     pthread_once(&zeros_once, build_zeros);
     const uint8_t *p = (const uint8_t *)bytes;
     uint64_t crc0 = crc;
     while (length && ((uintptr_t)p & 7)) { crc0 = _mm_crc32_u8((uint32_t)crc0, *p++); length--; }
-    while (length >= 3 * LONG_BLOCK) {
-        uint64_t crc1 = 0, crc2 = 0;
-        const uint8_t *end = p + LONG_BLOCK;
-        do {
-            uint64_t a, b, c;
-            memcpy(&a, p, 8); memcpy(&b, p + LONG_BLOCK, 8); memcpy(&c, p + 2 * LONG_BLOCK, 8);
-            crc0 = _mm_crc32_u64(crc0, a);
-            crc1 = _mm_crc32_u64(crc1, b);
-            crc2 = _mm_crc32_u64(crc2, c);
-            p += 8;
-        } while (p < end);
-        crc0 = shift_crc(zeros_long, (uint32_t)crc0) ^ (uint32_t)crc1;
-        crc0 = shift_crc(zeros_long, (uint32_t)crc0) ^ (uint32_t)crc2;
-        p += 2 * LONG_BLOCK;
-        length -= 3 * LONG_BLOCK;
-    }
-    while (length >= 3 * SHORT_BLOCK) {
-        uint64_t crc1 = 0, crc2 = 0;
-        const uint8_t *end = p + SHORT_BLOCK;
-        do {
-            uint64_t a, b, c;
-            memcpy(&a, p, 8); memcpy(&b, p + SHORT_BLOCK, 8); memcpy(&c, p + 2 * SHORT_BLOCK, 8);
-            crc0 = _mm_crc32_u64(crc0, a);
-            crc1 = _mm_crc32_u64(crc1, b);
-            crc2 = _mm_crc32_u64(crc2, c);
-            p += 8;
-        } while (p < end);
-        crc0 = shift_crc(zeros_short, (uint32_t)crc0) ^ (uint32_t)crc1;
-        crc0 = shift_crc(zeros_short, (uint32_t)crc0) ^ (uint32_t)crc2;
-        p += 2 * SHORT_BLOCK;
-        length -= 3 * SHORT_BLOCK;
-    }
+    crc0 = crc32c_three_way(crc0, &p, &length, LONG_BLOCK, zeros_long);
+    crc0 = crc32c_three_way(crc0, &p, &length, SHORT_BLOCK, zeros_short);
     while (length >= 8) { uint64_t w; memcpy(&w, p, 8); crc0 = _mm_crc32_u64(crc0, w); p += 8; length -= 8; }
     while (length--) crc0 = _mm_crc32_u8((uint32_t)crc0, *p++);
     return (uint32_t)crc0;

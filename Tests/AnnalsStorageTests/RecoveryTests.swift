@@ -25,6 +25,15 @@ import Testing
         return (image, before..<after, try segmentFiles(image)[0])
     }
 
+    /// A cleanly closed store of single-event frames of stream "s", rolled over several segments.
+    private func writeClosedStore(at path: String, events: Int) async throws {
+        let store = try EventStore.open(at: path, options: smallSegments)
+        for index in 0..<events {
+            _ = try await store.append([checkableEvent(stream: "s", index: index, size: 300)], to: "s")
+        }
+        try await store.close()
+    }
+
     /// The last frame cut at every byte offset (the bytes after the cut never reached the disk):
     /// reopen keeps exactly the frames before it, reports the cut, and appends continue at the
     /// next gapless position.
@@ -88,11 +97,7 @@ import Testing
     @Test func flippedByteInSealedFrameIsReportedByReadsAndVerify() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
-        let store = try EventStore.open(at: path, options: smallSegments)
-        for index in 0..<400 {
-            _ = try await store.append([checkableEvent(stream: "s", index: index, size: 300)], to: "s")
-        }
-        try await store.close()
+        try await writeClosedStore(at: path, events: 400)
         let first = try segmentFiles(path)[0]
         #expect(try segmentFiles(path).count > 1)
         let frameOffset = 64 + 8 * 50 // some frame well inside segment 0
@@ -128,11 +133,7 @@ import Testing
     @Test func damagedFrameHeaderBeforeTheTailFailsOpen() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
-        let store = try EventStore.open(at: path, options: smallSegments)
-        for index in 0..<400 {
-            _ = try await store.append([checkableEvent(stream: "s", index: index, size: 300)], to: "s")
-        }
-        try await store.close()
+        try await writeClosedStore(at: path, events: 400)
         let first = try segmentFiles(path)[0]
         try modifyFile(first) { bytes in bytes[64 + 4] ^= 0xFF } // length of the first frame
         #expect {
@@ -146,11 +147,7 @@ import Testing
     @Test func unreadableCheckpointFallsBackToFullScan() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
-        let store = try EventStore.open(at: path, options: smallSegments)
-        for index in 0..<300 {
-            _ = try await store.append([checkableEvent(stream: "s", index: index, size: 300)], to: "s")
-        }
-        try await store.close()
+        try await writeClosedStore(at: path, events: 300)
         try modifyFile(path + "/checkpoint") { $0[20] ^= 0xFF }
         let reopened = try EventStore.open(at: path, options: smallSegments)
         #expect(!reopened.recoveryReport.usedCheckpoint)
