@@ -37,6 +37,9 @@ extension EventStore {
             if state.closed { throw .storeClosed }
             var results: [AppendResult] = []
             results.reserveCapacity(prepared.count)
+            // Stamped under the lock and never decreasing, so timestamps follow positions.
+            let timestamp = max(Syscalls.wallClockNanoseconds(), state.lastTimestamp)
+            state.lastTimestamp = timestamp
             for append in prepared {
                 if state.activeSealed || state.writeOffset + append.frameBytes > state.activeSegment.frameCapacity {
                     do throws(SystemError) { try startNextSegment(&state) } catch {
@@ -48,7 +51,7 @@ extension EventStore {
                 let size = FrameEncoder.writeEventsFrame(
                     into: state.activeSegment.file.mutableBytes, at: state.writeOffset,
                     stream: append.stream, firstPosition: state.nextPosition, firstRevision: revision,
-                    events: append.events, ids: append.ids, timestamp: append.timestamp)
+                    events: append.events, ids: append.ids, timestamp: timestamp)
                 let count = UInt64(append.events.count)
                 results.append(AppendResult(
                     stream: append.stream, firstPosition: state.nextPosition, lastPosition: state.nextPosition + count - 1,
@@ -117,7 +120,6 @@ struct PreparedAppend {
     let stream: String
     let events: [EventData]
     let ids: [UUID]
-    let timestamp: Int64
     let frameBytes: Int
 
     init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true) throws(AppendError) {
@@ -145,7 +147,6 @@ struct PreparedAppend {
         self.stream = name
         self.events = append.events
         self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
-        self.timestamp = Syscalls.wallClockNanoseconds()
         self.frameBytes = frameBytes
     }
 }

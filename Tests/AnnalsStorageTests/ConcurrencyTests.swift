@@ -72,7 +72,9 @@ import Testing
         let counters = store.commitCounters
         #expect(counters.appends == 640)
         #expect(counters.flushes < counters.appends, "flushes \(counters.flushes) for \(counters.appends) appends")
-        #expect(try readEverything(store).count == 640)
+        let events = try readEverything(store)
+        #expect(events.count == 640)
+        #expect(zip(events, events.dropFirst()).allSatisfy { $0.timestamp <= $1.timestamp }, "timestamps follow positions")
         try await store.close()
     }
 

@@ -17,6 +17,8 @@ struct LogRecovery {
         var lastSegmentSealed: Bool
         /// Next revision of every stream.
         var streamRevisions: [String: UInt64]
+        /// Latest event timestamp seen, so new appends never go back in time.
+        var lastTimestamp: Int64
         var report: RecoveryReport
     }
 
@@ -65,18 +67,20 @@ struct LogRecovery {
         }
 
         var streams: [String: UInt64] = [:]
+        var lastEventsFrame: (Segment, FrameHeader)?
         var expected = segments[0].firstPosition
         var end = start
         var sealed = false
         for (arrayIndex, segment) in segments.enumerated() {
             let isLast = arrayIndex == segments.count - 1
             guard segment.index >= start.segmentIndex else {
-                expected = try walkHeaders(of: segment, expecting: expected, streams: &streams)
+                expected = try walkHeaders(of: segment, expecting: expected, streams: &streams, last: &lastEventsFrame)
                 continue
             }
             var offset = Format.segmentHeaderBytes
             if segment.index == start.segmentIndex && start.offset > offset {
-                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, streams: &streams)
+                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, streams: &streams,
+                                           last: &lastEventsFrame)
                 offset = start.offset
             } else if segment.firstPosition != expected {
                 throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
@@ -98,6 +102,7 @@ struct LogRecovery {
                         break scan
                     }
                     try apply(frame, in: segment, expecting: expected, streams: &streams)
+                    lastEventsFrame = (segment, frame)
                     expected = frame.nextPosition
                     offset = frame.end
                 case .endOfData:
@@ -121,12 +126,19 @@ struct LogRecovery {
         if writable, let last = segments.last, report.scannedBytes > 0 {
             do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
         }
-        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streamRevisions: streams, report: report)
+        var lastTimestamp: Int64 = 0
+        if let (segment, frame) = lastEventsFrame, segment.bytes.fits(frame.recordsOffset, Format.eventHeaderBytes),
+           frame.recordsOffset + Format.eventHeaderBytes <= frame.offset + frame.length {
+            lastTimestamp = segment.bytes.i64(frame.recordsOffset + 16)
+        }
+        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streamRevisions: streams,
+                      lastTimestamp: lastTimestamp, report: report)
     }
 
     /// Follows frame headers (no checksums) through data covered by the checkpoint.
     private func walkHeaders(
-        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout [String: UInt64]
+        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout [String: UInt64],
+        last: inout (Segment, FrameHeader)?
     ) throws(OpenError) -> UInt64 {
         var expected = position
         guard segment.firstPosition == expected else {
@@ -157,6 +169,7 @@ struct LogRecovery {
                 }
                 let name = streamName(of: frame, in: segment)
                 streams[name] = frame.firstRevision + UInt64(frame.eventCount)
+                last = (segment, frame)
                 expected = frame.nextPosition
                 offset = frame.end
             case .endOfData:

@@ -26,6 +26,8 @@ struct LogState {
     /// Held while the store is open for writing; dropping it releases the lock.
     var lock: FileLock?
     var checkpointSequence: UInt64
+    /// Timestamp of the last append; the next one is never earlier (clock steps back).
+    var lastTimestamp: Int64 = 0
     var appendCount = 0
     var flushCount = 0
 
@@ -41,6 +43,7 @@ struct LogState {
         durablePosition = recovered.end.nextPosition
         syncedOffset = recovered.end.offset
         streamRevisions = recovered.streamRevisions
+        lastTimestamp = recovered.lastTimestamp
         self.lock = lock
         self.checkpointSequence = checkpointSequence
     }
