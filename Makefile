@@ -23,9 +23,9 @@ build: deps
 # Every test of every module: build once, then run. Also compiles the benchmark runner so it
 # cannot fall behind the library's API (cheap: it does not build the benchmark harness).
 test: deps
+	cd Benchmarks && $(SWIFT) build --product annals-headline
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	cd Benchmarks && $(SWIFT) build --product annals-headline
 
 # Release build of the benchmark runner, then the headline append/replay table on a temporary
 # store (writes bench-results/latest.json). `make bench-full` runs the 10M-event sizes.
