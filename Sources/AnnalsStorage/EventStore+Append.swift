@@ -3,18 +3,32 @@ extension EventStore {
     /// Appends `events` to `stream` as one atomic frame with consecutive revisions and
     /// positions, and returns where they landed once the store's ``Durability`` holds.
     ///
-    /// - Throws: ``AppendError``. Invalid input (`invalidStreamName`, `invalidEventType`,
+    /// Idempotent by event id: when every event carries an id and the same ids already sit at
+    /// the place this append would go (`expected` revision + 1; for `.any`/`.streamExists`, the
+    /// end of the stream), nothing is written and the original result is returned — also
+    /// after a restart. A batch that matches only part of what is there throws
+    /// ``AppendError/idempotencyMismatch(stream:revision:reason:)``.
+    ///
+    /// ```swift
+    /// let result = try await store.append([placed], to: "order-123", expecting: .noStream)
+    /// ```
+    ///
+    /// - Throws: ``AppendError``. A failed check (`wrongExpectedRevision`,
+    ///   `idempotencyMismatch`) or invalid input (`invalidStreamName`, `invalidEventType`,
     ///   `emptyAppend`, `tooLarge`) is detected before anything is written.
-    public func append(_ events: [EventData], to stream: String) async throws(AppendError) -> AppendResult {
-        let results = try await append([StreamAppend(stream: stream, events: events)])
+    public func append(
+        _ events: [EventData], to stream: String, expecting expected: ExpectedRevision = .any
+    ) async throws(AppendError) -> AppendResult {
+        let results = try await append([StreamAppend(stream: stream, events: events, expected: expected)])
         return results[0]
     }
 
     /// Appends several streams' events, each ``StreamAppend`` as its own atomic frame, in order,
     /// with one durability wait for all of them (how `annals import` commits a batch).
     ///
-    /// Every element is validated before any is written. If a segment cannot be created midway
-    /// (e.g. `ENOSPC`), the elements before it stay written and the call throws.
+    /// Every element is validated and checked (expected revision, idempotency) before any is
+    /// written; if one fails, nothing is written. If a segment cannot be created midway (e.g.
+    /// `ENOSPC`), the elements before it stay written and the call throws.
     public func append(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
@@ -30,40 +44,118 @@ extension EventStore {
         return written.results
     }
 
+    private enum Decision {
+        case write(firstRevision: UInt64)
+        case repeatOf(AppendResult)
+    }
+
     private func write(_ prepared: [PreparedAppend]) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
         let publishImmediately = options.durability != .fsyncBeforeAck
         return try state.withLock { (state) throws(AppendError) in
             if let failure = state.failure { throw .storeFailed(failure) }
             if state.closed { throw .storeClosed }
+            // Pass 1: every check, before any byte is written.
+            var decisions: [Decision] = []
+            decisions.reserveCapacity(prepared.count)
+            var pending: [String: UInt64] = [:] // next revisions after earlier appends of this batch
+            for append in prepared {
+                let record = state.streams.record(for: append.stream)
+                let next = pending[append.stream] ?? record?.nextRevision ?? 0
+                if pending[append.stream] == nil, let record,
+                   let original = try originalResult(of: append, in: record, segments: state.segments) {
+                    decisions.append(.repeatOf(original))
+                    continue
+                }
+                let actual = next == 0 ? nil : next - 1
+                guard append.expected.isSatisfied(by: actual) else {
+                    throw .wrongExpectedRevision(stream: append.stream, expected: append.expected, actual: actual)
+                }
+                decisions.append(.write(firstRevision: next))
+                pending[append.stream] = next + UInt64(append.events.count)
+            }
+            // Pass 2: write.
             var results: [AppendResult] = []
             results.reserveCapacity(prepared.count)
+            var end: UInt64 = 0
             // Stamped under the lock and never decreasing, so timestamps follow positions.
             let timestamp = max(Syscalls.wallClockNanoseconds(), state.lastTimestamp)
             state.lastTimestamp = timestamp
-            for append in prepared {
+            for (append, decision) in zip(prepared, decisions) {
+                guard case .write(let revision) = decision else {
+                    if case .repeatOf(let original) = decision {
+                        results.append(original)
+                        end = max(end, original.lastPosition + 1)
+                    }
+                    continue
+                }
                 if state.activeSealed || state.writeOffset + append.frameBytes > state.activeSegment.frameCapacity {
                     do throws(SystemError) { try startNextSegment(&state) } catch {
                         if publishImmediately { state.visibleEnd = state.writtenEnd }
                         throw state.failure != nil ? .storeFailed(error) : .system(error)
                     }
                 }
-                let revision = state.streamRevisions[append.stream] ?? 0
+                let offset = state.writeOffset
                 let size = FrameEncoder.writeEventsFrame(
-                    into: state.activeSegment.file.mutableBytes, at: state.writeOffset,
+                    into: state.activeSegment.file.mutableBytes, at: offset,
                     stream: append.stream, firstPosition: state.nextPosition, firstRevision: revision,
                     events: append.events, ids: append.ids, timestamp: timestamp)
                 let count = UInt64(append.events.count)
                 results.append(AppendResult(
                     stream: append.stream, firstPosition: state.nextPosition, lastPosition: state.nextPosition + count - 1,
                     firstRevision: revision, lastRevision: revision + count - 1))
-                state.streamRevisions[append.stream] = revision + count
+                state.streams.append(
+                    FrameLocation(firstRevision: revision, firstPosition: state.nextPosition,
+                                  segmentIndex: state.activeSegment.index, offset: UInt32(offset),
+                                  eventCount: UInt32(append.events.count)),
+                    to: append.stream)
                 state.nextPosition += count
                 state.writeOffset += size
                 state.appendCount += 1
+                end = state.nextPosition
             }
             if publishImmediately { state.visibleEnd = state.writtenEnd }
-            return (results, state.nextPosition)
+            return (results, end)
         }
+    }
+
+    /// The earlier append this one repeats, if its event ids are already where it would go.
+    /// Runs under the lock: the stream's frames may be written but not yet durable.
+    private func originalResult(
+        of append: PreparedAppend, in record: StreamRecord, segments: [Segment]
+    ) throws(AppendError) -> AppendResult? {
+        guard append.hasCallerIDs else { return nil }
+        let count = UInt64(append.events.count)
+        let next = record.nextRevision
+        let place: UInt64
+        let exactPlace: Bool
+        switch append.expected {
+        case .exact(let revision):
+            place = revision &+ 1
+            exactPlace = true
+        case .noStream:
+            place = 0
+            exactPlace = true
+        case .any, .streamExists:
+            guard next >= count else { return nil }
+            place = next - count
+            exactPlace = false
+        }
+        guard place < next else { return nil }
+        let existing = try StreamReader(record: record, segments: segments)
+            .events(revisions: place..<min(place + count, next))
+        let matches = zip(existing, append.ids).map { $0.id == $1 }
+        if matches.count == append.ids.count, matches.allSatisfy({ $0 }) {
+            return AppendResult(stream: append.stream, firstPosition: existing[0].position,
+                                lastPosition: existing[existing.count - 1].position,
+                                firstRevision: place, lastRevision: place + count - 1)
+        }
+        if exactPlace, matches.contains(true) {
+            let reason = matches.count < append.ids.count
+                ? "the stream ends after \(matches.count) of the \(append.ids.count) events"
+                : "\(matches.filter { $0 }.count) of \(append.ids.count) event ids match"
+            throw .idempotencyMismatch(stream: append.stream, revision: place, reason: reason)
+        }
+        return nil
     }
 
     /// Seals the active segment, makes it durable, creates the next one and checkpoints.
@@ -119,7 +211,10 @@ extension EventStore {
 struct PreparedAppend {
     let stream: String
     let events: [EventData]
+    let expected: ExpectedRevision
     let ids: [UUID]
+    /// True when the caller supplied every event id (only then can an append be a repeat).
+    let hasCallerIDs: Bool
     let frameBytes: Int
 
     init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true) throws(AppendError) {
@@ -146,6 +241,8 @@ struct PreparedAppend {
         }
         self.stream = name
         self.events = append.events
+        self.expected = append.expected
+        self.hasCallerIDs = append.events.allSatisfy { $0.id != nil }
         self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
         self.frameBytes = frameBytes
     }

@@ -25,7 +25,7 @@ extension EventStore {
     /// - Throws: ``SystemError`` if a segment file's metadata cannot be read.
     public func statistics() throws(SystemError) -> StoreStatistics {
         let (segments, end, streams, appends, flushes) = state.withLock {
-            ($0.segments, $0.visibleEnd, $0.streamRevisions.count, $0.appendCount, $0.flushCount)
+            ($0.segments, $0.visibleEnd, $0.streams.streamCount, $0.appendCount, $0.flushCount)
         }
         var used = 0
         var allocated = 0

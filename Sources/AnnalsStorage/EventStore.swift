@@ -76,7 +76,7 @@ public final class EventStore: Sendable {
             throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(checkpoint.formatVersion),
                                             supported: Int(Format.version))
         }
-        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly)
+        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher)
             .recover(checkpoint: checkpoint, report: report)
         let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
         let store = EventStore(path: path, options: options, layout: layout, state: state, report: recovered.report)

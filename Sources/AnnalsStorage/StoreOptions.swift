@@ -27,6 +27,8 @@ public struct StoreOptions: Sendable, Hashable {
     /// Open without taking the writer lock and without changing any file: for reading while
     /// another process writes, and for inspection. Appends throw ``AppendError/readOnly``.
     public var readOnly: Bool = false
+    /// The stream-name hash of the index. Only tests change it (to force collisions).
+    var streamHasher: StreamHasher = .fnv1a
 
     public init(
         durability: Durability = .fsyncBeforeAck,

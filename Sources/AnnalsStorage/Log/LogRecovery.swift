@@ -8,6 +8,7 @@
 struct LogRecovery {
     let layout: StoreLayout
     let writable: Bool
+    let hasher: StreamHasher
 
     struct Result {
         var segments: [Segment]
@@ -15,8 +16,8 @@ struct LogRecovery {
         var end: LogEnd
         /// True when the last segment ends with a seal frame.
         var lastSegmentSealed: Bool
-        /// Next revision of every stream.
-        var streamRevisions: [String: UInt64]
+        /// Every stream's frames.
+        var streams: StreamIndex
         /// Latest event timestamp seen, so new appends never go back in time.
         var lastTimestamp: Int64
         var report: RecoveryReport
@@ -66,7 +67,7 @@ struct LogRecovery {
             report.warnings.append("checkpoint points outside the log; verified the whole log instead")
         }
 
-        var streams: [String: UInt64] = [:]
+        var streams = StreamIndex(hasher: hasher)
         var lastEventsFrame: (Segment, FrameHeader)?
         var expected = segments[0].firstPosition
         var end = start
@@ -131,13 +132,13 @@ struct LogRecovery {
            frame.recordsOffset + Format.eventHeaderBytes <= frame.offset + frame.length {
             lastTimestamp = segment.bytes.i64(frame.recordsOffset + 16)
         }
-        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streamRevisions: streams,
+        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streams: streams,
                       lastTimestamp: lastTimestamp, report: report)
     }
 
     /// Follows frame headers (no checksums) through data covered by the checkpoint.
     private func walkHeaders(
-        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout [String: UInt64],
+        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout StreamIndex,
         last: inout (Segment, FrameHeader)?
     ) throws(OpenError) -> UInt64 {
         var expected = position
@@ -168,7 +169,11 @@ struct LogRecovery {
                     throw culprit(offset, "frame at position \(frame.firstPosition), expected \(expected)")
                 }
                 let name = streamName(of: frame, in: segment)
-                streams[name] = frame.firstRevision + UInt64(frame.eventCount)
+                let current = streams.nextRevision(of: name)
+                guard frame.firstRevision == current else {
+                    throw culprit(offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)")
+                }
+                streams.append(FrameLocation(frame, in: segment), to: name)
                 last = (segment, frame)
                 expected = frame.nextPosition
                 offset = frame.end
@@ -182,7 +187,7 @@ struct LogRecovery {
     }
 
     private func apply(
-        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, streams: inout [String: UInt64]
+        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, streams: inout StreamIndex
     ) throws(OpenError) {
         guard frame.firstPosition == expected else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
@@ -191,11 +196,11 @@ struct LogRecovery {
             throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
         }
         let name = streamName(of: frame, in: segment)
-        let current = streams[name] ?? 0
+        let current = streams.nextRevision(of: name)
         guard frame.firstRevision == current else {
             throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
         }
-        streams[name] = current + UInt64(frame.eventCount)
+        streams.append(FrameLocation(frame, in: segment), to: name)
     }
 
     private func streamName(of frame: FrameHeader, in segment: Segment) -> String {
@@ -219,5 +224,12 @@ struct LogRecovery {
         guard writable, cutBytes > 0 else { return }
         segment.file.mutableBytes.zero(offset, cutBytes)
         do { try segment.file.sync(offset..<lastNonZero) } catch { throw .system(error) }
+    }
+}
+
+extension FrameLocation {
+    init(_ frame: FrameHeader, in segment: Segment) {
+        self.init(firstRevision: frame.firstRevision, firstPosition: frame.firstPosition, segmentIndex: segment.index,
+                  offset: UInt32(frame.offset), eventCount: UInt32(frame.eventCount))
     }
 }

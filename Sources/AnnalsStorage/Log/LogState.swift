@@ -15,8 +15,8 @@ struct LogState {
     var durablePosition: UInt64
     /// In the active segment, bytes before this offset are on stable storage.
     var syncedOffset: Int
-    /// Next revision of every stream. (Rebuilt at open; persisted indexes replace the full walk.)
-    var streamRevisions: [String: UInt64]
+    /// Every stream's frames. (Rebuilt at open by a walk of frame headers.)
+    var streams: StreamIndex
     /// Appenders waiting for a flush that covers their position.
     var waiters: [DurabilityWaiter] = []
     var flushRunning = false
@@ -42,7 +42,7 @@ struct LogState {
         visibleEnd = recovered.end
         durablePosition = recovered.end.nextPosition
         syncedOffset = recovered.end.offset
-        streamRevisions = recovered.streamRevisions
+        streams = recovered.streams
         lastTimestamp = recovered.lastTimestamp
         self.lock = lock
         self.checkpointSequence = checkpointSequence

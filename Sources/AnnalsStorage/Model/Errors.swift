@@ -59,6 +59,14 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidEventType(String, reason: String)
     /// An append with no events.
     case emptyAppend(stream: String)
+    /// The stream is not where the caller expected it. `actual` is the stream's last revision,
+    /// nil when it has no events. Nothing was written.
+    case wrongExpectedRevision(stream: String, expected: ExpectedRevision, actual: UInt64?)
+    /// A retry whose event ids match only part of the events already at that place in the
+    /// stream: neither a new append nor a repeat of an earlier one. Nothing was written.
+    case idempotencyMismatch(stream: String, revision: UInt64, reason: String)
+    /// Data the append had to read (to check idempotency) failed its checksum.
+    case corrupt(CorruptionError)
     /// The events do not fit in one segment, so they cannot be written as one atomic frame.
     case tooLarge(stream: String, frameBytes: Int, limitBytes: Int)
     /// The store was closed.
@@ -79,6 +87,13 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "invalid event type \"\(type.prefix(80))\": \(reason)"
         case .emptyAppend(let stream):
             return "append to \(stream) has no events"
+        case .wrongExpectedRevision(let stream, let expected, let actual):
+            return "append to \(stream) expected \(expected), but the stream "
+                + (actual.map { "is at revision \($0)" } ?? "does not exist")
+        case .idempotencyMismatch(let stream, let revision, let reason):
+            return "append to \(stream) repeats only part of the events at revision \(revision): \(reason)"
+        case .corrupt(let error):
+            return "corrupt data: \(error)"
         case .tooLarge(let stream, let frameBytes, let limitBytes):
             return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
         case .storeClosed:

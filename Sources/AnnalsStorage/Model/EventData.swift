@@ -37,10 +37,13 @@ public struct StreamAppend: Sendable, Hashable {
     public var stream: String
     /// The events, in order. Must not be empty.
     public var events: [EventData]
+    /// The optimistic concurrency check for this stream.
+    public var expected: ExpectedRevision
 
-    public init(stream: String, events: [EventData]) {
+    public init(stream: String, events: [EventData], expected: ExpectedRevision = .any) {
         self.stream = stream
         self.events = events
+        self.expected = expected
     }
 }
 

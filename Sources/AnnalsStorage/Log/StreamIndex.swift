@@ -1,0 +1,117 @@
+/// The hash that keys streams in the index: 64-bit FNV-1a over the name's UTF-8 bytes (see
+/// `format-spec.md`, "Stream hash"). Names are always compared in full after a hash match, so
+/// two names with the same hash never see each other's events. Tests inject other functions
+/// to force collisions.
+struct StreamHasher: Sendable, Hashable {
+    let name: String
+    let body: @Sendable (UnsafeRawBufferPointer) -> UInt64
+
+    static let fnv1a = StreamHasher(name: "fnv1a-64") { bytes in
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return hash
+    }
+
+    func hash(_ stream: String) -> UInt64 {
+        var stream = stream
+        return stream.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func == (lhs: StreamHasher, rhs: StreamHasher) -> Bool { lhs.name == rhs.name }
+    func hash(into hasher: inout Hasher) { hasher.combine(name) }
+}
+
+/// Where one frame of a stream is: enough to read its events without scanning.
+struct FrameLocation: Sendable, Equatable {
+    var firstRevision: UInt64
+    var firstPosition: UInt64
+    var segmentIndex: UInt64
+    var offset: UInt32
+    var eventCount: UInt32
+
+    var nextRevision: UInt64 { firstRevision + UInt64(eventCount) }
+}
+
+/// One stream: its exact name and its frames in revision order.
+struct StreamRecord: Sendable {
+    let name: String
+    var frames: [FrameLocation]
+
+    var nextRevision: UInt64 { frames.last?.nextRevision ?? 0 }
+
+    /// Index in `frames` of the frame holding `revision` (which must be below `nextRevision`).
+    func frameSlot(containing revision: UInt64) -> Int {
+        var low = 0
+        var high = frames.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if frames[middle].firstRevision <= revision { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+}
+
+/// Every stream's frames, keyed by stream hash with exact name comparison. Lives in memory and
+/// is rebuilt when the store opens. Mutated only by the writer under the store lock; readers
+/// copy a stream's frame list (copy-on-write, so that is one retain).
+struct StreamIndex: Sendable {
+    private enum Bucket: Sendable {
+        case one(StreamRecord)
+        case many([StreamRecord])
+    }
+
+    let hasher: StreamHasher
+    private var buckets: [UInt64: Bucket] = [:]
+    private(set) var streamCount = 0
+    private(set) var frameCount = 0
+
+    init(hasher: StreamHasher) { self.hasher = hasher }
+
+    func record(for stream: String) -> StreamRecord? {
+        record(for: stream, hash: hasher.hash(stream))
+    }
+
+    func record(for stream: String, hash: UInt64) -> StreamRecord? {
+        switch buckets[hash] {
+        case .none: return nil
+        case .one(let record): return record.name == stream ? record : nil
+        case .many(let records): return records.first { $0.name == stream }
+        }
+    }
+
+    func nextRevision(of stream: String) -> UInt64 { record(for: stream)?.nextRevision ?? 0 }
+
+    /// Adds a frame at the end of `stream`.
+    mutating func append(_ frame: FrameLocation, to stream: String) {
+        frameCount += 1
+        let hash = hasher.hash(stream)
+        switch buckets[hash] {
+        case .none:
+            buckets[hash] = .one(StreamRecord(name: stream, frames: [frame]))
+            streamCount += 1
+        case .one(var record):
+            if record.name == stream {
+                buckets[hash] = nil // release the array's only reference so append does not copy
+                record.frames.append(frame)
+                buckets[hash] = .one(record)
+            } else {
+                buckets[hash] = .many([record, StreamRecord(name: stream, frames: [frame])])
+                streamCount += 1
+            }
+        case .many(var records):
+            buckets[hash] = nil
+            if let slot = records.firstIndex(where: { $0.name == stream }) {
+                records[slot].frames.append(frame)
+            } else {
+                records.append(StreamRecord(name: stream, frames: [frame]))
+                streamCount += 1
+            }
+            buckets[hash] = .many(records)
+        }
+    }
+
+    /// Approximate bytes of memory the index uses (frame locations plus per-stream overhead).
+    var approximateBytes: Int {
+        frameCount * MemoryLayout<FrameLocation>.stride + streamCount * 96
+    }
+}

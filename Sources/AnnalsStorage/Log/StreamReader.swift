@@ -1,0 +1,186 @@
+/// Opens the frames of one stream from their index locations, verifying each one: checksum,
+/// record structure, and that the frame really is this stream's frame at that revision (so a
+/// stale or wrong index entry can never return another stream's events).
+struct StreamReader {
+    let record: StreamRecord
+    let segments: [Segment]
+
+    /// The segment and checked header of the frame at `slot` of the stream's frame list.
+    func openFrame(_ slot: Int) throws(ReadError) -> (Segment, FrameHeader) {
+        let location = record.frames[slot]
+        guard let first = segments.first, location.segmentIndex >= first.index,
+              location.segmentIndex - first.index < UInt64(segments.count)
+        else {
+            throw .corrupt(CorruptionError(file: "segment \(location.segmentIndex)", offset: Int(location.offset),
+                                           reason: "indexed segment is not in the store"))
+        }
+        let segment = segments[Int(location.segmentIndex - first.index)]
+        let offset = Int(location.offset)
+        switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: true) {
+        case .frame(let frame) where frame.kind == .events:
+            if let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+                throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
+            }
+            guard frame.firstRevision == location.firstRevision, frame.firstPosition == location.firstPosition,
+                  frame.eventCount == Int(location.eventCount),
+                  segment.bytes.slice(offset + Format.frameHeaderBytes, frame.streamNameBytes).elementsEqual(record.name.utf8)
+            else {
+                throw .corrupt(segment.corruption(at: offset, "frame does not match the stream index entry for \(record.name)"))
+            }
+            return (segment, frame)
+        case .frame:
+            throw .corrupt(segment.corruption(at: offset, "stream index points at a seal frame"))
+        case .endOfData:
+            throw .corrupt(segment.corruption(at: offset, "stream index points past the end of data"))
+        case .invalid(let reason):
+            throw .corrupt(segment.corruption(at: offset, reason))
+        }
+    }
+
+    /// The events with `revisions`, which must all exist. Used for idempotency checks.
+    func events(revisions: Range<UInt64>) throws(AppendError) -> [RecordedEvent] {
+        var result: [RecordedEvent] = []
+        guard !revisions.isEmpty else { return result }
+        var slot = record.frameSlot(containing: revisions.lowerBound)
+        var revision = revisions.lowerBound
+        do {
+            while revision < revisions.upperBound, slot < record.frames.count {
+                let (segment, frame) = try openFrame(slot)
+                var offset = frame.recordsOffset
+                for index in 0..<frame.eventCount {
+                    let layout = FrameDecoder.record(at: offset, in: segment.bytes)
+                    let eventRevision = frame.firstRevision + UInt64(index)
+                    if eventRevision >= revision && eventRevision < revisions.upperBound {
+                        result.append(RecordedEvent(position: frame.firstPosition + UInt64(index), stream: record.name,
+                                                    revision: eventRevision, segment: segment, layout: layout))
+                    }
+                    offset = layout.end
+                }
+                revision = frame.nextPosition - frame.firstPosition + frame.firstRevision
+                slot += 1
+            }
+        } catch {
+            switch error {
+            case .corrupt(let corruption): throw .corrupt(corruption)
+            }
+        }
+        return result
+    }
+}
+
+/// Reads one stream forwards or backwards from a revision, through the stream index: a lookup
+/// and a binary search, then straight to the frames, however many segments the store has.
+public struct StreamCursor: EventCursor {
+    private let reader: StreamReader?
+    private let forwards: Bool
+    private var remaining: Int
+    private var slot: Int
+    /// Revision of the next event to return.
+    private var revision: UInt64
+    private var done = false
+    // Forwards: the frame being read.
+    private var segment: Segment?
+    private var recordOffset = 0
+    private var frameFirstRevision: UInt64 = 0
+    private var frameFirstPosition: UInt64 = 0
+    private var eventsLeftInFrame = 0
+    // Backwards: the frame's records, popped from the end.
+    private var records: [EventRecordLayout] = []
+
+    init(record: StreamRecord?, segments: [Segment], visibleEnd: UInt64, forwards: Bool, from start: UInt64?, limit: Int) {
+        self.forwards = forwards
+        self.remaining = max(0, limit)
+        self.slot = 0
+        self.revision = 0
+        guard var record else {
+            self.reader = nil
+            done = true
+            return
+        }
+        // Only frames committed when the read began.
+        while let last = record.frames.last, last.firstPosition >= visibleEnd { record.frames.removeLast() }
+        self.reader = StreamReader(record: record, segments: segments)
+        let next = record.nextRevision
+        if forwards {
+            let first = start ?? 0
+            if first >= next {
+                done = true
+            } else {
+                revision = first
+                slot = record.frameSlot(containing: first)
+            }
+        } else {
+            if next == 0 {
+                done = true
+            } else {
+                revision = min(start ?? UInt64.max, next - 1)
+                slot = record.frameSlot(containing: revision)
+            }
+        }
+    }
+
+    /// The next event of the stream in the cursor's direction, or nil.
+    ///
+    /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
+    public mutating func next() throws(ReadError) -> RecordedEvent? {
+        guard remaining > 0, !done, let reader else { return nil }
+        return forwards ? try nextForwards(reader) : try nextBackwards(reader)
+    }
+
+    private mutating func nextForwards(_ reader: StreamReader) throws(ReadError) -> RecordedEvent? {
+        while eventsLeftInFrame == 0 {
+            guard slot < reader.record.frames.count else {
+                done = true
+                return nil
+            }
+            let (frameSegment, frame) = try reader.openFrame(slot)
+            slot += 1
+            segment = frameSegment
+            recordOffset = frame.recordsOffset
+            frameFirstRevision = frame.firstRevision
+            frameFirstPosition = frame.firstPosition
+            eventsLeftInFrame = frame.eventCount
+            while frameFirstRevision + UInt64(frame.eventCount - eventsLeftInFrame) < revision {
+                recordOffset = FrameDecoder.record(at: recordOffset, in: frameSegment.bytes).end
+                eventsLeftInFrame -= 1
+            }
+        }
+        guard let segment else { return nil }
+        let layout = FrameDecoder.record(at: recordOffset, in: segment.bytes)
+        let event = RecordedEvent(position: frameFirstPosition + (revision - frameFirstRevision), stream: reader.record.name,
+                                  revision: revision, segment: segment, layout: layout)
+        recordOffset = layout.end
+        eventsLeftInFrame -= 1
+        revision += 1
+        remaining -= 1
+        return event
+    }
+
+    private mutating func nextBackwards(_ reader: StreamReader) throws(ReadError) -> RecordedEvent? {
+        if records.isEmpty {
+            guard slot >= 0 else {
+                done = true
+                return nil
+            }
+            let (frameSegment, frame) = try reader.openFrame(slot)
+            slot -= 1
+            segment = frameSegment
+            frameFirstRevision = frame.firstRevision
+            frameFirstPosition = frame.firstPosition
+            var offset = frame.recordsOffset
+            let wanted = Int(revision - frame.firstRevision) + 1
+            records.removeAll(keepingCapacity: true)
+            for _ in 0..<wanted {
+                let layout = FrameDecoder.record(at: offset, in: frameSegment.bytes)
+                records.append(layout)
+                offset = layout.end
+            }
+        }
+        guard let segment, let layout = records.popLast() else { return nil }
+        let event = RecordedEvent(position: frameFirstPosition + (revision - frameFirstRevision), stream: reader.record.name,
+                                  revision: revision, segment: segment, layout: layout)
+        remaining -= 1
+        if revision == 0 { done = true } else { revision -= 1 }
+        return event
+    }
+}
