@@ -19,8 +19,14 @@ struct DumpCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
-    @Option(help: "First global position to print.")
-    var from: UInt64 = 0
+    @Option(help: "Print only this stream, in revision order.")
+    var stream: String?
+
+    @Flag(help: "Newest first.")
+    var backwards = false
+
+    @Option(help: "First global position to print ($all), or first revision (--stream).")
+    var from: UInt64?
 
     @Option(help: "Print at most this many events.")
     var limit: Int = .max
@@ -29,16 +35,23 @@ struct DumpCommand: AsyncParsableCommand {
         let store: EventStore
         do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
         var output = OutputBuffer()
-        var cursor = store.readAll(from: from, limit: limit).makeCursor()
         do {
-            while let event = try cursor.next() {
-                EventLine.write(event, to: &output)
+            switch (stream, backwards) {
+            case (let name?, false): try Self.print(store.read(name, from: from ?? 0, limit: limit).makeCursor(), to: &output)
+            case (let name?, true): try Self.print(store.readBackwards(name, from: from, limit: limit).makeCursor(), to: &output)
+            case (nil, false): try Self.print(store.readAll(from: from ?? 0, limit: limit).makeCursor(), to: &output)
+            case (nil, true): try Self.print(store.readAllBackwards(from: from, limit: limit).makeCursor(), to: &output)
             }
         } catch {
             output.flush()
             throw fail(error)
         }
         output.flush()
+    }
+
+    private static func print<Cursor: EventCursor>(_ cursor: Cursor, to output: inout OutputBuffer) throws(ReadError) {
+        var cursor = cursor
+        while let event = try cursor.next() { EventLine.write(event, to: &output) }
     }
 }
 

@@ -12,10 +12,14 @@ struct ImportCommand: AsyncParsableCommand {
             "metadata": {...}, "id": "UUID"}. "data" and "metadata" are any JSON value, stored \
             byte for byte as written; "dataBase64"/"metadataBase64" give raw bytes instead. \
             "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
-            and ignored: the store assigns them. Blank lines are skipped.
+            and ignored: the store assigns them. "expectedRevision" (a number, or "any", \
+            "noStream", "streamExists") makes the line's append conditional: a line that does \
+            not match is reported with its line number and stops the import. Blank lines are \
+            skipped.
 
             Lines are committed in batches of up to --batch events; consecutive lines of the \
-            same stream become one atomic frame. With --durability fsync, after each batch is \
+            same stream without an expectedRevision become one atomic frame (a line with one \
+            starts a new frame). With --durability fsync, after each batch is \
             on disk the command prints `committed <last global position>`. With periodic or \
             none it prints that line once, after the final sync at the end. A bad line stops \
             the import with its line number; nothing from its batch is written.
@@ -78,7 +82,7 @@ struct Importer {
     let store: EventStore
     let batchSize: Int
     let printEveryCommit: Bool
-    private var pending: [(stream: String, event: EventData, line: Int)] = []
+    private var pending: [(stream: String, event: EventData, expected: ExpectedRevision?, line: Int)] = []
     private(set) var committedEvents = 0
     private var lastCommitted: UInt64?
     private var output = OutputBuffer()
@@ -90,11 +94,11 @@ struct Importer {
     }
 
     mutating func add(_ line: String, lineNumber: Int) async throws {
-        let (stream, event) = try Self.parse(line, lineNumber: lineNumber)
+        let (stream, event, expected) = try Self.parse(line, lineNumber: lineNumber)
         do { try store.validate([event], to: stream) } catch {
             throw LineError(line: lineNumber, message: error.description)
         }
-        pending.append((stream, event, lineNumber))
+        pending.append((stream, event, expected, lineNumber))
         if pending.count >= batchSize { try await commit() }
     }
 
@@ -107,19 +111,24 @@ struct Importer {
         var runBytes = 0
         for item in pending {
             let eventBytes = EventStore.encodedSize(of: [item.event], to: item.stream)
-            if let last = appends.last, last.stream == item.stream,
+            if item.expected == nil, let last = appends.last, last.stream == item.stream,
                runBytes + eventBytes - EventStore.encodedSize(of: [], to: item.stream) <= store.maximumAppendBytes {
                 appends[appends.count - 1].events.append(item.event)
                 lines[lines.count - 1] = lines[lines.count - 1].lowerBound...item.line
                 runBytes += eventBytes - EventStore.encodedSize(of: [], to: item.stream)
             } else {
-                appends.append(StreamAppend(stream: item.stream, events: [item.event]))
+                appends.append(StreamAppend(stream: item.stream, events: [item.event], expected: item.expected ?? .any))
                 lines.append(item.line...item.line)
                 runBytes = eventBytes
             }
         }
         let results: [AppendResult]
         do { results = try await store.append(appends) } catch {
+            // A failed expectation names its own line; anything else names the batch.
+            if case .wrongExpectedRevision(let stream, let expected, _) = error,
+               let index = appends.firstIndex(where: { $0.stream == stream && $0.expected == expected && expected != .any }) {
+                throw LineError(line: lines[index].lowerBound, message: "\(error) (nothing from lines \(lines[0].lowerBound)-\(lines[lines.count - 1].upperBound) was written)")
+            }
             throw LineError(line: lines.first?.lowerBound ?? 0, message: "batch through line \(lines.last?.upperBound ?? 0) failed: \(error)")
         }
         committedEvents += pending.count
@@ -140,10 +149,11 @@ struct Importer {
     }
 
     static let knownKeys: Set<String> = [
-        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "position", "revision", "timestamp",
+        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision",
+        "position", "revision", "timestamp",
     ]
 
-    static func parse(_ line: String, lineNumber: Int) throws -> (String, EventData) {
+    static func parse(_ line: String, lineNumber: Int) throws -> (String, EventData, ExpectedRevision?) {
         var line = line
         return try line.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
@@ -187,9 +197,28 @@ struct Importer {
                 guard let parsed = UUID(uuidString: text) else { throw LineError(line: lineNumber, message: "\"id\" is not a UUID") }
                 id = parsed
             }
+            var expected: ExpectedRevision?
+            if let member = fields["expectedRevision"] {
+                switch member.kind {
+                case .number:
+                    guard let revision = UInt64(String(decoding: raw[member.range], as: UTF8.self)) else {
+                        throw LineError(line: lineNumber, message: "\"expectedRevision\" must be a whole number or a keyword")
+                    }
+                    expected = .exact(revision)
+                case .string:
+                    switch try JSONScanner.decodeString(raw, member.range) {
+                    case "any": expected = .any
+                    case "noStream": expected = .noStream
+                    case "streamExists": expected = .streamExists
+                    default: throw LineError(line: lineNumber, message: "\"expectedRevision\" must be a number, \"any\", \"noStream\" or \"streamExists\"")
+                    }
+                default:
+                    throw LineError(line: lineNumber, message: "\"expectedRevision\" must be a number, \"any\", \"noStream\" or \"streamExists\"")
+                }
+            }
             let event = EventData(id: id, type: type, payload: try bytes("data", base64Key: "dataBase64"),
                                   metadata: try bytes("metadata", base64Key: "metadataBase64"))
-            return (stream, event)
+            return (stream, event, expected)
         }
     }
 }

@@ -32,6 +32,8 @@ struct StatsCommand: AsyncParsableCommand {
                 segments        \(statistics.segments)
                 events          \(statistics.events)
                 streams         \(statistics.streams)
+                index frames    \(statistics.indexedFrames)
+                index bytes     \(statistics.indexBytes) (in memory)
                 used bytes      \(statistics.usedBytes)
                 allocated bytes \(statistics.allocatedBytes)
                 segment size    \(statistics.segmentSizeBytes)

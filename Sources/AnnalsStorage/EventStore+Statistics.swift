@@ -6,6 +6,10 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
     public var events: UInt64
     /// Streams with at least one event.
     public var streams: Int
+    /// Frames in the stream index.
+    public var indexedFrames: Int
+    /// Approximate bytes of the stream index.
+    public var indexBytes: Int
     /// Bytes of frames in use across all segments (headers and padding included).
     public var usedBytes: Int
     /// Bytes the file system has allocated for segment files.
@@ -24,8 +28,9 @@ extension EventStore {
     ///
     /// - Throws: ``SystemError`` if a segment file's metadata cannot be read.
     public func statistics() throws(SystemError) -> StoreStatistics {
-        let (segments, end, streams, appends, flushes) = state.withLock {
-            ($0.segments, $0.visibleEnd, $0.streams.streamCount, $0.appendCount, $0.flushCount)
+        let (segments, end, streams, frames, indexBytes, appends, flushes) = state.withLock {
+            ($0.segments, $0.visibleEnd, $0.streams.streamCount, $0.streams.frameCount, $0.streams.approximateBytes,
+             $0.appendCount, $0.flushCount)
         }
         var used = 0
         var allocated = 0
@@ -40,7 +45,8 @@ extension EventStore {
             }
         }
         return StoreStatistics(
-            segments: segments.count, events: end.nextPosition, streams: streams, usedBytes: used,
+            segments: segments.count, events: end.nextPosition, streams: streams, indexedFrames: frames, indexBytes: indexBytes,
+            usedBytes: used,
             allocatedBytes: allocated, segmentFileBytes: fileBytes, segmentSizeBytes: options.segmentSizeBytes,
             appendsSinceOpen: appends, flushesSinceOpen: flushes)
     }

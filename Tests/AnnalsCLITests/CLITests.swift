@@ -82,6 +82,33 @@ final class TemporaryStore: @unchecked Sendable {
         #expect(reserved.status == 1 && reserved.stderr.contains("reserved"))
     }
 
+    @Test func expectedRevisionConflictsNameTheirLineAndStreamsDumpAlone() throws {
+        let store = TemporaryStore()
+        let input = """
+            {"stream":"a","type":"T","data":1,"expectedRevision":"noStream"}
+            {"stream":"b","type":"T","data":2}
+            {"stream":"a","type":"T","data":3,"expectedRevision":0}
+            {"stream":"a","type":"T","data":4,"expectedRevision":"streamExists"}
+            {"stream":"a","type":"T","data":5,"expectedRevision":7}
+            """
+        let result = try runAnnals(["import", store.path, "--batch", "2"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("line 5") && result.stderr.contains("revision 7"), "\(result.stderr)")
+        #expect(result.stdout == "committed 1\ncommitted 3\n")
+        let streamA = try runAnnals(["dump", store.path, "--stream", "a"]).stdout.split(separator: "\n")
+        #expect(streamA.count == 3)
+        #expect(streamA.map { $0.contains(#""stream":"a""#) } == [true, true, true])
+        #expect(streamA[2].contains(#""revision":2"#) && streamA[2].hasSuffix(#""data":4}"#))
+        let newest = try runAnnals(["dump", store.path, "--stream", "a", "--backwards", "--limit", "1"]).stdout
+        #expect(newest.contains(#""revision":2"#) && newest.split(separator: "\n").count == 1)
+        let fromRevision = try runAnnals(["dump", store.path, "--stream", "a", "--from", "1"]).stdout.split(separator: "\n")
+        #expect(fromRevision.count == 2)
+        let bad = try runAnnals(["import", store.path], input: #"{"stream":"a","type":"T","expectedRevision":"sometimes"}"#)
+        #expect(bad.status == 1 && bad.stderr.contains("line 1"))
+        let stats = try runAnnals(["stats", store.path]).stdout
+        #expect(stats.contains("streams         2"))
+    }
+
     @Test func secondWriterInAnotherProcessGetsStoreLocked() async throws {
         let store = TemporaryStore()
         let writer = try EventStore.open(at: store.path)
