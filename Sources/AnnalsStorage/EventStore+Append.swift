@@ -58,10 +58,13 @@ extension EventStore {
             var decisions: [Decision] = []
             decisions.reserveCapacity(prepared.count)
             var pending: [String: UInt64] = [:] // next revisions after earlier appends of this batch
+            let locator = state.locator
             for append in prepared {
-                let record = state.streams.record(for: append.stream)
-                let next = pending[append.stream] ?? record?.nextRevision ?? 0
-                if pending[append.stream] == nil, let record,
+                let hash = state.streams.hasher.hash(append.stream)
+                let recent = state.streams.record(for: append.stream, hash: hash)
+                let next = pending[append.stream] ?? locator.nextRevision(of: append.stream, hash: hash, recent: recent)
+                if pending[append.stream] == nil, append.hasCallerIDs, next > 0,
+                   let record = locator.record(for: append.stream, hash: hash, recent: recent),
                    let original = try originalResult(of: append, in: record, segments: state.segments) {
                     decisions.append(.repeatOf(original))
                     continue
@@ -176,6 +179,15 @@ extension EventStore {
         old.file.protectReadOnly()
         state.durablePosition = state.nextPosition
         state.visibleEnd = state.writtenEnd
+        // The sealed segment's stream index goes to disk; its frames leave memory.
+        if state.tables.last.map({ $0.segmentIndex < old.index }) ?? true {
+            let entries = state.streams.entries(forSegment: old.index)
+            guard let table = try IndexWriter.write(segment: old.index, nextPosition: state.nextPosition, entries: entries,
+                                                    hasher: state.streams.hasher, layout: layout)
+            else { throw SystemError(call: "open", path: layout.indexPath(old.index), errorNumber: EIO) }
+            state.tables.append(table)
+            state.streams.removeFrames(ofSegment: old.index)
+        }
 
         let index = old.index + 1
         let finalPath = layout.segmentPath(index)
@@ -202,7 +214,7 @@ extension EventStore {
         let end = state.writtenEnd
         let checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
                                     segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
-                                    sequence: state.checkpointSequence)
+                                    sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)
         try Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
     }
 }
@@ -252,4 +264,10 @@ struct PreparedAppend {
 import FoundationEssentials
 #else
 import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif

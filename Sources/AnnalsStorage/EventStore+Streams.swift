@@ -33,8 +33,14 @@ extension EventStore {
     /// True when `stream` has at least one committed event.
     public func streamExists(_ stream: String) -> Bool { lastRevision(of: stream) != nil }
 
+    /// The stream's frames and what is visible, taken under the lock; the index files are
+    /// searched after it is released.
     private func streamSnapshot(_ stream: String) -> (StreamRecord?, [Segment], UInt64) {
         let hash = options.streamHasher.hash(stream)
-        return state.withLock { ($0.streams.record(for: stream, hash: hash), $0.segments, $0.visibleEnd.nextPosition) }
+        let (recent, tables, segments, end) = state.withLock {
+            ($0.streams.record(for: stream, hash: hash), $0.tables, $0.segments, $0.visibleEnd.nextPosition)
+        }
+        let record = StreamLocator(tables: tables, segments: segments).record(for: stream, hash: hash, recent: recent)
+        return (record, segments, end)
     }
 }

@@ -70,6 +70,8 @@ public struct RecoveryReport: Sendable, Hashable {
     public var truncatedBytes = 0
     /// Where the cut was made, with why the bytes there were not a valid frame.
     public var truncation: CorruptionError?
+    /// Index files that were missing or failed a check and were rebuilt from the log.
+    public var rebuiltIndexes: [String] = []
     /// Temporary files left by an interrupted operation, removed.
     public var removedTemporaryFiles: [String] = []
     /// Anything else worth knowing, e.g. an unreadable checkpoint that forced a full scan.

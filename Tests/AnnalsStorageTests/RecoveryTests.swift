@@ -128,14 +128,28 @@ import Testing
         try await reopened.close()
     }
 
-    /// Corruption of a frame header in a sealed segment (not the tail) fails the open instead of
-    /// being mistaken for a torn tail.
-    @Test func damagedFrameHeaderBeforeTheTailFailsOpen() async throws {
+    /// A damaged frame header in a sealed segment is never mistaken for a torn tail: open does
+    /// not read sealed segments (their index files stand for them), reads and `verify` report
+    /// the frame; and when the segment's index must be rebuilt, the rebuild's verified scan
+    /// fails the open.
+    @Test func damagedFrameHeaderInASealedSegmentIsCorruptionNotATornTail() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
         try await writeClosedStore(at: path, events: 400)
         let first = try segmentFiles(path)[0]
         try modifyFile(first) { bytes in bytes[64 + 4] ^= 0xFF } // length of the first frame
+        let reopened = try EventStore.open(at: path, options: smallSegments)
+        #expect(reopened.recoveryReport.truncatedBytes == 0)
+        #expect {
+            _ = try readEverything(reopened)
+        } throws: { error in
+            guard case ReadError.corrupt(let corruption) = error else { return false }
+            return corruption.file == first && corruption.offset == 64
+        }
+        #expect(StoreVerifier.verify(at: path).problems.first?.file == first)
+        try await reopened.close()
+
+        try FileManager.default.removeItem(atPath: path + "/segments/0000000000000000.idx")
         #expect {
             _ = try EventStore.open(at: path, options: smallSegments)
         } throws: { error in

@@ -135,7 +135,7 @@ private func readStreamBackwards(_ store: EventStore, _ stream: String, from rev
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
         var options = smallSegments
-        options.streamHasher = StreamHasher(name: "constant") { _ in 42 }
+        options.streamHasher = StreamHasher(name: "constant", id: 0xFFFF_0001) { _ in 42 }
         var store = try EventStore.open(at: path, options: options)
         _ = try await store.append([event("A", "a0")], to: "alpha", expecting: .noStream)
         _ = try await store.append([event("B", "b0")], to: "beta", expecting: .noStream)

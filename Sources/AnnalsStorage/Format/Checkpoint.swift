@@ -16,6 +16,9 @@ struct Checkpoint: Sendable, Equatable {
     var nextPosition: UInt64
     /// Incremented on every write of the file.
     var sequence: UInt64
+    /// Timestamp of the newest event when written, so appends after a restart never go back
+    /// in time even when the clock does.
+    var lastTimestamp: Int64 = 0
 
     func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Format.checkpointBytes)
@@ -28,6 +31,7 @@ struct Checkpoint: Sendable, Equatable {
             buffer.storeU64(segmentOffset, at: 24)
             buffer.storeU64(nextPosition, at: 32)
             buffer.storeU64(sequence, at: 40)
+            buffer.storeI64(lastTimestamp, at: 48)
             let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.checkpointChecksumOffset))
             buffer.storeU32(checksum, at: Format.checkpointChecksumOffset)
         }
@@ -55,7 +59,8 @@ struct Checkpoint: Sendable, Equatable {
                 segmentIndex: raw.u64(16),
                 segmentOffset: raw.u64(24),
                 nextPosition: raw.u64(32),
-                sequence: raw.u64(40)
+                sequence: raw.u64(40),
+                lastTimestamp: raw.i64(48)
             ))
         }
     }

@@ -1,8 +1,10 @@
 /// Opens the segments of a store and finds the end of valid data.
 ///
-/// Data before the checkpoint was durable when the checkpoint was written: it is walked by
-/// frame headers only (to rebuild the stream table) and its checksums are left to reads and
-/// `verify`. Data after the checkpoint is verified frame by frame. In the last segment, the
+/// Data before the checkpoint was durable when the checkpoint was written: sealed segments are
+/// represented by their index files (checked, and rebuilt from a verified scan when missing or
+/// bad), and the open segment's frames before the checkpoint are walked by header only; their
+/// checksums are left to reads and `verify`. Data after the checkpoint is verified frame by
+/// frame. In the last segment, the
 /// first bytes that are not a valid frame are a torn tail: they are cut and zeroed (writable
 /// open) or ignored (read-only). Anywhere else, a bad frame is corruption and open fails.
 struct LogRecovery {
@@ -16,7 +18,9 @@ struct LogRecovery {
         var end: LogEnd
         /// True when the last segment ends with a seal frame.
         var lastSegmentSealed: Bool
-        /// Every stream's frames.
+        /// Index files of sealed segments.
+        var tables: [IndexTable]
+        /// Frames of segments without an index file (the open segment).
         var streams: StreamIndex
         /// Latest event timestamp seen, so new appends never go back in time.
         var lastTimestamp: Int64
@@ -67,84 +71,135 @@ struct LogRecovery {
             report.warnings.append("checkpoint points outside the log; verified the whole log instead")
         }
 
-        var streams = StreamIndex(hasher: hasher)
-        var lastEventsFrame: (Segment, FrameHeader)?
+        var tables: [IndexTable] = []
+        var memory = StreamIndex(hasher: hasher)
+        var lastTimestamp = checkpoint?.lastTimestamp ?? 0
         var expected = segments[0].firstPosition
         var end = start
         var sealed = false
         for (arrayIndex, segment) in segments.enumerated() {
             let isLast = arrayIndex == segments.count - 1
-            guard segment.index >= start.segmentIndex else {
-                expected = try walkHeaders(of: segment, expecting: expected, streams: &streams, last: &lastEventsFrame)
+            guard segment.firstPosition == expected else {
+                throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
+            }
+            let nextFirstPosition = isLast ? nil : segments[arrayIndex + 1].firstPosition
+            // Entirely before the checkpoint: sealed and durable. Its index file is all we need.
+            if segment.index < start.segmentIndex, let nextFirstPosition,
+               let table = usableTable(for: segment, nextPosition: nextFirstPosition, report: &report) {
+                tables.append(table)
+                expected = table.nextPosition
                 continue
             }
+            // Otherwise read the frames: walk headers up to the checkpoint, verify after it.
             var offset = Format.segmentHeaderBytes
             if segment.index == start.segmentIndex && start.offset > offset {
-                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, streams: &streams,
-                                           last: &lastEventsFrame)
+                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, into: &memory)
                 offset = start.offset
-            } else if segment.firstPosition != expected {
-                throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
             }
             if segment.index == start.segmentIndex, expected != start.nextPosition {
                 throw .corrupt(segment.corruption(at: offset, "checkpoint says position \(start.nextPosition), log says \(expected)"))
             }
-            let scanStart = offset
-            sealed = false
-            scan: while true {
-                switch FrameDecoder.probe(segment.bytes, at: offset) {
-                case .frame(let frame):
-                    if frame.kind == .seal {
-                        guard frame.firstPosition == expected else {
-                            throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
+            let verifyFrom = segment.index >= start.segmentIndex ? offset : segment.file.size
+            if verifyFrom > offset {
+                // Before the checkpoint, rebuilding a missing index: walk it, then verify it.
+                expected = try walkHeaders(of: segment, expecting: expected, into: &memory)
+                sealed = true
+                end = LogEnd(segmentIndex: segment.index, offset: 0, nextPosition: expected)
+            } else {
+                let scanStart = offset
+                sealed = false
+                scan: while true {
+                    switch FrameDecoder.probe(segment.bytes, at: offset) {
+                    case .frame(let frame):
+                        if frame.kind == .seal {
+                            guard frame.firstPosition == expected else {
+                                throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
+                            }
+                            sealed = true
+                            offset = frame.end
+                            break scan
                         }
-                        sealed = true
+                        try apply(frame, in: segment, expecting: expected,
+                                  locator: StreamLocator(tables: tables, segments: segments), into: &memory)
+                        lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
+                        expected = frame.nextPosition
                         offset = frame.end
+                    case .endOfData:
+                        guard isLast else {
+                            throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
+                        }
+                        break scan
+                    case .invalid(let reason):
+                        guard isLast else { throw .corrupt(segment.corruption(at: offset, reason)) }
+                        try cutTail(of: segment, at: offset, reason: reason, report: &report)
                         break scan
                     }
-                    try apply(frame, in: segment, expecting: expected, streams: &streams)
-                    lastEventsFrame = (segment, frame)
-                    expected = frame.nextPosition
-                    offset = frame.end
-                case .endOfData:
-                    guard isLast else {
-                        throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
-                    }
-                    break scan
-                case .invalid(let reason):
-                    guard isLast else { throw .corrupt(segment.corruption(at: offset, reason)) }
-                    try cutTail(of: segment, at: offset, reason: reason, report: &report)
-                    break scan
+                }
+                report.scannedBytes += offset - scanStart
+                end = LogEnd(segmentIndex: segment.index, offset: sealed ? offset - Format.sealFrameBytes : offset, nextPosition: expected)
+                if !isLast && !sealed {
+                    throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
                 }
             }
-            report.scannedBytes += offset - scanStart
-            end = LogEnd(segmentIndex: segment.index, offset: sealed ? offset - Format.sealFrameBytes : offset, nextPosition: expected)
-            if !isLast && !sealed {
-                throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
+            if let nextFirstPosition, expected != nextFirstPosition {
+                throw .corrupt(segments[arrayIndex + 1].corruption(at: 32, "segment starts at position \(nextFirstPosition), expected \(expected)"))
+            }
+            // A sealed segment gets (or keeps) its index file; its frames leave memory.
+            if sealed {
+                if let table = usableTable(for: segment, nextPosition: expected, report: &report, quiet: true) {
+                    tables.append(table)
+                    memory.removeFrames(ofSegment: segment.index)
+                } else if writable {
+                    let entries = memory.entries(forSegment: segment.index)
+                    let table: IndexTable?
+                    do { table = try IndexWriter.write(segment: segment.index, nextPosition: expected, entries: entries,
+                                                       hasher: hasher, layout: layout) } catch { throw .system(error) }
+                    guard let table else {
+                        throw .corrupt(CorruptionError(file: layout.indexPath(segment.index), offset: 0, reason: "index file unreadable after writing"))
+                    }
+                    report.rebuiltIndexes.append(layout.indexPath(segment.index))
+                    tables.append(table)
+                    memory.removeFrames(ofSegment: segment.index)
+                }
+                // Read-only: the frames stay in memory.
             }
         }
         // A checkpoint taken after the scanned data must be durable before it can be trusted.
         if writable, let last = segments.last, report.scannedBytes > 0 {
             do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
         }
-        var lastTimestamp: Int64 = 0
-        if let (segment, frame) = lastEventsFrame, segment.bytes.fits(frame.recordsOffset, Format.eventHeaderBytes),
-           frame.recordsOffset + Format.eventHeaderBytes <= frame.offset + frame.length {
-            lastTimestamp = segment.bytes.i64(frame.recordsOffset + 16)
-        }
-        return Result(segments: segments, end: end, lastSegmentSealed: sealed, streams: streams,
+        return Result(segments: segments, end: end, lastSegmentSealed: sealed, tables: tables, streams: memory,
                       lastTimestamp: lastTimestamp, report: report)
     }
 
-    /// Follows frame headers (no checksums) through data covered by the checkpoint.
+    /// The segment's index file when it exists and passes every check; otherwise nil, with the
+    /// reason in the report (the caller rebuilds it).
+    private func usableTable(for segment: Segment, nextPosition: UInt64, report: inout RecoveryReport, quiet: Bool = false) -> IndexTable? {
+        let path = layout.indexPath(segment.index)
+        switch IndexTable.open(path: path, segmentIndex: segment.index, hashID: hasher.id) {
+        case .success(let table) where table.nextPosition == nextPosition:
+            return table
+        case .success:
+            report.warnings.append("\(path): index ends at a different position than its segment; rebuilt")
+        case .failure(let problem):
+            if !(quiet && problem.reason == "missing") {
+                report.warnings.append("\(problem); rebuilt from the log")
+            }
+        }
+        return nil
+    }
+
+    private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {
+        segment.bytes.i64(frame.recordsOffset + 16)
+    }
+
+    /// Follows frame headers (no checksums) through data covered by the checkpoint, adding
+    /// frames to the in-memory index. Without `limit`, the whole (sealed) segment: its frames
+    /// are then verified too, since they are about to be indexed.
     private func walkHeaders(
-        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, streams: inout StreamIndex,
-        last: inout (Segment, FrameHeader)?
+        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, into memory: inout StreamIndex
     ) throws(OpenError) -> UInt64 {
         var expected = position
-        guard segment.firstPosition == expected else {
-            throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
-        }
         var offset = Format.segmentHeaderBytes
         var previous: FrameHeader?
         /// A damaged length sends the walk into the middle of a frame; blame the frame whose
@@ -156,25 +211,19 @@ struct LogRecovery {
             return .corrupt(segment.corruption(at: offset, reason))
         }
         while limit.map({ offset < $0 }) ?? true {
-            switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: false) {
+            switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: limit == nil) {
             case .frame(let frame):
                 defer { previous = frame }
-                if frame.kind == .seal {
-                    guard frame.firstPosition == expected else {
-                        throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
-                    }
-                    return expected
-                }
                 guard frame.firstPosition == expected else {
-                    throw culprit(offset, "frame at position \(frame.firstPosition), expected \(expected)")
+                    throw culprit(offset, frame.kind == .seal
+                        ? "seal says position \(frame.firstPosition), expected \(expected)"
+                        : "frame at position \(frame.firstPosition), expected \(expected)")
                 }
-                let name = streamName(of: frame, in: segment)
-                let current = streams.nextRevision(of: name)
-                guard frame.firstRevision == current else {
-                    throw culprit(offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)")
+                if frame.kind == .seal { return expected }
+                if limit == nil, let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+                    throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
                 }
-                streams.append(FrameLocation(frame, in: segment), to: name)
-                last = (segment, frame)
+                memory.append(FrameLocation(frame, in: segment), to: streamName(of: frame, in: segment))
                 expected = frame.nextPosition
                 offset = frame.end
             case .endOfData:
@@ -187,7 +236,7 @@ struct LogRecovery {
     }
 
     private func apply(
-        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, streams: inout StreamIndex
+        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, locator: StreamLocator, into memory: inout StreamIndex
     ) throws(OpenError) {
         guard frame.firstPosition == expected else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
@@ -196,11 +245,12 @@ struct LogRecovery {
             throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
         }
         let name = streamName(of: frame, in: segment)
-        let current = streams.nextRevision(of: name)
+        let hash = hasher.hash(name)
+        let current = locator.nextRevision(of: name, hash: hash, recent: memory.record(for: name, hash: hash))
         guard frame.firstRevision == current else {
             throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
         }
-        streams.append(FrameLocation(frame, in: segment), to: name)
+        memory.append(FrameLocation(frame, in: segment), to: name)
     }
 
     private func streamName(of frame: FrameHeader, in segment: Segment) -> String {

@@ -15,7 +15,9 @@ struct LogState {
     var durablePosition: UInt64
     /// In the active segment, bytes before this offset are on stable storage.
     var syncedOffset: Int
-    /// Every stream's frames. (Rebuilt at open by a walk of frame headers.)
+    /// Index files of sealed segments, in segment order.
+    var tables: [IndexTable]
+    /// Frames of the segments not covered by an index file (the open segment).
     var streams: StreamIndex
     /// Appenders waiting for a flush that covers their position.
     var waiters: [DurabilityWaiter] = []
@@ -32,6 +34,7 @@ struct LogState {
     var flushCount = 0
 
     var activeSegment: Segment { segments[segments.count - 1] }
+    var locator: StreamLocator { StreamLocator(tables: tables, segments: segments) }
     var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
 
     init(recovered: LogRecovery.Result, lock: FileLock?, checkpointSequence: UInt64) {
@@ -43,6 +46,7 @@ struct LogState {
         durablePosition = recovered.end.nextPosition
         syncedOffset = recovered.end.offset
         streams = recovered.streams
+        tables = recovered.tables
         lastTimestamp = recovered.lastTimestamp
         self.lock = lock
         self.checkpointSequence = checkpointSequence

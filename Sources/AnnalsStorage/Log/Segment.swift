@@ -37,6 +37,11 @@ struct StoreLayout: Sendable {
         segmentsDirectory + "/" + Self.segmentFileName(index)
     }
 
+    /// `segments/0000000000000042.idx`: the stream index of a sealed segment.
+    func indexPath(_ index: UInt64) -> String {
+        segmentsDirectory + "/" + String(Self.segmentFileName(index).dropLast(4)) + ".idx"
+    }
+
     static func segmentFileName(_ index: UInt64) -> String {
         let digits = String(index)
         return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"

@@ -10,6 +10,8 @@ public struct VerificationReport: Sendable {
     public var streams = 0
     /// Bytes of frames checked.
     public var bytes = 0
+    /// Index files checked against their segments.
+    public var indexFiles = 0
     /// Problems, in file order (at most ``StoreVerifier/maximumProblems``).
     public var problems: [CorruptionError] = []
     /// Non-zero bytes after the last valid frame of the last segment: a torn tail that the next
@@ -75,6 +77,7 @@ public enum StoreVerifier {
             let segment = Segment(header: header, file: mapped)
             var offset = Format.segmentHeaderBytes
             var sealed = false
+            var entries: [IndexFile.Entry] = []
             frames: while true {
                 switch FrameDecoder.probe(mapped.bytes, at: offset) {
                 case .frame(let frame):
@@ -99,6 +102,9 @@ public enum StoreVerifier {
                         problem(file, offset, "stream \(stream) continues at revision \(frame.firstRevision), expected \(revision)")
                     }
                     revisions[stream] = frame.firstRevision + UInt64(frame.eventCount)
+                    entries.append(IndexFile.Entry(streamHash: StreamHasher.fnv1a.hash(stream), firstRevision: frame.firstRevision,
+                                                   firstPosition: frame.firstPosition, offset: UInt32(frame.offset),
+                                                   eventCount: UInt32(frame.eventCount)))
                     report.events += UInt64(frame.eventCount)
                     expected = frame.nextPosition
                     offset = frame.end
@@ -119,10 +125,45 @@ public enum StoreVerifier {
                 }
             }
             if !isLast && !sealed { problem(file, offset, "sealed segment ends without a seal frame") }
+            if sealed {
+                switch checkIndex(of: index, entries: entries, nextPosition: expected, layout: layout) {
+                case .sound: report.indexFiles += 1
+                case .missing(let note): report.notes.append(note)
+                case .bad(let failure): problem(failure.file, failure.offset, failure.reason)
+                }
+            }
             expectedPosition = expected
         }
         report.streams = revisions.count
         return report
+    }
+
+    private enum IndexFinding {
+        case sound
+        case missing(String)
+        case bad(CorruptionError)
+    }
+
+    /// Compares a sealed segment's index file with the entries its frames imply.
+    private static func checkIndex(
+        of segment: UInt64, entries: [IndexFile.Entry], nextPosition: UInt64, layout: StoreLayout
+    ) -> IndexFinding {
+        let path = layout.indexPath(segment)
+        switch IndexTable.open(path: path, segmentIndex: segment, hashID: StreamHasher.fnv1a.id) {
+        case .failure(let failure) where failure.reason == "missing":
+            return .missing("\(path) is missing; the next writable open rebuilds it")
+        case .failure(let failure):
+            return .bad(CorruptionError(file: failure.file, offset: failure.offset,
+                                        reason: "index file: \(failure.reason) (the next writable open rebuilds it)"))
+        case .success(let table):
+            let sorted = entries.sorted { ($0.streamHash, $0.firstRevision) < ($1.streamHash, $1.firstRevision) }
+            let stored = (0..<table.entryCount).map(table.entry)
+            guard table.nextPosition == nextPosition, stored == sorted else {
+                return .bad(CorruptionError(file: path, offset: 0,
+                                            reason: "index file does not match its segment (the next writable open rebuilds it)"))
+            }
+            return .sound
+        }
     }
 
     private static func readSmallFile(_ path: String) throws(SystemError) -> [UInt8] {

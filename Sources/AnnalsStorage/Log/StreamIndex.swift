@@ -4,9 +4,11 @@
 /// to force collisions.
 struct StreamHasher: Sendable, Hashable {
     let name: String
+    /// Written into index files, so a file made with another function is never trusted.
+    let id: UInt32
     let body: @Sendable (UnsafeRawBufferPointer) -> UInt64
 
-    static let fnv1a = StreamHasher(name: "fnv1a-64") { bytes in
+    static let fnv1a = StreamHasher(name: "fnv1a-64", id: IndexFile.fnv1aHashID) { bytes in
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         return hash
@@ -108,6 +110,47 @@ struct StreamIndex: Sendable {
             }
             buckets[hash] = .many(records)
         }
+    }
+
+    /// Index file entries for the frames of segment `segmentIndex`.
+    func entries(forSegment segmentIndex: UInt64) -> [IndexFile.Entry] {
+        var result: [IndexFile.Entry] = []
+        func add(_ record: StreamRecord, _ hash: UInt64) {
+            for frame in record.frames where frame.segmentIndex == segmentIndex {
+                result.append(IndexFile.Entry(streamHash: hash, firstRevision: frame.firstRevision, firstPosition: frame.firstPosition,
+                                              offset: frame.offset, eventCount: frame.eventCount))
+            }
+        }
+        for (hash, bucket) in buckets {
+            switch bucket {
+            case .one(let record): add(record, hash)
+            case .many(let records): for record in records { add(record, hash) }
+            }
+        }
+        return result
+    }
+
+    /// Drops the frames of segment `segmentIndex` (now covered by its index file).
+    mutating func removeFrames(ofSegment segmentIndex: UInt64) {
+        var kept: [UInt64: Bucket] = [:]
+        streamCount = 0
+        frameCount = 0
+        func trimmed(_ record: StreamRecord) -> StreamRecord? {
+            let frames = record.frames.filter { $0.segmentIndex != segmentIndex }
+            return frames.isEmpty ? nil : StreamRecord(name: record.name, frames: frames)
+        }
+        for (hash, bucket) in buckets {
+            let records: [StreamRecord]
+            switch bucket {
+            case .one(let record): records = [record].compactMap(trimmed)
+            case .many(let many): records = many.compactMap(trimmed)
+            }
+            guard !records.isEmpty else { continue }
+            streamCount += records.count
+            frameCount += records.reduce(0) { $0 + $1.frames.count }
+            kept[hash] = records.count == 1 ? .one(records[0]) : .many(records)
+        }
+        buckets = kept
     }
 
     /// Approximate bytes of memory the index uses (frame locations plus per-stream overhead).

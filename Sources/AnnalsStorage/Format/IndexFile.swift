@@ -1,0 +1,140 @@
+/// A sealed segment's stream index file, `NNNNNNNNNNNNNNNN.idx` (see `format-spec.md`, "Index
+/// files"): a 64-byte header, entries sorted by (stream hash, first revision), then a blocked
+/// Bloom filter of the stream hashes. Derived data: rebuilt from the segment whenever missing
+/// or failing a check.
+enum IndexFile {
+    static let magic: [UInt8] = Array("ANNALSIX".utf8)
+    static let headerBytes = 64
+    static let entryBytes = 32
+    static let bloomBlockBytes = 64
+    /// Bloom filter sizing: about 10 bits per distinct stream hash.
+    static let bloomBitsPerStream = 10
+    /// Identifier of the stream hash function in the header (1 = 64-bit FNV-1a).
+    static let fnv1aHashID: UInt32 = 1
+
+    /// One entry: a frame of one stream in this segment.
+    struct Entry: Sendable, Equatable {
+        var streamHash: UInt64
+        var firstRevision: UInt64
+        var firstPosition: UInt64
+        var offset: UInt32
+        var eventCount: UInt32
+    }
+
+    /// The file's bytes for `entries` (in any order) of segment `segmentIndex`, whose frames
+    /// end at global position `nextPosition`.
+    static func encode(segmentIndex: UInt64, nextPosition: UInt64, hashID: UInt32, entries unsorted: [Entry]) -> [UInt8] {
+        let entries = unsorted.sorted { ($0.streamHash, $0.firstRevision) < ($1.streamHash, $1.firstRevision) }
+        var distinct = 0
+        var previous: UInt64?
+        for entry in entries where entry.streamHash != previous {
+            distinct += 1
+            previous = entry.streamHash
+        }
+        let blocks = max(1, (distinct * bloomBitsPerStream + 511) / 512)
+        let entriesBytes = entries.count * entryBytes
+        var bytes = [UInt8](repeating: 0, count: headerBytes + entriesBytes + blocks * bloomBlockBytes)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = headerBytes
+            for entry in entries {
+                buffer.storeU64(entry.streamHash, at: offset)
+                buffer.storeU64(entry.firstRevision, at: offset + 8)
+                buffer.storeU64(entry.firstPosition, at: offset + 16)
+                buffer.storeU32(entry.offset, at: offset + 24)
+                buffer.storeU32(entry.eventCount, at: offset + 28)
+                offset += entryBytes
+            }
+            let bloomStart = headerBytes + entriesBytes
+            for entry in entries {
+                BlockedBloom.insert(entry.streamHash, into: buffer, at: bloomStart, blocks: blocks)
+            }
+            let readable = UnsafeRawBufferPointer(buffer)
+            _ = magic.withUnsafeBytes { buffer.copy($0, to: 0) }
+            buffer.storeU16(Format.version, at: 8)
+            buffer.storeU16(UInt16(headerBytes), at: 10)
+            buffer.storeU64(segmentIndex, at: 16)
+            buffer.storeU64(UInt64(entries.count), at: 24)
+            buffer.storeU64(UInt64(blocks), at: 32)
+            buffer.storeU32(hashID, at: 40)
+            buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: 44)
+            buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: 48)
+            buffer.storeU64(nextPosition, at: 52)
+            buffer.storeU32(CRC32C.checksum(readable.slice(0, 60)), at: 60)
+        }
+        return bytes
+    }
+
+    /// Checks a whole index file: header, both checksums, sizes, order. Returns the entry count
+    /// and Bloom block count, or why the file cannot be trusted.
+    static func validate(
+        _ bytes: UnsafeRawBufferPointer, segmentIndex: UInt64, hashID: UInt32
+    ) -> Result<(entries: Int, bloomBlocks: Int, nextPosition: UInt64), CorruptionReason> {
+        guard bytes.fits(0, headerBytes) else { return .failure(CorruptionReason(offset: 0, "shorter than a header")) }
+        guard bytes.slice(0, 8).elementsEqual(magic) else { return .failure(CorruptionReason(offset: 0, "bad magic")) }
+        guard CRC32C.checksum(bytes.slice(0, 60)) == bytes.u32(60) else {
+            return .failure(CorruptionReason(offset: 60, "header checksum mismatch"))
+        }
+        guard bytes.u16(8) == Format.version, Int(bytes.u16(10)) == headerBytes else {
+            return .failure(CorruptionReason(offset: 8, "unsupported version \(bytes.u16(8))"))
+        }
+        guard bytes.u64(16) == segmentIndex else { return .failure(CorruptionReason(offset: 16, "indexes segment \(bytes.u64(16))")) }
+        guard bytes.u32(40) == hashID else { return .failure(CorruptionReason(offset: 40, "different stream hash function")) }
+        let entryCount = bytes.u64(24)
+        let blocks = bytes.u64(32)
+        guard entryCount < UInt64(Int32.max), blocks >= 1, blocks < UInt64(Int32.max),
+              bytes.count == headerBytes + Int(entryCount) * entryBytes + Int(blocks) * bloomBlockBytes
+        else { return .failure(CorruptionReason(offset: 24, "sizes do not match the file length \(bytes.count)")) }
+        let entriesBytes = Int(entryCount) * entryBytes
+        guard CRC32C.checksum(bytes.slice(headerBytes, entriesBytes)) == bytes.u32(44) else {
+            return .failure(CorruptionReason(offset: headerBytes, "entries checksum mismatch"))
+        }
+        guard CRC32C.checksum(bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)) == bytes.u32(48) else {
+            return .failure(CorruptionReason(offset: headerBytes + entriesBytes, "Bloom filter checksum mismatch"))
+        }
+        return .success((Int(entryCount), Int(blocks), bytes.u64(52)))
+    }
+}
+
+/// A Bloom filter whose probes for one key all fall in one 64-byte block (one cache line), so a
+/// negative answer costs one memory access. Six bits per key, ~10 bits per key overall.
+enum BlockedBloom {
+    static let probes = 6
+
+    /// SplitMix64's finalizer: spreads the stream hash over all 64 bits.
+    @inline(__always)
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Block = high 32 bits of mix(h) scaled to the block count; bit i = bits [9i, 9i+9) of
+    /// mix(mix(h)), a bit number 0...511 inside the block (byte = bit / 8, bit = bit % 8).
+    @inline(__always)
+    static func location(_ hash: UInt64, blocks: Int) -> (block: Int, bits: UInt64) {
+        let first = mix(hash)
+        let block = Int(((first >> 32) &* UInt64(blocks)) >> 32)
+        return (block, mix(first))
+    }
+
+    static func insert(_ hash: UInt64, into buffer: UnsafeMutableRawBufferPointer, at start: Int, blocks: Int) {
+        let (block, bits) = location(hash, blocks: blocks)
+        let base = start + block * IndexFile.bloomBlockBytes
+        for probe in 0..<probes {
+            let bit = Int((bits >> UInt64(9 * probe)) & 511)
+            buffer[base + bit / 8] |= UInt8(1) << UInt8(bit % 8)
+        }
+    }
+
+    @inline(__always)
+    static func mayContain(_ hash: UInt64, in bytes: UnsafeRawBufferPointer, at start: Int, blocks: Int) -> Bool {
+        let (block, bits) = location(hash, blocks: blocks)
+        let base = start + block * IndexFile.bloomBlockBytes
+        for probe in 0..<probes {
+            let bit = Int((bits >> UInt64(9 * probe)) & 511)
+            if bytes[base + bit / 8] & (UInt8(1) << UInt8(bit % 8)) == 0 { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,70 @@
+/// A sealed segment's index file, mapped read-only and checked: lookups by stream hash go
+/// through its Bloom filter and a binary search over its sorted entries.
+final class IndexTable: Sendable {
+    let segmentIndex: UInt64
+    let file: MappedFile
+    let entryCount: Int
+    let bloomBlocks: Int
+    /// Global position after the segment's last event (what the index says).
+    let nextPosition: UInt64
+
+    private init(segmentIndex: UInt64, file: MappedFile, entryCount: Int, bloomBlocks: Int, nextPosition: UInt64) {
+        self.segmentIndex = segmentIndex
+        self.file = file
+        self.entryCount = entryCount
+        self.bloomBlocks = bloomBlocks
+        self.nextPosition = nextPosition
+    }
+
+    /// Maps and fully checks the index file at `path`. Returns why it cannot be used instead
+    /// of throwing: an unusable index is rebuilt, not fatal.
+    static func open(path: String, segmentIndex: UInt64, hashID: UInt32) -> Result<IndexTable, CorruptionError> {
+        let file: MappedFile
+        do { file = try MappedFile.open(path: path, writable: false) } catch {
+            return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
+        }
+        switch IndexFile.validate(file.bytes, segmentIndex: segmentIndex, hashID: hashID) {
+        case .success(let counts):
+            return .success(IndexTable(segmentIndex: segmentIndex, file: file, entryCount: counts.entries,
+                                       bloomBlocks: counts.bloomBlocks, nextPosition: counts.nextPosition))
+        case .failure(let problem):
+            return .failure(CorruptionError(file: path, offset: problem.offset, reason: problem.reason))
+        }
+    }
+
+    func entry(_ index: Int) -> IndexFile.Entry {
+        let bytes = file.bytes
+        let offset = IndexFile.headerBytes + index * IndexFile.entryBytes
+        return IndexFile.Entry(streamHash: bytes.u64(offset), firstRevision: bytes.u64(offset + 8),
+                               firstPosition: bytes.u64(offset + 16), offset: bytes.u32(offset + 24),
+                               eventCount: bytes.u32(offset + 28))
+    }
+
+    private func hash(at index: Int) -> UInt64 {
+        file.bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes)
+    }
+
+    /// Indexes of the entries with `streamHash`, in revision order (empty when absent).
+    func entries(for streamHash: UInt64) -> Range<Int> {
+        guard BlockedBloom.mayContain(streamHash, in: file.bytes,
+                                      at: IndexFile.headerBytes + entryCount * IndexFile.entryBytes, blocks: bloomBlocks)
+        else { return 0..<0 }
+        var low = 0
+        var high = entryCount
+        while low < high {
+            let middle = (low + high) / 2
+            if hash(at: middle) < streamHash { low = middle + 1 } else { high = middle }
+        }
+        var end = low
+        while end < entryCount && hash(at: end) == streamHash { end += 1 }
+        return low..<end
+    }
+
+    var sizeBytes: Int { file.size }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

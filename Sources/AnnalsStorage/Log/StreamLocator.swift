@@ -1,0 +1,79 @@
+/// Finds a stream's frames: in the index files of sealed segments (Bloom filter, binary search,
+/// then the stream name checked against the frame itself) and in `recent`, the stream's record
+/// in the in-memory index of segments not yet indexed on disk. It holds no reference to the
+/// in-memory index itself, so the writer can keep mutating that without copying it.
+struct StreamLocator {
+    let tables: [IndexTable]
+    let segments: [Segment]
+
+    /// All frames of `stream`, oldest first.
+    func record(for stream: String, hash: UInt64, recent: StreamRecord?) -> StreamRecord? {
+        var frames: [FrameLocation] = []
+        for table in tables {
+            appendFrames(of: stream, hash: hash, in: table, to: &frames)
+        }
+        if let recent {
+            if frames.isEmpty { return recent }
+            let lastIndexed = frames[frames.count - 1].segmentIndex
+            frames.append(contentsOf: recent.frames)
+            // Only a read-only open can hold unindexed segments older than indexed ones.
+            if recent.frames.contains(where: { $0.segmentIndex < lastIndexed }) {
+                frames.sort { $0.firstRevision < $1.firstRevision }
+            }
+        }
+        return frames.isEmpty ? nil : StreamRecord(name: stream, frames: frames)
+    }
+
+    /// The revision the next event of `stream` gets: from `recent` when it is newer than every
+    /// index file, otherwise from the newest index file that has the stream.
+    func nextRevision(of stream: String, hash: UInt64, recent: StreamRecord?) -> UInt64 {
+        if let recent, let last = recent.frames.last, tables.last.map({ last.segmentIndex > $0.segmentIndex }) ?? true {
+            return recent.nextRevision
+        }
+        if recent != nil { return record(for: stream, hash: hash, recent: recent)?.nextRevision ?? 0 }
+        for table in tables.reversed() {
+            var frames: [FrameLocation] = []
+            appendFrames(of: stream, hash: hash, in: table, to: &frames)
+            if let last = frames.last { return last.nextRevision }
+        }
+        return 0
+    }
+
+    private func appendFrames(of stream: String, hash: UInt64, in table: IndexTable, to frames: inout [FrameLocation]) {
+        let range = table.entries(for: hash)
+        guard !range.isEmpty, let segment = segment(table.segmentIndex) else { return }
+        for index in range {
+            let entry = table.entry(index)
+            guard frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
+            frames.append(FrameLocation(firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
+                                        segmentIndex: table.segmentIndex, offset: entry.offset, eventCount: entry.eventCount))
+        }
+    }
+
+    /// Hashes can collide: an entry counts only if its frame carries exactly this name.
+    private func frameBelongs(to stream: String, at offset: Int, in segment: Segment) -> Bool {
+        let bytes = segment.bytes
+        guard bytes.fits(offset, Format.frameHeaderBytes) else { return false }
+        let length = Int(bytes.u16(offset + 10))
+        guard bytes.fits(offset + Format.frameHeaderBytes, length) else { return false }
+        var name = stream
+        return name.withUTF8 { $0.count == length && bytes.slice(offset + Format.frameHeaderBytes, length).elementsEqual($0) }
+    }
+
+    private func segment(_ index: UInt64) -> Segment? {
+        guard let first = segments.first, index >= first.index, index - first.index < UInt64(segments.count) else { return nil }
+        return segments[Int(index - first.index)]
+    }
+}
+
+/// Writes a segment's index file (temp file + fsync + rename + directory fsync) and maps it.
+enum IndexWriter {
+    static func write(
+        segment: UInt64, nextPosition: UInt64, entries: [IndexFile.Entry], hasher: StreamHasher, layout: StoreLayout
+    ) throws(SystemError) -> IndexTable? {
+        let path = layout.indexPath(segment)
+        let bytes = IndexFile.encode(segmentIndex: segment, nextPosition: nextPosition, hashID: hasher.id, entries: entries)
+        try EventStore.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
+        return try? IndexTable.open(path: path, segmentIndex: segment, hashID: hasher.id).get()
+    }
+}
