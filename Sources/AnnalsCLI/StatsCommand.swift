@@ -33,7 +33,8 @@ struct StatsCommand: AsyncParsableCommand {
                 events          \(statistics.events)
                 streams         \(statistics.streams)
                 index frames    \(statistics.indexedFrames)
-                index bytes     \(statistics.indexBytes) (in memory)
+                index files     \(statistics.indexFileBytes) bytes
+                index in memory \(statistics.indexMemoryBytes) bytes (open segment)
                 used bytes      \(statistics.usedBytes)
                 allocated bytes \(statistics.allocatedBytes)
                 segment size    \(statistics.segmentSizeBytes)

@@ -4,12 +4,15 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
     public var segments: Int
     /// Events committed (positions are gapless, so also the next position).
     public var events: UInt64
-    /// Streams with at least one event.
+    /// Streams with at least one event (distinct stream hashes: names whose hashes collide
+    /// count once).
     public var streams: Int
-    /// Frames in the stream index.
+    /// Frames in the stream index (index files and memory).
     public var indexedFrames: Int
-    /// Approximate bytes of the stream index.
-    public var indexBytes: Int
+    /// Bytes of index files on disk.
+    public var indexFileBytes: Int
+    /// Approximate bytes of the in-memory index of the open segment.
+    public var indexMemoryBytes: Int
     /// Bytes of frames in use across all segments (headers and padding included).
     public var usedBytes: Int
     /// Bytes the file system has allocated for segment files.
@@ -24,13 +27,21 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
 }
 
 extension EventStore {
-    /// Counts and sizes. Cheap: reads file metadata and in-memory state, not the log.
+    /// Counts and sizes. Reads file metadata, the index files and in-memory state, not the log.
     ///
     /// - Throws: ``SystemError`` if a segment file's metadata cannot be read.
     public func statistics() throws(SystemError) -> StoreStatistics {
-        let (segments, end, streams, frames, indexBytes, appends, flushes) = state.withLock {
-            ($0.segments, $0.visibleEnd, $0.streams.streamCount, $0.streams.frameCount, $0.streams.approximateBytes,
+        let (segments, end, tables, memoryHashes, memoryFrames, memoryBytes, appends, flushes) = state.withLock {
+            ($0.segments, $0.visibleEnd, $0.tables, $0.streams.hashes, $0.streams.frameCount, $0.streams.approximateBytes,
              $0.appendCount, $0.flushCount)
+        }
+        var hashes = Set(memoryHashes)
+        var frames = memoryFrames
+        var indexFileBytes = 0
+        for table in tables {
+            indexFileBytes += table.sizeBytes
+            frames += table.entryCount
+            for index in 0..<table.entryCount { hashes.insert(table.entry(index).streamHash) }
         }
         var used = 0
         var allocated = 0
@@ -45,8 +56,8 @@ extension EventStore {
             }
         }
         return StoreStatistics(
-            segments: segments.count, events: end.nextPosition, streams: streams, indexedFrames: frames, indexBytes: indexBytes,
-            usedBytes: used,
+            segments: segments.count, events: end.nextPosition, streams: hashes.count, indexedFrames: frames,
+            indexFileBytes: indexFileBytes, indexMemoryBytes: memoryBytes, usedBytes: used,
             allocatedBytes: allocated, segmentFileBytes: fileBytes, segmentSizeBytes: options.segmentSizeBytes,
             appendsSinceOpen: appends, flushesSinceOpen: flushes)
     }

@@ -112,6 +112,9 @@ struct StreamIndex: Sendable {
         }
     }
 
+    /// The stream hashes present (one per bucket, however many names collide in it).
+    var hashes: [UInt64] { Array(buckets.keys) }
+
     /// Index file entries for the frames of segment `segmentIndex`.
     func entries(forSegment segmentIndex: UInt64) -> [IndexFile.Entry] {
         var result: [IndexFile.Entry] = []
