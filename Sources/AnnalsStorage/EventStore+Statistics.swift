@@ -15,6 +15,8 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
     public var indexMemoryBytes: Int
     /// Bytes of frames in use across all segments (headers and padding included).
     public var usedBytes: Int
+    /// Bytes in use in the open segment (how far it is filled).
+    public var openSegmentUsedBytes: Int
     /// Bytes the file system has allocated for segment files.
     public var allocatedBytes: Int
     /// Bytes of segment files (their fixed sizes).
@@ -58,6 +60,7 @@ extension EventStore {
         return StoreStatistics(
             segments: segments.count, events: end.nextPosition, streams: hashes.count, indexedFrames: frames,
             indexFileBytes: indexFileBytes, indexMemoryBytes: memoryBytes, usedBytes: used,
+            openSegmentUsedBytes: segments.last?.index == end.segmentIndex ? end.offset : Format.segmentHeaderBytes,
             allocatedBytes: allocated, segmentFileBytes: fileBytes, segmentSizeBytes: options.segmentSizeBytes,
             appendsSinceOpen: appends, flushesSinceOpen: flushes)
     }
@@ -73,6 +76,11 @@ extension EventStore {
     /// ``maximumAppendBytes``.
     public static func encodedSize(of events: [EventData], to stream: String) -> Int {
         FrameEncoder.alignedFrameBytes(streamNameBytes: stream.utf8.count, events: events)
+    }
+
+    /// Bytes in use in the open segment, and its size: how close the next roll is. Cheap.
+    public var openSegmentFill: (usedBytes: Int, sizeBytes: Int) {
+        state.withLock { ($0.writeOffset, $0.activeSegment.file.size) }
     }
 
     /// The largest frame an append may produce with this store's segment size.

@@ -5,11 +5,36 @@ import Foundation
 // limits measured in the same run. `--full` runs the 10M-event sizes.
 
 let full = CommandLine.arguments.contains("--full")
+let streamsMode = CommandLine.arguments.contains("streams")
 let scale = full ? 10 : 1
 let base = ProcessInfo.processInfo.environment["ANNALS_BENCH_DIR"] ?? FileManager.default.temporaryDirectory.path
 let directory = base + "/annals-bench-\(ProcessInfo.processInfo.processIdentifier)"
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: directory) }
+
+if streamsMode {
+    // `annals-headline streams [--full]`: stream reads, reopen and growth (1M; 10M with --full).
+    print("Annals stream benchmark in \(directory)")
+    var rows: [(String, StreamWorkload.Figures)] = []
+    for (events, segmentSize) in full ? [(1_000_000, 4 << 20), (10_000_000, 32 << 20)] : [(1_000_000, 4 << 20)] {
+        print("loading \(events) events…")
+        let figures = try await StreamWorkload(directory: directory, events: events, segmentSizeBytes: segmentSize).run()
+        rows.append(("\(events / 1_000_000)M events, \(segmentSize >> 20) MiB segments", figures))
+        try? FileManager.default.removeItem(atPath: directory + "/streams-\(events)")
+    }
+    for (title, f) in rows {
+        print("")
+        print(title + ": \(f.segments) segments, \(f.streams) streams, index files \(String(format: "%.1f", f.indexFileMegabytes)) MB")
+        print("  load (no sync, 100 appends per call)        \(String(format: "%.0f", f.loadEventsPerSecond)) events/s")
+        print("  read a 100-event stream                     p50 \(String(format: "%.1f", f.readP50Microseconds)) µs, p99 \(String(format: "%.1f", f.readP99Microseconds)) µs")
+        print("    of which finding its frames (lastRevision)  p50 \(String(format: "%.1f", f.lookupP50Microseconds)) µs")
+        print("  reopen after clean close                    \(String(format: "%.1f", f.reopenCleanMilliseconds)) ms")
+        print("  reopen after crash, unindexed tail \(f.crashTailBytes >> 20) MiB   \(String(format: "%.1f", f.reopenAfterCrashMilliseconds)) ms")
+        print("  append into the grown store (100/batch, fsync) \(String(format: "%.0f", f.appendEventsPerSecond)) events/s")
+        print("  resident memory added by opening: \(String(format: "%.1f", f.residentMegabytes)) MB (process file-backed pages then: \(String(format: "%.1f", f.fileBackedMegabytes)) MB); after stats and 12k stream reads: +\(String(format: "%.1f", f.residentAfterReadsMegabytes)) MB")
+    }
+    exit(0)
+}
 
 print("Annals headline benchmark (\(full ? "full" : "quick") run) in \(directory)")
 print("CRC-32C hardware instruction: \(CRC32C.isHardwareAccelerated ? "yes" : "no")")

@@ -49,11 +49,32 @@ final class IndexTable: Sendable {
         guard BlockedBloom.mayContain(streamHash, in: file.bytes,
                                       at: IndexFile.headerBytes + entryCount * IndexFile.entryBytes, blocks: bloomBlocks)
         else { return 0..<0 }
+        // Stream hashes are uniform over 64 bits, so interpolation finds the run in two or three
+        // probes (cache misses) where bisection takes log2(entries); bisection takes over if
+        // interpolation stops narrowing.
         var low = 0
-        var high = entryCount
+        var high = entryCount // first entry with hash >= streamHash lies in [low, high]
+        var lowHash: UInt64 = 0
+        var highHash: UInt64 = .max
+        var interpolations = 0
         while low < high {
-            let middle = (low + high) / 2
-            if hash(at: middle) < streamHash { low = middle + 1 } else { high = middle }
+            let middle: Int
+            if interpolations < 4, high - low > 8 {
+                interpolations += 1
+                let span = Double(highHash &- lowHash) + 1
+                let fraction = Double(streamHash &- lowHash) / span
+                middle = min(high - 1, max(low, low + Int(fraction * Double(high - low))))
+            } else {
+                middle = (low + high) / 2
+            }
+            let value = hash(at: middle)
+            if value < streamHash {
+                low = middle + 1
+                lowHash = value
+            } else {
+                high = middle
+                highHash = value
+            }
         }
         var end = low
         while end < entryCount && hash(at: end) == streamHash { end += 1 }

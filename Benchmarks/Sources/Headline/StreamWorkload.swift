@@ -1,0 +1,187 @@
+import AnnalsStorage
+import BenchmarkSupport
+import Foundation
+
+/// Issue 3's figures: stream reads, reopen and append throughput as the store grows.
+/// Half the events are in 100-event streams ("acct-…"), half in 5-event streams ("cart-…").
+struct StreamWorkload {
+    let directory: String
+    let events: Int
+    let segmentSizeBytes: Int
+
+    struct Figures {
+        var events = 0
+        var segments = 0
+        var streams = 0
+        var loadEventsPerSecond = 0.0
+        var readP50Microseconds = 0.0
+        var readP99Microseconds = 0.0
+        var lookupP50Microseconds = 0.0
+        var reopenCleanMilliseconds = 0.0
+        var reopenAfterCrashMilliseconds = 0.0
+        var crashTailBytes = 0
+        var appendEventsPerSecond = 0.0
+        var residentMegabytes = 0.0
+        var residentAfterReadsMegabytes = 0.0
+        var fileBackedMegabytes = 0.0
+        var indexFileMegabytes = 0.0
+    }
+
+    var path: String { directory + "/streams-\(events)" }
+    var longStreams: Int { events / 2 / 100 }
+    var shortStreams: Int { events / 2 / 5 }
+
+    func run() async throws -> Figures {
+        var figures = Figures()
+        try? FileManager.default.removeItem(atPath: path)
+        var generator = RealisticEvents(seed: 3)
+        let pool = generator.events(20_000).map(\.event)
+        let options = StoreOptions(durability: .none, segmentSizeBytes: segmentSizeBytes)
+
+        // Load: 10 rounds; each round gives every long stream 10 events and a tenth of the
+        // short streams their 5, so every stream is spread over the whole log.
+        var store: EventStore? = try EventStore.open(at: path, options: options)
+        var poolIndex = 0
+        func take(_ count: Int) -> [EventData] {
+            defer { poolIndex = (poolIndex + count) % (pool.count - 200) }
+            return Array(pool[poolIndex..<poolIndex + count])
+        }
+        let loadStart = ContinuousClock.now
+        for round in 0..<10 {
+            var batch: [StreamAppend] = []
+            for stream in 0..<longStreams {
+                batch.append(StreamAppend(stream: "acct-\(stream)", events: take(10)))
+                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+            }
+            for stream in stride(from: round, to: shortStreams, by: 10) {
+                batch.append(StreamAppend(stream: "cart-\(stream)", events: take(5)))
+                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+            }
+            if !batch.isEmpty { _ = try await store!.append(batch) }
+        }
+        try await store!.close()
+        figures.loadEventsPerSecond = Double(events) / seconds(since: loadStart)
+        store = nil
+
+        // Reopen after a clean close (best of 3).
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            store = try EventStore.open(at: path, options: options)
+            best = min(best, seconds(since: start))
+            if best < .infinity, let opened = store, opened.endPosition == 0 { print("empty store?") }
+            store = nil
+        }
+        figures.reopenCleanMilliseconds = best * 1000
+        let residentBeforeOpen = residentMegabytes()
+        let opened = try EventStore.open(at: path, options: options)
+        figures.residentMegabytes = residentMegabytes() - residentBeforeOpen
+        figures.fileBackedMegabytes = fileBackedMegabytes()
+        let statistics = try opened.statistics()
+        figures.events = Int(statistics.events)
+        figures.segments = statistics.segments
+        figures.streams = statistics.streams
+        figures.indexFileMegabytes = Double(statistics.indexFileBytes) / 1e6
+
+        // Stream reads: whole 100-event streams, random order, every payload touched.
+        var random = SplitMix(seed: 99)
+        var latencies: [Double] = []
+        for sample in 0..<12_000 {
+            let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
+            let start = ContinuousClock.now
+            var cursor = opened.read(stream).makeCursor()
+            var count = 0
+            var touched = 0
+            while let event = try cursor.next() {
+                count += 1
+                touched &+= event.withPayloadBytes { Int($0.first ?? 0) }
+            }
+            let elapsed = seconds(since: start)
+            guard count == 100 else { throw BenchmarkFailure("\(stream) has \(count) events") }
+            if sample >= 2000 { latencies.append(elapsed) }
+            if touched == -1 { print("") }
+        }
+        var lookups: [Double] = []
+        for _ in 0..<5000 {
+            let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
+            let start = ContinuousClock.now
+            guard opened.lastRevision(of: stream) == 99 else { throw BenchmarkFailure("\(stream) is not at revision 99") }
+            lookups.append(seconds(since: start))
+        }
+        figures.lookupP50Microseconds = Stopwatch.percentile(lookups, 0.5) * 1e6
+        figures.readP50Microseconds = Stopwatch.percentile(latencies, 0.5) * 1e6
+        figures.readP99Microseconds = Stopwatch.percentile(latencies, 0.99) * 1e6
+        figures.residentAfterReadsMegabytes = residentMegabytes() - residentBeforeOpen
+        try await opened.close()
+
+        // Append throughput into the grown store: 100-event batches with fsync.
+        let appender = try EventStore.open(at: path, options: StoreOptions(segmentSizeBytes: segmentSizeBytes))
+        let appendStart = ContinuousClock.now
+        for index in 0..<1000 {
+            _ = try await appender.append(take(100), to: "acct-\(index % longStreams)")
+        }
+        figures.appendEventsPerSecond = 100_000 / seconds(since: appendStart)
+
+        // Crash with an unindexed tail of one full segment: fill the open segment, then drop
+        // the store without closing it (what `kill -9` leaves: stale checkpoint, data in the
+        // page cache), and time the reopen.
+        // Roll to a fresh segment, then fill it to within 8 KiB of its end.
+        let firstSegments = try appender.statistics().segments
+        while try appender.statistics().segments == firstSegments {
+            _ = try await appender.append(take(100), to: "acct-\(Int(random.next() % UInt64(longStreams)))")
+        }
+        var batch: [StreamAppend] = []
+        while appender.openSegmentFill.usedBytes + 64 * 1024 < segmentSizeBytes {
+            batch.append(StreamAppend(stream: "cart-\(Int(random.next() % UInt64(shortStreams)))", events: take(5)))
+            if batch.count == 50 { _ = try await appender.append(batch); batch.removeAll() }
+        }
+        figures.crashTailBytes = appender.openSegmentFill.usedBytes
+        try await appender.flush()
+        _ = consume appender
+        let crashStart = ContinuousClock.now
+        let recovered = try EventStore.open(at: path, options: options)
+        figures.reopenAfterCrashMilliseconds = seconds(since: crashStart) * 1000
+        guard recovered.recoveryReport.scannedBytes > segmentSizeBytes / 2 else {
+            throw BenchmarkFailure("crash reopen scanned only \(recovered.recoveryReport.scannedBytes) bytes")
+        }
+        try await recovered.close()
+        return figures
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// Resident pages that are file-backed (segment and index mappings), from /proc/self/statm.
+    private func fileBackedMegabytes() -> Double {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 2, let pages = Double(fields[2]) else { return 0 }
+        return pages * 4096 / 1e6
+    }
+
+    private func residentMegabytes() -> Double {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
+        return pages * 4096 / 1e6
+    }
+}
+
+struct BenchmarkFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
