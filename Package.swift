@@ -36,9 +36,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage"]),
+        .target(name: "AnnalsTestSupport", path: "Tests/AnnalsTestSupport"),
+        .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsTests", dependencies: ["Annals"]),
-        .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage"]),
+        .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

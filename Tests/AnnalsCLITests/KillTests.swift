@@ -1,3 +1,4 @@
+import AnnalsTestSupport
 import Foundation
 import Testing
 @testable import AnnalsStorage
@@ -9,7 +10,7 @@ import Testing
     @Test(arguments: [1, 2, 3, 4, 5])
     func killedImportKeepsEveryCommittedBatch(seed: UInt64) async throws {
         let store = TemporaryStore()
-        var generator = SplitMix(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         let lines = (0..<20_000).map { index in
             #"{"stream":"s-\#(index % 37)","type":"T","data":{"n":\#(index),"pad":"\#(String(repeating: "p", count: Int(generator.next() % 300)))"}}"#
         }
@@ -53,17 +54,5 @@ import Testing
         let next = try await reopened.append([EventData(type: "After", payload: [])], to: "s-0")
         #expect(next.firstPosition == position)
         try await reopened.close()
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import AnnalsTestSupport
 import Foundation
 import Testing
 @testable import AnnalsStorage

@@ -1,3 +1,4 @@
+import AnnalsTestSupport
 import Foundation
 @testable import AnnalsStorage
 
@@ -14,19 +15,6 @@ final class TemporaryDirectory: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
     func sub(_ name: String) -> String { path + "/" + name }
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64) so failures replay from the printed seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// An event whose payload can be checked from its stream and index alone.

@@ -4,17 +4,11 @@ import AnnalsStorage
 /// accounts), 200–500 bytes each, ~350 on average: varied ids, names, addresses, amounts and
 /// timestamps, never repetitive or random bytes.
 public struct RealisticEvents: Sendable {
-    private var state: UInt64
+    private var random: SplitMix64
 
-    public init(seed: UInt64 = 0x5EED) { state = seed }
+    public init(seed: UInt64 = 0x5EED) { random = SplitMix64(seed: seed) }
 
-    private mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private mutating func next() -> UInt64 { random.next() }
 
     private mutating func pick<T>(_ values: [T]) -> T { values[Int(next() % UInt64(values.count))] }
     private mutating func number(_ range: ClosedRange<Int>) -> Int {
@@ -85,5 +79,20 @@ public struct RealisticEvents: Sendable {
     /// `count` events, generated once.
     public mutating func events(_ count: Int, streams: Int = 10_000) -> [(stream: String, event: EventData)] {
         (0..<count).map { _ in nextEvent(streams: streams) }
+    }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64) for workloads that must repeat exactly.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -84,7 +84,7 @@ struct StreamWorkload {
         figures.indexFileMegabytes = Double(statistics.indexFileBytes) / 1e6
 
         // Stream reads: whole 100-event streams, random order, every payload touched.
-        var random = SplitMix(seed: 99)
+        var random = SplitMix64(seed: 99)
         var latencies: [Double] = []
         for sample in 0..<12_000 {
             let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
@@ -172,16 +172,4 @@ struct StreamWorkload {
 struct BenchmarkFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -33,6 +33,7 @@ if streamsMode {
         print("  append into the grown store (100/batch, fsync) \(String(format: "%.0f", f.appendEventsPerSecond)) events/s")
         print("  resident memory added by opening: \(String(format: "%.1f", f.residentMegabytes)) MB (process file-backed pages then: \(String(format: "%.1f", f.fileBackedMegabytes)) MB); after stats and 12k stream reads: +\(String(format: "%.1f", f.residentAfterReadsMegabytes)) MB")
     }
+    try? FileManager.default.removeItem(atPath: directory)
     exit(0)
 }
 
