@@ -180,13 +180,14 @@ extension EventStore {
         state.durablePosition = state.nextPosition
         state.visibleEnd = state.writtenEnd
         // The sealed segment's stream index goes to disk; its frames leave memory.
-        if state.tables.last.map({ $0.segmentIndex < old.index }) ?? true {
+        if state.tables.last.map({ $0.segments.upperBound < old.index }) ?? true {
             let entries = state.streams.entries(forSegment: old.index)
-            guard let table = try IndexWriter.write(segment: old.index, nextPosition: state.nextPosition, entries: entries,
-                                                    hasher: state.streams.hasher, layout: layout)
+            guard let table = try IndexWriter.write(segments: old.index...old.index, nextPosition: state.nextPosition,
+                                                    entries: entries, hasher: state.streams.hasher, layout: layout)
             else { throw SystemError(call: "open", path: layout.indexPath(old.index), errorNumber: EIO) }
             state.tables.append(table)
             state.streams.removeFrames(ofSegment: old.index)
+            scheduleIndexMerge()
         }
 
         let index = old.index + 1

@@ -30,6 +30,7 @@ public final class EventStore: Sendable {
     let layout: StoreLayout
     let state: Mutex<LogState>
     let flushQueue = DispatchQueue(label: "annals.flush")
+    let indexMergeQueue = DispatchQueue(label: "annals.index-merge", qos: .utility)
     let periodicTimer: Mutex<PeriodicTimer?> = Mutex(nil)
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
@@ -93,6 +94,7 @@ public final class EventStore: Sendable {
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }
+        scheduleIndexMerge()
     }
 
     /// Makes every append acknowledged so far durable, writes a clean checkpoint and releases
@@ -112,9 +114,14 @@ public final class EventStore: Sendable {
         }
         var failure: AppendError?
         do { try await flush() } catch { failure = error }
+        let alreadyClosed = state.withLock { state in
+            defer { state.closed = true }
+            return state.closed
+        }
+        if alreadyClosed { return }
+        // No merge may touch the directory once the lock is released.
+        await waitForIndexMerges()
         state.withLock { state in
-            guard !state.closed else { return }
-            state.closed = true
             if failure == nil, state.failure == nil {
                 do throws(SystemError) {
                     let active = state.activeSegment

@@ -1,30 +1,41 @@
-/// A sealed segment's stream index file, `NNNNNNNNNNNNNNNN.idx` (see `format-spec.md`, "Index
-/// files"): a 64-byte header, entries sorted by (stream hash, first revision), then a blocked
-/// Bloom filter of the stream hashes. Derived data: rebuilt from the segment whenever missing
+/// A stream index file over a range of sealed segments, `NNNNNNNNNNNNNNNN.idx` for one segment
+/// or `NNNNNNNNNNNNNNNN-MMMMMMMMMMMMMMMM.idx` for a merged range (see `format-spec.md`, "Index
+/// files"): an 80-byte header, entries sorted by (stream hash, first revision), then a blocked
+/// Bloom filter of the stream hashes. Derived data: rebuilt from the segments whenever missing
 /// or failing a check.
 enum IndexFile {
     static let magic: [UInt8] = Array("ANNALSIX".utf8)
-    static let headerBytes = 64
-    static let entryBytes = 32
+    static let headerBytes = 80
+    static let headerChecksumOffset = 76
+    static let entryBytes = 40
     static let bloomBlockBytes = 64
     /// Bloom filter sizing: about 10 bits per distinct stream hash.
     static let bloomBitsPerStream = 10
     /// Identifier of the stream hash function in the header (1 = 64-bit FNV-1a).
     static let fnv1aHashID: UInt32 = 1
 
-    /// One entry: a frame of one stream in this segment.
+    /// One entry: a frame of one stream.
     struct Entry: Sendable, Equatable {
         var streamHash: UInt64
         var firstRevision: UInt64
         var firstPosition: UInt64
+        var segmentIndex: UInt32
         var offset: UInt32
         var eventCount: UInt32
+
+        static func < (lhs: Entry, rhs: Entry) -> Bool {
+            (lhs.streamHash, lhs.firstRevision) < (rhs.streamHash, rhs.firstRevision)
+        }
     }
 
-    /// The file's bytes for `entries` (in any order) of segment `segmentIndex`, whose frames
-    /// end at global position `nextPosition`.
-    static func encode(segmentIndex: UInt64, nextPosition: UInt64, hashID: UInt32, entries unsorted: [Entry]) -> [UInt8] {
-        let entries = unsorted.sorted { ($0.streamHash, $0.firstRevision) < ($1.streamHash, $1.firstRevision) }
+    /// The file's bytes for `entries` (in any order) of segments `segments`, whose frames end
+    /// at global position `nextPosition`.
+    static func encode(segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, entries unsorted: [Entry]) -> [UInt8] {
+        encode(segments: segments, nextPosition: nextPosition, hashID: hashID, sortedEntries: unsorted.sorted(by: <))
+    }
+
+    /// As above, for entries already in (stream hash, first revision) order.
+    static func encode(segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, sortedEntries entries: [Entry]) -> [UInt8] {
         var distinct = 0
         var previous: UInt64?
         for entry in entries where entry.streamHash != previous {
@@ -40,8 +51,9 @@ enum IndexFile {
                 buffer.storeU64(entry.streamHash, at: offset)
                 buffer.storeU64(entry.firstRevision, at: offset + 8)
                 buffer.storeU64(entry.firstPosition, at: offset + 16)
-                buffer.storeU32(entry.offset, at: offset + 24)
-                buffer.storeU32(entry.eventCount, at: offset + 28)
+                buffer.storeU32(entry.segmentIndex, at: offset + 24)
+                buffer.storeU32(entry.offset, at: offset + 28)
+                buffer.storeU32(entry.eventCount, at: offset + 32)
                 offset += entryBytes
             }
             let bloomStart = headerBytes + entriesBytes
@@ -52,46 +64,57 @@ enum IndexFile {
             _ = magic.withUnsafeBytes { buffer.copy($0, to: 0) }
             buffer.storeU16(Format.version, at: 8)
             buffer.storeU16(UInt16(headerBytes), at: 10)
-            buffer.storeU64(segmentIndex, at: 16)
-            buffer.storeU64(UInt64(entries.count), at: 24)
-            buffer.storeU64(UInt64(blocks), at: 32)
-            buffer.storeU32(hashID, at: 40)
-            buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: 44)
-            buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: 48)
-            buffer.storeU64(nextPosition, at: 52)
-            buffer.storeU32(CRC32C.checksum(readable.slice(0, 60)), at: 60)
+            buffer.storeU64(segments.lowerBound, at: 16)
+            buffer.storeU64(segments.upperBound, at: 24)
+            buffer.storeU64(UInt64(entries.count), at: 32)
+            buffer.storeU64(UInt64(blocks), at: 40)
+            buffer.storeU64(nextPosition, at: 48)
+            buffer.storeU32(hashID, at: 56)
+            buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: 60)
+            buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: 64)
+            buffer.storeU32(CRC32C.checksum(readable.slice(0, headerChecksumOffset)), at: headerChecksumOffset)
         }
         return bytes
     }
 
-    /// Checks a whole index file: header, both checksums, sizes, order. Returns the entry count
-    /// and Bloom block count, or why the file cannot be trusted.
+    struct Summary {
+        let segments: ClosedRange<UInt64>
+        let entries: Int
+        let bloomBlocks: Int
+        let nextPosition: UInt64
+    }
+
+    /// Checks a whole index file: header, both checksums, sizes, entry order and that every
+    /// entry names a segment of the file's range. Returns its summary, or why the file cannot
+    /// be trusted.
     static func validate(
-        _ bytes: UnsafeRawBufferPointer, segmentIndex: UInt64, hashID: UInt32
-    ) -> Result<(entries: Int, bloomBlocks: Int, nextPosition: UInt64), CorruptionReason> {
+        _ bytes: UnsafeRawBufferPointer, segments expected: ClosedRange<UInt64>, hashID: UInt32
+    ) -> Result<Summary, CorruptionReason> {
         guard bytes.fits(0, headerBytes) else { return .failure(CorruptionReason(offset: 0, "shorter than a header")) }
         guard bytes.slice(0, 8).elementsEqual(magic) else { return .failure(CorruptionReason(offset: 0, "bad magic")) }
-        guard CRC32C.checksum(bytes.slice(0, 60)) == bytes.u32(60) else {
-            return .failure(CorruptionReason(offset: 60, "header checksum mismatch"))
+        guard CRC32C.checksum(bytes.slice(0, headerChecksumOffset)) == bytes.u32(headerChecksumOffset) else {
+            return .failure(CorruptionReason(offset: headerChecksumOffset, "header checksum mismatch"))
         }
         guard bytes.u16(8) == Format.version, Int(bytes.u16(10)) == headerBytes else {
             return .failure(CorruptionReason(offset: 8, "unsupported version \(bytes.u16(8))"))
         }
-        guard bytes.u64(16) == segmentIndex else { return .failure(CorruptionReason(offset: 16, "indexes segment \(bytes.u64(16))")) }
-        guard bytes.u32(40) == hashID else { return .failure(CorruptionReason(offset: 40, "different stream hash function")) }
-        let entryCount = bytes.u64(24)
-        let blocks = bytes.u64(32)
+        guard bytes.u64(16) == expected.lowerBound, bytes.u64(24) == expected.upperBound else {
+            return .failure(CorruptionReason(offset: 16, "indexes segments \(bytes.u64(16))-\(bytes.u64(24))"))
+        }
+        guard bytes.u32(56) == hashID else { return .failure(CorruptionReason(offset: 56, "different stream hash function")) }
+        let entryCount = bytes.u64(32)
+        let blocks = bytes.u64(40)
         guard entryCount < UInt64(Int32.max), blocks >= 1, blocks < UInt64(Int32.max),
               bytes.count == headerBytes + Int(entryCount) * entryBytes + Int(blocks) * bloomBlockBytes
-        else { return .failure(CorruptionReason(offset: 24, "sizes do not match the file length \(bytes.count)")) }
+        else { return .failure(CorruptionReason(offset: 32, "sizes do not match the file length \(bytes.count)")) }
         let entriesBytes = Int(entryCount) * entryBytes
-        guard CRC32C.checksum(bytes.slice(headerBytes, entriesBytes)) == bytes.u32(44) else {
+        guard CRC32C.checksum(bytes.slice(headerBytes, entriesBytes)) == bytes.u32(60) else {
             return .failure(CorruptionReason(offset: headerBytes, "entries checksum mismatch"))
         }
-        guard CRC32C.checksum(bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)) == bytes.u32(48) else {
+        guard CRC32C.checksum(bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)) == bytes.u32(64) else {
             return .failure(CorruptionReason(offset: headerBytes + entriesBytes, "Bloom filter checksum mismatch"))
         }
-        return .success((Int(entryCount), Int(blocks), bytes.u64(52)))
+        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks), nextPosition: bytes.u64(48)))
     }
 }
 

@@ -1,32 +1,35 @@
-/// A sealed segment's index file, mapped read-only and checked: lookups by stream hash go
-/// through its Bloom filter and a binary search over its sorted entries.
+/// An index file over a range of sealed segments, mapped read-only and checked: lookups by
+/// stream hash go through its Bloom filter and an interpolation search over its sorted entries.
 final class IndexTable: Sendable {
-    let segmentIndex: UInt64
+    /// The sealed segments this file indexes.
+    let segments: ClosedRange<UInt64>
     let file: MappedFile
     let entryCount: Int
     let bloomBlocks: Int
-    /// Global position after the segment's last event (what the index says).
+    /// Global position after the last event of the range (what the index says).
     let nextPosition: UInt64
 
-    private init(segmentIndex: UInt64, file: MappedFile, entryCount: Int, bloomBlocks: Int, nextPosition: UInt64) {
-        self.segmentIndex = segmentIndex
+    private init(file: MappedFile, summary: IndexFile.Summary) {
+        self.segments = summary.segments
         self.file = file
-        self.entryCount = entryCount
-        self.bloomBlocks = bloomBlocks
-        self.nextPosition = nextPosition
+        self.entryCount = summary.entries
+        self.bloomBlocks = summary.bloomBlocks
+        self.nextPosition = summary.nextPosition
     }
+
+    /// Number of segments covered: tables of equal span are merged together.
+    var span: UInt64 { segments.upperBound - segments.lowerBound + 1 }
 
     /// Maps and fully checks the index file at `path`. Returns why it cannot be used instead
     /// of throwing: an unusable index is rebuilt, not fatal.
-    static func open(path: String, segmentIndex: UInt64, hashID: UInt32) -> Result<IndexTable, CorruptionError> {
+    static func open(path: String, segments: ClosedRange<UInt64>, hashID: UInt32) -> Result<IndexTable, CorruptionError> {
         let file: MappedFile
         do { file = try MappedFile.open(path: path, writable: false) } catch {
             return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
         }
-        switch IndexFile.validate(file.bytes, segmentIndex: segmentIndex, hashID: hashID) {
-        case .success(let counts):
-            return .success(IndexTable(segmentIndex: segmentIndex, file: file, entryCount: counts.entries,
-                                       bloomBlocks: counts.bloomBlocks, nextPosition: counts.nextPosition))
+        switch IndexFile.validate(file.bytes, segments: segments, hashID: hashID) {
+        case .success(let summary):
+            return .success(IndexTable(file: file, summary: summary))
         case .failure(let problem):
             return .failure(CorruptionError(file: path, offset: problem.offset, reason: problem.reason))
         }
@@ -36,8 +39,8 @@ final class IndexTable: Sendable {
         let bytes = file.bytes
         let offset = IndexFile.headerBytes + index * IndexFile.entryBytes
         return IndexFile.Entry(streamHash: bytes.u64(offset), firstRevision: bytes.u64(offset + 8),
-                               firstPosition: bytes.u64(offset + 16), offset: bytes.u32(offset + 24),
-                               eventCount: bytes.u32(offset + 28))
+                               firstPosition: bytes.u64(offset + 16), segmentIndex: bytes.u32(offset + 24),
+                               offset: bytes.u32(offset + 28), eventCount: bytes.u32(offset + 32))
     }
 
     private func hash(at index: Int) -> UInt64 {

@@ -71,7 +71,22 @@ struct LogRecovery {
             report.warnings.append("checkpoint points outside the log; verified the whole log instead")
         }
 
-        var tables: [IndexTable] = []
+        // Index files: a sound, non-overlapping cover of the sealed segments, widest files first.
+        let sealedRange = segments.count > 1 ? segments[0].index...segments[segments.count - 2].index : nil
+        let files: [IndexCatalog.File]
+        do { files = try IndexCatalog.list(layout) } catch { throw .system(error) }
+        let selection = IndexCatalog.select(files, sealed: sealedRange, hashID: hasher.id) { last in
+            last + 1 - firstIndex < UInt64(segments.count) ? segments[Int(last + 1 - firstIndex)].firstPosition : nil
+        }
+        for problem in selection.rejected { report.warnings.append("\(problem); rebuilt from the log") }
+        if writable {
+            for file in selection.superseded where !selection.tables.contains(where: { $0.file.path == file.path }) {
+                do { try Syscalls.unlinkIfPresent(file.path) } catch { throw .system(error) }
+            }
+        }
+        var tables = selection.tables
+        func table(covering index: UInt64) -> IndexTable? { tables.first { $0.segments.contains(index) } }
+        var coveredAfterScan: [UInt64] = []
         var memory = StreamIndex(hasher: hasher)
         var lastTimestamp = checkpoint?.lastTimestamp ?? 0
         var expected = segments[0].firstPosition
@@ -84,10 +99,8 @@ struct LogRecovery {
             }
             let nextFirstPosition = isLast ? nil : segments[arrayIndex + 1].firstPosition
             // Entirely before the checkpoint: sealed and durable. Its index file is all we need.
-            if segment.index < start.segmentIndex, let nextFirstPosition,
-               let table = usableTable(for: segment, nextPosition: nextFirstPosition, report: &report) {
-                tables.append(table)
-                expected = table.nextPosition
+            if segment.index < start.segmentIndex, let nextFirstPosition, let covering = table(covering: segment.index) {
+                expected = segment.index == covering.segments.upperBound ? covering.nextPosition : nextFirstPosition
                 continue
             }
             // Otherwise read the frames: walk headers up to the checkpoint, verify after it.
@@ -119,8 +132,11 @@ struct LogRecovery {
                             offset = frame.end
                             break scan
                         }
+                        // Continuity is checked against what precedes this frame: index files
+                        // wholly before the scan, and the frames scanned so far (in memory).
+                        let before = tables.filter { $0.segments.upperBound < start.segmentIndex }
                         try apply(frame, in: segment, expecting: expected,
-                                  locator: StreamLocator(tables: tables, segments: segments), into: &memory)
+                                  locator: StreamLocator(tables: before, segments: segments), into: &memory)
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                         expected = frame.nextPosition
                         offset = frame.end
@@ -146,47 +162,40 @@ struct LogRecovery {
             }
             // A sealed segment gets (or keeps) its index file; its frames leave memory.
             if sealed {
-                if let table = usableTable(for: segment, nextPosition: expected, report: &report, quiet: true) {
-                    tables.append(table)
-                    memory.removeFrames(ofSegment: segment.index)
+                if table(covering: segment.index) != nil {
+                    coveredAfterScan.append(segment.index)
                 } else if writable {
                     let entries = memory.entries(forSegment: segment.index)
-                    let table: IndexTable?
-                    do { table = try IndexWriter.write(segment: segment.index, nextPosition: expected, entries: entries,
-                                                       hasher: hasher, layout: layout) } catch { throw .system(error) }
-                    guard let table else {
-                        throw .corrupt(CorruptionError(file: layout.indexPath(segment.index), offset: 0, reason: "index file unreadable after writing"))
+                    let written: IndexTable?
+                    do {
+                        written = try IndexWriter.write(segments: segment.index...segment.index, nextPosition: expected,
+                                                        entries: entries, hasher: hasher, layout: layout)
+                    } catch { throw .system(error) }
+                    guard let written else {
+                        throw .corrupt(CorruptionError(file: layout.indexPath(segment.index), offset: 0,
+                                                       reason: "index file unreadable after writing"))
                     }
                     report.rebuiltIndexes.append(layout.indexPath(segment.index))
-                    tables.append(table)
-                    memory.removeFrames(ofSegment: segment.index)
+                    tables.append(written)
+                    tables.sort { $0.segments.lowerBound < $1.segments.lowerBound }
+                    if segment.index < start.segmentIndex {
+                        memory.removeFrames(ofSegment: segment.index)
+                    } else {
+                        coveredAfterScan.append(segment.index)
+                    }
                 }
                 // Read-only: the frames stay in memory.
             }
         }
+        // Scanned segments that index files cover leave memory only now: the scan needed them
+        // for its continuity checks.
+        for index in coveredAfterScan { memory.removeFrames(ofSegment: index) }
         // A checkpoint taken after the scanned data must be durable before it can be trusted.
         if writable, let last = segments.last, report.scannedBytes > 0 {
             do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
         }
         return Result(segments: segments, end: end, lastSegmentSealed: sealed, tables: tables, streams: memory,
                       lastTimestamp: lastTimestamp, report: report)
-    }
-
-    /// The segment's index file when it exists and passes every check; otherwise nil, with the
-    /// reason in the report (the caller rebuilds it).
-    private func usableTable(for segment: Segment, nextPosition: UInt64, report: inout RecoveryReport, quiet: Bool = false) -> IndexTable? {
-        let path = layout.indexPath(segment.index)
-        switch IndexTable.open(path: path, segmentIndex: segment.index, hashID: hasher.id) {
-        case .success(let table) where table.nextPosition == nextPosition:
-            return table
-        case .success:
-            report.warnings.append("\(path): index ends at a different position than its segment; rebuilt")
-        case .failure(let problem):
-            if !(quiet && problem.reason == "missing") {
-                report.warnings.append("\(problem); rebuilt from the log")
-            }
-        }
-        return nil
     }
 
     private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {

@@ -31,6 +31,8 @@ struct LogState {
     /// Timestamp of the last append; the next one is never earlier (clock steps back).
     var lastTimestamp: Int64 = 0
     var appendCount = 0
+    /// Index merges done since open.
+    var indexMerges = 0
     var flushCount = 0
 
     var activeSegment: Segment { segments[segments.count - 1] }

@@ -37,9 +37,26 @@ struct StoreLayout: Sendable {
         segmentsDirectory + "/" + Self.segmentFileName(index)
     }
 
-    /// `segments/0000000000000042.idx`: the stream index of a sealed segment.
-    func indexPath(_ index: UInt64) -> String {
-        segmentsDirectory + "/" + String(Self.segmentFileName(index).dropLast(4)) + ".idx"
+    /// `segments/0000000000000042.idx` for one sealed segment, or
+    /// `segments/0000000000000040-0000000000000043.idx` for a merged range.
+    func indexPath(_ segments: ClosedRange<UInt64>) -> String {
+        let first = String(Self.segmentFileName(segments.lowerBound).dropLast(4))
+        if segments.lowerBound == segments.upperBound { return segmentsDirectory + "/" + first + ".idx" }
+        return segmentsDirectory + "/" + first + "-" + String(Self.segmentFileName(segments.upperBound).dropLast(4)) + ".idx"
+    }
+
+    func indexPath(_ segment: UInt64) -> String { indexPath(segment...segment) }
+
+    /// The segment range named by an index file name, or nil for anything else.
+    static func indexRange(fileName: String) -> ClosedRange<UInt64>? {
+        guard fileName.hasSuffix(".idx") else { return nil }
+        let stem = fileName.dropLast(4)
+        let parts = stem.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.allSatisfy({ $0.utf8.count == 16 }),
+              let first = parts.first.flatMap({ UInt64($0) }), let last = parts.last.flatMap({ UInt64($0) }),
+              parts.count <= 2, first <= last
+        else { return nil }
+        return first...last
     }
 
     static func segmentFileName(_ index: UInt64) -> String {

@@ -51,6 +51,8 @@ public enum StoreVerifier {
         }
         var expectedPosition: UInt64?
         var revisions: [String: UInt64] = [:]
+        var sealedEntries: [UInt64: [IndexFile.Entry]] = [:]
+        var sealedEnds: [UInt64: UInt64] = [:]
         for (slot, index) in indexes.enumerated() {
             let isLast = slot == indexes.count - 1
             let file = layout.segmentPath(index)
@@ -103,8 +105,8 @@ public enum StoreVerifier {
                     }
                     revisions[stream] = frame.firstRevision + UInt64(frame.eventCount)
                     entries.append(IndexFile.Entry(streamHash: StreamHasher.fnv1a.hash(stream), firstRevision: frame.firstRevision,
-                                                   firstPosition: frame.firstPosition, offset: UInt32(frame.offset),
-                                                   eventCount: UInt32(frame.eventCount)))
+                                                   firstPosition: frame.firstPosition, segmentIndex: UInt32(index),
+                                                   offset: UInt32(frame.offset), eventCount: UInt32(frame.eventCount)))
                     report.events += UInt64(frame.eventCount)
                     expected = frame.nextPosition
                     offset = frame.end
@@ -126,44 +128,33 @@ public enum StoreVerifier {
             }
             if !isLast && !sealed { problem(file, offset, "sealed segment ends without a seal frame") }
             if sealed {
-                switch checkIndex(of: index, entries: entries, nextPosition: expected, layout: layout) {
-                case .sound: report.indexFiles += 1
-                case .missing(let note): report.notes.append(note)
-                case .bad(let failure): problem(failure.file, failure.offset, failure.reason)
-                }
+                sealedEntries[index] = entries
+                sealedEnds[index] = expected
             }
             expectedPosition = expected
         }
         report.streams = revisions.count
-        return report
-    }
-
-    private enum IndexFinding {
-        case sound
-        case missing(String)
-        case bad(CorruptionError)
-    }
-
-    /// Compares a sealed segment's index file with the entries its frames imply.
-    private static func checkIndex(
-        of segment: UInt64, entries: [IndexFile.Entry], nextPosition: UInt64, layout: StoreLayout
-    ) -> IndexFinding {
-        let path = layout.indexPath(segment)
-        switch IndexTable.open(path: path, segmentIndex: segment, hashID: StreamHasher.fnv1a.id) {
-        case .failure(let failure) where failure.reason == "missing":
-            return .missing("\(path) is missing; the next writable open rebuilds it")
-        case .failure(let failure):
-            return .bad(CorruptionError(file: failure.file, offset: failure.offset,
-                                        reason: "index file: \(failure.reason) (the next writable open rebuilds it)"))
-        case .success(let table):
-            let sorted = entries.sorted { ($0.streamHash, $0.firstRevision) < ($1.streamHash, $1.firstRevision) }
-            let stored = (0..<table.entryCount).map(table.entry)
-            guard table.nextPosition == nextPosition, stored == sorted else {
-                return .bad(CorruptionError(file: path, offset: 0,
-                                            reason: "index file does not match its segment (the next writable open rebuilds it)"))
+        // Index files: the cover a writer would choose must match the log exactly.
+        if let files = try? IndexCatalog.list(layout) {
+            let sealed = sealedEntries.keys.min().flatMap { low in sealedEntries.keys.max().map { low...$0 } }
+            let selection = IndexCatalog.select(files, sealed: sealed, hashID: StreamHasher.fnv1a.id) { sealedEnds[$0] }
+            for rejected in selection.rejected {
+                problem(rejected.file, rejected.offset, "index file: \(rejected.reason) (the next writable open rebuilds it)")
             }
-            return .sound
+            for table in selection.tables {
+                let expected = table.segments.flatMap { sealedEntries[$0] ?? [] }.sorted(by: <)
+                let stored = (0..<table.entryCount).map(table.entry)
+                if stored == expected && table.nextPosition == sealedEnds[table.segments.upperBound] {
+                    report.indexFiles += 1
+                } else {
+                    problem(table.file.path, 0, "index file does not match its segments (the next writable open rebuilds it)")
+                }
+            }
+            for segment in sealedEntries.keys.sorted() where !selection.tables.contains(where: { $0.segments.contains(segment) }) {
+                report.notes.append("no index file covers segment \(segment); the next writable open rebuilds it")
+            }
         }
+        return report
     }
 
     private static func readSmallFile(_ path: String) throws(SystemError) -> [UInt8] {

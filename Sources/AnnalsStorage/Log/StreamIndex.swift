@@ -121,7 +121,8 @@ struct StreamIndex: Sendable {
         func add(_ record: StreamRecord, _ hash: UInt64) {
             for frame in record.frames where frame.segmentIndex == segmentIndex {
                 result.append(IndexFile.Entry(streamHash: hash, firstRevision: frame.firstRevision, firstPosition: frame.firstPosition,
-                                              offset: frame.offset, eventCount: frame.eventCount))
+                                              segmentIndex: UInt32(frame.segmentIndex), offset: frame.offset,
+                                              eventCount: frame.eventCount))
             }
         }
         for (hash, bucket) in buckets {

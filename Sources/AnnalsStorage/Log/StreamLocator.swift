@@ -27,7 +27,7 @@ struct StreamLocator {
     /// The revision the next event of `stream` gets: from `recent` when it is newer than every
     /// index file, otherwise from the newest index file that has the stream.
     func nextRevision(of stream: String, hash: UInt64, recent: StreamRecord?) -> UInt64 {
-        if let recent, let last = recent.frames.last, tables.last.map({ last.segmentIndex > $0.segmentIndex }) ?? true {
+        if let recent, let last = recent.frames.last, tables.last.map({ last.segmentIndex > $0.segments.upperBound }) ?? true {
             return recent.nextRevision
         }
         if recent != nil { return record(for: stream, hash: hash, recent: recent)?.nextRevision ?? 0 }
@@ -41,12 +41,13 @@ struct StreamLocator {
 
     private func appendFrames(of stream: String, hash: UInt64, in table: IndexTable, to frames: inout [FrameLocation]) {
         let range = table.entries(for: hash)
-        guard !range.isEmpty, let segment = segment(table.segmentIndex) else { return }
+        guard !range.isEmpty else { return }
         for index in range {
             let entry = table.entry(index)
-            guard frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
+            guard let segment = segment(UInt64(entry.segmentIndex)),
+                  frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
             frames.append(FrameLocation(firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
-                                        segmentIndex: table.segmentIndex, offset: entry.offset, eventCount: entry.eventCount))
+                                        segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset, eventCount: entry.eventCount))
         }
     }
 
@@ -66,14 +67,17 @@ struct StreamLocator {
     }
 }
 
-/// Writes a segment's index file (temp file + fsync + rename + directory fsync) and maps it.
+/// Writes an index file (temp file + fsync + rename + directory fsync) and maps it.
 enum IndexWriter {
     static func write(
-        segment: UInt64, nextPosition: UInt64, entries: [IndexFile.Entry], hasher: StreamHasher, layout: StoreLayout
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, entries: [IndexFile.Entry], sorted: Bool = false,
+        hasher: StreamHasher, layout: StoreLayout
     ) throws(SystemError) -> IndexTable? {
-        let path = layout.indexPath(segment)
-        let bytes = IndexFile.encode(segmentIndex: segment, nextPosition: nextPosition, hashID: hasher.id, entries: entries)
+        let path = layout.indexPath(segments)
+        let bytes = sorted
+            ? IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, sortedEntries: entries)
+            : IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, entries: entries)
         try EventStore.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
-        return try? IndexTable.open(path: path, segmentIndex: segment, hashID: hasher.id).get()
+        return try? IndexTable.open(path: path, segments: segments, hashID: hasher.id).get()
     }
 }
