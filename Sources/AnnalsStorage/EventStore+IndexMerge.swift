@@ -9,21 +9,22 @@ extension EventStore {
     /// How many neighbouring index files of equal span are merged at once.
     static let indexMergeFanIn = 4
 
+    /// Schedules merging. The job holds the store only while a merge runs, so a store that is
+    /// dropped without ``close()`` releases its lock as soon as the current merge (if any)
+    /// ends.
     func scheduleIndexMerge() {
         guard !options.readOnly else { return }
-        indexMergeQueue.async { self.mergeIndexesWhilePossible() }
+        indexMergeQueue.async { [weak self] in
+            while let store = self, let sources = store.nextMergeCandidate() {
+                guard store.merge(sources) else { return }
+            }
+        }
     }
 
     /// Waits for merges already scheduled (close uses it before releasing the lock).
     func waitForIndexMerges() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             indexMergeQueue.async { continuation.resume() }
-        }
-    }
-
-    private func mergeIndexesWhilePossible() {
-        while let sources = nextMergeCandidate() {
-            guard merge(sources) else { return }
         }
     }
 
