@@ -186,7 +186,11 @@ extension EventStore {
                                                     entries: entries, hasher: state.streams.hasher, layout: layout)
             else { throw SystemError(call: "open", path: layout.indexPath(old.index), errorNumber: EIO) }
             state.tables.append(table)
-            state.streams.removeFrames(ofSegment: old.index)
+            if entries.count == state.streams.frameCount {
+                state.streams = StreamIndex(hasher: state.streams.hasher) // all of it was the sealed segment
+            } else {
+                state.streams.removeFrames(ofSegment: old.index)
+            }
             scheduleIndexMerge()
         }
 
