@@ -87,7 +87,7 @@ for result in results {
         + column(result.p99Microseconds.map { format($0, 1) } ?? "-", 10))
 }
 print("")
-print("reopen-clean: p50 column is the open time (best of 5). Open still walks every frame header to rebuild stream revisions; persisted indexes (issue 3) remove that.")
+print("reopen-clean: the p50 column is the open time (best of 5): index files stand for sealed segments; only the open segment is walked.")
 print("targets (design brief): append ≥ 1.5M events/s with fsync per 1,000-event batch; 64 fsync'd single-event writers ≥ 100k events/s; "
     + "$all replay ≥ 10M events/s. SQLite and LMDB side by side: issue 7.")
 
