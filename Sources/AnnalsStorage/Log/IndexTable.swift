@@ -8,6 +8,10 @@ final class IndexTable: Sendable {
     let bloomBlocks: Int
     /// Global position after the last event of the range (what the index says).
     let nextPosition: UInt64
+    /// The stream hash of every `fenceStride`-th entry, kept in memory: a search bisects this
+    /// small array and then touches one block of entries instead of probing across the file.
+    private let fences: [UInt64]
+    static let fenceStride = 64
 
     private init(file: MappedFile, summary: IndexFile.Summary) {
         self.segments = summary.segments
@@ -15,6 +19,10 @@ final class IndexTable: Sendable {
         self.entryCount = summary.entries
         self.bloomBlocks = summary.bloomBlocks
         self.nextPosition = summary.nextPosition
+        let bytes = file.bytes
+        self.fences = stride(from: 0, to: summary.entries, by: Self.fenceStride).map {
+            bytes.u64(IndexFile.headerBytes + $0 * IndexFile.entryBytes)
+        }
     }
 
     /// Number of segments covered: tables of equal span are merged together.
@@ -52,32 +60,18 @@ final class IndexTable: Sendable {
         guard BlockedBloom.mayContain(streamHash, in: file.bytes,
                                       at: IndexFile.headerBytes + entryCount * IndexFile.entryBytes, blocks: bloomBlocks)
         else { return 0..<0 }
-        // Stream hashes are uniform over 64 bits, so interpolation finds the run in two or three
-        // probes (cache misses) where bisection takes log2(entries); bisection takes over if
-        // interpolation stops narrowing.
-        var low = 0
-        var high = entryCount // first entry with hash >= streamHash lies in [low, high]
-        var lowHash: UInt64 = 0
-        var highHash: UInt64 = .max
-        var interpolations = 0
+        // First fence at or above the hash: the run starts in the block before it (or at it).
+        var fenceLow = 0
+        var fenceHigh = fences.count
+        while fenceLow < fenceHigh {
+            let middle = (fenceLow + fenceHigh) / 2
+            if fences[middle] < streamHash { fenceLow = middle + 1 } else { fenceHigh = middle }
+        }
+        var low = max(0, fenceLow - 1) * Self.fenceStride
+        var high = min(entryCount, fenceLow * Self.fenceStride)
         while low < high {
-            let middle: Int
-            if interpolations < 4, high - low > 8 {
-                interpolations += 1
-                let span = Double(highHash &- lowHash) + 1
-                let fraction = Double(streamHash &- lowHash) / span
-                middle = min(high - 1, max(low, low + Int(fraction * Double(high - low))))
-            } else {
-                middle = (low + high) / 2
-            }
-            let value = hash(at: middle)
-            if value < streamHash {
-                low = middle + 1
-                lowHash = value
-            } else {
-                high = middle
-                highHash = value
-            }
+            let middle = (low + high) / 2
+            if hash(at: middle) < streamHash { low = middle + 1 } else { high = middle }
         }
         var end = low
         while end < entryCount && hash(at: end) == streamHash { end += 1 }
