@@ -30,7 +30,7 @@ if streamsMode {
         print("    of which finding its frames (lastRevision)  p50 \(String(format: "%.1f", f.lookupP50Microseconds)) µs")
         print("  reopen after clean close                    \(String(format: "%.1f", f.reopenCleanMilliseconds)) ms")
         print("  reopen after crash, unindexed tail \(f.crashTailBytes >> 20) MiB   \(String(format: "%.1f", f.reopenAfterCrashMilliseconds)) ms")
-        print("  append into the grown store (100/batch, fsync) \(String(format: "%.0f", f.appendEventsPerSecond)) events/s")
+        print("  append into the grown store, 100/batch: no sync \(String(format: "%.0f", f.appendUnsyncedEventsPerSecond)) events/s, fsync \(String(format: "%.0f", f.appendEventsPerSecond)) events/s")
         print("  resident memory added by opening: \(String(format: "%.1f", f.residentMegabytes)) MB (process file-backed pages then: \(String(format: "%.1f", f.fileBackedMegabytes)) MB); after stats and 12k stream reads: +\(String(format: "%.1f", f.residentAfterReadsMegabytes)) MB")
     }
     try? FileManager.default.removeItem(atPath: directory)

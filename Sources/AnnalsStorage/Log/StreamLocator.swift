@@ -31,10 +31,15 @@ struct StreamLocator {
             return recent.nextRevision
         }
         if recent != nil { return record(for: stream, hash: hash, recent: recent)?.nextRevision ?? 0 }
+        // Only the stream's last frame matters: search each file's run from its end and stop
+        // at the first entry whose frame carries this name (one frame touched, not all).
         for table in tables.reversed() {
-            var frames: [FrameLocation] = []
-            appendFrames(of: stream, hash: hash, in: table, to: &frames)
-            if let last = frames.last { return last.nextRevision }
+            for index in table.entries(for: hash).reversed() {
+                let entry = table.entry(index)
+                guard let segment = segment(UInt64(entry.segmentIndex)),
+                      frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
+                return entry.firstRevision + UInt64(entry.eventCount)
+            }
         }
         return 0
     }
