@@ -6,13 +6,7 @@ struct LogSnapshot: Sendable {
 
     /// Slot of the segment holding `position` (the last segment starting at or before it).
     func slot(for position: UInt64) -> Int {
-        var low = 0
-        var high = segments.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if segments[middle].firstPosition <= position { low = middle } else { high = middle - 1 }
-        }
-        return low
+        segments.lastIndex(atOrBefore: position, by: \.firstPosition)
     }
 
     /// How far frames may be read in `segment`: the visible end in the end segment, the whole
@@ -46,5 +40,19 @@ extension Segment {
         case .endOfData: return nil
         case .invalid(let reason): throw .corrupt(corruption(at: offset, reason))
         }
+    }
+}
+
+extension RandomAccessCollection where Index == Int {
+    /// Index of the last element whose `key` is at most `target` (0 when none is), for
+    /// collections sorted by `key`: a bisection.
+    func lastIndex<Key: Comparable>(atOrBefore target: Key, by key: (Element) -> Key) -> Int {
+        var low = startIndex
+        var high = endIndex - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if key(self[middle]) <= target { low = middle } else { high = middle - 1 }
+        }
+        return Swift.max(low, startIndex)
     }
 }

@@ -43,13 +43,7 @@ struct StreamRecord: Sendable {
 
     /// Index in `frames` of the frame holding `revision` (which must be below `nextRevision`).
     func frameSlot(containing revision: UInt64) -> Int {
-        var low = 0
-        var high = frames.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if frames[middle].firstRevision <= revision { low = middle } else { high = middle - 1 }
-        }
-        return low
+        frames.lastIndex(atOrBefore: revision, by: \.firstRevision)
     }
 }
 

@@ -11,15 +11,6 @@ public enum CRC32C {
         return ~annals_crc32c_update(0xFFFF_FFFF, base, bytes.count)
     }
 
-    /// The CRC-32C of two byte ranges as if they were one.
-    @inline(__always)
-    static func checksum(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        if let base = first.baseAddress, first.count > 0 { crc = annals_crc32c_update(crc, base, first.count) }
-        if let base = second.baseAddress, second.count > 0 { crc = annals_crc32c_update(crc, base, second.count) }
-        return ~crc
-    }
-
     /// The CRC-32C of a byte array.
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
