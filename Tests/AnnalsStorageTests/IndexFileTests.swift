@@ -1,3 +1,4 @@
+import AnnalsTestSupport
 import Foundation
 import Testing
 @testable import AnnalsStorage
@@ -170,5 +171,49 @@ func readStreamEvents(_ store: EventStore, _ stream: String) throws -> [Recorded
         #expect(StreamHasher.fnv1a.hash("") == 0xCBF2_9CE4_8422_2325)
         #expect(StreamHasher.fnv1a.hash("a") == 0xAF63_DC4C_8601_EC8C)
         #expect(StreamHasher.fnv1a.hash("order-123") == 0x1B96_F9C2_8B5D_5ABA)
+    }
+}
+
+@Suite struct IndexMergeConcurrencyTests {
+    /// Readers keep reading whole, gapless streams while the writer rolls segments and index
+    /// files merge underneath them; afterwards the store verifies and the files are merged.
+    @Test func streamReadsStayCompleteWhileIndexFilesMerge() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let store = try EventStore.open(at: path, options: StoreOptions(durability: .none, segmentSizeBytes: 16 * 1024))
+        let streams = 10
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<2400 {
+                    let stream = "s\(index % streams)"
+                    _ = try await store.append([checkableEvent(stream: stream, index: index / streams, size: 200)], to: stream)
+                }
+            }
+            for reader in 0..<3 {
+                group.addTask {
+                    var generator = SeededGenerator(seed: UInt64(reader))
+                    for _ in 0..<400 {
+                        let stream = "s\(Int.random(in: 0..<streams, using: &generator))"
+                        let events = try readStreamEvents(store, stream)
+                        #expect(events.map(\.revision) == Array(0..<UInt64(events.count)), "gapless \(stream)")
+                        for event in events where event.payload != checkableEvent(stream: stream, index: Int(event.revision), size: 200).payload {
+                            Issue.record("\(stream)@\(event.revision): wrong payload")
+                        }
+                        await Task.yield()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await store.close()
+        let sealed = try segmentFiles(path).count - 1
+        let files = try FileManager.default.contentsOfDirectory(atPath: path + "/segments").filter { $0.hasSuffix(".idx") }
+        #expect(sealed > 30)
+        #expect(files.count <= 12, "\(sealed) sealed segments in \(files.count) index files")
+        let report = StoreVerifier.verify(at: path)
+        #expect(report.isSound && report.notes.isEmpty, "\(report.problems) \(report.notes)")
+        let reopened = try EventStore.open(at: path, options: smallSegments)
+        for stream in 0..<streams { #expect(reopened.lastRevision(of: "s\(stream)") == 239) }
+        try await reopened.close()
     }
 }
