@@ -217,3 +217,37 @@ func readStreamEvents(_ store: EventStore, _ stream: String) throws -> [Recorded
         try await reopened.close()
     }
 }
+
+@Suite struct StaleCheckpointTests {
+    /// A crash can leave the checkpoint pointing at a segment that was since sealed, indexed
+    /// and merged (merges run beside the roll that writes the checkpoint). Recovery must verify
+    /// from there without mistaking the merged index's earlier segments for missing frames.
+    @Test func staleCheckpointInsideAMergedIndexRangeRecovers() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let store = try EventStore.open(at: path, options: smallSegments)
+        for index in 0..<1200 {
+            let stream = "s\(index % 5)"
+            _ = try await store.append([checkableEvent(stream: stream, index: index / 5, size: 400)], to: stream)
+        }
+        let expected = try readEverything(store).map(\.id)
+        try await store.close()
+        let merged = try #require(try FileManager.default.contentsOfDirectory(atPath: path + "/segments")
+            .compactMap(StoreLayout.indexRange(fileName:)).first { $0.count == 4 })
+        // Point the checkpoint at the third segment of the merged range, as a roll that crashed
+        // before writing its checkpoint would have left it.
+        let stale = merged.lowerBound + 2
+        let header = try Data(contentsOf: URL(fileURLWithPath: StoreLayout(root: path).segmentPath(stale))).prefix(64)
+        let firstPosition = [UInt8](header).withUnsafeBytes { $0.u64(32) }
+        let checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: stale, segmentOffset: 64,
+                                    nextPosition: firstPosition, sequence: 99)
+        try EventStore.writeFileAtomically(checkpoint.encoded(), to: path + "/checkpoint", directory: path)
+        let reopened = try EventStore.open(at: path, options: smallSegments)
+        #expect(reopened.recoveryReport.scannedBytes > 64 * 1024, "verified from the stale checkpoint on")
+        #expect(reopened.recoveryReport.rebuiltIndexes.isEmpty)
+        #expect(try readEverything(reopened).map(\.id) == expected)
+        for stream in 0..<5 { #expect(reopened.lastRevision(of: "s\(stream)") == 239) }
+        _ = try await reopened.append([checkableEvent(stream: "s0", index: 240, size: 10)], to: "s0", expecting: .exact(239))
+        try await reopened.close()
+    }
+}

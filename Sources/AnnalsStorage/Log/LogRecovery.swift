@@ -132,10 +132,12 @@ struct LogRecovery {
                             offset = frame.end
                             break scan
                         }
-                        // Continuity is checked against what precedes this frame: index files
-                        // wholly before the scan, and the frames scanned so far (in memory).
-                        let before = tables.filter { $0.segments.upperBound < start.segmentIndex }
-                        try apply(frame, in: segment, expecting: expected,
+                        // Revision continuity is checked where no index file vouches for the
+                        // segment (the open segment, or one being re-indexed), against what
+                        // precedes it: index files ending before it and the frames scanned so far.
+                        let indexed = table(covering: segment.index) != nil
+                        let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
+                        try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
                                   locator: StreamLocator(tables: before, segments: segments), into: &memory)
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                         expected = frame.nextPosition
@@ -245,7 +247,8 @@ struct LogRecovery {
     }
 
     private func apply(
-        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, locator: StreamLocator, into memory: inout StreamIndex
+        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, checkContinuity: Bool,
+        locator: StreamLocator, into memory: inout StreamIndex
     ) throws(OpenError) {
         guard frame.firstPosition == expected else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
@@ -255,7 +258,8 @@ struct LogRecovery {
         }
         let name = streamName(of: frame, in: segment)
         let hash = hasher.hash(name)
-        let current = locator.nextRevision(of: name, hash: hash, recent: memory.record(for: name, hash: hash))
+        let current = checkContinuity
+            ? locator.nextRevision(of: name, hash: hash, recent: memory.record(for: name, hash: hash)) : frame.firstRevision
         guard frame.firstRevision == current else {
             throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
         }
