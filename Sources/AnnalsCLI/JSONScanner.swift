@@ -42,28 +42,8 @@ struct JSONScanner {
         var scanner = JSONScanner(bytes)
         scanner.skipWhitespace()
         guard scanner.peek() == UInt8(ascii: "{") else { throw Failure(offset: scanner.index, message: "expected a JSON object") }
-        scanner.index += 1
         var members: [Member] = []
-        scanner.skipWhitespace()
-        if scanner.peek() == UInt8(ascii: "}") {
-            scanner.index += 1
-        } else {
-            while true {
-                scanner.skipWhitespace()
-                guard scanner.peek() == UInt8(ascii: "\"") else { throw Failure(offset: scanner.index, message: "expected a key") }
-                let key = try scanner.string()
-                scanner.skipWhitespace()
-                try scanner.expect(UInt8(ascii: ":"))
-                scanner.skipWhitespace()
-                let start = scanner.index
-                let kind = try scanner.value()
-                members.append(Member(key: key, kind: kind, range: start..<scanner.index))
-                scanner.skipWhitespace()
-                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; continue }
-                try scanner.expect(UInt8(ascii: "}"))
-                break
-            }
-        }
+        try scanner.object { key, kind, range in members.append(Member(key: key, kind: kind, range: range)) }
         scanner.skipWhitespace()
         guard scanner.index == bytes.count else { throw Failure(offset: scanner.index, message: "text after the object") }
         return members
@@ -95,24 +75,7 @@ struct JSONScanner {
         guard let byte = peek() else { throw Failure(offset: index, message: "unexpected end of input") }
         switch byte {
         case UInt8(ascii: "{"):
-            try nested { (scanner) throws(Failure) in
-                scanner.index += 1
-                scanner.skipWhitespace()
-                if scanner.peek() == UInt8(ascii: "}") { scanner.index += 1; return }
-                while true {
-                    scanner.skipWhitespace()
-                    guard scanner.peek() == UInt8(ascii: "\"") else { throw Failure(offset: scanner.index, message: "expected a key") }
-                    _ = try scanner.string()
-                    scanner.skipWhitespace()
-                    try scanner.expect(UInt8(ascii: ":"))
-                    scanner.skipWhitespace()
-                    _ = try scanner.value()
-                    scanner.skipWhitespace()
-                    if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; continue }
-                    try scanner.expect(UInt8(ascii: "}"))
-                    return
-                }
-            }
+            try nested { (scanner) throws(Failure) in try scanner.object { _, _, _ in } }
             return .object
         case UInt8(ascii: "["):
             try nested { (scanner) throws(Failure) in
@@ -144,6 +107,32 @@ struct JSONScanner {
         default:
             try number()
             return .number
+        }
+    }
+
+    /// Scans an object starting at its `{`, calling `member` with each key, value kind and
+    /// value range in order.
+    private mutating func object(_ member: (String, Kind, Range<Int>) -> Void) throws(Failure) {
+        index += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\"") else { throw Failure(offset: index, message: "expected a key") }
+            let key = try string()
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"))
+            skipWhitespace()
+            let start = index
+            let kind = try value()
+            member(key, kind, start..<index)
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { index += 1; continue }
+            try expect(UInt8(ascii: "}"))
+            return
         }
     }
 
