@@ -5,7 +5,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := liblz4-dev pkg-config
 
-.PHONY: all deps build test bench bench-full benchmarks clean
+.PHONY: all deps build test bench bench-full benchmarks compression-probe clean
 
 all: build
 
@@ -40,6 +40,13 @@ bench-full: deps
 # The package-benchmark suites (append batch sizes × durability, replay).
 benchmarks: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# The LZ4 scheme measurements behind format version 2 (Tools/compression-probe).
+compression-probe: deps
+	cd Benchmarks && $(SWIFT) build -c release --product annals-headline
+	Benchmarks/.build/release/annals-headline corpus /tmp/annals-corpus.bin 300000
+	$(CC) -O2 -o /tmp/annals-compression-probe Tools/compression-probe/probe.c -llz4
+	/tmp/annals-compression-probe /tmp/annals-corpus.bin
 
 clean:
 	rm -rf .build Benchmarks/.build bench-results

@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "Annals", targets: ["Annals"]),
         .library(name: "AnnalsStorage", targets: ["AnnalsStorage"]),
         .executable(name: "annals", targets: ["AnnalsCLI"]),
+        // Seeded generators (realistic events) shared by the tests and the Benchmarks package.
+        .library(name: "AnnalsTestSupport", targets: ["AnnalsTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -36,7 +38,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "AnnalsTestSupport", path: "Tests/AnnalsTestSupport"),
+        .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
         .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsTests", dependencies: ["Annals"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),

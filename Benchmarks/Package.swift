@@ -12,19 +12,15 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .target(
-            name: "BenchmarkSupport",
-            dependencies: [.product(name: "AnnalsStorage", package: "Annals")]
-        ),
         .executableTarget(
             name: "annals-headline",
-            dependencies: ["BenchmarkSupport", .product(name: "AnnalsStorage", package: "Annals")],
+            dependencies: [.product(name: "AnnalsTestSupport", package: "Annals"), .product(name: "AnnalsStorage", package: "Annals")],
             path: "Sources/Headline"
         ),
         .executableTarget(
             name: "AnnalsBenchmarks",
             dependencies: [
-                "BenchmarkSupport",
+                .product(name: "AnnalsTestSupport", package: "Annals"),
                 .product(name: "AnnalsStorage", package: "Annals"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],

@@ -30,3 +30,15 @@ extension Durability: ExpressibleByArgument {
 
     public static var allValueStrings: [String] { ["fsync", "periodic", "none"] }
 }
+
+extension Compression: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "lz4": self = .lz4
+        case "none": self = .none
+        default: return nil
+        }
+    }
+
+    public static var allValueStrings: [String] { ["lz4", "none"] }
+}

@@ -51,13 +51,21 @@ struct DumpCommand: AsyncParsableCommand {
 
     private static func print<Cursor: EventCursor>(_ cursor: Cursor, to output: inout OutputBuffer) throws(ReadError) {
         var cursor = cursor
-        while let event = try cursor.next() { EventLine.write(event, to: &output) }
+        while let event = try cursor.next() { try EventLine.write(event, to: &output) }
     }
 }
 
 /// The JSON Lines form of a recorded event, shared by `dump` and its tests.
 enum EventLine {
-    static func write(_ event: RecordedEvent, to output: inout OutputBuffer) {
+    /// - Throws: ``ReadError/corrupt(_:)`` when a compressed body does not decode; nothing of
+    ///   the event is written then.
+    static func write(_ event: RecordedEvent, to output: inout OutputBuffer) throws(ReadError) {
+        try event.withBodyBytes { metadata, payload in write(event, metadata: metadata, payload: payload, to: &output) }
+    }
+
+    private static func write(
+        _ event: RecordedEvent, metadata: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, to output: inout OutputBuffer
+    ) {
         output.append("{\"position\":")
         output.appendNumber(event.position)
         output.append(",\"stream\":")
@@ -71,8 +79,8 @@ enum EventLine {
         output.append(",\"timestamp\":\"")
         output.append(event.timestamp.iso8601)
         output.append("\"")
-        event.withMetadataBytes { writeBytes($0, key: "metadata", to: &output) }
-        event.withPayloadBytes { writeBytes($0, key: "data", to: &output) }
+        writeBytes(metadata, key: "metadata", to: &output)
+        writeBytes(payload, key: "data", to: &output)
         output.append("}")
         output.endLine()
     }

@@ -38,6 +38,9 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Size of new segment files in bytes (multiple of 4096).")
     var segmentSizeBytes: Int = 64 << 20
 
+    @Option(help: "Compression of the imported events: lz4 (default) or none.")
+    var compression: Compression = .lz4
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
     }
@@ -45,7 +48,8 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let store: EventStore
         do {
-            store = try EventStore.open(at: self.store, options: StoreOptions(durability: durability, segmentSizeBytes: segmentSizeBytes))
+            store = try EventStore.open(at: self.store, options: StoreOptions(
+                durability: durability, segmentSizeBytes: segmentSizeBytes, compression: compression))
         } catch {
             throw fail(error)
         }

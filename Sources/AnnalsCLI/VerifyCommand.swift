@@ -20,6 +20,11 @@ struct VerifyCommand: AsyncParsableCommand {
         progress.finish()
         print("segments \(report.segments), frames \(report.frames), events \(report.events), "
             + "streams \(report.streams), bytes \(report.bytes)")
+        if report.storedBodyBytes > 0 {
+            let ratio = Double(report.bodyBytes) / Double(report.storedBodyBytes)
+            print("compressed events \(report.compressedEvents), dictionaries \(report.dictionaries), "
+                + "metadata+payload \(report.bodyBytes) bytes stored in \(report.storedBodyBytes) (\((ratio * 100).rounded() / 100)x)")
+        }
         for note in report.notes { print("note: \(note)") }
         guard report.isSound else {
             for problem in report.problems.prefix(20) { print("problem: \(problem)") }

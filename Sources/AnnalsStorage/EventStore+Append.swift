@@ -51,6 +51,7 @@ extension EventStore {
 
     private func write(_ prepared: [PreparedAppend]) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
         let publishImmediately = options.durability != .fsyncBeforeAck
+        let compressing = options.compression == .lz4
         return try state.withLock { (state) throws(AppendError) in
             if let failure = state.failure { throw .storeFailed(failure) }
             if state.closed { throw .storeClosed }
@@ -91,17 +92,29 @@ extension EventStore {
                     }
                     continue
                 }
-                if state.activeSealed || state.writeOffset + append.frameBytes > state.activeSegment.frameCapacity {
+                // Room for the frame as if stored raw (compression only shrinks it), and for the
+                // segment's dictionary frame when this append is the one to write it.
+                let dictionaryFrameBytes = compressing ? Self.dictionaryFrameBytes(due: state) : 0
+                if state.activeSealed
+                    || state.writeOffset + dictionaryFrameBytes + append.frameBytes > state.activeSegment.frameCapacity {
                     do throws(SystemError) { try startNextSegment(&state) } catch {
                         if publishImmediately { state.visibleEnd = state.writtenEnd }
                         throw state.failure != nil ? .storeFailed(error) : .system(error)
                     }
                 }
+                if compressing { Self.writeDictionaryIfDue(&state, reserving: append.frameBytes) }
                 let offset = state.writeOffset
                 let size = FrameEncoder.writeEventsFrame(
                     into: state.activeSegment.file.mutableBytes, at: offset,
                     stream: append.stream, firstPosition: state.nextPosition, firstRevision: revision,
-                    events: append.events, ids: append.ids, timestamp: timestamp)
+                    events: append.events, ids: append.ids, timestamp: timestamp,
+                    compressor: compressing ? state.compressor ?? state.standaloneCompressor : nil)
+                if compressing, state.sampler.dictionaryBytes > 0 {
+                    for event in append.events {
+                        state.sampler.add(event.metadata)
+                        state.sampler.add(event.payload)
+                    }
+                }
                 let count = UInt64(append.events.count)
                 results.append(AppendResult(
                     stream: append.stream, firstPosition: state.nextPosition, lastPosition: state.nextPosition + count - 1,
@@ -119,6 +132,27 @@ extension EventStore {
             if publishImmediately { state.visibleEnd = state.writtenEnd }
             return (results, end)
         }
+    }
+
+    /// Bytes of the dictionary frame the next append in the active segment writes first: when
+    /// the segment has none yet and enough recent bodies were seen. 0 otherwise.
+    private static func dictionaryFrameBytes(due state: LogState) -> Int {
+        guard state.compressor == nil, state.sampler.isReady else { return 0 }
+        return Format.aligned(Format.frameHeaderBytes + state.sampler.dictionaryBytes)
+    }
+
+    /// Writes the active segment's dictionary frame when it is due and fits before a frame of
+    /// `frameBytes`; later records of the segment compress against it.
+    private static func writeDictionaryIfDue(_ state: inout LogState, reserving frameBytes: Int) {
+        let bytes = dictionaryFrameBytes(due: state)
+        guard bytes > 0, state.writeOffset + bytes + frameBytes <= state.activeSegment.frameCapacity else { return }
+        let offset = state.writeOffset
+        let target = state.activeSegment.file.mutableBytes
+        let dictionary = state.sampler.dictionary
+        state.writeOffset += dictionary.withUnsafeBytes {
+            FrameEncoder.writeDictionaryFrame(into: target, at: offset, nextPosition: state.nextPosition, dictionary: $0)
+        }
+        state.compressor = BodyCompressor(dictionary: state.activeSegment.dictionaryBytes(at: offset), at: offset)
     }
 
     /// The earlier append this one repeats, if its event ids are already where it would go.
@@ -207,6 +241,7 @@ extension EventStore {
         file.path = finalPath
         state.segments.append(Segment(header: header, file: file))
         state.activeSealed = false
+        state.compressor = nil
         state.writeOffset = Format.segmentHeaderBytes
         state.syncedOffset = Format.segmentHeaderBytes
         try writeCheckpoint(&state, clean: false)

@@ -79,7 +79,8 @@ public final class EventStore: Sendable {
         }
         let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher)
             .recover(checkpoint: checkpoint, report: report)
-        let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
+        let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0,
+                             options: options)
         let store = EventStore(path: path, options: options, layout: layout, state: state, report: recovered.report)
         if !options.readOnly {
             try store.finishOpening(scanned: recovered.report.scannedBytes > 0)
@@ -90,7 +91,13 @@ public final class EventStore: Sendable {
     private func finishOpening(scanned: Bool) throws(OpenError) {
         do {
             try state.withLock { (state) throws(SystemError) in
-                if state.activeSealed { try startNextSegment(&state) } else if scanned { try writeCheckpoint(&state, clean: false) }
+                // A segment made by an older format version is sealed, never extended with
+                // records its version does not describe.
+                if state.activeSealed || state.activeSegment.header.formatVersion < Format.version {
+                    try startNextSegment(&state)
+                } else if scanned {
+                    try writeCheckpoint(&state, clean: false)
+                }
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }

@@ -27,6 +27,10 @@ public struct StoreOptions: Sendable, Hashable {
     /// Open without taking the writer lock and without changing any file: for reading while
     /// another process writes, and for inspection. Appends throw ``AppendError/readOnly``.
     public var readOnly: Bool = false
+    /// Whether appended events are LZ4-compressed. Default ``Compression/lz4``. Applies to what
+    /// this writer appends: a store may mix compressed and raw events, and every event reads
+    /// back the same either way.
+    public var compression: Compression = .lz4
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
 
@@ -34,8 +38,10 @@ public struct StoreOptions: Sendable, Hashable {
         durability: Durability = .fsyncBeforeAck,
         segmentSizeBytes: Int = 64 << 20,
         createIfMissing: Bool = true,
-        readOnly: Bool = false
+        readOnly: Bool = false,
+        compression: Compression = .lz4
     ) {
+        self.compression = compression
         self.durability = durability
         self.segmentSizeBytes = segmentSizeBytes
         self.createIfMissing = createIfMissing

@@ -46,7 +46,7 @@ import Testing
         while let event = try cursor.next() {
             #expect(event.position == position)
             let expected = lines[Int(position)]
-            let data = String(decoding: event.payload, as: UTF8.self)
+            let data = String(decoding: try event.payload, as: UTF8.self)
             #expect(expected.contains(data), "seed \(seed) position \(position)")
             position += 1
         }

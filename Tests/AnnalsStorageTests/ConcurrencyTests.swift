@@ -33,10 +33,10 @@ import Testing
                         var counts: [String: (seen: Int, size: Int)] = [:]
                         for (index, event) in events.enumerated() {
                             #expect(event.position == UInt64(index))
-                            let parts = String(decoding: event.metadata, as: UTF8.self).split(separator: "/")
+                            let parts = String(decoding: try event.metadata, as: UTF8.self).split(separator: "/")
                             let size = Int(parts[1]) ?? -1
                             counts[event.stream, default: (0, size)].seen += 1
-                            #expect(event.payload == checkableEvent(stream: event.stream, index: Int(event.revision),
+                            #expect(try event.payload == checkableEvent(stream: event.stream, index: Int(event.revision),
                                                                     size: event.payloadCount).payload)
                         }
                         for (stream, count) in counts where count.seen != count.size {

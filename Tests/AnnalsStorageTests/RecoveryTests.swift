@@ -185,9 +185,10 @@ import Testing
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
         try await EventStore.open(at: path, options: smallSegments).close()
-        // A segment header claiming version 2, with a valid checksum.
+        // A segment header claiming the next version, with a valid checksum.
+        let newer = Int(Format.version) + 1
         try modifyFile(try segmentFiles(path)[0]) { bytes in
-            bytes[8] = 2
+            bytes[8] = UInt8(newer)
             let checksum = CRC32C.checksum(Array(bytes[0..<60]))
             withUnsafeBytes(of: checksum.littleEndian) { for i in 0..<4 { bytes[60 + i] = $0[i] } }
         }
@@ -195,7 +196,7 @@ import Testing
             _ = try EventStore.open(at: path, options: smallSegments)
         } throws: { error in
             guard case OpenError.unsupportedFormatVersion(_, let found, _) = error else { return false }
-            return found == 2
+            return found == newer
         }
     }
 

@@ -53,8 +53,8 @@ import Testing
             #expect(event.stream == want.stream)
             #expect(event.revision == want.revision)
             #expect(event.type == want.event.type)
-            #expect(event.payload == want.event.payload)
-            #expect(event.metadata == want.event.metadata)
+            #expect(try event.payload == want.event.payload)
+            #expect(try event.metadata == want.event.metadata)
         }
         let backwards = try readEverythingBackwards(store)
         #expect(backwards.map(\.position) == forwards.map(\.position).reversed())

@@ -1,6 +1,6 @@
 import AnnalsStorage
 import Benchmark
-import BenchmarkSupport
+import AnnalsTestSupport
 import Foundation
 
 // package-benchmark suites: `cd Benchmarks && swift package benchmark`.

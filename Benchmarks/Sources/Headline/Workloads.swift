@@ -1,5 +1,5 @@
 import AnnalsStorage
-import BenchmarkSupport
+import AnnalsTestSupport
 import Foundation
 
 /// One measured row of the headline table.
@@ -27,15 +27,17 @@ struct Workloads {
         averageEventBytes = pool.reduce(0) { $0 + $1.event.payload.count + $1.event.metadata.count + $1.event.type.utf8.count } / pool.count
     }
 
-    private func freshStore(_ name: String, _ durability: Durability) throws -> EventStore {
+    private func freshStore(_ name: String, _ durability: Durability, compression: Compression = .lz4) throws -> EventStore {
         let path = directory + "/" + name
         try? FileManager.default.removeItem(atPath: path)
-        return try EventStore.open(at: path, options: StoreOptions(durability: durability))
+        return try EventStore.open(at: path, options: StoreOptions(durability: durability, compression: compression))
     }
 
     /// `total` events appended in batches of `batch` events, each batch one stream's frame.
-    func appendBatches(total: Int, batch: Int, durability: Durability, name: String) async throws -> Measurement {
-        let store = try freshStore(name, durability)
+    func appendBatches(
+        total: Int, batch: Int, durability: Durability, name: String, compression: Compression = .lz4
+    ) async throws -> Measurement {
+        let store = try freshStore(name, durability, compression: compression)
         let batches = total / batch
         let prepared: [[EventData]] = (0..<min(batches, 200)).map { index in
             (0..<batch).map { pool[(index * batch + $0) % pool.count].event }
@@ -54,7 +56,7 @@ struct Workloads {
         try await store.close()
         let events = batches * batch
         return Measurement(
-            workload: "append-batch\(batch)-\(label(durability))", events: events, eventBytes: averageEventBytes,
+            workload: "append-batch\(batch)-\(label(durability))\(compression == .none ? "-uncompressed" : "")", events: events, eventBytes: averageEventBytes,
             eventsPerSecond: Double(events) / seconds, megabytesPerSecond: Double(events * averageEventBytes) / seconds / 1e6,
             p50Microseconds: Stopwatch.percentile(latencies, 0.5) * 1e6, p99Microseconds: Stopwatch.percentile(latencies, 0.99) * 1e6)
     }
@@ -96,7 +98,7 @@ struct Workloads {
 
     /// Replays `$all` of the store left by an earlier append workload (page cache warm: the
     /// best of three runs after one warm-up), touching every payload.
-    func replay(name: String) async throws -> Measurement {
+    func replay(name: String, workload: String = "replay-all") async throws -> Measurement {
         let store = try EventStore.open(at: directory + "/" + name, options: StoreOptions(readOnly: true))
         var best = Double.infinity
         var events = 0
@@ -110,7 +112,7 @@ struct Workloads {
                 while let event = try cursor.next() {
                     count += 1
                     payloadBytes += event.payloadCount
-                    checksum ^= event.withPayloadBytes { $0.last ?? 0 }
+                    checksum ^= try event.withPayloadBytes { $0.last ?? 0 }
                 }
             }
             if checksum == 1 && count < 0 { print("") }
@@ -119,8 +121,17 @@ struct Workloads {
             bytes = payloadBytes
         }
         return Measurement(
-            workload: "replay-all", events: events, eventBytes: bytes / max(events, 1),
+            workload: workload, events: events, eventBytes: bytes / max(events, 1),
             eventsPerSecond: Double(events) / best, megabytesPerSecond: Double(bytes) / best / 1e6)
+    }
+
+    /// Compression of the store left by an earlier workload: metadata+payload bytes as given
+    /// and as stored (every compressed block decoded and checked by `verify`), and the bytes
+    /// the log occupies.
+    func compression(name: String) -> (bodyRatio: Double, logBytes: Int, compressedEvents: UInt64, events: UInt64) {
+        let report = StoreVerifier.verify(at: directory + "/" + name)
+        precondition(report.isSound, "\(report.problems)")
+        return (Double(report.bodyBytes) / Double(max(report.storedBodyBytes, 1)), report.bytes, report.compressedEvents, report.events)
     }
 
     /// Opens the store left by an earlier workload (closed cleanly), best of five.

@@ -4,8 +4,9 @@
 struct Checkpoint: Sendable, Equatable {
     /// Newest format version that wrote to this store.
     var formatVersion: UInt16 = Format.version
-    /// Oldest reader version that can read this store.
-    var minimumReaderVersion: UInt16 = 1
+    /// Oldest reader version that can read this store: this writer's, since a segment it
+    /// writes may hold dictionary frames and compressed records.
+    var minimumReaderVersion: UInt16 = Format.version
     /// Set by a clean close: the position below is exactly the end of the log.
     var cleanShutdown: Bool
     /// The segment that holds the end of the checkpointed data.

@@ -1,8 +1,9 @@
 /// Numbers that define the on-disk format. `format-spec.md` is the reference; this file and
 /// the spec change together.
 enum Format {
-    /// The format version this code writes, and the newest it reads.
-    static let version: UInt16 = 1
+    /// The format version this code writes, and the newest it reads. Version 2 added
+    /// dictionary frames and LZ4-compressed event records; version 1 files read unchanged.
+    static let version: UInt16 = 2
 
     // MARK: Segment header (64 bytes at offset 0 of every segment file)
     static let segmentMagic: [UInt8] = Array("ANNALSSG".utf8)
@@ -24,7 +25,19 @@ enum Format {
         case events = 1
         /// The last frame of a segment: no more frames follow in this file.
         case seal = 2
+        /// An LZ4 dictionary that later compressed records of the same segment name by offset.
+        case dictionary = 3
     }
+
+    // MARK: Compression
+    /// Event record flag: the metadata and payload are stored as one LZ4 block.
+    static let recordCompressedFlag: UInt16 = 1
+    /// Bytes before the LZ4 block of a compressed record: the u32 dictionary frame offset.
+    static let compressedBodyHeaderBytes = 4
+    /// Largest dictionary a dictionary frame may carry (LZ4 looks back at most 64 KiB).
+    static let maximumDictionaryBytes = 64 * 1024
+    /// Smallest dictionary worth writing; smaller segments store events raw.
+    static let minimumDictionaryBytes = 1024
 
     // MARK: Checkpoint (the `checkpoint` file)
     static let checkpointMagic: [UInt8] = Array("ANNALSCP".utf8)

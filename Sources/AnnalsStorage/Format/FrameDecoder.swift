@@ -22,14 +22,25 @@ struct FrameHeader: Sendable {
 /// The layout of one event record inside a checked frame.
 struct EventRecordLayout: Sendable {
     let offset: Int
+    /// Record length without padding, as stored.
+    let length: Int
     let typeBytes: Int
+    /// Decoded sizes: the same whether the record is stored raw or compressed.
     let metadataBytes: Int
     let payloadBytes: Int
+    /// True when metadata and payload are stored as one LZ4 block.
+    let isCompressed: Bool
 
     var typeOffset: Int { offset + Format.eventHeaderBytes }
-    var metadataOffset: Int { typeOffset + typeBytes }
-    var payloadOffset: Int { metadataOffset + metadataBytes }
-    var end: Int { offset + Format.aligned(Format.eventHeaderBytes + typeBytes + metadataBytes + payloadBytes) }
+    /// Raw record: metadata then payload. Compressed: the dictionary offset, then the block.
+    var bodyOffset: Int { typeOffset + typeBytes }
+    /// Raw record only: where the metadata and payload bytes are.
+    var metadataOffset: Int { bodyOffset }
+    var payloadOffset: Int { bodyOffset + metadataBytes }
+    /// Compressed record only: the LZ4 block.
+    var blockOffset: Int { bodyOffset + Format.compressedBodyHeaderBytes }
+    var blockBytes: Int { offset + length - blockOffset }
+    var end: Int { offset + Format.aligned(length) }
 }
 
 /// Reads frames back: finds the end of data, checks checksums and structure. Every length read
@@ -82,26 +93,49 @@ enum FrameDecoder {
             guard header.eventCount >= 1, header.streamNameBytes >= 1,
                   Format.frameHeaderBytes + header.streamNameBytes <= length
             else { return .invalid("malformed events frame header") }
+        case .dictionary:
+            guard header.eventCount == 0, header.streamNameBytes == 0, header.firstRevision == 0,
+                  length > Format.frameHeaderBytes, length - Format.frameHeaderBytes <= Format.maximumDictionaryBytes
+            else { return .invalid("malformed dictionary frame") }
         }
         return .frame(header)
     }
 
     /// Walks the records of a checksummed events frame and checks that their lengths are
-    /// consistent and exactly fill the frame. After this, ``record(at:in:)`` may read them
-    /// without further checks. Allocates nothing.
-    static func validateRecords(of frame: FrameHeader, in bytes: UnsafeRawBufferPointer) -> CorruptionReason? {
+    /// consistent and exactly fill the frame, and that every compressed record names a
+    /// dictionary `isDictionary` accepts (offset 0: none). After this, ``record(at:in:)`` may
+    /// read them without further checks. Allocates nothing.
+    static func validateRecords(
+        of frame: FrameHeader, in bytes: UnsafeRawBufferPointer, isDictionary: (Int) -> Bool
+    ) -> CorruptionReason? {
         let frameEnd = frame.offset + frame.length
         var cursor = frame.recordsOffset
         for index in 0..<frame.eventCount {
             guard cursor <= frameEnd, frameEnd - cursor >= Format.eventHeaderBytes else {
                 return CorruptionReason(offset: cursor, "event record \(index) past end of frame")
             }
+            let flags = bytes.u16(cursor + 6)
+            guard flags & ~Format.recordCompressedFlag == 0 else {
+                return CorruptionReason(offset: cursor, "event record \(index) has unknown flags \(flags)")
+            }
             let layout = record(at: cursor, in: bytes)
-            let length = Int(bytes.u32(cursor))
-            guard length >= Format.eventHeaderBytes, length <= frameEnd - cursor,
-                  Format.eventHeaderBytes + layout.typeBytes + layout.metadataBytes + layout.payloadBytes == length
-            else { return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths") }
-            if index == frame.eventCount - 1, cursor + length != frameEnd {
+            guard layout.length >= Format.eventHeaderBytes, layout.length <= frameEnd - cursor else {
+                return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths")
+            }
+            if layout.isCompressed {
+                let decoded = layout.metadataBytes + layout.payloadBytes
+                let headerBytes = Format.eventHeaderBytes + layout.typeBytes + Format.compressedBodyHeaderBytes
+                guard layout.length > headerBytes, decoded > 0, decoded <= LZ4.maximumInputBytes,
+                      decoded <= (layout.length - headerBytes) * LZ4.maximumExpansion
+                else { return CorruptionReason(offset: cursor, "compressed event record \(index) has inconsistent lengths") }
+                let dictionaryOffset = Int(bytes.u32(layout.bodyOffset))
+                guard dictionaryOffset == 0 || (dictionaryOffset < frame.offset && isDictionary(dictionaryOffset)) else {
+                    return CorruptionReason(offset: cursor, "compressed event record \(index): no valid dictionary frame at offset \(dictionaryOffset)")
+                }
+            } else if Format.eventHeaderBytes + layout.typeBytes + layout.metadataBytes + layout.payloadBytes != layout.length {
+                return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths")
+            }
+            if index == frame.eventCount - 1, cursor + layout.length != frameEnd {
                 return CorruptionReason(offset: cursor, "last event record does not end the frame")
             }
             cursor = layout.end
@@ -109,14 +143,16 @@ enum FrameDecoder {
         return nil
     }
 
-    /// The layout of the record at `offset` of a frame that passed ``validateRecords(of:in:)``.
+    /// The layout of the record at `offset` of a frame that passed ``validateRecords(of:in:isDictionary:)``.
     @inline(__always)
     static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
         EventRecordLayout(
             offset: offset,
+            length: Int(bytes.u32(offset)),
             typeBytes: Int(bytes.u16(offset + 4)),
             metadataBytes: Int(bytes.u32(offset + 8)),
-            payloadBytes: Int(bytes.u32(offset + 12))
+            payloadBytes: Int(bytes.u32(offset + 12)),
+            isCompressed: bytes.u16(offset + 6) & Format.recordCompressedFlag != 0
         )
     }
 }

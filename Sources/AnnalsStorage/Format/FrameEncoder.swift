@@ -21,8 +21,9 @@ enum FrameEncoder {
         Format.eventHeaderBytes + event.type.utf8.count + event.metadata.count + event.payload.count
     }
 
-    /// Writes an events frame at `offset` and returns its aligned size. The caller has checked
-    /// that `alignedFrameBytes` fit. The checksum is computed last, over the mapped bytes.
+    /// Writes an events frame at `offset` and returns its aligned size, which is at most
+    /// `alignedFrameBytes` (compressed records are smaller). The caller has checked that
+    /// `alignedFrameBytes` fit. The checksum is computed last, over the mapped bytes.
     static func writeEventsFrame(
         into buffer: UnsafeMutableRawBufferPointer,
         at offset: Int,
@@ -31,7 +32,8 @@ enum FrameEncoder {
         firstRevision: UInt64,
         events: [EventData],
         ids: [UUID],
-        timestamp: Int64
+        timestamp: Int64,
+        compressor: BodyCompressor? = nil
     ) -> Int {
         var stream = stream
         let nameBytes = stream.withUTF8 { name in
@@ -41,12 +43,12 @@ enum FrameEncoder {
         let recordsStart = offset + Format.aligned(Format.frameHeaderBytes + nameBytes)
         buffer.zero(cursor, recordsStart - cursor)
         cursor = recordsStart
+        var frameLength = 0
         for (index, event) in events.enumerated() {
-            cursor = writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp)
+            let length = writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp, compressor: compressor)
+            frameLength = cursor + length - offset // the frame length excludes the last record's padding
+            cursor += Format.aligned(length)
         }
-        // `cursor` is the aligned end of the last record; the frame length excludes its padding.
-        let lastRecordBytes = recordBytes(events[events.count - 1])
-        let frameLength = cursor - Format.aligned(lastRecordBytes) + lastRecordBytes - offset
         buffer.storeU32(UInt32(frameLength), at: offset + 4)
         buffer.storeU8(Format.FrameKind.events.rawValue, at: offset + 8)
         buffer.storeU8(0, at: offset + 9)
@@ -59,25 +61,56 @@ enum FrameEncoder {
         return cursor - offset
     }
 
+    /// Writes one record (compressed when `compressor` makes it smaller) and its padding;
+    /// returns its length without padding.
     private static func writeRecord(
-        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, event: EventData, id: UUID, timestamp: Int64
+        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, event: EventData, id: UUID, timestamp: Int64,
+        compressor: BodyCompressor?
     ) -> Int {
         var type = event.type
         let typeBytes = type.utf8.count
-        let length = Format.eventHeaderBytes + typeBytes + event.metadata.count + event.payload.count
-        buffer.storeU32(UInt32(length), at: offset)
+        let bodyBytes = event.metadata.count + event.payload.count
         buffer.storeU16(UInt16(typeBytes), at: offset + 4)
-        buffer.storeU16(0, at: offset + 6)
         buffer.storeU32(UInt32(event.metadata.count), at: offset + 8)
         buffer.storeU32(UInt32(event.payload.count), at: offset + 12)
         buffer.storeI64(timestamp, at: offset + 16)
         withUnsafeBytes(of: id.uuid) { _ = buffer.copy($0, to: offset + 24) }
-        var cursor = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + Format.eventHeaderBytes) }
-        cursor = event.metadata.withUnsafeBytes { buffer.copy($0, to: cursor) }
-        cursor = event.payload.withUnsafeBytes { buffer.copy($0, to: cursor) }
-        let end = offset + Format.aligned(length)
-        buffer.zero(cursor, end - cursor)
-        return end
+        let bodyOffset = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + Format.eventHeaderBytes) }
+        var length = Format.eventHeaderBytes + typeBytes + bodyBytes
+        var flags: UInt16 = 0
+        // The block must leave the record strictly smaller than the raw one, header included.
+        let blockCapacity = bodyBytes - Format.compressedBodyHeaderBytes - 1
+        if let compressor, bodyBytes >= compressor.minimumBodyBytes,
+           let blockBytes = compressor.compress(
+               metadata: event.metadata, payload: event.payload,
+               into: buffer.mutableSlice(bodyOffset + Format.compressedBodyHeaderBytes, blockCapacity)) {
+            buffer.storeU32(UInt32(compressor.dictionaryOffset), at: bodyOffset)
+            length = Format.eventHeaderBytes + typeBytes + Format.compressedBodyHeaderBytes + blockBytes
+            flags = Format.recordCompressedFlag
+        } else {
+            let cursor = event.metadata.withUnsafeBytes { buffer.copy($0, to: bodyOffset) }
+            _ = event.payload.withUnsafeBytes { buffer.copy($0, to: cursor) }
+        }
+        buffer.storeU32(UInt32(length), at: offset)
+        buffer.storeU16(flags, at: offset + 6)
+        buffer.zero(offset + length, Format.aligned(length) - length)
+        return length
+    }
+
+    /// Writes a dictionary frame holding `dictionary` and returns its aligned size.
+    static func writeDictionaryFrame(
+        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, nextPosition: UInt64, dictionary: UnsafeRawBufferPointer
+    ) -> Int {
+        let length = Format.frameHeaderBytes + dictionary.count
+        buffer.zero(offset, Format.frameHeaderBytes)
+        _ = buffer.copy(dictionary, to: offset + Format.frameHeaderBytes)
+        buffer.zero(offset + length, Format.aligned(length) - length)
+        buffer.storeU32(UInt32(length), at: offset + 4)
+        buffer.storeU8(Format.FrameKind.dictionary.rawValue, at: offset + 8)
+        buffer.storeU64(nextPosition, at: offset + 16)
+        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(offset + 4, length - 4))
+        buffer.storeU32(checksum, at: offset)
+        return Format.aligned(length)
     }
 
     /// Writes a seal frame (the last frame of a segment) and returns its size.

@@ -5,6 +5,8 @@
 /// or failing a check.
 enum IndexFile {
     static let magic: [UInt8] = Array("ANNALSIX".utf8)
+    /// Version of the index file layout (unchanged since format version 1).
+    static let version: UInt16 = 1
     static let headerBytes = 80
     static let headerChecksumOffset = 76
     static let entryBytes = 40
@@ -62,7 +64,7 @@ enum IndexFile {
             }
             let readable = UnsafeRawBufferPointer(buffer)
             _ = magic.withUnsafeBytes { buffer.copy($0, to: 0) }
-            buffer.storeU16(Format.version, at: 8)
+            buffer.storeU16(version, at: 8)
             buffer.storeU16(UInt16(headerBytes), at: 10)
             buffer.storeU64(segments.lowerBound, at: 16)
             buffer.storeU64(segments.upperBound, at: 24)
@@ -95,7 +97,7 @@ enum IndexFile {
         guard CRC32C.checksum(bytes.slice(0, headerChecksumOffset)) == bytes.u32(headerChecksumOffset) else {
             return .failure(CorruptionReason(offset: headerChecksumOffset, "header checksum mismatch"))
         }
-        guard bytes.u16(8) == Format.version, Int(bytes.u16(10)) == headerBytes else {
+        guard bytes.u16(8) == version, Int(bytes.u16(10)) == headerBytes else {
             return .failure(CorruptionReason(offset: 8, "unsupported version \(bytes.u16(8))"))
         }
         guard bytes.u64(16) == expected.lowerBound, bytes.u64(24) == expected.upperBound else {

@@ -88,7 +88,7 @@ public struct BackwardCursor: EventCursor {
                 throw .corrupt(segment.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expected)"))
             }
             if frame.kind == .seal { break }
-            result.append(frame)
+            if frame.kind == .events { result.append(frame) }
             expected = frame.nextPosition
             offset = frame.end
         }

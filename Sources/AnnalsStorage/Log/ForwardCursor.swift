@@ -79,7 +79,7 @@ public struct ForwardCursor: EventCursor {
             }
             offset = frame.end
             expectedPosition = frame.nextPosition
-            guard frame.nextPosition > startPosition else { continue }
+            guard frame.kind == .events, frame.nextPosition > startPosition else { continue }
             try current.verify(frame)
             segment = current
             stream = current.streamName(of: frame)

@@ -24,6 +24,9 @@ struct LogRecovery {
         var streams: StreamIndex
         /// Latest event timestamp seen, so new appends never go back in time.
         var lastTimestamp: Int64
+        /// Offset of the last dictionary frame in the last segment, which new compressed
+        /// records keep using (nil: none yet).
+        var lastSegmentDictionary: Int?
         var report: RecoveryReport
     }
 
@@ -92,7 +95,9 @@ struct LogRecovery {
         var expected = segments[0].firstPosition
         var end = start
         var sealed = false
+        var dictionary: Int?
         for (arrayIndex, segment) in segments.enumerated() {
+            dictionary = nil
             let isLast = arrayIndex == segments.count - 1
             guard segment.firstPosition == expected else {
                 throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
@@ -106,7 +111,8 @@ struct LogRecovery {
             // Otherwise read the frames: walk headers up to the checkpoint, verify after it.
             var offset = Format.segmentHeaderBytes
             if segment.index == start.segmentIndex && start.offset > offset {
-                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, into: &memory)
+                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, into: &memory,
+                                           dictionary: &dictionary)
                 offset = start.offset
             }
             if segment.index == start.segmentIndex, expected != start.nextPosition {
@@ -115,7 +121,7 @@ struct LogRecovery {
             let verifyFrom = segment.index >= start.segmentIndex ? offset : segment.file.size
             if verifyFrom > offset {
                 // Before the checkpoint, rebuilding a missing index: walk it, then verify it.
-                expected = try walkHeaders(of: segment, expecting: expected, into: &memory)
+                expected = try walkHeaders(of: segment, expecting: expected, into: &memory, dictionary: &dictionary)
                 sealed = true
                 end = LogEnd(segmentIndex: segment.index, offset: 0, nextPosition: expected)
             } else {
@@ -124,13 +130,20 @@ struct LogRecovery {
                 scan: while true {
                     switch FrameDecoder.probe(segment.bytes, at: offset) {
                     case .frame(let frame):
-                        if frame.kind == .seal {
-                            guard frame.firstPosition == expected else {
-                                throw .corrupt(segment.corruption(at: offset, "seal says position \(frame.firstPosition), expected \(expected)"))
-                            }
+                        guard frame.firstPosition == expected else {
+                            throw .corrupt(segment.corruption(at: offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expected)"))
+                        }
+                        switch frame.kind {
+                        case .seal:
                             sealed = true
                             offset = frame.end
                             break scan
+                        case .dictionary:
+                            dictionary = offset
+                            offset = frame.end
+                            continue scan
+                        case .events:
+                            break
                         }
                         // Revision continuity is checked where no index file vouches for the
                         // segment (the open segment, or one being re-indexed), against what
@@ -197,7 +210,7 @@ struct LogRecovery {
             do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
         }
         return Result(segments: segments, end: end, lastSegmentSealed: sealed, tables: tables, streams: memory,
-                      lastTimestamp: lastTimestamp, report: report)
+                      lastTimestamp: lastTimestamp, lastSegmentDictionary: sealed ? nil : dictionary, report: report)
     }
 
     private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {
@@ -208,7 +221,8 @@ struct LogRecovery {
     /// frames to the in-memory index. Without `limit`, the whole (sealed) segment: its frames
     /// are then verified too, since they are about to be indexed.
     private func walkHeaders(
-        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, into memory: inout StreamIndex
+        of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, into memory: inout StreamIndex,
+        dictionary: inout Int?
     ) throws(OpenError) -> UInt64 {
         var expected = position
         var offset = Format.segmentHeaderBytes
@@ -231,7 +245,12 @@ struct LogRecovery {
                         : "frame at position \(frame.firstPosition), expected \(expected)")
                 }
                 if frame.kind == .seal { return expected }
-                if limit == nil, let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+                if frame.kind == .dictionary {
+                    dictionary = offset
+                    offset = frame.end
+                    continue
+                }
+                if limit == nil, let problem = segment.validateRecords(of: frame) {
                     throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
                 }
                 memory.append(FrameLocation(frame, in: segment), to: streamName(of: frame, in: segment))
@@ -253,7 +272,7 @@ struct LogRecovery {
         guard frame.firstPosition == expected else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
         }
-        if let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+        if let problem = segment.validateRecords(of: frame) {
             throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
         }
         let name = streamName(of: frame, in: segment)

@@ -23,7 +23,7 @@ extension Segment {
         guard CRC32C.checksum(bytes.slice(frame.offset + 4, frame.length - 4)) == bytes.u32(frame.offset) else {
             throw .corrupt(corruption(at: frame.offset, "frame checksum mismatch"))
         }
-        if frame.kind == .events, let problem = FrameDecoder.validateRecords(of: frame, in: bytes) {
+        if frame.kind == .events, let problem = validateRecords(of: frame) {
             throw .corrupt(corruption(at: problem.offset, problem.reason))
         }
     }

@@ -31,6 +31,12 @@ struct LogState {
     /// Timestamp of the last append; the next one is never earlier (clock steps back).
     var lastTimestamp: Int64 = 0
     var appendCount = 0
+    /// Compresses bodies against the active segment's dictionary frame (nil: none there yet).
+    var compressor: BodyCompressor?
+    /// Compresses large bodies alone while the active segment has no dictionary.
+    var standaloneCompressor: BodyCompressor?
+    /// Recent bodies: the next dictionary.
+    var sampler: DictionarySampler
     /// Index merges done since open.
     var indexMerges = 0
     var flushCount = 0
@@ -39,7 +45,7 @@ struct LogState {
     var locator: StreamLocator { StreamLocator(tables: tables, segments: segments) }
     var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
 
-    init(recovered: LogRecovery.Result, lock: FileLock?, checkpointSequence: UInt64) {
+    init(recovered: LogRecovery.Result, lock: FileLock?, checkpointSequence: UInt64, options: StoreOptions) {
         segments = recovered.segments
         writeOffset = recovered.end.offset
         activeSealed = recovered.lastSegmentSealed
@@ -52,6 +58,17 @@ struct LogState {
         lastTimestamp = recovered.lastTimestamp
         self.lock = lock
         self.checkpointSequence = checkpointSequence
+        sampler = DictionarySampler(segmentSizeBytes: options.segmentSizeBytes)
+        if options.compression == .lz4, !options.readOnly {
+            standaloneCompressor = BodyCompressor(dictionary: UnsafeRawBufferPointer(start: nil, count: 0), at: 0)
+            // Keep using the open segment's dictionary, and start the next one from it.
+            let active = recovered.segments[recovered.segments.count - 1]
+            if let offset = recovered.lastSegmentDictionary, active.hasDictionary(at: offset) {
+                let dictionary = active.dictionaryBytes(at: offset)
+                compressor = BodyCompressor(dictionary: dictionary, at: offset)
+                sampler.add(dictionary)
+            }
+        }
     }
 }
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One segment file of the log: its checked header and its mapping.
 ///
 /// Sealed segments are immutable. The open segment is written only by the log writer, and
@@ -5,6 +7,9 @@
 final class Segment: Sendable {
     let header: SegmentHeader
     let file: MappedFile
+    /// Offset of the dictionary frame whose checksum was verified last (0: none yet). Segments
+    /// almost always have one dictionary, so one slot spares every later read the check.
+    let verifiedDictionaryOffset = Atomic<Int>(0)
 
     init(header: SegmentHeader, file: MappedFile) {
         self.header = header

@@ -18,7 +18,7 @@ struct StreamReader {
         let offset = Int(location.offset)
         switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: true) {
         case .frame(let frame) where frame.kind == .events:
-            if let problem = FrameDecoder.validateRecords(of: frame, in: segment.bytes) {
+            if let problem = segment.validateRecords(of: frame) {
                 throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
             }
             guard frame.firstRevision == location.firstRevision, frame.firstPosition == location.firstPosition,
@@ -29,7 +29,7 @@ struct StreamReader {
             }
             return (segment, frame)
         case .frame:
-            throw .corrupt(segment.corruption(at: offset, "stream index points at a seal frame"))
+            throw .corrupt(segment.corruption(at: offset, "stream index points at a frame without events"))
         case .endOfData:
             throw .corrupt(segment.corruption(at: offset, "stream index points past the end of data"))
         case .invalid(let reason):

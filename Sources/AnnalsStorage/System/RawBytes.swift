@@ -68,6 +68,10 @@ extension UnsafeMutableRawBufferPointer {
     }
 
     /// Zeroes `count` bytes starting at `offset`.
+    func mutableSlice(_ offset: Int, _ count: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: baseAddress.map { $0 + offset }, count: count)
+    }
+
     func zero(_ offset: Int, _ count: Int) {
         guard count > 0, let target = baseAddress else { return }
         (target + offset).initializeMemory(as: UInt8.self, repeating: 0, count: count)

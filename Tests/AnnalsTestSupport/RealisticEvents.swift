@@ -2,11 +2,12 @@ import AnnalsStorage
 
 /// Seeded generator of realistic JSON events (orders, payments, shipping, cancellations,
 /// accounts), 200–500 bytes each, ~350 on average: varied ids, names, addresses, amounts and
-/// timestamps, never repetitive or random bytes.
+/// timestamps, never repetitive or random bytes. The same seed gives the same events on every
+/// machine, so tests and benchmarks (compression ratios above all) repeat exactly.
 public struct RealisticEvents: Sendable {
-    private var random: SplitMix64
+    private var random: SeededGenerator
 
-    public init(seed: UInt64 = 0x5EED) { random = SplitMix64(seed: seed) }
+    public init(seed: UInt64 = 0x5EED) { random = SeededGenerator(seed: seed) }
 
     private mutating func next() -> UInt64 { random.next() }
 
@@ -79,20 +80,5 @@ public struct RealisticEvents: Sendable {
     /// `count` events, generated once.
     public mutating func events(_ count: Int, streams: Int = 10_000) -> [(stream: String, event: EventData)] {
         (0..<count).map { _ in nextEvent(streams: streams) }
-    }
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64) for workloads that must repeat exactly.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
