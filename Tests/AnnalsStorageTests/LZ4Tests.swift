@@ -45,3 +45,38 @@ import Testing
         #expect(block.withUnsafeBytes { LZ4.decompress(UnsafeRawBufferPointer(rebasing: $0.prefix(5)), decodedCount: sample.count) } == nil)
     }
 }
+
+/// The writer's block compressor: many independent blocks against one loaded dictionary, each
+/// decoding alone with the same dictionary bytes, the same whether the dictionary's tables are
+/// shared (dictCtx) or copied per block.
+@Suite struct BlockCompressorTests {
+    @Test func independentBlocksDecodeAloneAgainstTheDictionary() throws {
+        var generator = RealisticEvents(seed: 21)
+        let bodies = generator.events(600).map { $0.event.metadata + $0.event.payload }
+        let dictionary = Array(bodies.prefix(200).joined().suffix(16 * 1024))
+        let ways = [true, false].filter { !$0 || LZ4.BlockCompressor.canAttach }
+        for shareTables in ways {
+            let compressor = dictionary.withUnsafeBytes { LZ4.BlockCompressor(dictionary: $0, shareTables: shareTables) }
+            var stored = 0
+            var raw = 0
+            var blocks: [[UInt8]] = []
+            for body in bodies.suffix(400) {
+                var target = [UInt8](repeating: 0, count: body.count)
+                let written = try #require(body.withUnsafeBytes { source in
+                    target.withUnsafeMutableBytes { compressor.compress(source, into: $0) }
+                })
+                blocks.append(Array(target.prefix(written)))
+                stored += written
+                raw += body.count
+            }
+            // Decoded in reverse order: no block depends on the one compressed before it.
+            for (block, body) in zip(blocks, bodies.suffix(400)).reversed() {
+                let decoded = block.withUnsafeBytes { source in
+                    dictionary.withUnsafeBytes { LZ4.decompress(source, decodedCount: body.count, dictionary: $0) }
+                }
+                #expect(decoded == body, "shareTables \(shareTables)")
+            }
+            #expect(Double(raw) / Double(stored) > 2.0, "shareTables \(shareTables): ratio \(Double(raw) / Double(stored))")
+        }
+    }
+}

@@ -76,8 +76,10 @@ enum LZ4 {
         private let loaded: UnsafeMutablePointer<LZ4_stream_t>
         private let working: UnsafeMutablePointer<LZ4_stream_t>
 
-        /// Loads `dictionary` (which may be empty: each block then stands alone).
-        init(dictionary bytes: UnsafeRawBufferPointer) {
+        /// Loads `dictionary` (which may be empty: each block then stands alone). `shareTables`
+        /// false forces the copy per block (tests compare both ways).
+        init(dictionary bytes: UnsafeRawBufferPointer, shareTables: Bool = BlockCompressor.canAttach) {
+            self.shareTables = shareTables
             dictionary = .allocate(byteCount: max(bytes.count, 1), alignment: 16)
             if bytes.count > 0 { dictionary.copyMemory(from: bytes) }
             loaded = .allocate(capacity: 1)
@@ -92,6 +94,11 @@ enum LZ4 {
 
         /// Bytes of dictionary loaded (0 for none).
         let dictionaryCount: Int
+        private let shareTables: Bool
+
+        /// True when the linked liblz4 lets the working stream share the loaded dictionary's
+        /// tables (see `annals_lz4_attach` in the CLZ4 shim) rather than copy them per block.
+        static let canAttach = annals_lz4_can_attach() != 0
 
         deinit {
             dictionary.deallocate()
@@ -104,10 +111,13 @@ enum LZ4 {
         /// from the loaded dictionary alone: blocks never depend on each other.
         func compress(_ source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer) -> Int? {
             guard source.count > 0, source.count <= LZ4.maximumInputBytes, target.count > 0 else { return nil }
-            // A copy of the stream that loaded the dictionary is the documented way to reuse a
-            // dictionary without hashing it again (`LZ4_attach_dictionary` is not exported by
-            // the shared library).
-            UnsafeMutableRawPointer(working).copyMemory(from: loaded, byteCount: MemoryLayout<LZ4_stream_t>.size)
+            if shareTables {
+                annals_lz4_attach(working, loaded)
+            } else {
+                // A copy of the stream that loaded the dictionary: the documented way to reuse
+                // a dictionary without hashing it again.
+                UnsafeMutableRawPointer(working).copyMemory(from: loaded, byteCount: MemoryLayout<LZ4_stream_t>.size)
+            }
             let written = LZ4_compress_fast_continue(
                 working, source.baseAddress!.assumingMemoryBound(to: CChar.self),
                 target.baseAddress!.assumingMemoryBound(to: CChar.self),
