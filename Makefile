@@ -2,10 +2,11 @@
 # Each installs what is missing (Debian/Ubuntu packages via apt-get; root or sudo), then works.
 
 SWIFT ?= swift
+PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := liblz4-dev pkg-config
 
-.PHONY: all deps build test bench bench-full benchmarks compression-probe clean
+.PHONY: all deps python-deps build test bench bench-full benchmarks compression-probe clean
 
 all: build
 
@@ -17,14 +18,26 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
 
+# The Python reader's one dependency (PyPI lz4): pip where it works, else Debian's package.
+python-deps:
+	@if ! $(PYTHON) -c 'import lz4.block' >/dev/null 2>&1; then \
+		echo "make: installing the Python lz4 package"; \
+		if command -v $(PYTHON) >/dev/null 2>&1 && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q lz4 >/dev/null 2>&1; then :; \
+		else $(SUDO) apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-lz4; fi; \
+		$(PYTHON) -c 'import lz4.block' || { echo "make: $(PYTHON) cannot import lz4 (try: $(PYTHON) -m pip install lz4)"; exit 1; }; \
+	fi
+
 build: deps
 	$(SWIFT) build
 
 # Every test of every module: build once, then run. Also compiles the benchmark runner so it
-# cannot fall behind the library's API (cheap: it does not build the benchmark harness).
-test: deps
+# cannot fall behind the library's API (cheap: it does not build the benchmark harness), and
+# runs the Python reader's tests against stores the built `annals` writes and the fixtures.
+test: deps python-deps
 	cd Benchmarks && $(SWIFT) build --product annals-headline
 	$(SWIFT) build --build-tests
+	ANNALS_BIN=$(CURDIR)/.build/debug/annals $(PYTHON) -m unittest discover -s Tools/python-reader/tests
 	$(SWIFT) test --skip-build
 
 # Release build of the benchmark runner, then the headline append/replay table on a temporary

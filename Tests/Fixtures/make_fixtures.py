@@ -1,0 +1,86 @@
+"""Writes the golden stores under Tests/Fixtures (run once per format version, then commit).
+
+    swift build && python3 Tests/Fixtures/make_fixtures.py NAME...
+
+Each fixture is `NAME/store` (an Annals store) and `NAME/expected.jsonl` (its `annals dump`).
+Fixtures are never regenerated for an existing name: they are the files old versions wrote,
+and every test run checks that they still read the same (Swift engine and Python reader).
+"""
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "Tools", "python-reader"))
+sys.path.insert(0, os.path.join(ROOT, "Tools", "python-reader", "tests"))
+
+from annals_reader.crc32c import crc32c  # noqa: E402
+from test_reader import import_lines  # noqa: E402
+
+ANNALS = os.environ.get("ANNALS_BIN", os.path.join(ROOT, ".build", "debug", "annals"))
+
+
+def annals(*arguments, stdin=None):
+    return subprocess.run([ANNALS, *arguments], input=stdin, capture_output=True, check=True).stdout
+
+
+def import_into(path, lines, *options):
+    annals("import", path, "--durability", "none", *options, stdin=("\n".join(lines) + "\n").encode())
+
+
+def set_version(path, version):
+    """Version fields as a writer of `version` left them (format 1 = format 2 without
+    dictionary frames and compressed records, which the store must not contain)."""
+    for name in sorted(os.listdir(os.path.join(path, "segments"))):
+        if not name.endswith(".seg"):
+            continue
+        with open(os.path.join(path, "segments", name), "r+b") as file:
+            header = bytearray(file.read(64))
+            header[8:10] = version.to_bytes(2, "little")
+            header[60:64] = crc32c(bytes(header[:60])).to_bytes(4, "little")
+            file.seek(0)
+            file.write(header)
+    with open(os.path.join(path, "checkpoint"), "r+b") as file:
+        data = bytearray(file.read())
+        data[8:10] = version.to_bytes(2, "little")
+        data[10:12] = version.to_bytes(2, "little")
+        data[60:64] = crc32c(bytes(data[:60])).to_bytes(4, "little")
+        file.seek(0)
+        file.write(data)
+
+
+def make(name):
+    directory = os.path.join(HERE, name)
+    if os.path.exists(directory):
+        raise SystemExit(f"{directory} exists: fixtures are never rewritten")
+    store = os.path.join(directory, "store")
+    os.makedirs(directory)
+    rng = random.Random(name)
+    streams = ["order-1", "order-2", "account-7", "Zürich-€-1"]
+    if name == "v1-uncompressed":
+        # Several sealed segments with index files, raw records only.
+        import_into(store, import_lines(rng, 160, streams), "--compression", "none", "--segment-size-bytes", "16384", "--batch", "5")
+        set_version(store, 1)
+    elif name == "v2-compressed":
+        # Raw records before the first dictionary, dictionary frames, compressed and raw records
+        # side by side, merged index files, a reopen that keeps the open segment's dictionary.
+        import_into(store, import_lines(rng, 250, streams), "--segment-size-bytes", "16384", "--batch", "7")
+        import_into(store, import_lines(rng, 60, streams), "--compression", "none", "--segment-size-bytes", "16384")
+        import_into(store, import_lines(rng, 60, streams), "--segment-size-bytes", "16384")
+    else:
+        raise SystemExit(f"unknown fixture {name}")
+    for leftover in os.listdir(store):
+        if leftover == "lock":
+            os.remove(os.path.join(store, leftover))  # recreated by the next writer; keeps the fixture to data files
+    with open(os.path.join(directory, "expected.jsonl"), "wb") as file:
+        file.write(annals("dump", store))
+    print(f"wrote {directory}")
+
+
+if __name__ == "__main__":
+    for fixture in sys.argv[1:]:
+        make(fixture)

@@ -1,0 +1,44 @@
+"""`python -m annals_reader dump STORE [--stream NAME] [--backwards] [--from N] [--limit N]`:
+the same JSON Lines as `annals dump`. Exit status 1 with a message on corruption."""
+
+import argparse
+import itertools
+import sys
+
+from .dump import event_line
+from .store import AnnalsError, Store
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m annals_reader")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dump = commands.add_parser("dump", help="print events as JSON Lines, like `annals dump`")
+    dump.add_argument("store")
+    dump.add_argument("--stream", help="only this stream, in revision order (through the index files)")
+    dump.add_argument("--backwards", action="store_true", help="newest first")
+    dump.add_argument("--from", dest="start", type=int, help="first position ($all) or revision (--stream)")
+    dump.add_argument("--limit", type=int, help="at most this many events")
+    arguments = parser.parse_args(argv)
+
+    output = sys.stdout.buffer
+    try:
+        with Store(arguments.store) as store:
+            if arguments.stream is not None:
+                events = (store.read_stream_backwards(arguments.stream, arguments.start) if arguments.backwards
+                          else store.read_stream(arguments.stream, arguments.start or 0))
+            else:
+                events = (store.read_all_backwards(arguments.start) if arguments.backwards
+                          else store.read_all(arguments.start or 0))
+            if arguments.limit is not None:
+                events = itertools.islice(events, max(arguments.limit, 0))
+            for event in events:
+                output.write(event_line(event))
+    except AnnalsError as error:
+        output.flush()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
