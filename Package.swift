@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "Annals", targets: ["Annals"]),
         .library(name: "AnnalsStorage", targets: ["AnnalsStorage"]),
         .executable(name: "annals", targets: ["AnnalsCLI"]),
+        // The seed's examples (bank account, orders) run against a real store: `swift run annals-example`.
+        .executable(name: "annals-example", targets: ["annals-example"]),
         // Seeded generators (realistic events) shared by the tests and the Benchmarks package.
         .library(name: "AnnalsTestSupport", targets: ["AnnalsTestSupport"]),
     ],
@@ -38,9 +40,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "AnnalsExamples", dependencies: ["Annals"], path: "Examples/Domain"),
+        .executableTarget(name: "annals-example", dependencies: ["AnnalsExamples"], path: "Examples/Run"),
         .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
         .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
-        .testTarget(name: "AnnalsTests", dependencies: ["Annals"]),
+        .testTarget(name: "AnnalsTests", dependencies: ["Annals", "AnnalsExamples", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

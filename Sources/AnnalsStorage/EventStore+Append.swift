@@ -30,16 +30,35 @@ extension EventStore {
     /// written; if one fails, nothing is written. If a segment cannot be created midway (e.g.
     /// `ENOSPC`), the elements before it stay written and the call throws.
     public func append(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
+        try await append(batch, systemStreams: false)
+    }
+
+    /// Appends to system streams — names starting with `$` — for layers built on the store
+    /// (projection state and checkpoints). Same guarantees as ``append(_:)``; every element's
+    /// stream must start with `$`, and `$all` is refused.
+    ///
+    /// System streams are ordinary streams in the log: `$all` readers see their events, and
+    /// subscriptions of the `Annals` module skip them unless asked.
+    public func appendToSystemStreams(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
+        for item in batch where item.stream.first != StoreLimits.reservedStreamPrefix || item.stream == "$all" {
+            throw .invalidStreamName(item.stream, reason: "system stream names start with \"$\" and are not \"$all\"")
+        }
+        return try await append(batch, systemStreams: true)
+    }
+
+    private func append(_ batch: [StreamAppend], systemStreams: Bool) async throws(AppendError) -> [AppendResult] {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
         prepared.reserveCapacity(batch.count)
-        for item in batch { prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes)) }
+        for item in batch {
+            prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
+        }
         let written = try write(prepared)
         switch options.durability {
         case .fsyncBeforeAck:
             try await waitUntilDurable(written.end)
         case .periodic, .none:
-            break
+            publishCommits()
         }
         return written.results
     }
@@ -269,14 +288,14 @@ struct PreparedAppend {
     let hasCallerIDs: Bool
     let frameBytes: Int
 
-    init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true) throws(AppendError) {
+    init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false) throws(AppendError) {
         let name = append.stream
         let nameBytes = name.utf8.count
         guard nameBytes > 0 else { throw .invalidStreamName(name, reason: "empty") }
         guard nameBytes <= StoreLimits.maximumStreamNameBytes else {
             throw .invalidStreamName(name, reason: "\(nameBytes) bytes; the maximum is \(StoreLimits.maximumStreamNameBytes)")
         }
-        guard name.first != StoreLimits.reservedStreamPrefix else {
+        guard allowReservedName || name.first != StoreLimits.reservedStreamPrefix else {
             throw .invalidStreamName(name, reason: "names starting with \"$\" are reserved")
         }
         guard !append.events.isEmpty else { throw .emptyAppend(stream: name) }

@@ -94,6 +94,7 @@ extension EventStore {
             if let error {
                 for waiter in ready { waiter.continuation.resume(throwing: AppendError.storeFailed(error)) }
             } else {
+                publishCommits()
                 for waiter in ready { waiter.continuation.resume() }
             }
             if done { return }

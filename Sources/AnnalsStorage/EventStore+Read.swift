@@ -48,6 +48,10 @@ extension EventStore {
     /// number of events ever committed (positions are gapless from 0).
     public var endPosition: UInt64 { state.withLock { $0.visibleEnd.nextPosition } }
 
+    /// True once ``close()`` has been called (or the store failed): no more appends will
+    /// commit through this instance.
+    public var isClosed: Bool { state.withLock { $0.closed || $0.failure != nil } }
+
     func snapshot() -> LogSnapshot {
         state.withLock { LogSnapshot(segments: $0.segments, end: $0.visibleEnd) }
     }

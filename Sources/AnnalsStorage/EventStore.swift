@@ -32,6 +32,7 @@ public final class EventStore: Sendable {
     let flushQueue = DispatchQueue(label: "annals.flush")
     let indexMergeQueue = DispatchQueue(label: "annals.index-merge", qos: .utility)
     let periodicTimer: Mutex<PeriodicTimer?> = Mutex(nil)
+    let commitWatch = CommitWatch()
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
     var frameLimitBytes: Int { options.segmentSizeBytes - Format.segmentHeaderBytes - Format.sealFrameBytes }
@@ -115,6 +116,7 @@ public final class EventStore: Sendable {
             timer?.source.cancel()
             timer = nil
         }
+        defer { closeCommitWatch() }
         if options.readOnly {
             state.withLock { $0.closed = true }
             return

@@ -1,0 +1,51 @@
+import Annals
+import AnnalsExamples
+import Foundation
+
+// `swift run annals-example [DIRECTORY]`: the seed's two examples against a real store.
+
+let directory = CommandLine.arguments.dropFirst().first
+    ?? FileManager.default.temporaryDirectory.path + "/annals-example-\(ProcessInfo.processInfo.processIdentifier)"
+let keep = CommandLine.arguments.count > 1
+defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
+let store = try EventStore.open(at: directory)
+print("store: \(directory)")
+
+// Bank account: Opened(0), Deposited(500), Deposited(700), Withdrawn(200) → 1000.
+let accounts = Repository<Account>(store)
+let accountID = "acc-\(UUID().uuidString.prefix(8))"
+try await accounts.execute(.open(owner: "Ann", initialBalance: 0), on: accountID)
+try await accounts.execute(.deposit(500), on: accountID)
+try await accounts.execute(.deposit(700), on: accountID)
+try await accounts.execute(.withdraw(200), on: accountID)
+print("account \(accountID): balance \(try accounts.load(accountID).state.balance)")
+do {
+    try await accounts.execute(.withdraw(5000), on: accountID)
+} catch {
+    print("withdraw 5000 refused: \(error)")
+}
+
+// Orders, with the orders view kept by a projection runner in the same store.
+let runner = ProjectionRunner<OrdersView>(store: store)
+let projection = Task { try await runner.run() }
+let orders = Repository<Order>(store)
+let items = [OrderItem(sku: "espresso-beans-1kg", quantity: 2, unitPrice: Decimal(string: "18.90")!),
+             OrderItem(sku: "ceramic-pour-over", quantity: 1, unitPrice: Decimal(string: "24.50")!)]
+try await orders.execute(.place(customer: "Ann", items: items, at: Date()), on: "123")
+try await orders.execute(.ship(carrier: "DHL Express", trackingNumber: "JD014600003SE"), on: "123")
+let delivered = try await orders.execute(.deliver(signature: "A. Smith"), on: "123")
+print("order 123: \(try orders.load("123").state.status), total \(try orders.load("123").state.total)")
+
+// Time travel: the order as it was just before it shipped.
+let history = try orders.history("123")
+if let shipped = history.firstIndex(where: { if case .known(.shipped, _) = $0 { true } else { false } }), shipped > 0 {
+    let before = try orders.load("123", atRevision: UInt64(shipped - 1)).state
+    print("order 123 before it shipped: \(before.status), carrier \(before.carrier ?? "none")")
+}
+
+// Read your writes on the view.
+try await store.waitUntilProjected(OrdersView.name, through: delivered.append!.lastPosition)
+print("orders view: \(await runner.state)")
+projection.cancel()
+_ = try? await projection.value
+try await store.close()

@@ -1,0 +1,168 @@
+/// Loads aggregates from their streams and executes commands on them with optimistic
+/// concurrency: decide against the loaded state, append expecting the loaded revision, and on a
+/// conflict catch up from the events that won and decide again (up to a bound).
+///
+/// - Thread safety: a value type holding the store; use it from any task. Concurrent
+///   `execute` calls on one aggregate serialize through the store's expected-revision check —
+///   no update is lost, each decision sees every event before it.
+///
+/// ```swift
+/// let accounts = Repository<Account>(store)
+/// try await accounts.execute(.deposit(500), on: "42")
+/// let account = try await accounts.load("42").state
+/// ```
+public struct Repository<A: Aggregate>: Sendable {
+    public let store: EventStore
+    public let translator: EventTranslator<A.Event>
+    /// How many times `execute` decides again after a conflict before it gives up.
+    public let maximumConflictRetries: Int
+
+    public init(
+        _ store: EventStore, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters(),
+        maximumConflictRetries: Int = 10
+    ) {
+        self.store = store
+        self.translator = EventTranslator(codec: codec, upcasters: upcasters)
+        self.maximumConflictRetries = max(0, maximumConflictRetries)
+    }
+
+    /// Aggregate `id` folded from its events — all of them, or up to and including
+    /// `revision` (time travel: the state as it was then).
+    ///
+    /// - Throws: ``RepositoryError/read(_:)`` or ``RepositoryError/decoding(_:)``.
+    public func load(_ id: String, atRevision revision: UInt64? = nil) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        try catchUp(Loaded(id: id, state: A.initial, revision: nil, unknownEvents: 0), through: revision)
+    }
+
+    /// Every event of aggregate `id`, decoded (unknown ones included), in revision order.
+    public func history(_ id: String) throws(RepositoryError<A.Rejection>) -> [TypedEvent<A.Event>] {
+        var cursor = store.read(A.stream(for: id)).makeCursor()
+        var events: [TypedEvent<A.Event>] = []
+        do {
+            while let recorded = try cursor.next() { events.append(try decode(recorded)) }
+        } catch let error as RepositoryError<A.Rejection> {
+            throw error
+        } catch {
+            throw .read(error as? ReadError ?? .corrupt(CorruptionError(file: store.path, offset: 0, reason: "\(error)")))
+        }
+        return events
+    }
+
+    /// Decides `command` against aggregate `id` and appends the resulting events atomically,
+    /// durable as the store's ``Durability`` says. On a concurrent change it catches up and
+    /// decides again, at most ``maximumConflictRetries`` times.
+    ///
+    /// - Throws: ``RepositoryError/rejected(_:)`` with the aggregate's rejection (nothing
+    ///   written), ``RepositoryError/tooManyConflicts(stream:attempts:)``, or a storage error.
+    @discardableResult
+    public func execute(
+        _ command: A.Command, on id: String, correlationID: String? = nil
+    ) async throws(RepositoryError<A.Rejection>) -> Executed<A> {
+        let stream = A.stream(for: id)
+        var loaded = try load(id)
+        for _ in 0...maximumConflictRetries {
+            let events: [A.Event]
+            do { events = try loaded.state.decide(command) } catch { throw .rejected(error) }
+            guard !events.isEmpty else { return Executed(loaded: loaded, events: [], append: nil) }
+            var data: [EventData] = []
+            for event in events {
+                do { data.append(try translator.encode(event, correlationID: correlationID)) } catch {
+                    throw .encoding("\(error)")
+                }
+            }
+            let expected: ExpectedRevision = loaded.revision.map { .exact($0) } ?? .noStream
+            do {
+                let result = try await store.append(data, to: stream, expecting: expected)
+                let state = events.reduce(loaded.state) { $0.evolve($1) }
+                return Executed(loaded: Loaded(id: id, state: state, revision: result.lastRevision,
+                                               unknownEvents: loaded.unknownEvents),
+                                events: events, append: result)
+            } catch {
+                guard case .wrongExpectedRevision(_, _, let actual) = error else { throw .append(error) }
+                loaded = try await catchUp(loaded, reaching: actual)
+            }
+        }
+        throw .tooManyConflicts(stream: stream, attempts: maximumConflictRetries + 1)
+    }
+
+    /// `loaded` advanced to at least revision `actual` (what a conflict reported). The winning
+    /// append may not be visible yet — under `.fsyncBeforeAck` readers see it once it is
+    /// durable — so this waits for commits until it is.
+    private func catchUp(_ loaded: Loaded<A>, reaching actual: UInt64?) async throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        var current = loaded
+        while true {
+            let end = store.endPosition
+            current = try catchUp(current, through: nil)
+            guard let actual, current.revision.map({ $0 < actual }) ?? true else { return current }
+            if Task.isCancelled || store.isClosed { throw .append(.storeClosed) }
+            _ = await store.waitForCommit(beyond: end)
+        }
+    }
+
+    /// `loaded` advanced by the events after its revision (up to `revision`).
+    private func catchUp(_ loaded: Loaded<A>, through revision: UInt64?) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        let from = loaded.revision.map { $0 + 1 } ?? 0
+        if let revision, revision < from { return loaded }
+        let limit = revision.map { Int(clamping: $0 - from + 1) } ?? .max
+        var cursor = store.read(A.stream(for: loaded.id), from: from, limit: limit).makeCursor()
+        var state = loaded.state
+        var last = loaded.revision
+        var unknown = loaded.unknownEvents
+        while true {
+            let next: RecordedEvent?
+            do { next = try cursor.next() } catch { throw .read(error) }
+            guard let recorded = next else { break }
+            switch try decode(recorded) {
+            case .known(let event, _): state = state.evolve(event)
+            case .unknown(let event):
+                state = state.evolve(unknown: event)
+                unknown += 1
+            }
+            last = recorded.revision
+        }
+        return Loaded(id: loaded.id, state: state, revision: last, unknownEvents: unknown)
+    }
+
+    private func decode(_ recorded: RecordedEvent) throws(RepositoryError<A.Rejection>) -> TypedEvent<A.Event> {
+        do { return try translator.decode(recorded) } catch { throw .decoding(error) }
+    }
+}
+
+/// An aggregate's state and the stream revision it reflects.
+public struct Loaded<A: Aggregate>: Sendable {
+    public let id: String
+    public let state: A
+    /// The revision of the last event folded in; nil when the stream has no event.
+    public let revision: UInt64?
+    /// Events of types (or schema versions) this code does not know, passed to
+    /// ``Aggregate/evolve(unknown:)``.
+    public let unknownEvents: Int
+}
+
+/// What ``Repository/execute(_:on:correlationID:)`` did.
+public struct Executed<A: Aggregate>: Sendable {
+    /// The aggregate after the command's events.
+    public let loaded: Loaded<A>
+    /// The events decided (empty: the command changed nothing and nothing was written).
+    public let events: [A.Event]
+    /// Where they landed.
+    public let append: AppendResult?
+
+    public var state: A { loaded.state }
+}
+
+/// Why a repository operation failed.
+public enum RepositoryError<Rejection: Error>: Error {
+    /// The aggregate refused the command; nothing was written.
+    case rejected(Rejection)
+    /// Other writers kept changing the aggregate; gave up after this many decisions.
+    case tooManyConflicts(stream: String, attempts: Int)
+    /// The store refused the append (see ``AppendError``).
+    case append(AppendError)
+    /// Reading the stream failed (see ``ReadError``).
+    case read(ReadError)
+    /// An event of a known type could not be decoded.
+    case decoding(EventDecodingError)
+    /// The codec could not encode an event.
+    case encoding(String)
+}

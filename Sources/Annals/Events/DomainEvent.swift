@@ -1,0 +1,88 @@
+/// An event type of the domain: a value with a stable wire name and a schema version.
+///
+/// The wire name (``eventType``) is what the store records as the event's type, so it must
+/// never change once events were written; the Swift type may be renamed or deleted freely (see
+/// ``Upcasters`` for old versions and old names).
+///
+/// ```swift
+/// struct Deposited: DomainEvent {
+///     static let eventType = "Deposited"
+///     static let schemaVersion = 2
+///     var amount: Decimal
+///     var currency: String
+/// }
+/// ```
+public protocol DomainEvent: Codable, Sendable {
+    /// The stable wire name recorded with every event of this type.
+    static var eventType: String { get }
+    /// The schema version this Swift type reads and writes (default 1). Older versions are
+    /// brought up to it by upcasters when read.
+    static var schemaVersion: Int { get }
+}
+
+extension DomainEvent {
+    public static var schemaVersion: Int { 1 }
+}
+
+/// The closed set of event types one aggregate (or projection) understands, usually an enum
+/// with one case per event type.
+///
+/// ```swift
+/// enum AccountEvent: EventFamily {
+///     case opened(AccountOpened), deposited(Deposited), withdrawn(Withdrawn)
+///     static let members: [EventMember<AccountEvent>] = [
+///         .member(AccountOpened.self, AccountEvent.opened),
+///         .member(Deposited.self, AccountEvent.deposited),
+///         .member(Withdrawn.self, AccountEvent.withdrawn),
+///     ]
+///     var event: any DomainEvent {
+///         switch self { case .opened(let e): e; case .deposited(let e): e; case .withdrawn(let e): e }
+///     }
+/// }
+/// ```
+public protocol EventFamily: Sendable {
+    /// Every member type, with how to wrap a decoded value. Wire names must be distinct.
+    static var members: [EventMember<Self>] { get }
+    /// The domain event this value carries.
+    var event: any DomainEvent { get }
+}
+
+/// One event type of an ``EventFamily``: its wire name, schema version and decoder.
+public struct EventMember<Family: EventFamily>: Sendable {
+    /// The wire name.
+    public let eventType: String
+    /// The schema version the member's Swift type reads.
+    public let schemaVersion: Int
+    let decode: @Sendable ([UInt8], any EventCodec) throws -> Family
+
+    /// The member for `type`, wrapped into the family by `wrap` (usually the enum case).
+    public static func member<Event: DomainEvent>(_ type: Event.Type, _ wrap: @escaping @Sendable (Event) -> Family) -> Self {
+        EventMember(eventType: Event.eventType, schemaVersion: Event.schemaVersion) { bytes, codec in
+            wrap(try codec.decode(Event.self, from: bytes))
+        }
+    }
+}
+
+/// An event whose type (or schema version) the reading code does not know. Surfaces
+/// instead of a crash or a silent skip; an aggregate decides what it means (by default,
+/// nothing: see ``Aggregate/evolve(unknown:)``).
+public struct UnknownEvent: Sendable, Hashable {
+    /// Why it could not be decoded as a family member.
+    public enum Reason: Sendable, Hashable {
+        /// No member has this wire name (after renames).
+        case unknownType
+        /// Written with a newer schema version than the member reads.
+        case newerSchemaVersion(known: Int)
+    }
+
+    /// The recorded type (after renames) and schema version.
+    public let eventType: String
+    public let schemaVersion: Int
+    public let reason: Reason
+    /// Position, stream and revision of the event in the store.
+    public let position: UInt64
+    public let stream: String
+    public let revision: UInt64
+    /// The payload as stored (after any upcasting that applied).
+    public let payload: [UInt8]
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// Schema evolution on read: payload transformations registered per (wire type, from
+/// version), chained until the version the reading Swift type expects, and renames of wire
+/// types. Stored events are never rewritten; old Swift types can be deleted.
+///
+/// ```swift
+/// let upcasters = Upcasters()
+///     .renaming("MoneyDeposited", to: "Deposited")
+///     .upcasting("Deposited", from: 1) { payload in payload["currency"] = "EUR" }   // v1 → v2
+/// ```
+public struct Upcasters: Sendable {
+    /// Transforms a payload of version `from` into version `from + 1`.
+    public typealias Transform = @Sendable ([UInt8]) throws -> [UInt8]
+
+    private var transforms: [String: [Int: Transform]] = [:]
+    private var renames: [String: String] = [:]
+
+    public init() {}
+
+    /// Events recorded as `oldType` are read as `newType` (with the same schema version).
+    public func renaming(_ oldType: String, to newType: String) -> Upcasters {
+        var copy = self
+        copy.renames[oldType] = newType
+        return copy
+    }
+
+    /// Payloads of `type` at version `version` become version `version + 1` through `transform`
+    /// on the raw bytes.
+    public func upcasting(_ type: String, from version: Int, bytes transform: @escaping Transform) -> Upcasters {
+        var copy = self
+        copy.transforms[type, default: [:]][version] = transform
+        return copy
+    }
+
+    /// Payloads of `type` at version `version` become version `version + 1` by editing their
+    /// JSON object in place (numbers are exact `Decimal`s).
+    public func upcasting(
+        _ type: String, from version: Int, json edit: @escaping @Sendable (inout JSONValue) throws -> Void
+    ) -> Upcasters {
+        upcasting(type, from: version) { bytes in
+            var value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            try edit(&value)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return Array(try encoder.encode(value))
+        }
+    }
+
+    /// The wire type `type` is read as.
+    func currentName(of type: String) -> String {
+        var name = type
+        var seen: Set<String> = [name]
+        while let next = renames[name], seen.insert(next).inserted { name = next }
+        return name
+    }
+
+    /// Brings `payload` from `version` up to `target`. Throws ``EventDecodingError`` when a step
+    /// has no upcaster.
+    func upcast(_ payload: [UInt8], type: String, from version: Int, to target: Int) throws -> [UInt8] {
+        var bytes = payload
+        var current = version
+        while current < target {
+            guard let transform = transforms[type]?[current] else {
+                throw EventDecodingError.missingUpcaster(eventType: type, fromVersion: current)
+            }
+            do { bytes = try transform(bytes) } catch {
+                throw EventDecodingError.upcasterFailed(eventType: type, fromVersion: current, reason: "\(error)")
+            }
+            current += 1
+        }
+        return bytes
+    }
+}
+
+/// Why a recorded event of a known type could not become its Swift value.
+public enum EventDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// No upcaster from this version of the type.
+    case missingUpcaster(eventType: String, fromVersion: Int)
+    /// An upcaster threw.
+    case upcasterFailed(eventType: String, fromVersion: Int, reason: String)
+    /// The codec could not decode the (upcast) payload.
+    case undecodable(eventType: String, position: UInt64, reason: String)
+    /// The store could not read the event.
+    case read(ReadError)
+
+    public var description: String {
+        switch self {
+        case .missingUpcaster(let type, let version): "no upcaster for \(type) from schema version \(version)"
+        case .upcasterFailed(let type, let version, let reason): "upcaster for \(type) from version \(version) failed: \(reason)"
+        case .undecodable(let type, let position, let reason): "event \(type) at position \(position) does not decode: \(reason)"
+        case .read(let error): "\(error)"
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// A read model whose state lives in the store itself: the runner commits the state and the
+/// checkpoint (global position) together as one event of the system stream
+/// `$projection-<name>`, so across crashes every event is applied to the stored state exactly
+/// once.
+///
+/// ```swift
+/// struct OrdersView: Projection {
+///     typealias Event = OrderEvent
+///     static let name = "orders-view"
+///     static let version = 1
+///     static let initialState: [String: OrderSummary] = [:]
+///     static func apply(_ event: OrderEvent, recorded: RecordedEvent, to state: inout [String: OrderSummary]) { … }
+/// }
+/// ```
+public protocol Projection: Sendable {
+    /// The events it reads.
+    associatedtype Event: EventFamily
+    /// The view it maintains: encoded with the runner's codec at each checkpoint.
+    associatedtype State: Codable & Sendable
+
+    /// Unique among the store's projections; names the stream `$projection-<name>`.
+    static var name: String { get }
+    /// Bump it when `apply` changes meaning: the runner then rebuilds from the first event.
+    static var version: Int { get }
+    /// Which events it reads (system streams never). Default: all.
+    static var filter: SubscriptionFilter { get }
+    /// The state before any event.
+    static var initialState: State { get }
+    /// Folds one event in. Unknown event types are skipped (and counted by the runner).
+    static func apply(_ event: Event, recorded: RecordedEvent, to state: inout State) throws
+}
+
+extension Projection {
+    public static var filter: SubscriptionFilter { .all }
+    /// The system stream holding the projection's checkpoints.
+    public static var checkpointStream: String { "$projection-\(name)" }
+}
+
+/// A read model outside the store (a database, a search index, a cache) that owns its
+/// checkpoint. Delivery is **at least once**: after a crash, events after the last saved
+/// checkpoint are handled again, so `handle` must be idempotent (or tolerate repeats).
+public protocol ExternalProjection: Sendable {
+    associatedtype Event: EventFamily
+    /// For logs and errors.
+    static var name: String { get }
+    /// Which events it reads (system streams never). Default: all.
+    static var filter: SubscriptionFilter { get }
+    /// The position after the last event the read model has stored (nil: start from the first).
+    func loadCheckpoint() async throws -> UInt64?
+    /// Applies one event to the read model.
+    func handle(_ event: Event, recorded: RecordedEvent) async throws
+    /// Records that every event before `position` is handled.
+    func saveCheckpoint(_ position: UInt64) async throws
+}
+
+extension ExternalProjection {
+    public static var filter: SubscriptionFilter { .all }
+}
+
+/// Why a projection runner stopped.
+public enum ProjectionError: Error, Sendable {
+    /// Reading the log failed.
+    case read(ReadError)
+    /// Committing the checkpoint failed.
+    case append(AppendError)
+    /// Another runner of the same projection committed in between: two runners of one
+    /// projection must not run at once.
+    case concurrentRunner(name: String)
+    /// An event of a known type did not decode.
+    case decoding(EventDecodingError)
+    /// The projection's `apply`/`handle` or its checkpoint code threw.
+    case projection(name: String, position: UInt64, reason: String)
+    /// The stored checkpoint could not be decoded or encoded.
+    case checkpoint(name: String, reason: String)
+}
+
+extension EventStore {
+    /// The subscription a projection runner reads: its filter, never system streams.
+    func projectionFeed(from position: UInt64, filter: SubscriptionFilter) -> Subscription.Iterator {
+        var filter = filter
+        filter.includeSystemStreams = false
+        return subscribe(from: .position(position), filter: filter, batchSize: 512).makeAsyncIterator()
+    }
+}
+
+extension Subscription.Iterator {
+    /// The next message, with read errors as ``ProjectionError/read(_:)``.
+    mutating func nextForProjection() async throws(ProjectionError) -> SubscriptionMessage? {
+        do { return try await next() } catch { throw .read(error) }
+    }
+}
