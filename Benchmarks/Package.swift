@@ -14,7 +14,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "annals-headline",
-            dependencies: [.product(name: "AnnalsTestSupport", package: "Annals"), .product(name: "AnnalsStorage", package: "Annals")],
+            dependencies: [
+                .product(name: "AnnalsTestSupport", package: "Annals"), .product(name: "AnnalsStorage", package: "Annals"),
+                .product(name: "Annals", package: "Annals"),
+            ],
             path: "Sources/Headline"
         ),
         .executableTarget(

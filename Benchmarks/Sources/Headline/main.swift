@@ -32,6 +32,13 @@ let directory = base + "/annals-bench-\(ProcessInfo.processInfo.processIdentifie
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: directory) }
 
+if CommandLine.arguments.contains("api") {
+    // `annals-headline api`: aggregate loads, projection catch-up, subscription latency.
+    try await APIWorkload.run(directory: directory)
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if streamsMode {
     // `annals-headline streams [--full]`: stream reads, reopen and growth (1M; 10M with --full).
     print("Annals stream benchmark in \(directory)")

@@ -44,14 +44,15 @@ public actor ProjectionRunner<P: Projection> {
 
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
-    /// Waits until the runner's in-memory ``state`` includes the event at `position` (or the
-    /// runner stops). For the committed state, see `EventStore.waitUntilProjected`.
+    /// Waits until the runner's in-memory ``state`` includes the event at `position`, or its
+    /// ``run()`` returns. (Called before `run()` starts, it waits for it.) For the committed
+    /// state, see `EventStore.waitUntilProjected`.
     public func waitUntilApplied(through position: UInt64) async {
-        guard self.position <= position, running else { return }
+        guard self.position <= position, !stopped else { return }
         await withCheckedContinuation { waiters.append((position, $0)) }
     }
 
-    private var running = false
+    private var stopped = false
 
     private func resumeWaiters(all: Bool) {
         guard !waiters.isEmpty else { return }
@@ -73,9 +74,9 @@ public actor ProjectionRunner<P: Projection> {
     ///
     /// - Throws: ``ProjectionError``; progress up to the last commit is kept.
     public func run() async throws(ProjectionError) {
-        running = true
+        stopped = false
         defer {
-            running = false
+            stopped = true
             resumeWaiters(all: true)
         }
         if !loaded, try load() == .otherVersion {
