@@ -58,7 +58,7 @@ public enum AccountRejection: Error, Equatable, Sendable {
     case insufficientFunds(balance: Decimal, requested: Decimal)
 }
 
-public struct Account: Aggregate, Equatable {
+public struct Account: Aggregate, Equatable, Codable {
     public static let category = "account"
     public static let initial = Account()
 
@@ -95,4 +95,9 @@ public struct Account: Aggregate, Equatable {
             return [.withdrawn(Withdrawn(amount: amount))]
         }
     }
+}
+
+/// Accounts can be loaded from snapshots (`Repository(store, snapshots: .every(100))`).
+extension Account: SnapshottingAggregate {
+    public static let snapshotSchemaVersion = 1
 }

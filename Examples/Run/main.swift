@@ -12,13 +12,15 @@ let store = try EventStore.open(at: directory)
 print("store: \(directory)")
 
 // Bank account: Opened(0), Deposited(500), Deposited(700), Withdrawn(200) → 1000.
-let accounts = Repository<Account>(store)
-let accountID = "acc-\(UUID().uuidString.prefix(8))"
+// Snapshots every 2 events, so loads start from the latest one.
+let accounts = Repository<Account>(store, snapshots: .every(2))
+let accountID = "ann-\(store.endPosition)"
 try await accounts.execute(.open(owner: "Ann", initialBalance: 0), on: accountID)
 try await accounts.execute(.deposit(500), on: accountID)
 try await accounts.execute(.deposit(700), on: accountID)
 try await accounts.execute(.withdraw(200), on: accountID)
-print("account \(accountID): balance \(try accounts.load(accountID).state.balance)")
+let account = try accounts.load(accountID)
+print("account \(accountID): balance \(account.state.balance) (loaded from the snapshot at revision \(account.snapshotRevision.map(String.init) ?? "none"))")
 do {
     try await accounts.execute(.withdraw(5000), on: accountID)
 } catch {

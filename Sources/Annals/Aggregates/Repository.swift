@@ -16,22 +16,44 @@ public struct Repository<A: Aggregate>: Sendable {
     public let translator: EventTranslator<A.Event>
     /// How many times `execute` decides again after a conflict before it gives up.
     public let maximumConflictRetries: Int
+    let snapshotter: Snapshotter<A>?
 
+    /// A repository that replays every event on load (see the `snapshots:` initializer for
+    /// aggregates that conform to ``SnapshottingAggregate``).
     public init(
         _ store: EventStore, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters(),
         maximumConflictRetries: Int = 10
     ) {
+        self.init(store, codec: codec, upcasters: upcasters, maximumConflictRetries: maximumConflictRetries, snapshotter: nil)
+    }
+
+    init(
+        _ store: EventStore, codec: any EventCodec, upcasters: Upcasters, maximumConflictRetries: Int, snapshotter: Snapshotter<A>?
+    ) {
         self.store = store
         self.translator = EventTranslator(codec: codec, upcasters: upcasters)
         self.maximumConflictRetries = max(0, maximumConflictRetries)
+        self.snapshotter = snapshotter
     }
 
-    /// Aggregate `id` folded from its events — all of them, or up to and including
-    /// `revision` (time travel: the state as it was then).
+    /// Aggregate `id`: from its latest usable snapshot (snapshotting repositories) plus the
+    /// events after it, or folded from all its events — up to and including `revision` when
+    /// given (time travel: the state as it was then; a newer snapshot is not used for that).
     ///
     /// - Throws: ``RepositoryError/read(_:)`` or ``RepositoryError/decoding(_:)``.
     public func load(_ id: String, atRevision revision: UInt64? = nil) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
-        try catchUp(Loaded(id: id, state: A.initial, revision: nil, unknownEvents: 0), through: revision)
+        try catchUp(snapshotStart(id, atRevision: revision), through: revision)
+    }
+
+    /// Where loading starts: the latest snapshot that applies, or the initial state.
+    private func snapshotStart(_ id: String, atRevision revision: UInt64?) -> Loaded<A> {
+        let initial = Loaded<A>(id: id, state: A.initial, revision: nil, unknownEvents: 0)
+        guard let snapshotter else { return initial }
+        let lookup = store.latestSnapshot(of: A.stream(for: id), schemaVersion: snapshotter.schemaVersion)
+        guard let snapshot = lookup.snapshot, revision.map({ snapshot.revision <= $0 }) ?? true,
+              let state = try? snapshotter.decode(snapshot.bytes)
+        else { return initial }
+        return Loaded(id: id, state: state, revision: snapshot.revision, unknownEvents: 0, snapshotRevision: snapshot.revision)
     }
 
     /// Every event of aggregate `id`, decoded (unknown ones included), in revision order.
@@ -74,8 +96,14 @@ public struct Repository<A: Aggregate>: Sendable {
             do {
                 let result = try await store.append(data, to: stream, expecting: expected)
                 let state = events.reduce(loaded.state) { $0.evolve($1) }
+                if let snapshotter, snapshotter.policy.wants(state, before: loaded.revision, after: result.lastRevision),
+                   let bytes = try? snapshotter.encode(state) {
+                    // Best effort: the command succeeded whether or not its snapshot is stored.
+                    _ = try? await store.saveSnapshot(of: stream, revision: result.lastRevision,
+                                                      schemaVersion: snapshotter.schemaVersion, bytes: bytes)
+                }
                 return Executed(loaded: Loaded(id: id, state: state, revision: result.lastRevision,
-                                               unknownEvents: loaded.unknownEvents),
+                                               unknownEvents: loaded.unknownEvents, snapshotRevision: loaded.snapshotRevision),
                                 events: events, append: result)
             } catch {
                 guard case .wrongExpectedRevision(_, _, let actual) = error else { throw .append(error) }
@@ -120,7 +148,7 @@ public struct Repository<A: Aggregate>: Sendable {
             }
             last = recorded.revision
         }
-        return Loaded(id: loaded.id, state: state, revision: last, unknownEvents: unknown)
+        return Loaded(id: loaded.id, state: state, revision: last, unknownEvents: unknown, snapshotRevision: loaded.snapshotRevision)
     }
 
     private func decode(_ recorded: RecordedEvent) throws(RepositoryError<A.Rejection>) -> TypedEvent<A.Event> {
@@ -135,8 +163,10 @@ public struct Loaded<A: Aggregate>: Sendable {
     /// The revision of the last event folded in; nil when the stream has no event.
     public let revision: UInt64?
     /// Events of types (or schema versions) this code does not know, passed to
-    /// ``Aggregate/evolve(unknown:)``.
+    /// ``Aggregate/evolve(unknown:)`` (since the snapshot, when loaded from one).
     public let unknownEvents: Int
+    /// The revision of the snapshot loading started from; nil when it replayed every event.
+    public var snapshotRevision: UInt64? = nil
 }
 
 /// What ``Repository/execute(_:on:correlationID:)`` did.

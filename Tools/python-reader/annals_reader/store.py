@@ -425,3 +425,29 @@ class Store:
             for event in reversed(frame.segment.records(frame)):
                 if start is None or event.revision <= start:
                     yield event
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored snapshot (format-spec.md §7A)."""
+
+    stream: str
+    revision: int
+    schema_version: int
+    state: bytes
+    position: int
+
+
+def latest_snapshot(store, stream, schema_version):
+    """The newest snapshot of ``stream`` written with ``schema_version`` (§7A), or None. A
+    snapshot that fails its checks raises CorruptionError: the caller replays instead."""
+    for event in store.read_stream_backwards("$snapshot-" + stream):
+        if event.type != "$snapshot" or len(event.metadata) != 16:
+            continue
+        revision, version, _ = struct.unpack("<QII", event.metadata)
+        if version == schema_version:
+            return Snapshot(stream, revision, version, event.payload, event.position)
+    return None
+
+
+Store.latest_snapshot = latest_snapshot

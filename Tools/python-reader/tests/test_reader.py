@@ -193,6 +193,36 @@ class ReaderMatchesAnnalsDump(unittest.TestCase):
             self.assertIsNotNone(store.torn_tail)
 
 
+EXAMPLE = os.path.join(os.path.dirname(ANNALS), "annals-example")
+
+
+@unittest.skipUnless(os.path.exists(EXAMPLE), f"{EXAMPLE} not built")
+class SnapshotsAndSystemStreams(unittest.TestCase):
+    """The example app writes snapshots and a projection's checkpoints; the reader finds the
+    latest snapshot as §7A says and still dumps exactly what `annals dump` prints."""
+
+    def test_latest_snapshot_of_the_example_account(self):
+        directory = tempfile.mkdtemp(prefix="annals-python-example-")
+        try:
+            store_path = os.path.join(directory, "store")
+            output = subprocess.run([EXAMPLE, store_path], capture_output=True, check=True).stdout.decode()
+            account = output.split("account ")[1].split(":")[0]
+            with Store(store_path) as store:
+                snapshot = store.latest_snapshot("account-" + account, 1)
+                self.assertIsNotNone(snapshot)
+                self.assertEqual(snapshot.revision, 3)  # Opened, Deposited, Deposited, Withdrawn
+                self.assertEqual(json.loads(snapshot.state)["balance"], 1000)
+                self.assertIsNone(store.latest_snapshot("account-" + account, 2))
+                checkpoints = list(store.read_stream_backwards("$projection-orders-view"))
+                self.assertTrue(checkpoints)
+                self.assertEqual(checkpoints[0].type, "ProjectionCheckpoint")
+            status, actual = reader_dump(store_path)
+            self.assertEqual(status, 0)
+            self.assertEqual(actual, run_annals("dump", store_path))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 class GoldenFixtures(unittest.TestCase):
     """Stores committed under Tests/Fixtures: every format version ever written stays readable."""
 
