@@ -5,8 +5,10 @@ SWIFT ?= swift
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := liblz4-dev pkg-config
+# Only the Benchmarks package links these: the peers `make bench` compares Annals with.
+BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps python-deps build test bench bench-full benchmarks compression-probe clean
+.PHONY: all deps bench-deps python-deps build test bench bench-full benchmarks compression-probe clean
 
 all: build
 
@@ -16,6 +18,13 @@ deps:
 		echo "make: installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+bench-deps: deps
+	@if ! pkg-config --exists sqlite3 lmdb; then \
+		echo "make: installing $(BENCH_APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_APT_PACKAGES); \
 	fi
 
 # The Python reader's one dependency (PyPI lz4): pip where it works, else Debian's package.
@@ -34,28 +43,29 @@ build: deps
 # Every test of every module: build once, then run. Also compiles the benchmark runner so it
 # cannot fall behind the library's API (cheap: it does not build the benchmark harness), and
 # runs the Python reader's tests against stores the built `annals` writes and the fixtures.
-test: deps python-deps
+test: bench-deps python-deps
 	cd Benchmarks && $(SWIFT) build --product annals-headline
 	$(SWIFT) build --build-tests
 	ANNALS_BIN=$(CURDIR)/.build/debug/annals $(PYTHON) -m unittest discover -s Tools/python-reader/tests
 	$(SWIFT) test --skip-build
 
-# Release build of the benchmark runner, then the headline append/replay table on a temporary
-# store (writes bench-results/latest.json). `make bench-full` runs the 10M-event sizes.
-bench: deps
+# Release build of the benchmark runner, then the headline table on temporary stores: Annals,
+# SQLite and LMDB side by side with the machine's limits (writes bench-results/latest.json and
+# latest.svg). `make bench-full` runs the 10M-event sizes.
+bench: bench-deps
 	cd Benchmarks && $(SWIFT) build -c release --product annals-headline
 	Benchmarks/.build/release/annals-headline
 
-bench-full: deps
+bench-full: bench-deps
 	cd Benchmarks && $(SWIFT) build -c release --product annals-headline
 	Benchmarks/.build/release/annals-headline --full
 
 # The package-benchmark suites (append batch sizes × durability, replay).
-benchmarks: deps
+benchmarks: bench-deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
 # The LZ4 scheme measurements behind format version 2 (Tools/compression-probe).
-compression-probe: deps
+compression-probe: bench-deps
 	cd Benchmarks && $(SWIFT) build -c release --product annals-headline
 	Benchmarks/.build/release/annals-headline corpus /tmp/annals-corpus.bin 300000
 	$(CC) -O2 -o /tmp/annals-compression-probe Tools/compression-probe/probe.c -llz4

@@ -12,11 +12,15 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The embedded stores a user would pick instead, from the system (Debian: libsqlite3-dev,
+        // liblmdb-dev): used only here, never by the library.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .executableTarget(
             name: "annals-headline",
             dependencies: [
                 .product(name: "AnnalsTestSupport", package: "Annals"), .product(name: "AnnalsStorage", package: "Annals"),
-                .product(name: "Annals", package: "Annals"),
+                .product(name: "Annals", package: "Annals"), "CSQLite", "CLMDB",
             ],
             path: "Sources/Headline"
         ),

@@ -7,9 +7,11 @@ import Foundation
 // Each append benchmark runs against a fresh temporary store; sizes are kept small enough for
 // a 2-core machine. The headline comparison table is `make bench`.
 
-private func temporaryStore(_ name: String, _ durability: Durability) throws -> (EventStore, String) {
+private func temporaryStore(
+    _ name: String, _ durability: Durability, compression: Compression = .lz4
+) throws -> (EventStore, String) {
     let path = FileManager.default.temporaryDirectory.path + "/annals-benchmark-\(name)-\(UUID().uuidString)"
-    return (try EventStore.open(at: path, options: StoreOptions(durability: durability)), path)
+    return (try EventStore.open(at: path, options: StoreOptions(durability: durability, compression: compression)), path)
 }
 
 private let pool: [EventData] = {
@@ -41,20 +43,75 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("replay $all 100k events", configuration: .init(scalingFactor: .one)) { benchmark in
-        let (store, path) = try temporaryStore("replay", .none)
-        for start in stride(from: 0, to: 100_000, by: 1000) {
-            _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
-        }
+    Benchmark("append single fsync 64 writers", configuration: .init(scalingFactor: .one)) { benchmark in
+        let (store, path) = try temporaryStore("concurrent", .fsyncBeforeAck)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            var cursor = store.readAll().makeCursor()
-            var count = 0
-            while let event = try cursor.next() { count &+= event.payloadCount }
-            blackHole(count)
+            // One iteration: 64 tasks each appending one event, sharing flushes.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<64 {
+                    group.addTask { _ = try await store.append([pool[writer]], to: "writer-\(writer)") }
+                }
+                try await group.waitForAll()
+            }
         }
         benchmark.stopMeasurement()
         try await store.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    for compression in [Compression.lz4, .none] {
+        let label = compression == .lz4 ? "lz4" : "uncompressed"
+        Benchmark("replay $all 100k events \(label)", configuration: .init(scalingFactor: .one)) { benchmark in
+            let (store, path) = try temporaryStore("replay", .none, compression: compression)
+            for start in stride(from: 0, to: 100_000, by: 1000) {
+                _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
+            }
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                var cursor = store.readAll().makeCursor()
+                var touched = 0
+                while let event = try cursor.next() { touched &+= try event.withPayloadBytes { Int($0.first ?? 0) } }
+                blackHole(touched)
+            }
+            benchmark.stopMeasurement()
+            try await store.close()
+            try? FileManager.default.removeItem(atPath: path)
+        }
+
+        Benchmark("read 100-event stream \(label)", configuration: .init(scalingFactor: .one)) { benchmark in
+            let (store, path) = try temporaryStore("streams", .none, compression: compression)
+            for round in 0..<10 {
+                for stream in 0..<200 {
+                    _ = try await store.append(Array(pool[((round * 200 + stream) * 10 % 9_990)...].prefix(10)), to: "acct-\(stream)")
+                }
+            }
+            benchmark.startMeasurement()
+            for iteration in benchmark.scaledIterations {
+                var cursor = store.read("acct-\(iteration % 200)").makeCursor()
+                var touched = 0
+                while let event = try cursor.next() { touched &+= try event.withPayloadBytes { Int($0.first ?? 0) } }
+                blackHole(touched)
+            }
+            benchmark.stopMeasurement()
+            try await store.close()
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    Benchmark("reopen 100k events", configuration: .init(scalingFactor: .one, maxIterations: 50)) { benchmark in
+        let (store, path) = try temporaryStore("reopen", .none)
+        for start in stride(from: 0, to: 100_000, by: 1000) {
+            _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
+        }
+        try await store.close()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let reopened = try EventStore.open(at: path, options: StoreOptions(durability: .none))
+            blackHole(reopened.endPosition)
+            try await reopened.close()
+        }
+        benchmark.stopMeasurement()
         try? FileManager.default.removeItem(atPath: path)
     }
 }

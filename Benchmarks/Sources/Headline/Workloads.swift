@@ -125,6 +125,28 @@ struct Workloads {
             eventsPerSecond: Double(events) / best, megabytesPerSecond: Double(bytes) / best / 1e6)
     }
 
+    /// Whole 100-event stream reads on the store every system gets (`StreamReads`).
+    func streamReads() async throws -> Measurement {
+        let store = try freshStore("streams", .none)
+        for (stream, events) in StreamReads.batches(pool: pool) { _ = try await store.append(events, to: stream) }
+        try await store.flush()
+        var failure: (any Error)?
+        let latencies = StreamReads.time { stream in
+            do {
+                var cursor = store.read(stream).makeCursor()
+                var count = 0, touched = 0
+                while let event = try cursor.next() {
+                    count += 1
+                    touched &+= try event.withPayloadBytes { Int($0.first ?? 0) }
+                }
+                precondition(count == StreamReads.eventsPerStream && touched >= 0)
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
+        try await store.close()
+        return StreamReads.measurement(system: "annals", latencies: latencies, eventBytes: averageEventBytes)
+    }
+
     /// Compression of the store left by an earlier workload: metadata+payload bytes as given
     /// and as stored (every compressed block decoded and checked by `verify`), and the bytes
     /// the log occupies.

@@ -70,6 +70,7 @@ if streamsMode {
 
 print("Annals headline benchmark (\(full ? "full" : "quick") run) in \(directory)")
 print("CRC-32C hardware instruction: \(CRC32C.isHardwareAccelerated ? "yes" : "no")")
+let withPeers = !CommandLine.arguments.contains("--annals-only")
 let workloads = Workloads(directory: directory, poolSize: 100_000)
 print("events: realistic JSON, average \(workloads.averageEventBytes) bytes (type + metadata + payload)")
 print("measuring machine limits…")
@@ -107,56 +108,35 @@ try await run("$all replay") { try await workloads.replay(name: "batch1000-fsync
 try await run("$all replay, uncompressed") {
     try await workloads.replay(name: "batch1000-fsync-uncompressed", workload: "replay-all-uncompressed")
 }
+try await run("read whole 100-event streams") { try await workloads.streamReads() }
+try await run("reopen after clean close") { try workloads.reopen(name: "batch1000-fsync") }
 print("checking compression…")
 let compressed = workloads.compression(name: "batch1000-fsync")
 let uncompressed = workloads.compression(name: "batch1000-fsync-uncompressed")
-try await run("reopen after clean close") { try workloads.reopen(name: "batch1000-fsync") }
+for name in ["batch1000-fsync", "batch1000-fsync-uncompressed", "batch1000-nosync", "batch1000-nosync-uncompressed"] {
+    try? FileManager.default.removeItem(atPath: directory + "/" + name)
+}
 
-func format(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
-func column(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+if withPeers {
+    let peers = PeerWorkloads(directory: directory, pool: workloads.pool, averageEventBytes: workloads.averageEventBytes)
+    func runPeer<Peer: PeerStore>(_ open: (String, Bool) -> Peer) {
+        print("running \(Peer.system): append 1,000-event batches with fsync (then replay)…")
+        results += peers.appendBatches(open, total: 1_000_000 * scale, batch: 1000, durable: true, replay: true)
+        print("running \(Peer.system): append 1,000-event batches, no sync…")
+        results += peers.appendBatches(open, total: 1_000_000 * scale, batch: 1000, durable: false)
+        print("running \(Peer.system): append 100-event batches, fsync…")
+        results += peers.appendBatches(open, total: 200_000 * scale, batch: 100, durable: true)
+        print("running \(Peer.system): single events, fsync…")
+        results.append(peers.singles(open, count: 3_000))
+        print("running \(Peer.system): stream reads…")
+        results.append(peers.streamReads(open))
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+    runPeer { SQLitePeer(path: $0 + ".sqlite", durable: $1) }
+    runPeer { LMDBPeer(path: $0, durable: $1, mapSizeBytes: (full ? 64 : 8) << 30) }
 }
-print("")
-print("machine: memcpy \(format(limits.memcpyGigabytesPerSecond, 1)) GB/s, sequential write+fsync "
-    + "\(format(limits.sequentialWriteGigabytesPerSecond, 2)) GB/s, 4 KiB fdatasync \(format(limits.fdatasyncPerSecond))/s "
-    + "(p50 \(format(limits.fdatasyncP50Microseconds)) µs), CRC-32C \(format(limits.crc32cGigabytesPerSecond, 1)) GB/s")
-print("         copy+msync of one 1,000-event batch (\(limits.batchBytes / 1024) KiB) into a fallocated mapping, one after another: "
-    + "\(format(limits.mappedBatchSyncsPerSecond))/s = ceiling of \(format(limits.mappedBatchSyncsPerSecond * 1000)) events/s "
-    + "for append-batch1000-fsync")
-print("")
-print(column("workload", 34) + column("events", 11) + column("events/s", 13) + column("MB/s", 9) + column("p50 µs", 10) + column("p99 µs", 10))
-for result in results {
-    print(column(result.workload, 34) + column("\(result.events)", 11) + column(format(result.eventsPerSecond), 13)
-        + column(format(result.megabytesPerSecond, 1), 9)
-        + column(result.p50Microseconds.map { format($0, 1) } ?? "-", 10)
-        + column(result.p99Microseconds.map { format($0, 1) } ?? "-", 10))
-}
-print("")
-print("compression (LZ4 per event against a 64 KiB dictionary per segment): metadata+payload \(format(compressed.bodyRatio, 2))x; "
-    + "log bytes \(format(Double(uncompressed.logBytes) / Double(compressed.logBytes), 2))x smaller "
-    + "(\(compressed.logBytes / 1_000_000) MB vs \(uncompressed.logBytes / 1_000_000) MB, record headers included); "
-    + "\(compressed.compressedEvents) of \(compressed.events) events stored compressed")
-print("reopen-clean: the p50 column is the open time (best of 5): index files stand for sealed segments; only the open segment is walked.")
-print("targets (design brief): append ≥ 1.5M events/s with fsync per 1,000-event batch; 64 fsync'd single-event writers ≥ 100k events/s; "
-    + "$all replay ≥ 10M events/s uncompressed, ≥ 4M compressed; compression ≥ 2x. SQLite and LMDB side by side: issue 7.")
 
-struct Report: Codable {
-    var machine: [String: Double]
-    var results: [Measurement]
-}
-let report = Report(
-    machine: [
-        "memcpyGigabytesPerSecond": limits.memcpyGigabytesPerSecond,
-        "sequentialWriteGigabytesPerSecond": limits.sequentialWriteGigabytesPerSecond,
-        "fdatasyncPerSecond": limits.fdatasyncPerSecond,
-        "crc32cGigabytesPerSecond": limits.crc32cGigabytesPerSecond,
-        "mappedBatchSyncsPerSecond": limits.mappedBatchSyncsPerSecond,
-        "compressionRatioMetadataAndPayload": compressed.bodyRatio,
-        "compressionRatioLogBytes": Double(uncompressed.logBytes) / Double(compressed.logBytes),
-    ],
-    results: results)
-let encoder = JSONEncoder()
-encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-try FileManager.default.createDirectory(atPath: "bench-results", withIntermediateDirectories: true)
-try encoder.encode(report).write(to: URL(fileURLWithPath: "bench-results/latest.json"))
-print("wrote bench-results/latest.json")
+let report = HeadlineReport(results: results, limits: limits, compressed: compressed, uncompressed: uncompressed, full: full)
+report.printTable()
+try report.write(to: "bench-results")
