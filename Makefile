@@ -8,7 +8,7 @@ APT_PACKAGES := liblz4-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps bench-deps python-deps build test bench bench-full benchmarks compression-probe clean
+.PHONY: all deps bench-deps python-deps build test bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -63,6 +63,14 @@ bench-full: bench-deps
 # The package-benchmark suites (append batch sizes × durability, replay).
 benchmarks: bench-deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# Allocation counts of the suites against the checked-in Benchmarks/Thresholds (a regression
+# fails); `make benchmarks-thresholds` records new ones after an intended change.
+benchmarks-check: bench-deps
+	cd Benchmarks && $(SWIFT) package benchmark thresholds check --path Thresholds
+
+benchmarks-thresholds: bench-deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update --path Thresholds
 
 # The LZ4 scheme measurements behind format version 2 (Tools/compression-probe).
 compression-probe: bench-deps

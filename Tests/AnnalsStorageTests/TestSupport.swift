@@ -61,3 +61,14 @@ func modifyFile(_ path: String, _ body: (inout [UInt8]) -> Void) throws {
 }
 
 let smallSegments = StoreOptions(segmentSizeBytes: 64 * 1024)
+
+/// Opens `path` once a previous instance dropped without `close()` (a simulated crash) has let
+/// go of the writer lock: its last references go away asynchronously (flush queue).
+func openWhenReleased(_ path: String, options: StoreOptions) async throws -> EventStore {
+    for _ in 0..<300 {
+        do { return try EventStore.open(at: path, options: options) } catch OpenError.storeLocked {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+    return try EventStore.open(at: path, options: options)
+}

@@ -35,6 +35,7 @@ enum FrameEncoder {
         timestamp: Int64,
         compressor: BodyCompressor? = nil
     ) -> Int {
+        let precompressed = compressor?.precompress(events)
         var stream = stream
         let nameBytes = stream.withUTF8 { name in
             buffer.copy(UnsafeRawBufferPointer(name), to: offset + Format.frameHeaderBytes) - offset - Format.frameHeaderBytes
@@ -45,7 +46,8 @@ enum FrameEncoder {
         cursor = recordsStart
         var frameLength = 0
         for (index, event) in events.enumerated() {
-            let length = writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp, compressor: compressor)
+            let length = writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp,
+                                     compressor: compressor, precompressed: precompressed, index: index)
             frameLength = cursor + length - offset // the frame length excludes the last record's padding
             cursor += Format.aligned(length)
         }
@@ -65,7 +67,7 @@ enum FrameEncoder {
     /// returns its length without padding.
     private static func writeRecord(
         into buffer: UnsafeMutableRawBufferPointer, at offset: Int, event: EventData, id: UUID, timestamp: Int64,
-        compressor: BodyCompressor?
+        compressor: BodyCompressor?, precompressed: PrecompressedBodies?, index: Int
     ) -> Int {
         var type = event.type
         let typeBytes = type.utf8.count
@@ -80,10 +82,19 @@ enum FrameEncoder {
         var flags: UInt16 = 0
         // The block must leave the record strictly smaller than the raw one, header included.
         let blockCapacity = bodyBytes - Format.compressedBodyHeaderBytes - 1
-        if let compressor, bodyBytes >= compressor.minimumBodyBytes,
-           let blockBytes = compressor.compress(
-               metadata: event.metadata, payload: event.payload,
-               into: buffer.mutableSlice(bodyOffset + Format.compressedBodyHeaderBytes, blockCapacity)) {
+        let blockBytes: Int?
+        if let precompressed {
+            blockBytes = precompressed.withBlock(of: index) { block in
+                block.map { buffer.copy($0, to: bodyOffset + Format.compressedBodyHeaderBytes) - bodyOffset - Format.compressedBodyHeaderBytes }
+            }
+        } else if let compressor, bodyBytes >= compressor.minimumBodyBytes {
+            blockBytes = compressor.compress(
+                metadata: event.metadata, payload: event.payload,
+                into: buffer.mutableSlice(bodyOffset + Format.compressedBodyHeaderBytes, blockCapacity))
+        } else {
+            blockBytes = nil
+        }
+        if let compressor, let blockBytes {
             buffer.storeU32(UInt32(compressor.dictionaryOffset), at: bodyOffset)
             length = Format.eventHeaderBytes + typeBytes + Format.compressedBodyHeaderBytes + blockBytes
             flags = Format.recordCompressedFlag

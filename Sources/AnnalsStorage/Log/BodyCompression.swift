@@ -1,3 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Dispatch
+import Synchronization
+
 /// Whether a store compresses the events it appends.
 public enum Compression: Sendable, Hashable {
     /// Events are stored as given.
@@ -10,7 +18,7 @@ public enum Compression: Sendable, Hashable {
 
 /// The writer's compressor for the active segment: LZ4 blocks against the segment's
 /// dictionary frame, or standalone blocks for large bodies before that frame exists. Used
-/// under the store's lock only.
+/// under the store's lock only (``precompress(_:)`` fans out to other threads and joins).
 final class BodyCompressor: @unchecked Sendable {
     /// Offset of the dictionary frame in the active segment; 0 for standalone blocks.
     let dictionaryOffset: Int
@@ -28,13 +36,84 @@ final class BodyCompressor: @unchecked Sendable {
     /// Compresses metadata followed by payload into `target`; nil when the block would not fit
     /// in `target` (the caller stores the body raw).
     func compress(metadata: [UInt8], payload: [UInt8], into target: UnsafeMutableRawBufferPointer) -> Int? {
+        Self.compress(metadata: metadata, payload: payload, into: target, with: lz4, stream: nil, scratch: &scratch)
+    }
+
+    private static func compress(
+        metadata: [UInt8], payload: [UInt8], into target: UnsafeMutableRawBufferPointer,
+        with lz4: LZ4.BlockCompressor, stream: LZ4.WorkingStream?, scratch: inout [UInt8]
+    ) -> Int? {
         guard !metadata.isEmpty else {
-            return payload.withUnsafeBytes { lz4.compress($0, into: target) }
+            return payload.withUnsafeBytes { lz4.compress($0, into: target, using: stream) }
         }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: metadata)
         scratch.append(contentsOf: payload)
-        return scratch.withUnsafeBytes { lz4.compress($0, into: target) }
+        return scratch.withUnsafeBytes { lz4.compress($0, into: target, using: stream) }
+    }
+
+    /// Frames with at least this many events are compressed on every core before writing.
+    static let parallelEventCount = 64
+    private static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    private lazy var workers: [LZ4.WorkingStream] = (0..<Self.cores).map { _ in LZ4.WorkingStream() }
+
+    /// The bodies of a big frame compressed in parallel (one contiguous share of the events per
+    /// core), ready to be copied into the mapping; nil when the frame is too small to gain.
+    /// Each block is exactly what ``compress(metadata:payload:into:)`` would produce.
+    func precompress(_ events: [EventData]) -> PrecompressedBodies? {
+        guard Self.cores > 1, events.count >= Self.parallelEventCount else { return nil }
+        let shares = min(Self.cores, events.count / (Self.parallelEventCount / 2))
+        let results = PrecompressedBodies(count: events.count)
+        let lz4 = self.lz4, workers = self.workers, minimum = minimumBodyBytes
+        DispatchQueue.concurrentPerform(iterations: shares) { share in
+            let range = (events.count * share / shares)..<(events.count * (share + 1) / shares)
+            var arena: [UInt8] = []
+            arena.reserveCapacity(range.reduce(0) { $0 + events[$1].metadata.count + events[$1].payload.count })
+            var blocks = [Range<Int>?](repeating: nil, count: range.count)
+            var scratch: [UInt8] = []
+            var target = [UInt8](repeating: 0, count: 4096)
+            for (slot, index) in range.enumerated() {
+                let event = events[index]
+                let bodyBytes = event.metadata.count + event.payload.count
+                // As the frame encoder does: the block must leave the record strictly smaller.
+                let capacity = bodyBytes - Format.compressedBodyHeaderBytes - 1
+                guard bodyBytes >= minimum, capacity > 0 else { continue }
+                if target.count < capacity { target = [UInt8](repeating: 0, count: capacity) }
+                let written = target.withUnsafeMutableBytes { buffer in
+                    Self.compress(metadata: event.metadata, payload: event.payload,
+                                  into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<capacity]),
+                                  with: lz4, stream: workers[share], scratch: &scratch)
+                }
+                guard let written else { continue }
+                blocks[slot] = arena.count..<(arena.count + written)
+                arena.append(contentsOf: target[..<written])
+            }
+            results.store(share: range, arena: arena, blocks: blocks)
+        }
+        return results
+    }
+}
+
+/// Blocks compressed ahead of writing: per event, nil (store raw) or the block's bytes.
+final class PrecompressedBodies: Sendable {
+    typealias Share = (range: Range<Int>, arena: [UInt8], blocks: [Range<Int>?])
+    private let shares = Mutex<[Share]>([])
+    let count: Int
+
+    init(count: Int) { self.count = count }
+
+    /// Called once per share, from the thread that compressed it.
+    func store(share range: Range<Int>, arena: [UInt8], blocks: [Range<Int>?]) {
+        shares.withLock { $0.append((range, arena, blocks)) }
+    }
+
+    /// Calls `body` with the block of event `index`, or nil when it is stored raw. Called after
+    /// every share was stored.
+    func withBlock<R>(of index: Int, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let share = shares.withLock({ $0.first(where: { $0.range.contains(index) }) }),
+              let block = share.blocks[index - share.range.lowerBound]
+        else { return body(nil) }
+        return share.arena.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[block])) }
     }
 }
 

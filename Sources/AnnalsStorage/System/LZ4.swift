@@ -69,12 +69,14 @@ enum LZ4 {
     /// loaded once (or none). Each block decodes alone with `LZ4_decompress_safe_usingDict` and
     /// the same dictionary bytes, so events stay randomly accessible.
     ///
-    /// Not thread-safe: the writer uses it under the store's lock.
+    /// The loaded dictionary is only read while compressing, so several threads may compress
+    /// at once, each with its own ``WorkingStream``; the built-in one is for one thread at a
+    /// time (the writer, under the store's lock).
     final class BlockCompressor: @unchecked Sendable {
         /// The dictionary bytes (owned, never moved: liblz4 refers to them while compressing).
         let dictionary: UnsafeMutableRawBufferPointer
         private let loaded: UnsafeMutablePointer<LZ4_stream_t>
-        private let working: UnsafeMutablePointer<LZ4_stream_t>
+        private let working = WorkingStream()
 
         /// Loads `dictionary` (which may be empty: each block then stands alone). `shareTables`
         /// false forces the copy per block (tests compare both ways).
@@ -83,9 +85,7 @@ enum LZ4 {
             dictionary = .allocate(byteCount: max(bytes.count, 1), alignment: 16)
             if bytes.count > 0 { dictionary.copyMemory(from: bytes) }
             loaded = .allocate(capacity: 1)
-            working = .allocate(capacity: 1)
             LZ4_initStream(loaded, MemoryLayout<LZ4_stream_t>.size)
-            LZ4_initStream(working, MemoryLayout<LZ4_stream_t>.size)
             if bytes.count > 0 {
                 LZ4_loadDict(loaded, dictionary.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
             }
@@ -103,14 +103,16 @@ enum LZ4 {
         deinit {
             dictionary.deallocate()
             loaded.deallocate()
-            working.deallocate()
         }
 
         /// Compresses `source` into `target` and returns the block's size, or nil when the block
         /// would not fit in `target` (the caller then stores the bytes raw). Each call starts
         /// from the loaded dictionary alone: blocks never depend on each other.
-        func compress(_ source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer) -> Int? {
+        func compress(
+            _ source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer, using stream: WorkingStream? = nil
+        ) -> Int? {
             guard source.count > 0, source.count <= LZ4.maximumInputBytes, target.count > 0 else { return nil }
+            let working = (stream ?? self.working).pointer
             if shareTables {
                 annals_lz4_attach(working, loaded)
             } else {
@@ -124,5 +126,17 @@ enum LZ4 {
                 Int32(source.count), Int32(min(target.count, Int(Int32.max))), 1)
             return written > 0 ? Int(written) : nil
         }
+    }
+
+    /// One thread's LZ4 compression state (16 KiB).
+    final class WorkingStream: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<LZ4_stream_t>
+
+        init() {
+            pointer = .allocate(capacity: 1)
+            LZ4_initStream(pointer, MemoryLayout<LZ4_stream_t>.size)
+        }
+
+        deinit { pointer.deallocate() }
     }
 }
