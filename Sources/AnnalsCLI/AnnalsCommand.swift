@@ -7,7 +7,7 @@ struct AnnalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annals",
         abstract: "Import, dump, verify and inspect Annals event stores.",
-        subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self]
+        subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self]
     )
 }
 

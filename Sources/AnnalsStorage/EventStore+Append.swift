@@ -46,14 +46,20 @@ extension EventStore {
         return try await append(batch, systemStreams: true)
     }
 
-    private func append(_ batch: [StreamAppend], systemStreams: Bool) async throws(AppendError) -> [AppendResult] {
+    /// Appends with the lock-held hooks retention needs: `beforeWrite` may refuse (nothing is
+    /// written), `afterWrite` updates state atomically with the write.
+    func append(
+        _ batch: [StreamAppend], systemStreams: Bool,
+        beforeWrite: ((inout LogState) throws(AppendError) -> Void)? = nil,
+        afterWrite: ((inout LogState) -> Void)? = nil
+    ) async throws(AppendError) -> [AppendResult] {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
         prepared.reserveCapacity(batch.count)
         for item in batch {
             prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
         }
-        let written = try write(prepared)
+        let written = try write(prepared, beforeWrite: beforeWrite, afterWrite: afterWrite)
         switch options.durability {
         case .fsyncBeforeAck:
             try await waitUntilDurable(written.end)
@@ -68,18 +74,25 @@ extension EventStore {
         case repeatOf(AppendResult)
     }
 
-    private func write(_ prepared: [PreparedAppend]) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
+    private func write(
+        _ prepared: [PreparedAppend], beforeWrite: ((inout LogState) throws(AppendError) -> Void)?,
+        afterWrite: ((inout LogState) -> Void)?
+    ) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
         let publishImmediately = options.durability != .fsyncBeforeAck
         let compressing = options.compression == .lz4
         return try state.withLock { (state) throws(AppendError) in
             if let failure = state.failure { throw .storeFailed(failure) }
             if state.closed { throw .storeClosed }
+            try beforeWrite?(&state)
             // Pass 1: every check, before any byte is written.
             var decisions: [Decision] = []
             decisions.reserveCapacity(prepared.count)
             var pending: [String: UInt64] = [:] // next revisions after earlier appends of this batch
             let locator = state.locator
             for append in prepared {
+                if !state.retention.isEmpty, state.retention[append.stream]?.isDeleted == true {
+                    throw .streamDeleted(stream: append.stream)
+                }
                 let hash = state.streams.hasher.hash(append.stream)
                 let recent = state.streams.record(for: append.stream, hash: hash)
                 let next = pending[append.stream] ?? locator.nextRevision(of: append.stream, hash: hash, recent: recent)
@@ -148,6 +161,7 @@ extension EventStore {
                 state.appendCount += 1
                 end = state.nextPosition
             }
+            afterWrite?(&state)
             if publishImmediately { state.visibleEnd = state.writtenEnd }
             return (results, end)
         }

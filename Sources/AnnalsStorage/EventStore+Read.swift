@@ -35,13 +35,13 @@ extension EventStore {
     /// ``Durability/fsyncBeforeAck``). Every frame is checksum-verified before its events are
     /// returned; corruption throws ``ReadError/corrupt(_:)``.
     public func readAll(from position: UInt64 = 0, limit: Int = .max) -> EventSequence<ForwardCursor> {
-        EventSequence { ForwardCursor(snapshot: self.snapshot(), from: position, limit: limit) }
+        EventSequence { ForwardCursor(snapshot: self.snapshot(), from: position, limit: limit, retention: self.retentionView()) }
     }
 
     /// All events of the store (`$all`) in reverse position order, from `position` (inclusive)
     /// or from the last committed event when `position` is nil.
     public func readAllBackwards(from position: UInt64? = nil, limit: Int = .max) -> EventSequence<BackwardCursor> {
-        EventSequence { BackwardCursor(snapshot: self.snapshot(), from: position, limit: limit) }
+        EventSequence { BackwardCursor(snapshot: self.snapshot(), from: position, limit: limit, retention: self.retentionView()) }
     }
 
     /// The position the next appended event will get once everything visible is counted: the

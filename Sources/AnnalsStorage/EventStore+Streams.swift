@@ -11,7 +11,8 @@ extension EventStore {
     public func read(_ stream: String, from revision: UInt64 = 0, limit: Int = .max) -> EventSequence<StreamCursor> {
         EventSequence {
             let (record, segments, end) = self.streamSnapshot(stream)
-            return StreamCursor(record: record, segments: segments, visibleEnd: end, forwards: true, from: revision, limit: limit)
+            return StreamCursor(record: record, segments: segments, visibleEnd: end, forwards: true, from: revision, limit: limit,
+                                retention: self.retentionView(only: stream).rules[stream])
         }
     }
 
@@ -19,7 +20,8 @@ extension EventStore {
     public func readBackwards(_ stream: String, from revision: UInt64? = nil, limit: Int = .max) -> EventSequence<StreamCursor> {
         EventSequence {
             let (record, segments, end) = self.streamSnapshot(stream)
-            return StreamCursor(record: record, segments: segments, visibleEnd: end, forwards: false, from: revision, limit: limit)
+            return StreamCursor(record: record, segments: segments, visibleEnd: end, forwards: false, from: revision, limit: limit,
+                                retention: self.retentionView(only: stream).rules[stream])
         }
     }
 

@@ -83,6 +83,7 @@ public final class EventStore: Sendable {
         let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0,
                              options: options)
         let store = EventStore(path: path, options: options, layout: layout, state: state, report: recovered.report)
+        try store.loadRetention()
         if !options.readOnly {
             try store.finishOpening(scanned: recovered.report.scannedBytes > 0)
         }

@@ -14,9 +14,12 @@ public struct BackwardCursor: EventCursor {
     private var firstPosition: UInt64 = 0
     private var firstRevision: UInt64 = 0
     private var done = false
+    private let retention: RetentionView
+    private var rule: RetentionView.Rule?
 
-    init(snapshot: LogSnapshot, from start: UInt64?, limit: Int) {
+    init(snapshot: LogSnapshot, from start: UInt64?, limit: Int, retention: RetentionView = .none) {
         self.snapshot = snapshot
+        self.retention = retention
         let last = snapshot.end.nextPosition
         self.startPosition = min(start ?? UInt64.max, last == 0 ? 0 : last - 1)
         self.remaining = max(0, limit)
@@ -29,17 +32,20 @@ public struct BackwardCursor: EventCursor {
     /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
     public mutating func next() throws(ReadError) -> RecordedEvent? {
         guard remaining > 0, !done else { return nil }
-        while records.isEmpty {
-            guard try loadPreviousFrame() else {
-                done = true
-                return nil
+        while true {
+            while records.isEmpty {
+                guard try loadPreviousFrame() else {
+                    done = true
+                    return nil
+                }
             }
+            guard let segment, let layout = records.popLast() else { return nil }
+            let index = UInt64(records.count)
+            if let rule, !rule.keeps(revision: firstRevision + index, timestamp: segment.bytes.i64(layout.offset + 16)) { continue }
+            remaining -= 1
+            return RecordedEvent(position: firstPosition + index, stream: stream, revision: firstRevision + index,
+                                 segment: segment, layout: layout)
         }
-        guard let segment, let layout = records.popLast() else { return nil }
-        let index = UInt64(records.count)
-        remaining -= 1
-        return RecordedEvent(position: firstPosition + index, stream: stream, revision: firstRevision + index,
-                             segment: segment, layout: layout)
     }
 
     private mutating func loadPreviousFrame() throws(ReadError) -> Bool {
@@ -55,6 +61,9 @@ public struct BackwardCursor: EventCursor {
             }
             guard frame.firstPosition <= startPosition else { continue }
             try current.verify(frame)
+            let name = current.streamName(of: frame)
+            rule = retention.isEmpty ? nil : retention.rules[name]
+            if let rule, rule.deleted || frame.firstRevision + UInt64(frame.eventCount) <= rule.firstRevision { continue }
             var layouts: [EventRecordLayout] = []
             layouts.reserveCapacity(frame.eventCount)
             var cursor = frame.recordsOffset
@@ -66,7 +75,7 @@ public struct BackwardCursor: EventCursor {
                 cursor = layout.end
             }
             segment = current
-            stream = current.streamName(of: frame)
+            stream = name
             records = layouts
             firstPosition = frame.firstPosition
             firstRevision = frame.firstRevision

@@ -15,9 +15,13 @@ public struct ForwardCursor: EventCursor {
     private var eventsLeftInFrame = 0
     private var position: UInt64 = 0
     private var revision: UInt64 = 0
+    private let retention: RetentionView
+    /// The retention rule of the frame's stream, if it has one.
+    private var rule: RetentionView.Rule?
 
-    init(snapshot: LogSnapshot, from start: UInt64, limit: Int) {
+    init(snapshot: LogSnapshot, from start: UInt64, limit: Int, retention: RetentionView = .none) {
         self.snapshot = snapshot
+        self.retention = retention
         self.startPosition = start
         self.remaining = max(0, limit)
         self.slot = snapshot.slot(for: start)
@@ -31,21 +35,25 @@ public struct ForwardCursor: EventCursor {
     /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
     public mutating func next() throws(ReadError) -> RecordedEvent? {
         guard remaining > 0, !done else { return nil }
-        while eventsLeftInFrame == 0 {
-            guard try loadFrame() else {
-                done = true
-                return nil
+        while true {
+            while eventsLeftInFrame == 0 {
+                guard try loadFrame() else {
+                    done = true
+                    return nil
+                }
             }
+            guard let segment else { return nil }
+            let layout = FrameDecoder.record(at: recordOffset, in: segment.bytes)
+            let eventPosition = position, eventRevision = revision
+            recordOffset = layout.end
+            position += 1
+            revision += 1
+            eventsLeftInFrame -= 1
+            // Events that retention removed are skipped (they stay in the log until compaction).
+            if let rule, !rule.keeps(revision: eventRevision, timestamp: segment.bytes.i64(layout.offset + 16)) { continue }
+            remaining -= 1
+            return RecordedEvent(position: eventPosition, stream: stream, revision: eventRevision, segment: segment, layout: layout)
         }
-        guard let segment else { return nil }
-        let layout = FrameDecoder.record(at: recordOffset, in: segment.bytes)
-        let event = RecordedEvent(position: position, stream: stream, revision: revision, segment: segment, layout: layout)
-        recordOffset = layout.end
-        position += 1
-        revision += 1
-        eventsLeftInFrame -= 1
-        remaining -= 1
-        return event
     }
 
     /// Moves to the next frame that holds events at or after the start position.
@@ -81,8 +89,10 @@ public struct ForwardCursor: EventCursor {
             expectedPosition = frame.nextPosition
             guard frame.kind == .events, frame.nextPosition > startPosition else { continue }
             try current.verify(frame)
-            segment = current
             stream = current.streamName(of: frame)
+            rule = retention.isEmpty ? nil : retention.rules[stream]
+            if let rule, rule.deleted || frame.firstRevision + UInt64(frame.eventCount) <= rule.firstRevision { continue }
+            segment = current
             recordOffset = frame.recordsOffset
             position = frame.firstPosition
             revision = frame.firstRevision

@@ -37,6 +37,8 @@ struct LogState {
     var standaloneCompressor: BodyCompressor?
     /// Recent bodies: the next dictionary.
     var sampler: DictionarySampler
+    /// Retention settings of the streams that have any (from the `$retention` stream).
+    var retention: [String: StreamRetention] = [:]
     /// Index merges done since open.
     var indexMerges = 0
     var flushCount = 0

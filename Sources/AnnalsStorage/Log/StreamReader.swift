@@ -86,13 +86,19 @@ public struct StreamCursor: EventCursor {
     private var eventsLeftInFrame = 0
     // Backwards: the frame's records, popped from the end.
     private var records: [EventRecordLayout] = []
+    /// The stream's retention rule, if it has one.
+    private let rule: RetentionView.Rule?
 
-    init(record: StreamRecord?, segments: [Segment], visibleEnd: UInt64, forwards: Bool, from start: UInt64?, limit: Int) {
+    init(
+        record: StreamRecord?, segments: [Segment], visibleEnd: UInt64, forwards: Bool, from start: UInt64?, limit: Int,
+        retention: RetentionView.Rule? = nil
+    ) {
         self.forwards = forwards
+        self.rule = retention
         self.remaining = max(0, limit)
         self.slot = 0
         self.revision = 0
-        guard var record else {
+        guard var record, !(retention?.deleted ?? false) else {
             self.reader = nil
             done = true
             return
@@ -102,7 +108,7 @@ public struct StreamCursor: EventCursor {
         self.reader = StreamReader(record: record, segments: segments)
         let next = record.nextRevision
         if forwards {
-            let first = start ?? 0
+            let first = max(start ?? 0, retention?.firstRevision ?? 0)
             if first >= next {
                 done = true
             } else {
@@ -110,7 +116,7 @@ public struct StreamCursor: EventCursor {
                 slot = record.frameSlot(containing: first)
             }
         } else {
-            if next == 0 {
+            if next == 0 || (start ?? UInt64.max) < (retention?.firstRevision ?? 0) || next <= (retention?.firstRevision ?? 0) {
                 done = true
             } else {
                 revision = min(start ?? UInt64.max, next - 1)
@@ -123,8 +129,17 @@ public struct StreamCursor: EventCursor {
     ///
     /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
     public mutating func next() throws(ReadError) -> RecordedEvent? {
-        guard remaining > 0, !done, let reader else { return nil }
-        return forwards ? try nextForwards(reader) : try nextBackwards(reader)
+        while remaining > 0, !done, let reader {
+            guard let event = forwards ? try nextForwards(reader) : try nextBackwards(reader) else { return nil }
+            guard let rule else { return event }
+            if event.revision < rule.firstRevision {
+                done = true // backwards past the first kept revision
+                return nil
+            }
+            if rule.keeps(revision: event.revision, timestamp: event.timestamp.nanosecondsSinceEpoch) { return event }
+            remaining += 1 // skipped by max age: does not count against the limit
+        }
+        return nil
     }
 
     private mutating func nextForwards(_ reader: StreamReader) throws(ReadError) -> RecordedEvent? {

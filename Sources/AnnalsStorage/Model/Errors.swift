@@ -69,6 +69,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     case corrupt(CorruptionError)
     /// The events do not fit in one segment, so they cannot be written as one atomic frame.
     case tooLarge(stream: String, frameBytes: Int, limitBytes: Int)
+    /// The stream was hard-deleted (a tombstone): it can never be written again.
+    case streamDeleted(stream: String)
     /// A snapshot claims a revision the stream does not have yet (`lastRevision` nil: no stream).
     case snapshotAhead(stream: String, revision: UInt64, lastRevision: UInt64?)
     /// The store was closed.
@@ -98,6 +100,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "corrupt data: \(error)"
         case .tooLarge(let stream, let frameBytes, let limitBytes):
             return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
+        case .streamDeleted(let stream):
+            return "stream \(stream) was deleted (tombstone); it cannot be written again"
         case .snapshotAhead(let stream, let revision, let last):
             return "snapshot of \(stream) at revision \(revision), but the stream ends at \(last.map(String.init) ?? "no revision")"
         case .storeClosed:

@@ -7,6 +7,7 @@ appending while a store is open; the reader sees the log as it was when it was o
 import mmap
 import os
 import struct
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -285,6 +286,7 @@ class Store:
         self.segments = [Segment(os.path.join(directory, f"{n:016d}.seg"), n) for n in numbers]
         self.checkpoint = Checkpoint.read(os.path.join(path, "checkpoint"))
         self._find_end()
+        self.retention = self._retention_rules()
 
     def close(self):
         for segment in self.segments:
@@ -357,20 +359,52 @@ class Store:
                 revisions[stream] = frame.first_revision + frame.event_count
                 yield frame
 
+    # Retention (§7A) -------------------------------------------------------------------------
+
+    def _retention_rules(self):
+        """Per stream with settings: (first revision kept, oldest timestamp kept, deleted)."""
+        settings = {}
+        for event in self._read_stream("$retention"):
+            if event.type != "$retention" or len(event.payload) < 32 or event.payload[0] != 1:
+                continue
+            version, flags, name_length, _, truncate, max_count, max_age = struct.unpack_from("<BBHIQQq", event.payload)
+            if len(event.payload) != 32 + name_length:
+                continue
+            settings[event.payload[32:].decode("utf-8")] = (bool(flags & 1), truncate, max_count, max_age)
+        now = time.time_ns()
+        rules = {}
+        for stream, (deleted, truncate, max_count, max_age) in settings.items():
+            first = truncate
+            if max_count:
+                frames = self.stream_frames(stream)
+                last = frames[-1].first_revision + frames[-1].event_count - 1 if frames else None
+                if last is not None and last + 1 > max_count:
+                    first = max(first, last + 1 - max_count)
+            rules[stream] = (first, now - max_age if max_age > 0 else None, deleted)
+        return rules
+
+    def keeps(self, event):
+        """False for an event that retention removed (§7A)."""
+        rule = self.retention.get(event.stream)
+        if rule is None:
+            return True
+        first, oldest, deleted = rule
+        return not deleted and event.revision >= first and (oldest is None or event.timestamp_ns >= oldest)
+
     def read_all(self, start=0):
-        """``$all`` forwards from global position ``start``."""
+        """``$all`` forwards from global position ``start``, without removed events."""
         for frame in self.frames():
             if frame.next_position <= start:
                 continue
             for event in frame.segment.records(frame):
-                if event.position >= start:
+                if event.position >= start and self.keeps(event):
                     yield event
 
     def read_all_backwards(self, start=None):
-        """``$all`` newest first, from ``start`` (default: the last event)."""
+        """``$all`` newest first, from ``start`` (default: the last event), without removed events."""
         events = [event for frame in self.frames() for event in frame.segment.records(frame)]
         for event in reversed(events):
-            if start is None or event.position <= start:
+            if (start is None or event.position <= start) and self.keeps(event):
                 yield event
 
     # Streams through the index files (§7) ----------------------------------------------------
@@ -408,8 +442,7 @@ class Store:
             expected = frame.first_revision + frame.event_count
         return frames
 
-    def read_stream(self, name, start=0):
-        """Stream ``name`` forwards from revision ``start``."""
+    def _read_stream(self, name, start=0):
         for frame in self.stream_frames(name):
             if frame.first_revision + frame.event_count <= start:
                 continue
@@ -417,13 +450,18 @@ class Store:
                 if event.revision >= start:
                     yield event
 
+    def read_stream(self, name, start=0):
+        """Stream ``name`` forwards from revision ``start``, without removed events."""
+        return (event for event in self._read_stream(name, start) if self.keeps(event))
+
     def read_stream_backwards(self, name, start=None):
-        """Stream ``name`` newest first, from revision ``start`` (default: the last)."""
+        """Stream ``name`` newest first, from revision ``start`` (default: the last), without
+        removed events."""
         for frame in reversed(self.stream_frames(name)):
             if start is not None and frame.first_revision > start:
                 continue
             for event in reversed(frame.segment.records(frame)):
-                if start is None or event.revision <= start:
+                if (start is None or event.revision <= start) and self.keeps(event):
                     yield event
 
 

@@ -146,6 +146,24 @@ class ReaderMatchesAnnalsDump(unittest.TestCase):
         path = self.make_store("tiny", [(["--segment-size-bytes", "4096", "--batch", "1"], import_lines(rng, 120, ["a", "b"]))])
         self.assert_same_dumps(path, ["a"])
 
+    def test_retention_is_applied_like_the_engine(self):
+        rng = random.Random(6)
+        streams = ["keep", "soft", "hard", "trunc", "capped"]
+        path = self.make_store("retention", [(["--segment-size-bytes", "16384", "--batch", "3"], import_lines(rng, 400, streams))])
+        run_annals("retention", path, "soft", "--delete")
+        run_annals("retention", path, "hard", "--hard-delete")
+        run_annals("retention", path, "trunc", "--truncate-before", "40")
+        run_annals("retention", path, "capped", "--max-count", "7")
+        # After a soft delete the stream continues at the next revision.
+        more = [json.dumps({"stream": "soft", "type": "Again", "data": {"n": i}}) for i in range(3)]
+        run_annals("import", path, "--durability", "none", "--segment-size-bytes", "16384", stdin=("\n".join(more) + "\n").encode())
+        dump = self.assert_same_dumps(path, streams)
+        lines = [json.loads(line) for line in dump.decode().split("\n") if line]
+        self.assertFalse([l for l in lines if l["stream"] == "hard"])
+        self.assertEqual([l["type"] for l in lines if l["stream"] == "soft"], ["Again"] * 3)
+        self.assertEqual(len([l for l in lines if l["stream"] == "capped"]), 7)
+        self.assertTrue(all(l["revision"] >= 40 for l in lines if l["stream"] == "trunc"))
+
     def test_flipped_bit_is_reported_with_file_and_offset(self):
         rng = random.Random(4)
         path = self.make_store("flip", [(["--segment-size-bytes", "65536"], import_lines(rng, 400, ["s-1", "s-2"]))])
