@@ -8,7 +8,7 @@ APT_PACKAGES := liblz4-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps bench-deps python-deps build test bench bench-full benchmarks benchmarks-check compression-probe clean
+.PHONY: all deps bench-deps python-deps build test tsan bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -48,6 +48,13 @@ test: bench-deps python-deps
 	$(SWIFT) build --build-tests
 	ANNALS_BIN=$(CURDIR)/.build/debug/annals $(PYTHON) -m unittest discover -s Tools/python-reader/tests
 	$(SWIFT) test --skip-build
+
+# The concurrency-heavy tests under Thread Sanitizer (a separate build directory), with pthread
+# locks in place of Synchronization.Mutex, whose synchronization TSan cannot see on Linux.
+tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
+		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests'
 
 # Release build of the benchmark runner, then the headline table on temporary stores: Annals,
 # SQLite and LMDB side by side with the machine's limits (writes bench-results/latest.json and

@@ -2,13 +2,16 @@ import Annals
 import AnnalsExamples
 import Foundation
 
-// `swift run annals-example [DIRECTORY]`: the seed's two examples against a real store.
+// `swift run annals-example [DIRECTORY [SEGMENT_SIZE_BYTES]]`: the seed's two examples against a
+// real store (kept when DIRECTORY is given).
 
 let directory = CommandLine.arguments.dropFirst().first
     ?? FileManager.default.temporaryDirectory.path + "/annals-example-\(ProcessInfo.processInfo.processIdentifier)"
 let keep = CommandLine.arguments.count > 1
 defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
-let store = try EventStore.open(at: directory)
+// An optional second argument sets the segment size (small stores for test fixtures).
+let segmentSize = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? (64 << 20) : 64 << 20
+let store = try EventStore.open(at: directory, options: StoreOptions(segmentSizeBytes: segmentSize))
 print("store: \(directory)")
 
 // Bank account: Opened(0), Deposited(500), Deposited(700), Withdrawn(200) → 1000.

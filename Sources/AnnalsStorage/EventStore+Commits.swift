@@ -86,7 +86,7 @@ final class CommitWatch: Sendable {
         var closed = false
     }
 
-    let waiters = Mutex(Waiters())
+    let waiters = Locked(Waiters())
     /// Registered waiters (plus one after close), read without the lock on every commit.
     let count = Atomic<Int>(0)
     private let ids = Atomic<UInt64>(0)

@@ -28,10 +28,10 @@ public final class EventStore: Sendable {
     public let recoveryReport: RecoveryReport
 
     let layout: StoreLayout
-    let state: Mutex<LogState>
+    let state: Locked<LogState>
     let flushQueue = DispatchQueue(label: "annals.flush")
     let indexMergeQueue = DispatchQueue(label: "annals.index-merge", qos: .utility)
-    let periodicTimer: Mutex<PeriodicTimer?> = Mutex(nil)
+    let periodicTimer: Locked<PeriodicTimer?> = Locked(nil)
     let commitWatch = CommitWatch()
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
@@ -48,7 +48,7 @@ public final class EventStore: Sendable {
         self.path = path
         self.options = options
         self.layout = layout
-        self.state = Mutex(state)
+        self.state = Locked(state)
         self.recoveryReport = report
     }
 

@@ -17,6 +17,7 @@ import Testing
     @Test func fixturesExistForEveryFormatVersion() {
         #expect(Self.names.contains("v1-uncompressed"))
         #expect(Self.names.contains("v2-compressed"))
+        #expect(Self.names.contains("v2-system-streams"))
     }
 
     @Test(arguments: names) func fixtureDumpsAsCommittedAndVerifies(name: String) throws {
@@ -45,7 +46,9 @@ import Testing
         try await store.close()
         let after = try runAnnals(["dump", scratch.path]).stdout
         #expect(after.hasPrefix(before), "fixture \(name): old events must read the same after new appends")
-        #expect(after.split(separator: "\n").count == Int(end) + 50)
+        // (Retention may hide events of the fixture: count what the dump showed before.)
+        #expect(after.split(separator: "\n").count == before.split(separator: "\n").count + 50)
+        #expect(end > 0)
         #expect(try runAnnals(["verify", scratch.path]).status == 0)
     }
 }

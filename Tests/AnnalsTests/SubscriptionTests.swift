@@ -42,7 +42,9 @@ import Testing
         #expect(written == 1000)
         let (positions, caughtUpAt) = try await collector.value
         #expect(positions == (0..<UInt64(total)).map { $0 }, "every position once, in order")
-        #expect(caughtUpAt.count == 1 && caughtUpAt[0] >= 300)
+        // Caught up at most once, after the events that were there first (a subscriber slower
+        // than the writers may only catch up after the last of them: then no marker here).
+        #expect(caughtUpAt.count <= 1 && caughtUpAt.allSatisfy { $0 >= 300 })
         try await store.close()
     }
 

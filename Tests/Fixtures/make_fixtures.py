@@ -65,6 +65,18 @@ def make(name):
         # Several sealed segments with index files, raw records only.
         import_into(store, import_lines(rng, 160, streams), "--compression", "none", "--segment-size-bytes", "16384", "--batch", "5")
         set_version(store, 1)
+    elif name == "v2-system-streams":
+        # Snapshots and projection checkpoints (the example app), deletions, truncation and a
+        # max count (retention records), on top of compressed events.
+        example = os.path.join(os.path.dirname(ANNALS), "annals-example")
+        subprocess.run([example, store, "16384"], capture_output=True, check=True)
+        import_into(store, import_lines(rng, 120, ["keep-1", "soft-1", "hard-1", "trunc-1", "capped-1"]),
+                    "--segment-size-bytes", "16384")
+        annals("retention", store, "soft-1", "--delete")
+        annals("retention", store, "hard-1", "--hard-delete")
+        annals("retention", store, "trunc-1", "--truncate-before", "10")
+        annals("retention", store, "capped-1", "--max-count", "5")
+        import_into(store, import_lines(rng, 10, ["soft-1", "keep-1"]), "--segment-size-bytes", "16384")
     elif name == "v2-compressed":
         # Raw records before the first dictionary, dictionary frames, compressed and raw records
         # side by side, merged index files, a reopen that keeps the open segment's dictionary.

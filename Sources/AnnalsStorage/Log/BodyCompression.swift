@@ -97,7 +97,7 @@ final class BodyCompressor: @unchecked Sendable {
 /// Blocks compressed ahead of writing: per event, nil (store raw) or the block's bytes.
 final class PrecompressedBodies: Sendable {
     typealias Share = (range: Range<Int>, arena: [UInt8], blocks: [Range<Int>?])
-    private let shares = Mutex<[Share]>([])
+    private let shares = Locked<[Share]>([])
     let count: Int
 
     init(count: Int) { self.count = count }
