@@ -8,7 +8,7 @@ APT_PACKAGES := liblz4-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps bench-deps python-deps build test tsan bench bench-full benchmarks benchmarks-check compression-probe clean
+.PHONY: all deps bench-deps python-deps build test tsan fuzz bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -55,6 +55,16 @@ tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
 		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests'
+
+# Seeded mutation fuzzing past the checksums (frames, LZ4 blocks, dictionary references, index
+# files) and the corruption sweeps, under AddressSanitizer: out-of-bounds reads become failures.
+# (Leak detection is off: XCTest's own runner leaks 144 bytes at exit.)
+FUZZ_ITERATIONS ?= 5000
+fuzz: deps
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=0 ANNALS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
+		$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
+		--filter 'StructuredFuzzTests|CorruptionSweepTests|CompressionTests|LZ4Tests|BlockCompressorTests'
 
 # Release build of the benchmark runner, then the headline table on temporary stores: Annals,
 # SQLite and LMDB side by side with the machine's limits (writes bench-results/latest.json and

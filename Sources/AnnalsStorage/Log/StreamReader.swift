@@ -149,6 +149,12 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
+            // The stream's frames must continue each other: a damaged index that skips or
+            // repeats revisions is corruption, never a reason to compute a wrong position.
+            guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
+                throw .corrupt(frameSegment.corruption(
+                    at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
+            }
             slot += 1
             segment = frameSegment
             recordOffset = frame.recordsOffset
@@ -178,6 +184,10 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
+            guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
+                throw .corrupt(frameSegment.corruption(
+                    at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
+            }
             slot -= 1
             segment = frameSegment
             frameFirstRevision = frame.firstRevision
