@@ -8,7 +8,7 @@ APT_PACKAGES := liblz4-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps bench-deps python-deps build test tsan fuzz bench bench-full benchmarks benchmarks-check compression-probe clean
+.PHONY: all deps bench-deps python-deps build test tsan fuzz torture bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -55,6 +55,13 @@ tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
 		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests'
+
+# Long kill -9 torture: `annals import` killed TORTURE_KILLS times on one store, every committed
+# batch checked after each kill (make test runs 4).
+TORTURE_KILLS ?= 200
+torture: deps
+	$(SWIFT) build --build-tests
+	ANNALS_TORTURE_KILLS=$(TORTURE_KILLS) $(SWIFT) test --skip-build --filter KillTests
 
 # Seeded mutation fuzzing past the checksums (frames, LZ4 blocks, dictionary references, index
 # files) and the corruption sweeps, under AddressSanitizer: out-of-bounds reads become failures.
