@@ -16,28 +16,8 @@ import Testing
         let lines = (0..<20_000).map { index in
             #"{"stream":"s-\#(index % 37)","type":"T","data":{"n":\#(index),"pad":"\#(String(repeating: "p", count: Int(generator.next() % 300)))"}}"#
         }
-        let inputPath = store.directory + "/input.jsonl"
-        let outputPath = store.directory + "/output.txt"
-        try lines.joined(separator: "\n").write(toFile: inputPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent().appendingPathComponent("annals")
-        process.arguments = ["import", store.path, "--batch", "50", "--segment-size-bytes", "262144"]
-        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inputPath))
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Wait for the first commit, then kill at a seeded moment.
-        for _ in 0..<2000 where (try? String(contentsOfFile: outputPath, encoding: .utf8))?.isEmpty ?? true {
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        try await Task.sleep(for: .milliseconds(Int(generator.next() % 150)))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-
-        let output = try String(contentsOfFile: outputPath, encoding: .utf8)
+        let output = try await runImportAndKill(store: store, lines: lines, batch: 50,
+                                                delayMilliseconds: Int(generator.next() % 150))
         let committed = output.split(separator: "\n").compactMap { $0.hasPrefix("committed ") ? UInt64($0.dropFirst(10)) : nil }
         let lastCommitted = try #require(committed.last, "seed \(seed): the import committed nothing before the kill")
 
@@ -71,7 +51,8 @@ import Testing
             let lines = (0..<3000).map { index in
                 #"{"stream":"r\#(round)-\#(index % 11)","type":"T","data":{"round":\#(round),"n":\#(index),"pad":"\#(String(repeating: "x", count: Int(generator.next() % 200)))"}}"#
             }
-            let output = try await runImportAndKill(store: store, lines: lines, delayMilliseconds: Int(generator.next() % 120))
+            let output = try await runImportAndKill(store: store, lines: lines, batch: 40,
+                                                    delayMilliseconds: Int(generator.next() % 120))
             let committed = output.split(separator: "\n").compactMap { $0.hasPrefix("committed ") ? UInt64($0.dropFirst(10)) : nil }
             let reopened = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
             if let last = committed.last { #expect(reopened.endPosition > last, "round \(round)") }
@@ -96,7 +77,7 @@ import Testing
 
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its
     /// first commit, and returns what it printed.
-    private func runImportAndKill(store: TemporaryStore, lines: [String], delayMilliseconds: Int) async throws -> String {
+    private func runImportAndKill(store: TemporaryStore, lines: [String], batch: Int, delayMilliseconds: Int) async throws -> String {
         let inputPath = store.directory + "/input.jsonl"
         let outputPath = store.directory + "/output.txt"
         try lines.joined(separator: "\n").write(toFile: inputPath, atomically: true, encoding: .utf8)
@@ -104,7 +85,7 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .deletingLastPathComponent().appendingPathComponent("annals")
-        process.arguments = ["import", store.path, "--batch", "40", "--segment-size-bytes", "262144"]
+        process.arguments = ["import", store.path, "--batch", "\(batch)", "--segment-size-bytes", "262144"]
         process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inputPath))
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.standardError = FileHandle.nullDevice

@@ -14,6 +14,23 @@ private func temporaryStore(
     return (try EventStore.open(at: path, options: StoreOptions(durability: durability, compression: compression)), path)
 }
 
+/// A temporary store holding 100k realistic events in 1,000-event frames of 100 streams.
+private func storeOf100kEvents(_ name: String, compression: Compression) async throws -> (EventStore, String) {
+    let (store, path) = try temporaryStore(name, .none, compression: compression)
+    for start in stride(from: 0, to: 100_000, by: 1000) {
+        _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
+    }
+    return (store, path)
+}
+
+/// Reads everything the cursor gives, touching each payload's first byte.
+private func touchPayloads<Cursor: EventCursor>(_ cursor: Cursor) throws -> Int {
+    var cursor = cursor
+    var touched = 0
+    while let event = try cursor.next() { touched &+= try event.withPayloadBytes { Int($0.first ?? 0) } }
+    return touched
+}
+
 private let pool: [EventData] = {
     var generator = RealisticEvents(seed: 7)
     return generator.events(10_000).map(\.event)
@@ -68,17 +85,9 @@ let benchmarks: @Sendable () -> Void = {
     for compression in [Compression.lz4, .none] {
         let label = compression == .lz4 ? "lz4" : "uncompressed"
         Benchmark("replay-all-100k-\(label)", configuration: .init(scalingFactor: .one)) { benchmark in
-            let (store, path) = try temporaryStore("replay", .none, compression: compression)
-            for start in stride(from: 0, to: 100_000, by: 1000) {
-                _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
-            }
+            let (store, path) = try await storeOf100kEvents("replay", compression: compression)
             benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                var cursor = store.readAll().makeCursor()
-                var touched = 0
-                while let event = try cursor.next() { touched &+= try event.withPayloadBytes { Int($0.first ?? 0) } }
-                blackHole(touched)
-            }
+            for _ in benchmark.scaledIterations { blackHole(try touchPayloads(store.readAll().makeCursor())) }
             benchmark.stopMeasurement()
             try await store.close()
             try? FileManager.default.removeItem(atPath: path)
@@ -92,12 +101,7 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
             benchmark.startMeasurement()
-            for iteration in benchmark.scaledIterations {
-                var cursor = store.read("acct-\(iteration % 200)").makeCursor()
-                var touched = 0
-                while let event = try cursor.next() { touched &+= try event.withPayloadBytes { Int($0.first ?? 0) } }
-                blackHole(touched)
-            }
+            for iteration in benchmark.scaledIterations { blackHole(try touchPayloads(store.read("acct-\(iteration % 200)").makeCursor())) }
             benchmark.stopMeasurement()
             try await store.close()
             try? FileManager.default.removeItem(atPath: path)
@@ -105,10 +109,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("reopen-100k", configuration: .init(scalingFactor: .one, maxIterations: 50)) { benchmark in
-        let (store, path) = try temporaryStore("reopen", .none)
-        for start in stride(from: 0, to: 100_000, by: 1000) {
-            _ = try await store.append(Array(pool[(start % 10_000)..<(start % 10_000 + 1000)]), to: "order-\(start)")
-        }
+        let (store, path) = try await storeOf100kEvents("reopen", compression: .lz4)
         try await store.close()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {

@@ -149,12 +149,7 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
-            // The stream's frames must continue each other: a damaged index that skips or
-            // repeats revisions is corruption, never a reason to compute a wrong position.
-            guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
-                throw .corrupt(frameSegment.corruption(
-                    at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
-            }
+            try Self.check(frame, in: frameSegment, holds: revision, of: reader.record.name)
             slot += 1
             segment = frameSegment
             recordOffset = frame.recordsOffset
@@ -184,10 +179,7 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
-            guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
-                throw .corrupt(frameSegment.corruption(
-                    at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
-            }
+            try Self.check(frame, in: frameSegment, holds: revision, of: reader.record.name)
             slot -= 1
             segment = frameSegment
             frameFirstRevision = frame.firstRevision
@@ -207,5 +199,14 @@ public struct StreamCursor: EventCursor {
         remaining -= 1
         if revision == 0 { done = true } else { revision -= 1 }
         return event
+    }
+
+    /// The stream's frames must continue each other: a damaged index that skips or repeats
+    /// revisions is corruption, never a reason to compute a wrong position.
+    private static func check(_ frame: FrameHeader, in segment: Segment, holds revision: UInt64, of stream: String) throws(ReadError) {
+        guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
+            throw .corrupt(segment.corruption(
+                at: frame.offset, "stream \(stream): frame has revisions from \(frame.firstRevision), expected \(revision)"))
+        }
     }
 }
