@@ -94,7 +94,7 @@ extension EventStore {
                     throw .streamDeleted(stream: append.stream)
                 }
                 let hash = state.streams.hasher.hash(append.stream)
-                let recent = state.streams.record(for: append.stream, hash: hash)
+                let recent = state.recentRecord(for: append.stream, hash: hash)
                 let next = pending[append.stream] ?? locator.nextRevision(of: append.stream, hash: hash, recent: recent)
                 if pending[append.stream] == nil, append.hasCallerIDs, next > 0,
                    let record = locator.record(for: append.stream, hash: hash, recent: recent),
@@ -246,19 +246,16 @@ extension EventStore {
         old.file.protectReadOnly()
         state.durablePosition = state.nextPosition
         state.visibleEnd = state.writtenEnd
-        // The sealed segment's stream index goes to disk; its frames leave memory.
-        if state.tables.last.map({ $0.segments.upperBound < old.index }) ?? true {
-            let entries = state.streams.entries(forSegment: old.index)
-            guard let table = try IndexWriter.write(segments: old.index...old.index, nextPosition: state.nextPosition,
-                                                    entries: entries, hasher: state.streams.hasher, layout: layout)
-            else { throw SystemError(call: "open", path: layout.indexPath(old.index), errorNumber: EIO) }
-            state.tables.append(table)
-            if entries.count == state.streams.frameCount {
-                state.streams = StreamIndex(hasher: state.streams.hasher) // all of it was the sealed segment
-            } else {
-                state.streams.removeFrames(ofSegment: old.index)
-            }
-            scheduleIndexMerge()
+        // The sealed segment's stream index goes to disk off the writer lock: its frames move
+        // aside in one step (the open segment starts empty) and stay findable until the file is
+        // in place; a crash before that rebuilds it at open.
+        if state.tables.last.map({ $0.segments.upperBound < old.index }) ?? true,
+           state.indexScheduledThrough.map({ $0 < old.index }) ?? true {
+            state.indexScheduledThrough = old.index
+            state.sealedUnindexed.append(state.streams)
+            state.streams = StreamIndex(hasher: state.streams.hasher)
+            scheduleIndexFiles(for: state.sealedUnindexed[state.sealedUnindexed.count - 1], nextPosition: state.nextPosition,
+                               lastSegment: old.index)
         }
 
         let index = old.index + 1
@@ -277,18 +274,23 @@ extension EventStore {
         state.compressor = nil
         state.writeOffset = Format.segmentHeaderBytes
         state.syncedOffset = Format.segmentHeaderBytes
-        try writeCheckpoint(&state, clean: false)
+        // Off the lock too: until it is written, recovery starts from the previous checkpoint
+        // and scans a little more.
+        scheduleCheckpoint(makeCheckpoint(&state, clean: false))
     }
 
     /// Records the end of the log in the checkpoint file. The caller guarantees that everything
     /// written so far is durable (after a roll, after recovery's sync, at close).
     func writeCheckpoint(_ state: inout LogState, clean: Bool) throws(SystemError) {
+        try Self.writeFileAtomically(makeCheckpoint(&state, clean: clean).encoded(), to: layout.checkpointPath, directory: layout.root)
+    }
+
+    func makeCheckpoint(_ state: inout LogState, clean: Bool) -> Checkpoint {
         state.checkpointSequence += 1
         let end = state.writtenEnd
-        let checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
-                                    segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
-                                    sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)
-        try Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+        return Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
+                          segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
+                          sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)
     }
 }
 

@@ -21,6 +21,54 @@ extension EventStore {
         }
     }
 
+    /// Writes the index files of sealed segments held in `frames` (normally the one just
+    /// sealed, whose last segment is `lastSegment`), on the index queue in roll order, then swaps
+    /// them in: the tables join the cover and `frames` leaves memory in one step under the lock,
+    /// so a stream read sees each frame exactly once. If a write fails, the frames stay in
+    /// memory (still found by reads) and the next open rebuilds the missing file.
+    func scheduleIndexFiles(for frames: StreamIndex, nextPosition: UInt64, lastSegment: UInt64) {
+        let hasher = options.streamHasher, layout = self.layout
+        indexMergeQueue.async { [weak self] in
+            guard self != nil else { return }
+            // Every sealed segment gets a file, an empty one too (merges need a contiguous cover).
+            let segments = frames.segmentIndexes.union([lastSegment]).sorted()
+            var tables: [IndexTable] = []
+            for segment in segments {
+                // A segment's end is the next one's first position; the last one's is known.
+                let end = segment == lastSegment ? nextPosition : self?.state.withLock { state in
+                    state.segments.first { $0.index == segment + 1 }?.firstPosition
+                }
+                guard let end, let table = try? IndexWriter.write(
+                    segments: segment...segment, nextPosition: end, entries: frames.entries(forSegment: segment),
+                    hasher: hasher, layout: layout)
+                else { return }
+                tables.append(table)
+            }
+            guard let store = self else { return }
+            store.state.withLock { state in
+                for table in tables {
+                    let position = state.tables.firstIndex { $0.segments.lowerBound > table.segments.lowerBound } ?? state.tables.count
+                    state.tables.insert(table, at: position)
+                }
+                if let pending = state.sealedUnindexed.firstIndex(where: { $0.segmentIndexes == frames.segmentIndexes }) {
+                    state.sealedUnindexed.remove(at: pending)
+                }
+            }
+            while let sources = store.nextMergeCandidate() {
+                guard store.merge(sources) else { return }
+            }
+        }
+    }
+
+    /// Writes a checkpoint on the index queue, after the index files scheduled before it.
+    func scheduleCheckpoint(_ checkpoint: Checkpoint) {
+        let layout = self.layout
+        indexMergeQueue.async { [weak self] in
+            guard self != nil else { return }
+            try? Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+        }
+    }
+
     /// Waits for merges already scheduled (close uses it before releasing the lock).
     func waitForIndexMerges() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

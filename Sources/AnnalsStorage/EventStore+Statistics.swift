@@ -34,7 +34,9 @@ extension EventStore {
     /// - Throws: ``SystemError`` if a segment file's metadata cannot be read.
     public func statistics() throws(SystemError) -> StoreStatistics {
         let (segments, end, tables, memoryHashes, memoryFrames, memoryBytes, appends, flushes) = state.withLock {
-            ($0.segments, $0.visibleEnd, $0.tables, $0.streams.hashes, $0.streams.frameCount, $0.streams.approximateBytes,
+            ($0.segments, $0.visibleEnd, $0.tables, $0.streams.hashes + $0.sealedUnindexed.flatMap(\.hashes),
+             $0.streams.frameCount + $0.sealedUnindexed.reduce(0) { $0 + $1.frameCount },
+             $0.streams.approximateBytes + $0.sealedUnindexed.reduce(0) { $0 + $1.approximateBytes },
              $0.appendCount, $0.flushCount)
         }
         var hashes = Set(memoryHashes)

@@ -40,7 +40,7 @@ extension EventStore {
     private func streamSnapshot(_ stream: String) -> (StreamRecord?, [Segment], UInt64) {
         let hash = options.streamHasher.hash(stream)
         let (recent, tables, segments, end) = state.withLock {
-            ($0.streams.record(for: stream, hash: hash), $0.tables, $0.segments, $0.visibleEnd.nextPosition)
+            ($0.recentRecord(for: stream, hash: hash), $0.tables, $0.segments, $0.visibleEnd.nextPosition)
         }
         let record = StreamLocator(tables: tables, segments: segments).record(for: stream, hash: hash, recent: recent)
         return (record, segments, end)

@@ -100,9 +100,13 @@ import Testing
         let directory = TemporaryDirectory()
         let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
         try await fill(store, "sensor-1", 4)
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1500))
+        let secondGroup = ContinuousClock.now
         try await fill(store, "sensor-1", 3, from: 4)
-        try await store.setRetention(StreamRetention(maxAge: .milliseconds(200)), for: "sensor-1")
+        // Old enough to drop the first group (≥ 1.5 s old), young enough to keep the second
+        // with 0.7 s to spare for a loaded machine.
+        let maxAge = (ContinuousClock.now - secondGroup) + .milliseconds(700)
+        try await store.setRetention(StreamRetention(maxAge: maxAge), for: "sensor-1")
         #expect(try revisions(store, "sensor-1") == [4, 5, 6])
         #expect(try revisions(store, "sensor-1", backwards: true) == [6, 5, 4])
         #expect(try allOf(store, "sensor-1") == [4, 5, 6])

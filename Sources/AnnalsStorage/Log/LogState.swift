@@ -17,8 +17,14 @@ struct LogState {
     var syncedOffset: Int
     /// Index files of sealed segments, in segment order.
     var tables: [IndexTable]
-    /// Frames of the segments not covered by an index file (the open segment).
+    /// Frames of the open segment (and, after recovery of a read-only store, of unindexed ones).
     var streams: StreamIndex
+    /// Frames of sealed segments whose index files are being written off the lock, oldest
+    /// first; each leaves memory when its files are in `tables`.
+    var sealedUnindexed: [StreamIndex] = []
+    /// The last segment whose index file was scheduled (a retried roll must not schedule it
+    /// again with no frames).
+    var indexScheduledThrough: UInt64?
     /// Appenders waiting for a flush that covers their position.
     var waiters: [DurabilityWaiter] = []
     var flushRunning = false
@@ -44,6 +50,15 @@ struct LogState {
     var flushCount = 0
 
     var activeSegment: Segment { segments[segments.count - 1] }
+
+    /// The frames of `stream` held in memory (sealed-unindexed, then open), oldest first.
+    func recentRecord(for stream: String, hash: UInt64) -> StreamRecord? {
+        guard !sealedUnindexed.isEmpty else { return streams.record(for: stream, hash: hash) }
+        var frames: [FrameLocation] = []
+        for pending in sealedUnindexed { if let record = pending.record(for: stream, hash: hash) { frames += record.frames } }
+        if let record = streams.record(for: stream, hash: hash) { frames += record.frames }
+        return frames.isEmpty ? nil : StreamRecord(name: stream, frames: frames)
+    }
     var locator: StreamLocator { StreamLocator(tables: tables, segments: segments) }
     var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
 

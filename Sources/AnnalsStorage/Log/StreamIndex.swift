@@ -60,6 +60,8 @@ struct StreamIndex: Sendable {
     private var buckets: [UInt64: Bucket] = [:]
     private(set) var streamCount = 0
     private(set) var frameCount = 0
+    /// The segments whose frames it holds.
+    private(set) var segmentIndexes: Set<UInt64> = []
 
     init(hasher: StreamHasher) { self.hasher = hasher }
 
@@ -80,6 +82,7 @@ struct StreamIndex: Sendable {
     /// Adds a frame at the end of `stream`.
     mutating func append(_ frame: FrameLocation, to stream: String) {
         frameCount += 1
+        if frameCount == 1 || !segmentIndexes.contains(frame.segmentIndex) { segmentIndexes.insert(frame.segmentIndex) }
         let hash = hasher.hash(stream)
         switch buckets[hash] {
         case .none:
@@ -149,6 +152,7 @@ struct StreamIndex: Sendable {
             kept[hash] = records.count == 1 ? .one(records[0]) : .many(records)
         }
         buckets = kept
+        segmentIndexes.remove(segmentIndex)
     }
 
     /// Approximate bytes of memory the index uses (frame locations plus per-stream overhead).
