@@ -23,8 +23,9 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
     public var segmentFileBytes: Int
     /// Size of new segments.
     public var segmentSizeBytes: Int
-    /// Appends and flushes since open (flushes < appends means group commit is working).
+    /// Appends since open.
     public var appendsSinceOpen: Int
+    /// Flushes since open (fewer flushes than appends means group commit is working).
     public var flushesSinceOpen: Int
 }
 

@@ -34,6 +34,7 @@ public struct StoreOptions: Sendable, Hashable {
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
 
+    /// Options; each defaults as its property says.
     public init(
         durability: Durability = .fsyncBeforeAck,
         segmentSizeBytes: Int = 64 << 20,

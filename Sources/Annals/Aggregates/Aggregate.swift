@@ -32,6 +32,7 @@ public protocol Aggregate: Sendable {
 }
 
 extension Aggregate {
+    /// Ignores events this code does not know: the state stays as it was.
     public func evolve(unknown event: UnknownEvent) -> Self { self }
 
     /// The state after `events`, from ``initial``.

@@ -12,7 +12,9 @@
 /// let account = try await accounts.load("42").state
 /// ```
 public struct Repository<A: Aggregate>: Sendable {
+    /// The store the aggregates' streams live in.
     public let store: EventStore
+    /// How events are encoded for appending and decoded (with upcasting) when loading.
     public let translator: EventTranslator<A.Event>
     /// How many times `execute` decides again after a conflict before it gives up.
     public let maximumConflictRetries: Int
@@ -158,7 +160,9 @@ public struct Repository<A: Aggregate>: Sendable {
 
 /// An aggregate's state and the stream revision it reflects.
 public struct Loaded<A: Aggregate>: Sendable {
+    /// The aggregate's id (its stream is `A.stream(for: id)`).
     public let id: String
+    /// The state folded from the snapshot (if any) and the events.
     public let state: A
     /// The revision of the last event folded in; nil when the stream has no event.
     public let revision: UInt64?
@@ -178,6 +182,7 @@ public struct Executed<A: Aggregate>: Sendable {
     /// Where they landed.
     public let append: AppendResult?
 
+    /// The aggregate's state after the command.
     public var state: A { loaded.state }
 }
 

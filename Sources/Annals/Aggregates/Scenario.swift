@@ -25,7 +25,9 @@ public struct Scenario<A: Aggregate>: Sendable {
 
     /// What deciding the command produced.
     public struct Outcome: Sendable {
+        /// The state the given events fold to.
         public let state: A
+        /// The command under test.
         public let command: A.Command
 
         /// The decided events (or the rejection, thrown as ``ScenarioFailure``).
@@ -61,6 +63,7 @@ public struct Scenario<A: Aggregate>: Sendable {
 
 /// A given/when/then expectation that did not hold.
 public struct ScenarioFailure: Error, CustomStringConvertible, Sendable {
+    /// What was expected and what happened.
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -21,6 +21,7 @@ public protocol DomainEvent: Codable, Sendable {
 }
 
 extension DomainEvent {
+    /// Version 1 unless the type says otherwise.
     public static var schemaVersion: Int { 1 }
 }
 
@@ -75,13 +76,17 @@ public struct UnknownEvent: Sendable, Hashable {
         case newerSchemaVersion(known: Int)
     }
 
-    /// The recorded type (after renames) and schema version.
+    /// The recorded type (after renames).
     public let eventType: String
+    /// The recorded schema version.
     public let schemaVersion: Int
+    /// Why no family member decoded it.
     public let reason: Reason
-    /// Position, stream and revision of the event in the store.
+    /// Global position of the event in the store.
     public let position: UInt64
+    /// The stream it belongs to.
     public let stream: String
+    /// Its revision in that stream.
     public let revision: UInt64
     /// The payload as stored (after any upcasting that applied).
     public let payload: [UInt8]

@@ -3,7 +3,9 @@ import Foundation
 /// Turns domain events into payload bytes and back. JSON by default; an app may plug in
 /// another (Protocol Buffers, CBOR) per repository or projection.
 public protocol EventCodec: Sendable {
+    /// The payload bytes of `event`.
     func encode<Event: Encodable>(_ event: Event) throws -> [UInt8]
+    /// The event stored as `bytes`.
     func decode<Event: Decodable>(_ type: Event.Type, from bytes: [UInt8]) throws -> Event
 }
 
@@ -15,6 +17,7 @@ public struct JSONEventCodec: EventCodec {
     private let encoder: JSONEncoder
     private let decoder: JSONDecoder
 
+    /// A codec with sorted keys, ISO 8601 dates and exact decimals.
     public init() {
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -23,10 +26,12 @@ public struct JSONEventCodec: EventCodec {
         decoder.dateDecodingStrategy = .iso8601
     }
 
+    /// The event as JSON bytes. Throws `EncodingError`.
     public func encode<Event: Encodable>(_ event: Event) throws -> [UInt8] {
         Array(try encoder.encode(event))
     }
 
+    /// The event decoded from JSON bytes. Throws `DecodingError`.
     public func decode<Event: Decodable>(_ type: Event.Type, from bytes: [UInt8]) throws -> Event {
         try decoder.decode(type, from: Data(bytes))
     }

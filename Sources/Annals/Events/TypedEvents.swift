@@ -9,10 +9,13 @@ public enum TypedEvent<Family: EventFamily>: Sendable {
 /// Encodes family events for appending and decodes recorded ones, with upcasting. One per
 /// repository or projection; cheap to copy.
 public struct EventTranslator<Family: EventFamily>: Sendable {
+    /// How payloads are encoded and decoded.
     public let codec: any EventCodec
+    /// How old versions and old names are brought up to date on read.
     public let upcasters: Upcasters
     private let members: [String: EventMember<Family>]
 
+    /// A translator for the family's members, with `codec` and `upcasters`.
     public init(codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters()) {
         self.codec = codec
         self.upcasters = upcasters

@@ -16,6 +16,7 @@ public struct Upcasters: Sendable {
     private var transforms: [String: [Int: Transform]] = [:]
     private var renames: [String: String] = [:]
 
+    /// No upcasters and no renames.
     public init() {}
 
     /// Events recorded as `oldType` are read as `newType` (with the same schema version).

@@ -2,8 +2,11 @@
 /// the log live, and saves the checkpoint every `checkpointEvery` events and whenever it has
 /// handled everything committed. Delivery is at least once (see ``ExternalProjection``).
 public actor ExternalProjectionRunner<P: ExternalProjection> {
+    /// The store it reads.
     public let store: EventStore
+    /// The read model it feeds.
     public let projection: P
+    /// Events handled between checkpoint saves while catching up.
     public let checkpointEvery: Int
     private let translator: EventTranslator<P.Event>
 
@@ -15,6 +18,7 @@ public actor ExternalProjectionRunner<P: ExternalProjection> {
     public private(set) var unknownEvents = 0
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
+    /// A runner for `projection` over `store`; call ``run()`` in a task.
     public init(store: EventStore, projection: P, checkpointEvery: Int = 1000, codec: any EventCodec = JSONEventCodec(),
                 upcasters: Upcasters = Upcasters()) {
         self.store = store

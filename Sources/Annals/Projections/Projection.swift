@@ -31,6 +31,7 @@ public protocol Projection: Sendable {
 }
 
 extension Projection {
+    /// Every event of every application stream.
     public static var filter: SubscriptionFilter { .all }
     /// The system stream holding the projection's checkpoints.
     public static var checkpointStream: String { "$projection-\(name)" }
@@ -54,6 +55,7 @@ public protocol ExternalProjection: Sendable {
 }
 
 extension ExternalProjection {
+    /// Every event of every application stream.
     public static var filter: SubscriptionFilter { .all }
 }
 

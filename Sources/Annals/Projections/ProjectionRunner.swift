@@ -17,7 +17,9 @@ import Foundation
 /// try await store.waitUntilProjected(OrdersView.name, through: result.lastPosition)
 /// ```
 public actor ProjectionRunner<P: Projection> {
+    /// The store it reads and commits to.
     public let store: EventStore
+    /// Events applied between commits while catching up.
     public let checkpointEvery: Int
     private let translator: EventTranslator<P.Event>
     private let stateCodec: any EventCodec
@@ -33,6 +35,8 @@ public actor ProjectionRunner<P: Projection> {
     private var checkpointRevision: UInt64?
     private var loaded = false
 
+    /// A runner for `P` over `store`; call ``run()`` in a task. Only one runner of a
+    /// projection may run at a time (a second one's commit throws `concurrentRunner`).
     public init(
         store: EventStore, checkpointEvery: Int = 10_000, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters()
     ) {

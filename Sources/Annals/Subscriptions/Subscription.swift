@@ -8,6 +8,7 @@ public struct SubscriptionFilter: Sendable, Hashable {
     /// projection checkpoints). Default false.
     public var includeSystemStreams: Bool
 
+    /// A filter; nil means "any".
     public init(streamPrefixes: [String]? = nil, eventTypes: Set<String>? = nil, includeSystemStreams: Bool = false) {
         self.streamPrefixes = streamPrefixes
         self.eventTypes = eventTypes
@@ -99,6 +100,7 @@ public struct Subscription: AsyncSequence, Sendable {
         return Iterator(store: store, readPosition: position, filter: filter, batchSize: batchSize)
     }
 
+    /// Pulls messages; `next()` suspends while the subscription waits for new commits.
     public struct Iterator: AsyncIteratorProtocol {
         let store: EventStore
         /// The position after the last event read from the log (delivered or read ahead).

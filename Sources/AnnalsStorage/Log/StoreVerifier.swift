@@ -38,6 +38,7 @@ public struct VerificationReport: Sendable {
 /// changing any file. Safe to run while a
 /// writer has the store open. Problems are collected, not thrown.
 public enum StoreVerifier {
+    /// Problems listed in a report at most (verification stops collecting after that many).
     public static let maximumProblems = 100
 
     /// Verifies the store at `path`. `progress` is called after each segment with

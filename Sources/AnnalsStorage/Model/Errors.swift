@@ -8,6 +8,7 @@ public struct CorruptionError: Error, Sendable, Hashable, CustomStringConvertibl
     /// What is wrong, e.g. `"frame checksum mismatch"`.
     public let reason: String
 
+    /// A problem at `offset` of `file`.
     public init(file: String, offset: Int, reason: String) {
         self.file = file
         self.offset = offset

@@ -22,6 +22,7 @@ public struct EventData: Sendable, Hashable {
     /// Opaque payload bytes (often JSON).
     public var payload: [UInt8]
 
+    /// An event to append; without `id`, one is generated at append.
     public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = []) {
         self.id = id
         self.type = type
@@ -40,6 +41,7 @@ public struct StreamAppend: Sendable, Hashable {
     /// The optimistic concurrency check for this stream.
     public var expected: ExpectedRevision
 
+    /// The events to append to `stream` as one frame, if the stream is at `expected`.
     public init(stream: String, events: [EventData], expected: ExpectedRevision = .any) {
         self.stream = stream
         self.events = events

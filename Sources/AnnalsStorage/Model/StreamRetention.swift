@@ -11,6 +11,7 @@ public struct StreamRetention: Sendable, Hashable {
     /// ``AppendError/streamDeleted(stream:)``, forever.
     public var isDeleted: Bool
 
+    /// Settings; nil means "no limit".
     public init(truncateBefore: UInt64? = nil, maxCount: UInt64? = nil, maxAge: Duration? = nil, isDeleted: Bool = false) {
         self.truncateBefore = truncateBefore
         self.maxCount = maxCount
