@@ -6,8 +6,9 @@ import ArgumentParser
 struct AnnalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annals",
-        abstract: "Import, dump, verify and inspect Annals event stores.",
-        subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self]
+        abstract: "Import, dump, verify, inspect, delete from and compact Annals event stores.",
+        subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self,
+                      DeleteCommand.self, CompactCommand.self]
     )
 }
 
@@ -16,6 +17,13 @@ func fail(_ error: any Error) -> ExitCode {
     printError("error: \(error)")
     if case OpenError.storeLocked = error { return ExitCode(2) }
     return ExitCode.failure
+}
+
+/// Options for a command that writes to an existing store: new segments keep its segment size.
+func writableOptions(_ store: String) -> StoreOptions {
+    var options = StoreOptions()
+    if let size = EventStore.currentSegmentSize(at: store), size >= 4096, size % 4096 == 0 { options.segmentSizeBytes = size }
+    return options
 }
 
 extension Durability: ExpressibleByArgument {

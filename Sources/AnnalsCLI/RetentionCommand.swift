@@ -31,13 +31,14 @@ struct RetentionCommand: AsyncParsableCommand {
     @Option(help: "Keep only the newest N events (0: no limit).")
     var maxCount: UInt64?
 
-    @Option(help: "Remove events older than this many seconds (0: no limit).")
+    @Option(name: [.customLong("max-age"), .customLong("max-age-seconds")],
+            help: "Remove events older than this many seconds (0: no limit).")
     var maxAgeSeconds: Int64?
 
     func run() async throws {
         let changing = delete || hardDelete || truncateBefore != nil || maxCount != nil || maxAgeSeconds != nil
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: !changing)) } catch { throw fail(error) }
+        do { store = try EventStore.open(at: self.store, options: changing ? writableOptions(self.store) : StoreOptions(readOnly: true)) } catch { throw fail(error) }
         do {
             if delete || hardDelete { try await store.deleteStream(stream, hard: hardDelete) }
             if let truncateBefore { try await store.truncateStream(stream, before: truncateBefore) }

@@ -15,18 +15,34 @@ struct StatsCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Also list live, dead and reclaimable bytes of every segment.")
+    var segments = false
+
+    @Flag(help: "Skip the space analysis (it reads every frame).")
+    var quick = false
+
+    struct Output: Encodable {
+        let statistics: StoreStatistics
+        let space: [SegmentSpace]?
+    }
+
     func run() async throws {
         let statistics: StoreStatistics
+        var space: [SegmentSpace]?
         do {
             let opened = try EventStore.open(at: store, options: StoreOptions(readOnly: true))
             statistics = try opened.statistics()
+            if !quick {
+                // The counts above stand even when a frame fails its checks; `verify` says more.
+                do { space = try opened.spaceUsage() } catch { printError("space analysis stopped: \(error)") }
+            }
         } catch {
             throw fail(error)
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(statistics), as: UTF8.self))
+            print(String(decoding: try encoder.encode(Output(statistics: statistics, space: space)), as: UTF8.self))
         } else {
             print("""
                 segments        \(statistics.segments)
@@ -39,6 +55,31 @@ struct StatsCommand: AsyncParsableCommand {
                 allocated bytes \(statistics.allocatedBytes)
                 segment size    \(statistics.segmentSizeBytes)
                 """)
+            if let space { printSpace(space) }
         }
     }
+
+    func printSpace(_ space: [SegmentSpace]) {
+        let live = space.reduce(0) { $0 + $1.liveBytes }, dead = space.reduce(0) { $0 + $1.deadBytes }
+        let reclaimable = space.reduce(0) { $0 + $1.reclaimableBytes }
+        let allocated = space.reduce(0) { $0 + $1.allocatedBytes }
+        print("""
+            live bytes      \(live) (\(space.reduce(0) { $0 + $1.liveEvents }) events)
+            dead bytes      \(dead) (\(space.reduce(0) { $0 + $1.deadEvents }) events)
+            reclaimable     \(reclaimable) bytes: about \(allocated - reclaimable) allocated after `annals compact`
+            """)
+        guard segments else { return }
+        print("segment                            file      allocated      live       dead  reclaimable")
+        for segment in space {
+            let name = segment.firstSegment == segment.lastSegment ? "\(segment.firstSegment)" : "\(segment.firstSegment)-\(segment.lastSegment)"
+            let kind = segment.isOpen ? " (open)" : segment.isCompacted ? " (compacted)" : ""
+            print((name + kind).padding(24) + "\(segment.fileBytes)".leftPadding(14) + "\(segment.allocatedBytes)".leftPadding(15)
+                + "\(segment.liveBytes)".leftPadding(10) + "\(segment.deadBytes)".leftPadding(11) + "\(segment.reclaimableBytes)".leftPadding(13))
+        }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+    func leftPadding(_ width: Int) -> String { count >= width ? " " + self : String(repeating: " ", count: width - count) + self }
 }

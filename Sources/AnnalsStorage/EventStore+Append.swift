@@ -244,6 +244,12 @@ extension EventStore {
             throw error
         }
         old.file.protectReadOnly()
+        // Sealed before it was full (compaction, an old format version): its preallocated
+        // end goes back to the file system. It reads as zeros either way.
+        let unusedStart = (state.writeOffset + Format.sealFrameBytes + Self.releaseGranule - 1) / Self.releaseGranule * Self.releaseGranule
+        if old.file.size - unusedStart >= Self.minimumReleasedBytes {
+            try? old.file.releaseSpace(unusedStart..<old.file.size)
+        }
         state.durablePosition = state.nextPosition
         state.visibleEnd = state.writtenEnd
         // The sealed segment's stream index goes to disk off the writer lock: its frames move
@@ -279,6 +285,11 @@ extension EventStore {
         scheduleCheckpoint(makeCheckpoint(&state, clean: false))
     }
 
+    /// Space is given back in whole file-system blocks...
+    static let releaseGranule = 4096
+    /// ...and only when it is worth a system call.
+    static let minimumReleasedBytes = 64 * 1024
+
     /// Records the end of the log in the checkpoint file. The caller guarantees that everything
     /// written so far is durable (after a roll, after recovery's sync, at close).
     func writeCheckpoint(_ state: inout LogState, clean: Bool) throws(SystemError) {
@@ -288,9 +299,11 @@ extension EventStore {
     func makeCheckpoint(_ state: inout LogState, clean: Bool) -> Checkpoint {
         state.checkpointSequence += 1
         let end = state.writtenEnd
-        return Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
-                          segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
-                          sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)
+        var checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
+                                    segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
+                                    sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)
+        if state.segments.contains(where: \.isCompacted) { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
+        return checkpoint
     }
 }
 

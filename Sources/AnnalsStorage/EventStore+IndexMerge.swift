@@ -36,11 +36,14 @@ extension EventStore {
             for segment in segments {
                 // A segment's end is the next one's first position; the last one's is known.
                 let end = segment == lastSegment ? nextPosition : self?.state.withLock { state in
-                    state.segments.first { $0.index == segment + 1 }?.firstPosition
+                    state.segments.first { $0.index > segment }?.firstPosition
                 }
-                guard let end, let table = try? IndexWriter.write(
-                    segments: segment...segment, nextPosition: end, entries: frames.entries(forSegment: segment),
-                    hasher: hasher, layout: layout)
+                let fingerprint = self?.state.withLock { state in
+                    state.segments.segment(numbered: segment).map { IndexFile.fingerprint(of: [$0]) }
+                }
+                guard let end, let fingerprint, let table = try? IndexWriter.write(
+                    segments: segment...segment, nextPosition: end, fingerprint: fingerprint,
+                    entries: frames.entries(forSegment: segment), hasher: hasher, layout: layout)
                 else { return }
                 tables.append(table)
             }
@@ -109,10 +112,11 @@ extension EventStore {
             merged.append(best.entry)
             heads[best.source] += 1
         }
+        let fingerprint = state.withLock { $0.fingerprint(of: range) }
         let table: IndexTable?
         do {
-            table = try IndexWriter.write(segments: range, nextPosition: last.nextPosition, entries: merged, sorted: true,
-                                          hasher: options.streamHasher, layout: layout)
+            table = try IndexWriter.write(segments: range, nextPosition: last.nextPosition, fingerprint: fingerprint,
+                                          entries: merged, sorted: true, hasher: options.streamHasher, layout: layout)
         } catch {
             return false
         }

@@ -86,6 +86,15 @@ extension EventStore {
         state.withLock { ($0.writeOffset, $0.activeSegment.file.size) }
     }
 
+    /// The size of the newest segment file of the store at `path` (nil when there is none): the
+    /// segment size to open an existing store with, so that new segments match the old ones.
+    public static func currentSegmentSize(at path: String) -> Int? {
+        let layout = StoreLayout(root: path)
+        guard let last = (try? layout.listSegments())?.indexes.last,
+              let status = try? Syscalls.status(layout.segmentPath(last)) else { return nil }
+        return Int(status.st_size)
+    }
+
     /// The largest frame an append may produce with this store's segment size.
     public var maximumAppendBytes: Int { frameLimitBytes }
 }

@@ -95,7 +95,7 @@ public final class EventStore: Sendable {
             try state.withLock { (state) throws(SystemError) in
                 // A segment made by an older format version is sealed, never extended with
                 // records its version does not describe.
-                if state.activeSealed || state.activeSegment.header.formatVersion < Format.version {
+                if state.activeSealed || state.activeSegment.header.formatVersion < Format.appendSegmentVersion {
                     try startNextSegment(&state)
                 } else if scanned {
                     try writeCheckpoint(&state, clean: false)

@@ -81,6 +81,9 @@ public struct RecoveryReport: Sendable, Hashable {
     public var rebuiltIndexes: [String] = []
     /// Temporary files left by an interrupted operation, removed.
     public var removedTemporaryFiles: [String] = []
+    /// Segment files left over by a compaction interrupted after its output was in place
+    /// (their events are in the compacted file that replaced them), deleted.
+    public var removedSupersededFiles: [String] = []
     /// Anything else worth knowing, e.g. an unreadable checkpoint that forced a full scan.
     public var warnings: [String] = []
 }

@@ -8,6 +8,10 @@ int annals_fallocate(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, 0, (off_t)offset, (off_t)length);
 }
 
+int annals_punch_hole(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+}
+
 ptrdiff_t annals_getrandom(void *buffer, size_t length) {
     return getrandom(buffer, length, 0);
 }

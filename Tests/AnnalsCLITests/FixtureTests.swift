@@ -18,6 +18,7 @@ import Testing
         #expect(Self.names.contains("v1-uncompressed"))
         #expect(Self.names.contains("v2-compressed"))
         #expect(Self.names.contains("v2-system-streams"))
+        #expect(Self.names.contains("v3-compacted"))
     }
 
     @Test(arguments: names) func fixtureDumpsAsCommittedAndVerifies(name: String) throws {

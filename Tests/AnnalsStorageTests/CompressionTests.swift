@@ -327,6 +327,6 @@ import Testing
         let report = StoreVerifier.verify(at: path)
         #expect(report.isSound, "\(report.problems)")
         let checkpoint = try Data(contentsOf: URL(fileURLWithPath: path + "/checkpoint"))
-        #expect(checkpoint[10] == UInt8(Format.version), "a version-1 reader must refuse the store now")
+        #expect(checkpoint[10] == UInt8(Format.appendSegmentVersion), "a version-1 reader must refuse the store now")
     }
 }

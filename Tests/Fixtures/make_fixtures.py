@@ -83,6 +83,21 @@ def make(name):
         import_into(store, import_lines(rng, 250, streams), "--segment-size-bytes", "16384", "--batch", "7")
         import_into(store, import_lines(rng, 60, streams), "--compression", "none", "--segment-size-bytes", "16384")
         import_into(store, import_lines(rng, 60, streams), "--segment-size-bytes", "16384")
+    elif name == "v3-compacted":
+        # Compacted segments: merged ranges of segment numbers, positions and revisions that
+        # skip removed events, rewritten index files, dictionaries copied into compacted files,
+        # superseded snapshots and retention records removed, and a segment sealed early.
+        example = os.path.join(os.path.dirname(ANNALS), "annals-example")
+        subprocess.run([example, store, "16384"], capture_output=True, check=True)
+        import_into(store, import_lines(rng, 300, ["keep-1", "soft-1", "hard-1", "trunc-1", "capped-1", "old-1"]),
+                    "--segment-size-bytes", "16384", "--batch", "4")
+        annals("retention", store, "soft-1", "--delete")
+        annals("delete", store, "hard-1", "old-1", "--hard")
+        annals("retention", store, "trunc-1", "--truncate-before", "20")
+        annals("retention", store, "capped-1", "--max-count", "5")
+        annals("retention", store, "capped-1", "--max-count", "3")
+        annals("compact", store)
+        import_into(store, import_lines(rng, 20, ["soft-1", "keep-1"]), "--segment-size-bytes", "16384")
     else:
         raise SystemExit(f"unknown fixture {name}")
     for leftover in os.listdir(store):

@@ -39,6 +39,15 @@ if CommandLine.arguments.contains("api") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("compaction") {
+    // `annals-headline compaction [--full]`: disk bytes, compaction MB/s, appends beside it.
+    let events = full ? 10_000_000 : 1_000_000
+    print("Annals compaction benchmark in \(directory): loading \(events) events…")
+    CompactionWorkload.print(try await CompactionWorkload(directory: directory, events: events).run())
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if streamsMode {
     // `annals-headline streams [--full]`: stream reads, reopen and growth (1M; 10M with --full).
     print("Annals stream benchmark in \(directory)")

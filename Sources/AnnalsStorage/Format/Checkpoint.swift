@@ -4,9 +4,10 @@
 struct Checkpoint: Sendable, Equatable {
     /// Newest format version that wrote to this store.
     var formatVersion: UInt16 = Format.version
-    /// Oldest reader version that can read this store: this writer's, since a segment it
-    /// writes may hold dictionary frames and compressed records.
-    var minimumReaderVersion: UInt16 = Format.version
+    /// Oldest reader version that can read this store: 2, since a segment this writer appends
+    /// to may hold dictionary frames and compressed records; 3 once compaction has written a
+    /// segment.
+    var minimumReaderVersion: UInt16 = Format.appendSegmentVersion
     /// Set by a clean close: the position below is exactly the end of the log.
     var cleanShutdown: Bool
     /// The segment that holds the end of the checkpointed data.

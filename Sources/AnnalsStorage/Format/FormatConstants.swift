@@ -1,9 +1,17 @@
 /// Numbers that define the on-disk format. `format-spec.md` is the reference; this file and
 /// the spec change together.
 enum Format {
-    /// The format version this code writes, and the newest it reads. Version 2 added
-    /// dictionary frames and LZ4-compressed event records; version 1 files read unchanged.
-    static let version: UInt16 = 2
+    /// The newest format version this code reads and writes. Version 2 added dictionary
+    /// frames and LZ4-compressed event records; version 3 added compacted segments. Files of
+    /// every earlier version read unchanged.
+    static let version: UInt16 = 3
+    /// The version written into the header of a segment the log writer creates: its contents
+    /// are version 2 (frames with gapless positions), which version-2 readers read.
+    static let appendSegmentVersion: UInt16 = 2
+    /// The version of a segment written by compaction: positions may skip the events it removed.
+    static let compactedSegmentVersion: UInt16 = 3
+    /// Segment header flag: the file was written by compaction (version 3).
+    static let segmentCompactedFlag: UInt32 = 1
 
     // MARK: Segment header (64 bytes at offset 0 of every segment file)
     static let segmentMagic: [UInt8] = Array("ANNALSSG".utf8)

@@ -31,13 +31,31 @@ enum IndexFile {
     }
 
     /// The file's bytes for `entries` (in any order) of segments `segments`, whose frames end
-    /// at global position `nextPosition`.
-    static func encode(segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, entries unsorted: [Entry]) -> [UInt8] {
-        encode(segments: segments, nextPosition: nextPosition, hashID: hashID, sortedEntries: unsorted.sorted(by: <))
+    /// at global position `nextPosition`. `fingerprint` identifies the segment files indexed
+    /// (see ``fingerprint(of:)``).
+    static func encode(
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, entries unsorted: [Entry]
+    ) -> [UInt8] {
+        encode(segments: segments, nextPosition: nextPosition, hashID: hashID, fingerprint: fingerprint,
+               sortedEntries: unsorted.sorted(by: <))
+    }
+
+    /// CRC-32C over the header checksums (u32, little-endian) of the segment files a file
+    /// indexes, in order: compaction gives a rewritten segment a new header, so an index file
+    /// written for the old one no longer matches and is never trusted (0: not recorded).
+    static func fingerprint(of segments: some Sequence<Segment>) -> UInt32 {
+        var checksums: [UInt8] = []
+        for segment in segments {
+            let checksum = segment.bytes.u32(Format.segmentHeaderChecksumOffset)
+            for shift in stride(from: 0, to: 32, by: 8) { checksums.append(UInt8(truncatingIfNeeded: checksum >> UInt32(shift))) }
+        }
+        return checksums.withUnsafeBytes { CRC32C.checksum($0) }
     }
 
     /// As above, for entries already in (stream hash, first revision) order.
-    static func encode(segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, sortedEntries entries: [Entry]) -> [UInt8] {
+    static func encode(
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, sortedEntries entries: [Entry]
+    ) -> [UInt8] {
         var distinct = 0
         var previous: UInt64?
         for entry in entries where entry.streamHash != previous {
@@ -74,6 +92,7 @@ enum IndexFile {
             buffer.storeU32(hashID, at: 56)
             buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: 60)
             buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: 64)
+            buffer.storeU32(fingerprint, at: 68)
             buffer.storeU32(CRC32C.checksum(readable.slice(0, headerChecksumOffset)), at: headerChecksumOffset)
         }
         return bytes
@@ -84,6 +103,8 @@ enum IndexFile {
         let entries: Int
         let bloomBlocks: Int
         let nextPosition: UInt64
+        /// ``IndexFile/fingerprint(of:)`` of the segments indexed, 0 when not recorded.
+        let fingerprint: UInt32
     }
 
     /// Checks a whole index file: header, both checksums, sizes, entry order and that every
@@ -116,7 +137,8 @@ enum IndexFile {
         guard CRC32C.checksum(bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)) == bytes.u32(64) else {
             return .failure(CorruptionReason(offset: headerBytes + entriesBytes, "Bloom filter checksum mismatch"))
         }
-        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks), nextPosition: bytes.u64(48)))
+        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks), nextPosition: bytes.u64(48),
+                                fingerprint: bytes.u32(68)))
     }
 }
 

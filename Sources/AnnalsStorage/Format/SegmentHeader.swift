@@ -1,15 +1,33 @@
 /// The 64-byte header at the start of every segment file (see `format-spec.md`, "Segment
 /// header"). Written once when the segment is created; never changed afterwards.
 struct SegmentHeader: Sendable, Equatable {
-    var formatVersion: UInt16 = Format.version
+    var formatVersion: UInt16 = Format.appendSegmentVersion
     /// The segment's sequence number; also its file name.
     var segmentIndex: UInt64
+    /// The last segment number the file stands for: itself, or for a compacted file that
+    /// merged several segments, the last of them (their numbers have no file of their own).
+    var lastSegmentIndex: UInt64
     /// The file's size: the space frames may use is this minus the header.
     var segmentSizeBytes: UInt64
     /// Global position of the first event this segment holds (or would hold).
     var firstPosition: UInt64
     /// When the segment was created, nanoseconds since the Unix epoch.
     var createdAtNanoseconds: Int64
+    /// Written by compaction: sealed from birth, positions may skip removed events.
+    var isCompacted: Bool
+
+    init(
+        formatVersion: UInt16 = Format.appendSegmentVersion, segmentIndex: UInt64, lastSegmentIndex: UInt64? = nil,
+        segmentSizeBytes: UInt64, firstPosition: UInt64, createdAtNanoseconds: Int64, isCompacted: Bool = false
+    ) {
+        self.formatVersion = isCompacted ? Format.compactedSegmentVersion : formatVersion
+        self.segmentIndex = segmentIndex
+        self.lastSegmentIndex = lastSegmentIndex ?? segmentIndex
+        self.segmentSizeBytes = segmentSizeBytes
+        self.firstPosition = firstPosition
+        self.createdAtNanoseconds = createdAtNanoseconds
+        self.isCompacted = isCompacted
+    }
 
     func encode(into buffer: UnsafeMutableRawBufferPointer) {
         precondition(buffer.count >= Format.segmentHeaderBytes)
@@ -17,11 +35,12 @@ struct SegmentHeader: Sendable, Equatable {
         Format.segmentMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
         buffer.storeU16(formatVersion, at: 8)
         buffer.storeU16(UInt16(Format.segmentHeaderBytes), at: 10)
-        buffer.storeU32(0, at: 12)
+        buffer.storeU32(isCompacted ? Format.segmentCompactedFlag : 0, at: 12)
         buffer.storeU64(segmentIndex, at: 16)
         buffer.storeU64(segmentSizeBytes, at: 24)
         buffer.storeU64(firstPosition, at: 32)
         buffer.storeI64(createdAtNanoseconds, at: 40)
+        if isCompacted { buffer.storeU64(lastSegmentIndex, at: 48) }
         let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.segmentHeaderChecksumOffset))
         buffer.storeU32(checksum, at: Format.segmentHeaderChecksumOffset)
     }
@@ -44,13 +63,19 @@ struct SegmentHeader: Sendable, Equatable {
             throw .unsupportedFormatVersion(path: file, found: Int(version), supported: Int(Format.version))
         }
         guard Int(bytes.u16(10)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
+        let compacted = version >= Format.compactedSegmentVersion && bytes.u32(12) & Format.segmentCompactedFlag != 0
         let header = SegmentHeader(
             formatVersion: version,
             segmentIndex: bytes.u64(16),
+            lastSegmentIndex: compacted ? bytes.u64(48) : nil,
             segmentSizeBytes: bytes.u64(24),
             firstPosition: bytes.u64(32),
-            createdAtNanoseconds: bytes.i64(40)
+            createdAtNanoseconds: bytes.i64(40),
+            isCompacted: compacted
         )
+        guard header.lastSegmentIndex >= header.segmentIndex else {
+            throw corrupt("header covers segments \(header.segmentIndex) to \(header.lastSegmentIndex)")
+        }
         guard header.segmentSizeBytes == UInt64(bytes.count) else {
             throw corrupt("header says \(header.segmentSizeBytes) bytes but the file has \(bytes.count)")
         }

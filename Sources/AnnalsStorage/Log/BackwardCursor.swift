@@ -93,11 +93,15 @@ public struct BackwardCursor: EventCursor {
             guard let frame = try segment.frameHeader(at: offset) else {
                 throw .corrupt(segment.corruption(at: offset, "committed data missing"))
             }
-            guard frame.firstPosition == expected else {
+            guard segment.accepts(position: frame.firstPosition, expected: expected) else {
                 throw .corrupt(segment.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expected)"))
             }
             if frame.kind == .seal { break }
-            if frame.kind == .events { result.append(frame) }
+            guard frame.kind == .events else {
+                offset = frame.end
+                continue
+            }
+            result.append(frame)
             expected = frame.nextPosition
             offset = frame.end
         }

@@ -72,11 +72,12 @@ public struct ForwardCursor: EventCursor {
                 }
                 throw .corrupt(current.corruption(at: offset, "segment ends without a seal frame"))
             }
-            guard frame.firstPosition == expectedPosition else {
+            guard current.accepts(position: frame.firstPosition, expected: expectedPosition) else {
                 throw .corrupt(current.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expectedPosition)"))
             }
             if frame.kind == .seal {
                 try current.verify(frame)
+                expectedPosition = frame.firstPosition
                 slot += 1
                 offset = Format.segmentHeaderBytes
                 if slot < snapshot.segments.count, snapshot.segments[slot].firstPosition != expectedPosition {
@@ -86,7 +87,7 @@ public struct ForwardCursor: EventCursor {
                 continue
             }
             offset = frame.end
-            expectedPosition = frame.nextPosition
+            if frame.kind == .events { expectedPosition = frame.nextPosition }
             guard frame.kind == .events, frame.nextPosition > startPosition else { continue }
             try current.verify(frame)
             stream = current.streamName(of: frame)

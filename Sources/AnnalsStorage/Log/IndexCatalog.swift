@@ -22,24 +22,29 @@ enum IndexCatalog {
         var rejected: [CorruptionError] = []
     }
 
-    /// Chooses, among `files`, sound tables inside `sealed` without overlap, widest first.
-    /// `nextPosition(after:)` gives the first position of the segment after a range's last one
-    /// (nil when unknown), which the table must agree with.
-    static func select(
-        _ files: [File], sealed: ClosedRange<UInt64>?, hashID: UInt32, nextPosition: (UInt64) -> UInt64?
-    ) -> Selection {
+    /// Chooses, among `files`, sound tables over the first `sealedCount` of `segments` (all
+    /// segment files, in order) without overlap, widest first. A table must start and end at
+    /// segment file boundaries, end at the position where the next file starts, and carry the
+    /// fingerprint of the files it covers (one written before compaction rewrote a file is stale).
+    static func select(_ files: [File], segments: [Segment], sealedCount: Int, hashID: UInt32) -> Selection {
         var selection = Selection()
-        guard let sealed else {
+        guard sealedCount > 0, sealedCount <= segments.count else {
             selection.superseded = files
             return selection
         }
+        let sealed = segments[0].index...segments[sealedCount - 1].lastIndex
         var covered: [ClosedRange<UInt64>] = []
         let widestFirst = files.sorted {
             ($0.segments.upperBound - $0.segments.lowerBound, $1.segments.lowerBound)
                 > ($1.segments.upperBound - $1.segments.lowerBound, $0.segments.lowerBound)
         }
         for file in widestFirst {
-            guard sealed.contains(file.segments.lowerBound), sealed.contains(file.segments.upperBound) else {
+            let firstSlot = segments.lastIndex(atOrBefore: file.segments.lowerBound, by: \.index)
+            let lastSlot = segments.lastIndex(atOrBefore: file.segments.upperBound, by: \.index)
+            guard sealed.contains(file.segments.lowerBound), sealed.contains(file.segments.upperBound),
+                  segments[firstSlot].index == file.segments.lowerBound,
+                  segments[lastSlot].lastIndex == file.segments.upperBound
+            else {
                 selection.superseded.append(file)
                 continue
             }
@@ -49,9 +54,19 @@ enum IndexCatalog {
             }
             switch IndexTable.open(path: file.path, segments: file.segments, hashID: hashID) {
             case .success(let table):
-                if let expected = nextPosition(file.segments.upperBound), expected != table.nextPosition {
-                    selection.rejected.append(CorruptionError(file: file.path, offset: 48,
-                                                              reason: "index ends at position \(table.nextPosition), log at \(expected)"))
+                if lastSlot + 1 < segments.count, segments[lastSlot + 1].firstPosition != table.nextPosition {
+                    selection.rejected.append(CorruptionError(
+                        file: file.path, offset: 48,
+                        reason: "index ends at position \(table.nextPosition), log at \(segments[lastSlot + 1].firstPosition)"))
+                    continue
+                }
+                let indexed = segments[firstSlot...lastSlot]
+                let stale = table.fingerprint == 0
+                    ? indexed.contains(where: \.isCompacted)
+                    : table.fingerprint != IndexFile.fingerprint(of: indexed)
+                if stale {
+                    selection.rejected.append(CorruptionError(
+                        file: file.path, offset: 68, reason: "index was written for other segment files (before a compaction)"))
                     continue
                 }
                 covered.append(file.segments)

@@ -8,6 +8,8 @@ final class IndexTable: Sendable {
     let bloomBlocks: Int
     /// Global position after the last event of the range (what the index says).
     let nextPosition: UInt64
+    /// Identifies the segment files indexed (``IndexFile/fingerprint(of:)``); 0: not recorded.
+    let fingerprint: UInt32
     /// The stream hash of every `fenceStride`-th entry, kept in memory: a search bisects this
     /// small array and then touches one block of entries instead of probing across the file.
     private let fences: [UInt64]
@@ -19,6 +21,7 @@ final class IndexTable: Sendable {
         self.entryCount = summary.entries
         self.bloomBlocks = summary.bloomBlocks
         self.nextPosition = summary.nextPosition
+        self.fingerprint = summary.fingerprint
         let bytes = file.bytes
         self.fences = stride(from: 0, to: summary.entries, by: Self.fenceStride).map {
             bytes.u64(IndexFile.headerBytes + $0 * IndexFile.entryBytes)

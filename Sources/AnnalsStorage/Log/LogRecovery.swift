@@ -40,29 +40,41 @@ struct LogRecovery {
                 report.removedTemporaryFiles.append(file)
             }
         }
-        guard let firstIndex = listing.indexes.first else {
+        guard let lastListed = listing.indexes.last else {
             throw .notAStore(path: layout.root, reason: "no segment files in \(layout.segmentsDirectory)")
         }
-        for (offset, index) in listing.indexes.enumerated() where index != firstIndex + UInt64(offset) {
-            throw .corrupt(CorruptionError(
-                file: layout.segmentPath(firstIndex + UInt64(offset)), offset: 0, reason: "segment file missing"))
-        }
+        // A compacted file stands for a range of segment numbers; a file whose number lies in
+        // the range of the file before it is an input of a compaction that was interrupted
+        // after its output was in place: superseded.
         var segments: [Segment] = []
-        for (offset, index) in listing.indexes.enumerated() {
+        for index in listing.indexes {
             let path = layout.segmentPath(index)
-            let isLast = offset == listing.indexes.count - 1
+            if let previous = segments.last, index <= previous.lastIndex {
+                if writable {
+                    do { try Syscalls.unlinkIfPresent(path) } catch { throw .system(error) }
+                    report.removedSupersededFiles.append(path)
+                }
+                continue
+            }
+            if let previous = segments.last, index != previous.lastIndex + 1 {
+                throw .corrupt(CorruptionError(file: layout.segmentPath(previous.lastIndex + 1), offset: 0, reason: "segment file missing"))
+            }
+            let isLast = index == lastListed
             let file: MappedFile
             do { file = try MappedFile.open(path: path, writable: writable && isLast) } catch { throw .system(error) }
             let header = try SegmentHeader.decode(file.bytes, file: path)
             guard header.segmentIndex == index else {
                 throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
             }
+            if header.isCompacted && isLast {
+                throw .corrupt(CorruptionError(file: path, offset: 12, reason: "the last segment of a store cannot be a compacted one"))
+            }
             segments.append(Segment(header: header, file: file))
         }
 
         // Where verification starts: the checkpoint if it points at a segment we have.
-        var start = LogEnd(segmentIndex: firstIndex, offset: Format.segmentHeaderBytes, nextPosition: segments[0].firstPosition)
-        if let checkpoint, let segment = segments.first(where: { $0.index == checkpoint.segmentIndex }),
+        var start = LogEnd(segmentIndex: segments[0].index, offset: Format.segmentHeaderBytes, nextPosition: segments[0].firstPosition)
+        if let checkpoint, let segment = segments.first(where: { $0.index == checkpoint.segmentIndex && !$0.isCompacted }),
            checkpoint.segmentOffset >= UInt64(Format.segmentHeaderBytes),
            checkpoint.segmentOffset <= UInt64(segment.file.size),
            checkpoint.segmentOffset % UInt64(Format.frameAlignment) == 0 {
@@ -75,16 +87,16 @@ struct LogRecovery {
         }
 
         // Index files: a sound, non-overlapping cover of the sealed segments, widest files first.
-        let sealedRange = segments.count > 1 ? segments[0].index...segments[segments.count - 2].index : nil
         let files: [IndexCatalog.File]
         do { files = try IndexCatalog.list(layout) } catch { throw .system(error) }
-        let selection = IndexCatalog.select(files, sealed: sealedRange, hashID: hasher.id) { last in
-            last + 1 - firstIndex < UInt64(segments.count) ? segments[Int(last + 1 - firstIndex)].firstPosition : nil
-        }
+        let selection = IndexCatalog.select(files, segments: segments, sealedCount: segments.count - 1, hashID: hasher.id)
         for problem in selection.rejected { report.warnings.append("\(problem); rebuilt from the log") }
         if writable {
-            for file in selection.superseded where !selection.tables.contains(where: { $0.file.path == file.path }) {
-                do { try Syscalls.unlinkIfPresent(file.path) } catch { throw .system(error) }
+            // Superseded and failed files go: what they covered is rebuilt below, possibly
+            // under other names (after a compaction stopped half-way).
+            let unused = selection.superseded.map(\.path) + selection.rejected.map(\.file)
+            for path in unused where !selection.tables.contains(where: { $0.file.path == path }) {
+                do { try Syscalls.unlinkIfPresent(path) } catch { throw .system(error) }
             }
         }
         var tables = selection.tables
@@ -105,7 +117,7 @@ struct LogRecovery {
             let nextFirstPosition = isLast ? nil : segments[arrayIndex + 1].firstPosition
             // Entirely before the checkpoint: sealed and durable. Its index file is all we need.
             if segment.index < start.segmentIndex, let nextFirstPosition, let covering = table(covering: segment.index) {
-                expected = segment.index == covering.segments.upperBound ? covering.nextPosition : nextFirstPosition
+                expected = segment.lastIndex == covering.segments.upperBound ? covering.nextPosition : nextFirstPosition
                 continue
             }
             // Otherwise read the frames: walk headers up to the checkpoint, verify after it.
@@ -130,12 +142,13 @@ struct LogRecovery {
                 scan: while true {
                     switch FrameDecoder.probe(segment.bytes, at: offset) {
                     case .frame(let frame):
-                        guard frame.firstPosition == expected else {
+                        guard segment.accepts(position: frame.firstPosition, expected: expected) else {
                             throw .corrupt(segment.corruption(at: offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expected)"))
                         }
                         switch frame.kind {
                         case .seal:
                             sealed = true
+                            expected = frame.firstPosition
                             offset = frame.end
                             break scan
                         case .dictionary:
@@ -183,14 +196,15 @@ struct LogRecovery {
                     let entries = memory.entries(forSegment: segment.index)
                     let written: IndexTable?
                     do {
-                        written = try IndexWriter.write(segments: segment.index...segment.index, nextPosition: expected,
+                        written = try IndexWriter.write(segments: segment.index...segment.lastIndex, nextPosition: expected,
+                                                        fingerprint: IndexFile.fingerprint(of: [segment]),
                                                         entries: entries, hasher: hasher, layout: layout)
                     } catch { throw .system(error) }
                     guard let written else {
-                        throw .corrupt(CorruptionError(file: layout.indexPath(segment.index), offset: 0,
+                        throw .corrupt(CorruptionError(file: layout.indexPath(segment.index...segment.lastIndex), offset: 0,
                                                        reason: "index file unreadable after writing"))
                     }
-                    report.rebuiltIndexes.append(layout.indexPath(segment.index))
+                    report.rebuiltIndexes.append(layout.indexPath(segment.index...segment.lastIndex))
                     tables.append(written)
                     tables.sort { $0.segments.lowerBound < $1.segments.lowerBound }
                     if segment.index < start.segmentIndex {
@@ -239,12 +253,12 @@ struct LogRecovery {
             switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: limit == nil) {
             case .frame(let frame):
                 defer { previous = frame }
-                guard frame.firstPosition == expected else {
+                guard segment.accepts(position: frame.firstPosition, expected: expected) else {
                     throw culprit(offset, frame.kind == .seal
                         ? "seal says position \(frame.firstPosition), expected \(expected)"
                         : "frame at position \(frame.firstPosition), expected \(expected)")
                 }
-                if frame.kind == .seal { return expected }
+                if frame.kind == .seal { return frame.firstPosition }
                 if frame.kind == .dictionary {
                     dictionary = offset
                     offset = frame.end
@@ -269,7 +283,7 @@ struct LogRecovery {
         _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, checkContinuity: Bool,
         locator: StreamLocator, into memory: inout StreamIndex
     ) throws(OpenError) {
-        guard frame.firstPosition == expected else {
+        guard segment.accepts(position: frame.firstPosition, expected: expected) else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
         }
         if let problem = segment.validateRecords(of: frame) {

@@ -51,6 +51,11 @@ struct LogState {
 
     var activeSegment: Segment { segments[segments.count - 1] }
 
+    /// ``IndexFile/fingerprint(of:)`` of the segment files standing for the numbers `range`.
+    func fingerprint(of range: ClosedRange<UInt64>) -> UInt32 {
+        IndexFile.fingerprint(of: segments.lazy.filter { range.contains($0.index) })
+    }
+
     /// The frames of `stream` held in memory (sealed-unindexed, then open), oldest first.
     func recentRecord(for stream: String, hash: UInt64) -> StreamRecord? {
         guard !sealedUnindexed.isEmpty else { return streams.record(for: stream, hash: hash) }

@@ -4,10 +4,15 @@ extension Segment {
     /// runs once per dictionary; later calls cost one atomic load.
     func hasDictionary(at offset: Int) -> Bool {
         if offset > 0, verifiedDictionaryOffset.load(ordering: .acquiring) == offset { return true }
+        if isCompacted, verifiedDictionaries.withLock({ $0.contains(offset) }) {
+            verifiedDictionaryOffset.store(offset, ordering: .releasing)
+            return true
+        }
         guard offset >= Format.segmentHeaderBytes, offset % Format.frameAlignment == 0,
               case .frame(let frame) = FrameDecoder.probe(bytes, at: offset, verifyChecksum: true),
               frame.kind == .dictionary
         else { return false }
+        if isCompacted { verifiedDictionaries.withLock { _ = $0.insert(offset) } }
         verifiedDictionaryOffset.store(offset, ordering: .releasing)
         return true
     }

@@ -10,13 +10,28 @@ final class Segment: Sendable {
     /// Offset of the dictionary frame whose checksum was verified last (0: none yet). Segments
     /// almost always have one dictionary, so one slot spares every later read the check.
     let verifiedDictionaryOffset = Atomic<Int>(0)
+    /// Every dictionary frame verified so far, for compacted segments, which hold one per
+    /// segment they were made from.
+    let verifiedDictionaries = Locked<Set<Int>>([])
 
     init(header: SegmentHeader, file: MappedFile) {
         self.header = header
         self.file = file
     }
 
+    /// The segment's number (its file name).
     var index: UInt64 { header.segmentIndex }
+    /// The last segment number the file stands for (`index` unless compaction merged several).
+    var lastIndex: UInt64 { header.lastSegmentIndex }
+    /// Written by compaction: positions (and a stream's revisions) may skip removed events.
+    var isCompacted: Bool { header.isCompacted }
+
+    /// True when a frame starting at `position` may follow data that ended at `expected`:
+    /// exactly there, or (in a compacted segment) further on, past events compaction removed.
+    @inline(__always)
+    func accepts(position: UInt64, expected: UInt64) -> Bool {
+        position == expected || (isCompacted && position > expected)
+    }
     var path: String { file.path }
     var firstPosition: UInt64 { header.firstPosition }
     var bytes: UnsafeRawBufferPointer { file.bytes }
@@ -26,6 +41,20 @@ final class Segment: Sendable {
 
     func corruption(at offset: Int, _ reason: String) -> CorruptionError {
         CorruptionError(file: path, offset: offset, reason: reason)
+    }
+}
+
+extension RandomAccessCollection where Element == Segment, Index == Int {
+    /// The segment file that stands for segment number `number` (a compacted file stands for a
+    /// range of numbers), or nil when the store has none.
+    func segment(numbered number: UInt64) -> Segment? {
+        guard let first = first, number >= first.index else { return nil }
+        // Without compaction, number and slot advance together.
+        let guess = number - first.index
+        if guess < UInt64(count), self[startIndex + Int(guess)].index == number { return self[startIndex + Int(guess)] }
+        let slot = lastIndex(atOrBefore: number, by: \.index)
+        let candidate = self[slot]
+        return candidate.index <= number && number <= candidate.lastIndex ? candidate : nil
     }
 }
 

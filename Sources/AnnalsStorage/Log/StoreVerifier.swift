@@ -70,12 +70,21 @@ public enum StoreVerifier {
         var revisions: [String: UInt64] = [:]
         var sealedEntries: [UInt64: [IndexFile.Entry]] = [:]
         var sealedEnds: [UInt64: UInt64] = [:]
+        var mappedSegments: [Segment] = []
+        var lastNumber: UInt64?
+        var compactedSeen = false
         for (slot, index) in indexes.enumerated() {
             let isLast = slot == indexes.count - 1
             let file = layout.segmentPath(index)
-            report.segments += 1
             defer { progress?(slot + 1, indexes.count) }
-            if slot > 0, index != indexes[slot - 1] + 1 { problem(layout.segmentPath(indexes[slot - 1] + 1), 0, "segment file missing") }
+            if let lastNumber, index <= lastNumber {
+                report.notes.append("\(file) is left over by an interrupted compaction (a compacted file stands for it); "
+                    + "the next writable open deletes it")
+                continue
+            }
+            report.segments += 1
+            if let lastNumber, index != lastNumber + 1 { problem(layout.segmentPath(lastNumber + 1), 0, "segment file missing") }
+            lastNumber = index
             let mapped: MappedFile
             do { mapped = try MappedFile.open(path: file, writable: false) } catch {
                 problem(file, 0, error.description)
@@ -89,11 +98,17 @@ public enum StoreVerifier {
                 continue
             }
             if header.segmentIndex != index { problem(file, 16, "header names segment \(header.segmentIndex)") }
+            lastNumber = header.lastSegmentIndex
+            if header.isCompacted {
+                compactedSeen = true
+                if isLast { problem(file, 12, "the last segment of a store cannot be a compacted one") }
+            }
             if let expected = expectedPosition, header.firstPosition != expected {
                 problem(file, 32, "segment starts at position \(header.firstPosition), expected \(expected)")
             }
             var expected = header.firstPosition
             let segment = Segment(header: header, file: mapped)
+            mappedSegments.append(segment)
             var offset = Format.segmentHeaderBytes
             var sealed = false
             var entries: [IndexFile.Entry] = []
@@ -102,10 +117,11 @@ public enum StoreVerifier {
                 case .frame(let frame):
                     report.frames += 1
                     report.bytes += frame.length
-                    if frame.firstPosition != expected {
+                    if !segment.accepts(position: frame.firstPosition, expected: expected) {
                         problem(file, offset, "frame at position \(frame.firstPosition), expected \(expected)")
                     }
                     if frame.kind == .seal {
+                        expected = frame.firstPosition
                         sealed = true
                         break frames
                     }
@@ -124,7 +140,8 @@ public enum StoreVerifier {
                     }
                     let stream = segment.streamName(of: frame)
                     let revision = revisions[stream, default: 0]
-                    if frame.firstRevision != revision {
+                    // Compaction removes events: revisions may skip forward, never back.
+                    if frame.firstRevision != revision && !(compactedSeen && frame.firstRevision > revision) {
                         problem(file, offset, "stream \(stream) continues at revision \(frame.firstRevision), expected \(revision)")
                     }
                     revisions[stream] = frame.firstRevision + UInt64(frame.eventCount)
@@ -154,15 +171,15 @@ public enum StoreVerifier {
             if !isLast && !sealed { problem(file, offset, "sealed segment ends without a seal frame") }
             if sealed {
                 sealedEntries[index] = entries
-                sealedEnds[index] = expected
+                sealedEnds[header.lastSegmentIndex] = expected
             }
             expectedPosition = expected
         }
         report.streams = revisions.count
         // Index files: the cover a writer would choose must match the log exactly.
         if let files = try? IndexCatalog.list(layout) {
-            let sealed = sealedEntries.keys.min().flatMap { low in sealedEntries.keys.max().map { low...$0 } }
-            let selection = IndexCatalog.select(files, sealed: sealed, hashID: StreamHasher.fnv1a.id) { sealedEnds[$0] }
+            let selection = IndexCatalog.select(files, segments: mappedSegments, sealedCount: mappedSegments.count - 1,
+                                                hashID: StreamHasher.fnv1a.id)
             for rejected in selection.rejected {
                 problem(rejected.file, rejected.offset, "index file: \(rejected.reason) (the next writable open rebuilds it)")
             }

@@ -67,21 +67,23 @@ struct StreamLocator {
     }
 
     private func segment(_ index: UInt64) -> Segment? {
-        guard let first = segments.first, index >= first.index, index - first.index < UInt64(segments.count) else { return nil }
-        return segments[Int(index - first.index)]
+        guard let segment = segments.segment(numbered: index), segment.index == index else { return nil }
+        return segment
     }
 }
 
 /// Writes an index file (temp file + fsync + rename + directory fsync) and maps it.
 enum IndexWriter {
     static func write(
-        segments: ClosedRange<UInt64>, nextPosition: UInt64, entries: [IndexFile.Entry], sorted: Bool = false,
-        hasher: StreamHasher, layout: StoreLayout
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, fingerprint: UInt32, entries: [IndexFile.Entry],
+        sorted: Bool = false, hasher: StreamHasher, layout: StoreLayout
     ) throws(SystemError) -> IndexTable? {
         let path = layout.indexPath(segments)
         let bytes = sorted
-            ? IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, sortedEntries: entries)
-            : IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, entries: entries)
+            ? IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, fingerprint: fingerprint,
+                               sortedEntries: entries)
+            : IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, fingerprint: fingerprint,
+                               entries: entries)
         try EventStore.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
         return try? IndexTable.open(path: path, segments: segments, hashID: hasher.id).get()
     }

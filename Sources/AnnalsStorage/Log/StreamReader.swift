@@ -8,13 +8,10 @@ struct StreamReader {
     /// The segment and checked header of the frame at `slot` of the stream's frame list.
     func openFrame(_ slot: Int) throws(ReadError) -> (Segment, FrameHeader) {
         let location = record.frames[slot]
-        guard let first = segments.first, location.segmentIndex >= first.index,
-              location.segmentIndex - first.index < UInt64(segments.count)
-        else {
+        guard let segment = segments.segment(numbered: location.segmentIndex), segment.index == location.segmentIndex else {
             throw .corrupt(CorruptionError(file: "segment \(location.segmentIndex)", offset: Int(location.offset),
                                            reason: "indexed segment is not in the store"))
         }
-        let segment = segments[Int(location.segmentIndex - first.index)]
         let offset = Int(location.offset)
         switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: true) {
         case .frame(let frame) where frame.kind == .events:
@@ -149,8 +146,13 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
-            try Self.check(frame, in: frameSegment, holds: revision, of: reader.record.name)
             slot += 1
+            if !Self.frame(frame, holds: revision) {
+                // Compaction removes events: the stream continues at the next frame it kept.
+                try Self.checkGap(frame, in: frameSegment, expected: revision, of: reader)
+                if frame.firstRevision < revision { continue }
+                revision = frame.firstRevision
+            }
             segment = frameSegment
             recordOffset = frame.recordsOffset
             frameFirstRevision = frame.firstRevision
@@ -179,7 +181,14 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
-            try Self.check(frame, in: frameSegment, holds: revision, of: reader.record.name)
+            if !Self.frame(frame, holds: revision) {
+                try Self.checkGap(frame, in: frameSegment, expected: revision, of: reader)
+                guard frame.firstRevision < revision else {
+                    throw .corrupt(frameSegment.corruption(
+                        at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
+                }
+                revision = frame.firstRevision + UInt64(frame.eventCount) - 1
+            }
             slot -= 1
             segment = frameSegment
             frameFirstRevision = frame.firstRevision
@@ -201,12 +210,17 @@ public struct StreamCursor: EventCursor {
         return event
     }
 
+    private static func frame(_ frame: FrameHeader, holds revision: UInt64) -> Bool {
+        frame.firstRevision <= revision && revision < frame.firstRevision + UInt64(frame.eventCount)
+    }
+
     /// The stream's frames must continue each other: a damaged index that skips or repeats
-    /// revisions is corruption, never a reason to compute a wrong position.
-    private static func check(_ frame: FrameHeader, in segment: Segment, holds revision: UInt64, of stream: String) throws(ReadError) {
-        guard frame.firstRevision <= revision, revision < frame.firstRevision + UInt64(frame.eventCount) else {
+    /// revisions is corruption, never a reason to compute a wrong position. Only a store that
+    /// compaction has rewritten may skip revisions (the events it removed).
+    private static func checkGap(_ frame: FrameHeader, in segment: Segment, expected revision: UInt64, of reader: StreamReader) throws(ReadError) {
+        guard reader.segments.contains(where: \.isCompacted) else {
             throw .corrupt(segment.corruption(
-                at: frame.offset, "stream \(stream): frame has revisions from \(frame.firstRevision), expected \(revision)"))
+                at: frame.offset, "stream \(reader.record.name): frame has revisions from \(frame.firstRevision), expected \(revision)"))
         }
     }
 }

@@ -105,6 +105,13 @@ final class MappedFile: @unchecked Sendable {
         if mprotect(base, size, PROT_READ) == 0 { isWritable = false }
     }
 
+    /// Gives the blocks of `range` back to the file system (it keeps reading as zeros): the
+    /// unused end of a segment sealed before it was full.
+    func releaseSpace(_ range: Range<Int>) throws(SystemError) {
+        guard !range.isEmpty else { return }
+        _ = try Syscalls.punchHole(fd, range, path: path)
+    }
+
     /// Bytes the file system has allocated for the file (`st_blocks × 512`).
     func allocatedBytes() throws(SystemError) -> Int {
         Int(try Syscalls.fileStatus(fd, path: path).st_blocks) * 512

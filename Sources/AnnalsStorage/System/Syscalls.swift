@@ -46,6 +46,18 @@ enum Syscalls {
         }
     }
 
+    /// `fallocate(PUNCH_HOLE | KEEP_SIZE)`: frees the blocks of `range`, which then reads as
+    /// zeros. Returns false where the file system cannot (the space simply stays allocated).
+    static func punchHole(_ fd: Int32, _ range: Range<Int>, path: String) throws(SystemError) -> Bool {
+        while true {
+            if annals_punch_hole(fd, Int64(range.lowerBound), Int64(range.count)) == 0 { return true }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EOPNOTSUPP || error == ENOSYS { return false }
+            throw SystemError(call: "fallocate", path: path, errorNumber: error)
+        }
+    }
+
     /// The corresponding C function is `ftruncate`.
     static func truncate(_ fd: Int32, size: Int, path: String) throws(SystemError) {
         _ = try retrying("ftruncate", path) { ftruncate(fd, off_t(size)) }

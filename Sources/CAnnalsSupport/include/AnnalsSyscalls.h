@@ -9,6 +9,10 @@
 /// `fallocate(fd, 0, offset, length)` (Linux; glibc declares it only under _GNU_SOURCE).
 int annals_fallocate(int fd, int64_t offset, int64_t length);
 
+/// `fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)`: gives the
+/// blocks of a range back to the file system; the range reads as zeros, the size stays.
+int annals_punch_hole(int fd, int64_t offset, int64_t length);
+
 /// `getrandom(buffer, length, 0)`.
 ptrdiff_t annals_getrandom(void *buffer, size_t length);
 

@@ -49,6 +49,7 @@ class IndexFile:
         self.data = data
         (self.first_segment, self.last_segment, self.entry_count, self.bloom_blocks,
          self.next_position) = struct.unpack_from("<QQQQQ", data, 16)
+        self.fingerprint = struct.unpack_from("<I", data, 68)[0]
 
     @staticmethod
     def load(path):
@@ -96,12 +97,14 @@ class IndexFile:
 
 
 def chosen_index_files(store, sealed_segments):
-    """The cover of §7.4: widest files first, within the sealed segments, not overlapping,
-    every check passed, and nextPosition equal to the next segment's first position."""
+    """The cover of §7.4: widest files first, within the sealed segments, starting and ending
+    at segment file boundaries, not overlapping, every check passed, nextPosition equal to the
+    next segment's first position, and the fingerprint of the files covered."""
     if not sealed_segments:
         return []
-    low, high = sealed_segments[0].index, sealed_segments[-1].index
-    first_positions = {segment.index: segment.first_position for segment in store.segments}
+    low, high = sealed_segments[0].index, sealed_segments[-1].last_index
+    by_first = {segment.index: slot for slot, segment in enumerate(store.segments)}
+    by_last = {segment.last_index: slot for slot, segment in enumerate(store.segments)}
     directory = os.path.join(store.path, "segments")
     candidates = []
     for name in os.listdir(directory):
@@ -110,7 +113,7 @@ def chosen_index_files(store, sealed_segments):
             continue
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
-        if low <= first <= last <= high:
+        if low <= first <= last <= high and first in by_first and last in by_last:
             candidates.append((last - first, first, os.path.join(directory, name)))
     chosen = []
     taken = set()
@@ -119,11 +122,24 @@ def chosen_index_files(store, sealed_segments):
         if table is None:
             continue
         span = set(range(table.first_segment, table.last_segment + 1))
-        if span & taken or first_positions.get(table.last_segment + 1) != table.next_position:
+        first_slot, last_slot = by_first[table.first_segment], by_last[table.last_segment]
+        covered = store.segments[first_slot:last_slot + 1]
+        following = store.segments[last_slot + 1] if last_slot + 1 < len(store.segments) else None
+        if span & taken or following is None or following.first_position != table.next_position:
+            continue
+        if table.fingerprint == 0:
+            if any(segment.compacted for segment in covered):
+                continue  # written before a compaction rewrote one of its segments
+        elif table.fingerprint != fingerprint(covered):
             continue
         chosen.append(table)
         taken |= span
     return sorted(chosen, key=lambda table: table.first_segment)
+
+
+def fingerprint(segments):
+    """CRC-32C over the header checksums of ``segments`` (§7.2, segmentsFingerprint)."""
+    return crc32c(b"".join(bytes(segment.data[60:64]) for segment in segments))
 
 
 def lookup(table, name):

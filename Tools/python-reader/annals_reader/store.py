@@ -16,7 +16,7 @@ import lz4.block
 from .crc32c import crc32c
 
 #: Newest format version this reader understands (§6).
-SUPPORTED_VERSION = 2
+SUPPORTED_VERSION = 3
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32
@@ -119,6 +119,13 @@ class Segment:
             raise CorruptionError(path, 8, f"unexpected version {version} or header size {header_size}")
         self.version = version
         self.index, self.size, self.first_position = struct.unpack_from("<QQQ", header, 16)
+        flags = struct.unpack_from("<I", header, 12)[0]
+        # A compacted segment (§3.7) stands for the numbers index..last_index; its positions,
+        # and a stream's revisions, may skip events compaction removed.
+        self.compacted = version >= 3 and bool(flags & 1)
+        self.last_index = struct.unpack_from("<Q", header, 48)[0] if self.compacted else self.index
+        if self.last_index < self.index:
+            raise CorruptionError(path, 48, f"header covers segments {self.index} to {self.last_index}")
         if self.index != expected_index:
             raise CorruptionError(path, 16, f"header names segment {self.index}")
         if self.size != size:
@@ -280,10 +287,22 @@ class Store:
                          if name.endswith(".seg") and len(name) == 20 and name[:-4].isdigit())
         if not numbers:
             raise NotAStoreError(f"{path}: no segment files")
-        for expected, number in enumerate(numbers, start=numbers[0]):
-            if number != expected:
-                raise CorruptionError(os.path.join(directory, f"{expected:016d}.seg"), 0, "segment file missing")
-        self.segments = [Segment(os.path.join(directory, f"{n:016d}.seg"), n) for n in numbers]
+        # Each file stands for its number up to its header's last number (§1); a file inside a
+        # compacted file's range is a replaced input a stopped compaction left: skipped.
+        self.segments = []
+        for number in numbers:
+            if self.segments and number <= self.segments[-1].last_index:
+                continue
+            if self.segments and number != self.segments[-1].last_index + 1:
+                missing = self.segments[-1].last_index + 1
+                raise CorruptionError(os.path.join(directory, f"{missing:016d}.seg"), 0, "segment file missing")
+            try:
+                self.segments.append(Segment(os.path.join(directory, f"{number:016d}.seg"), number))
+            except FileNotFoundError:
+                # Deleted by a compaction after the listing: its data is in a file already open.
+                continue
+        self.compacted = any(segment.compacted for segment in self.segments)
+        self._seal_positions = {}
         self.checkpoint = Checkpoint.read(os.path.join(path, "checkpoint"))
         self._find_end()
         self.retention = self._retention_rules()
@@ -330,13 +349,16 @@ class Store:
         expected = segment.first_position
         sealed = False
         for frame in segment.frames(stop=self.end_offset if is_last else None):
-            if frame.first_position != expected:
+            skipped_ahead = segment.compacted and frame.first_position > expected
+            if frame.first_position != expected and not skipped_ahead:
                 raise CorruptionError(segment.path, frame.offset,
                                       f"frame at position {frame.first_position}, expected {expected}")
             if frame.kind == KIND_SEAL:
                 sealed = True
+                self._seal_positions[segment.index] = frame.first_position
                 break
-            expected = frame.next_position
+            if frame.kind == KIND_EVENTS:
+                expected = frame.next_position
             yield frame
         if not is_last and not sealed:
             raise CorruptionError(segment.path, 0, "sealed segment ends without a seal frame")
@@ -345,19 +367,24 @@ class Store:
         """Every events frame of the log in position order, every check of §3.4 applied."""
         revisions = {}
         expected = self.segments[0].first_position
+        compacted_seen = False
         for segment in self.segments:
             if segment.first_position != expected:
                 raise CorruptionError(segment.path, 32, f"segment starts at position {segment.first_position}, expected {expected}")
+            compacted_seen = compacted_seen or segment.compacted
+            expected = segment.first_position
             for frame in self._segment_frames(segment):
-                expected = frame.next_position
                 if frame.kind != KIND_EVENTS:
                     continue
+                expected = frame.next_position
                 stream = frame.stream
-                if frame.first_revision != revisions.get(stream, 0):
+                want = revisions.get(stream, 0)
+                if frame.first_revision != want and not (compacted_seen and frame.first_revision > want):
                     raise CorruptionError(segment.path, frame.offset,
                                           f"stream {stream} continues at revision {frame.first_revision}, expected {revisions.get(stream, 0)}")
                 revisions[stream] = frame.first_revision + frame.event_count
                 yield frame
+            expected = self._seal_positions.get(segment.index, expected)
 
     # Retention (§7A) -------------------------------------------------------------------------
 
@@ -415,7 +442,8 @@ class Store:
         from .index import chosen_index_files, lookup
         sealed = self.segments[:-1]
         tables = chosen_index_files(self, sealed)
-        covered = {n for table in tables for n in range(table.first_segment, table.last_segment + 1)}
+        covered = {segment.index for segment in self.segments
+                   if any(table.first_segment <= segment.index <= table.last_segment for table in tables)}
         by_index = {segment.index: segment for segment in self.segments}
         frames = []
         for table in tables:
@@ -436,7 +464,8 @@ class Store:
         frames.sort(key=lambda frame: frame.first_revision)
         expected = 0
         for frame in frames:
-            if frame.first_revision != expected:
+            # Revisions may skip forward (never back) once compaction removed events (§3.4).
+            if frame.first_revision != expected and not (self.compacted and frame.first_revision > expected):
                 raise CorruptionError(frame.segment.path, frame.offset,
                                       f"stream {name} continues at revision {frame.first_revision}, expected {expected}")
             expected = frame.first_revision + frame.event_count

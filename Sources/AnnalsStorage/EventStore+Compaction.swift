@@ -1,0 +1,335 @@
+/// Compaction: sealed segments are rewritten without their dead events (see ``Liveness``),
+/// keeping every surviving event's position and revision; small results are merged.
+///
+/// Online: it runs on the index queue (never beside an index merge), appends and reads go on,
+/// and a reader holding a segment that gets replaced keeps its mapping of the old file until
+/// it is done. Crash-safe at every step (see `format-spec.md`, "Compaction"): outputs are
+/// written to temporary files and synced, renamed over the first segment they replace (one
+/// atomic step each, so each number is either the old file or the new one), then the files
+/// they replace are deleted and the index file of the range is rewritten. A crash leaves old
+/// and new files that a writer's open sorts out: a file whose number lies inside a compacted
+/// file's range is a left-over input (deleted), and an index file whose fingerprint does not
+/// match its segment files is rebuilt.
+extension EventStore {
+    /// Gives the space of dead events back to the file system.
+    ///
+    /// - Parameters:
+    ///   - options: what to rewrite (see ``CompactionOptions``).
+    ///   - progress: called on the compaction's queue as it goes.
+    /// - Returns: what was rewritten and the allocated bytes before and after.
+    /// - Throws: ``CompactionError``; files already replaced stay replaced, consistently.
+    @discardableResult
+    public func compact(
+        _ options: CompactionOptions = CompactionOptions(), progress: (@Sendable (CompactionProgress) -> Void)? = nil
+    ) async throws(CompactionError) -> CompactionReport {
+        guard !self.options.readOnly else { throw .readOnly }
+        let started = Syscalls.monotonicNanoseconds()
+        var report = CompactionReport()
+        report.allocatedBytesBefore = try allocatedSegmentBytes()
+        if options.sealOpenSegment { report.sealedOpenSegment = try sealOpenSegmentIfItHasDeadEvents(options) }
+        // After the roll's index file: the compaction job queues behind it.
+        let initial = report
+        let result: Result<CompactionReport, CompactionError> = await withCheckedContinuation { continuation in
+            indexMergeQueue.async { [self] in
+                continuation.resume(returning: Result { () throws(CompactionError) in
+                    try compactSealedSegments(options, into: initial, progress: progress)
+                })
+            }
+        }
+        report = try result.get()
+        scheduleIndexMerge()
+        report.allocatedBytesAfter = try allocatedSegmentBytes()
+        report.seconds = Double(Syscalls.monotonicNanoseconds() - started) / 1e9
+        return report
+    }
+
+    /// Per segment file: what compaction would keep, remove and give back. Walks every frame
+    /// (checksums verified).
+    ///
+    /// - Throws: ``CompactionError/corrupt(_:)`` for a frame that fails its checks,
+    ///   ``CompactionError/system(_:)`` when file metadata cannot be read.
+    public func spaceUsage() throws(CompactionError) -> [SegmentSpace] {
+        var liveness = try makeLiveness()
+        let (segments, end) = state.withLock { ($0.segments, $0.visibleEnd) }
+        var result: [SegmentSpace] = []
+        for segment in segments where segment.index <= end.segmentIndex {
+            let isOpen = segment.index == end.segmentIndex
+            let plan: SegmentPlan
+            do { plan = try SegmentPlan.make(for: segment, limit: isOpen ? end.offset : nil, liveness: &liveness) } catch {
+                guard case .corrupt(let corruption) = error else { throw .storeClosed }
+                throw .corrupt(corruption)
+            }
+            let allocated: Int
+            do { allocated = try segment.file.allocatedBytes() } catch { throw .system(error) }
+            let live = Format.segmentHeaderBytes + plan.compactedBytes + Format.sealFrameBytes
+            result.append(SegmentSpace(
+                firstSegment: segment.index, lastSegment: segment.lastIndex, isOpen: isOpen, isCompacted: segment.isCompacted,
+                fileBytes: segment.file.size, allocatedBytes: allocated, liveBytes: live, deadBytes: plan.removedBytes,
+                reclaimableBytes: isOpen ? plan.removedBytes : max(0, allocated - live),
+                liveEvents: plan.keptEvents, deadEvents: plan.removedEvents))
+        }
+        return result
+    }
+
+    // MARK: Steps
+
+    private func allocatedSegmentBytes() throws(CompactionError) -> Int {
+        let segments = state.withLock { $0.segments }
+        var total = 0
+        for segment in segments {
+            do { total += try segment.file.allocatedBytes() } catch { throw .system(error) }
+        }
+        return total
+    }
+
+    /// What is dead now: retention as reads apply it, plus the newest `$retention` record of
+    /// each stream (older ones are superseded).
+    private func makeLiveness() throws(CompactionError) -> Liveness {
+        var newestRecord: [String: UInt64] = [:]
+        var cursor = read(StreamRetention.stream).makeCursor()
+        do {
+            while let event = try cursor.next() {
+                if let name = try event.withPayloadBytes({ StreamRetention.decode($0)?.stream }) { newestRecord[name] = event.revision }
+            }
+        } catch {
+            guard case .corrupt(let corruption) = error else { throw .storeClosed }
+            throw .corrupt(corruption)
+        }
+        return Liveness(rules: retentionView().rules, newestRetentionRecord: newestRecord) { [self] in lastRevision(of: $0) }
+    }
+
+    /// Seals the open segment when enough of what it holds is dead, so compaction can take it.
+    private func sealOpenSegmentIfItHasDeadEvents(_ options: CompactionOptions) throws(CompactionError) -> Bool {
+        var liveness = try makeLiveness()
+        let (active, end) = state.withLock { ($0.activeSegment, $0.visibleEnd) }
+        guard active.index == end.segmentIndex, end.offset > Format.segmentHeaderBytes else { return false }
+        let plan: SegmentPlan
+        do { plan = try SegmentPlan.make(for: active, limit: end.offset, liveness: &liveness) } catch {
+            guard case .corrupt(let corruption) = error else { throw .storeClosed }
+            throw .corrupt(corruption)
+        }
+        guard plan.removedBytes > 0, Double(plan.removedBytes) >= options.minimumGain * Double(plan.usedBytes) else { return false }
+        return try state.withLock { (state) throws(CompactionError) -> Bool in
+            if state.closed { throw .storeClosed }
+            if let failure = state.failure { throw .storeFailed(failure) }
+            guard state.activeSegment === active, !state.activeSealed else { return false }
+            do throws(SystemError) { try startNextSegment(&state) } catch { throw .system(error) }
+            return true
+        }
+    }
+
+    /// Runs on the index queue: examines the sealed segments of each index file's range and
+    /// rewrites the groups worth it.
+    private func compactSealedSegments(
+        _ options: CompactionOptions, into initial: CompactionReport, progress: (@Sendable (CompactionProgress) -> Void)?
+    ) throws(CompactionError) -> CompactionReport {
+        var report = initial
+        // Recovery must never start inside a segment about to be rewritten: checkpoint the
+        // start of the open segment (everything before it is durable since its roll).
+        let (segments, tables, checkpoint) = try state.withLock { (state) throws(CompactionError) in
+            if state.closed { throw .storeClosed }
+            if let failure = state.failure { throw .storeFailed(failure) }
+            return (state.segments, state.tables, checkpointAtOpenSegmentStart(&state))
+        }
+        do { try Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+            throw .system(error)
+        }
+        var liveness = try makeLiveness()
+        let total = tables.reduce(0) { count, table in count + segments.filter { table.segments.contains($0.index) }.count }
+        for table in tables {
+            if state.withLock({ $0.closed }) { throw .storeClosed }
+            let members = segments.filter { table.segments.contains($0.index) }
+            var plans: [SegmentPlan] = []
+            do {
+                for member in members { plans.append(try SegmentPlan.make(for: member, liveness: &liveness)) }
+            } catch {
+                guard case .corrupt(let corruption) = error else { throw .storeClosed }
+                throw .corrupt(corruption)
+            }
+            var allocated: [Int] = []
+            for member in members {
+                do { allocated.append(try member.file.allocatedBytes()) } catch { throw .system(error) }
+            }
+            let groups = Self.groups(plans, allocated: allocated, targetBytes: self.options.segmentSizeBytes,
+                                     minimumGain: options.minimumGain)
+            if !groups.isEmpty {
+                try rewrite(table, members: members, plans: plans, groups: groups, segments: segments, report: &report)
+            }
+            report.segmentsExamined += members.count
+            progress?(CompactionProgress(segmentsExamined: report.segmentsExamined, segmentsTotal: total,
+                                         bytesWritten: report.bytesWritten))
+        }
+        let final = state.withLock { checkpointAtOpenSegmentStart(&$0) }
+        do { try Self.writeFileAtomically(final.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+            throw .system(error)
+        }
+        CrashPoints.reach("compaction: final checkpoint written")
+        return report
+    }
+
+    /// A checkpoint at the start of the open segment: always true, since a roll syncs the
+    /// sealed segment before the next one exists.
+    private func checkpointAtOpenSegmentStart(_ state: inout LogState) -> Checkpoint {
+        state.checkpointSequence += 1
+        let active = state.activeSegment
+        var checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: active.index, segmentOffset: UInt64(Format.segmentHeaderBytes),
+                                    nextPosition: active.firstPosition, sequence: state.checkpointSequence,
+                                    lastTimestamp: state.lastTimestamp)
+        if state.segments.contains(where: \.isCompacted) { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
+        return checkpoint
+    }
+
+    /// Runs of neighbouring segments to rewrite together: a segment joins when rewriting it
+    /// gives back at least `minimumGain` of its allocated bytes or it is small; a run ends
+    /// before its output would exceed a segment. A run is written when it merges several files
+    /// or gives back enough.
+    static func groups(_ plans: [SegmentPlan], allocated: [Int], targetBytes: Int, minimumGain: Double) -> [[Int]] {
+        let overhead = Format.segmentHeaderBytes + Format.sealFrameBytes
+        let releaseGranule = Self.releaseGranule
+        var groups: [[Int]] = []
+        var current: [Int] = []
+        var currentBytes = 0
+        // What a rewrite would give back, in whole file-system blocks.
+        func gain(_ slot: Int) -> Int {
+            allocated[slot] - (plans[slot].compactedBytes + overhead + releaseGranule - 1) / releaseGranule * releaseGranule
+        }
+        func worthIt(_ slot: Int) -> Bool { Double(gain(slot)) >= minimumGain * Double(allocated[slot]) && gain(slot) > 0 }
+        func close() {
+            if current.count >= 2 || current.first.map(worthIt) == true { groups.append(current) }
+            current = []
+            currentBytes = 0
+        }
+        for slot in plans.indices {
+            let bytes = plans[slot].compactedBytes
+            let small = bytes + overhead <= targetBytes / 4
+            guard worthIt(slot) || small else {
+                close()
+                continue
+            }
+            if !current.isEmpty, currentBytes + bytes + overhead > targetBytes { close() }
+            current.append(slot)
+            currentBytes += bytes
+        }
+        close()
+        return groups
+    }
+
+    /// Replaces the `groups` of `members` (the segment files of `table`'s range) by compacted
+    /// files, rewrites the table and swaps both in.
+    private func rewrite(
+        _ table: IndexTable, members: [Segment], plans: [SegmentPlan], groups: [[Int]], segments: [Segment],
+        report: inout CompactionReport
+    ) throws(CompactionError) {
+        struct Written {
+            let group: [Int]
+            let temporaryPath: String
+            let finalPath: String
+            let output: CompactedSegmentEncoder.Output
+        }
+        var written: [Written] = []
+        defer { for item in written { try? Syscalls.unlinkIfPresent(item.temporaryPath) } }
+        for group in groups {
+            let inputs = group.map { plans[$0] }
+            let first = inputs[0].segment, last = inputs[inputs.count - 1].segment
+            guard let after = segments.first(where: { $0.index > last.lastIndex }) else { continue }
+            let output = CompactedSegmentEncoder.encode(
+                inputs, numbers: first.index...last.lastIndex, firstPosition: first.firstPosition,
+                endPosition: after.firstPosition, createdAt: Syscalls.wallClockNanoseconds())
+            let finalPath = layout.segmentPath(first.index)
+            let temporaryPath = finalPath + ".compacting.tmp"
+            if let problem = output.bytes.withUnsafeBytes({ CompactedSegmentEncoder.check($0, path: temporaryPath) }) {
+                throw .corrupt(problem)
+            }
+            do {
+                let fd = try Syscalls.open(temporaryPath, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+                defer { Syscalls.close(fd) }
+                try Syscalls.writeAll(fd, output.bytes, at: 0, path: temporaryPath)
+                try Syscalls.fsync(fd, path: temporaryPath)
+            } catch {
+                throw .system(error)
+            }
+            written.append(Written(group: group, temporaryPath: temporaryPath, finalPath: finalPath, output: output))
+            CrashPoints.reach("compaction: output written and synced")
+        }
+        // The point of no return, one file at a time: each rename replaces one number.
+        do {
+            for item in written {
+                try Syscalls.rename(item.temporaryPath, to: item.finalPath)
+                CrashPoints.reach("compaction: output renamed into place")
+            }
+            try Syscalls.syncDirectory(layout.segmentsDirectory)
+            CrashPoints.reach("compaction: renames durable")
+            for item in written {
+                for slot in item.group.dropFirst() {
+                    try Syscalls.unlinkIfPresent(members[slot].path)
+                    CrashPoints.reach("compaction: replaced input deleted")
+                }
+            }
+            try Syscalls.syncDirectory(layout.segmentsDirectory)
+        } catch {
+            throw .system(error)
+        }
+        // The new range: untouched members and the compacted files, in number order.
+        var replacements: [Int: Segment] = [:]
+        var replaced = Set<Int>()
+        var newFrames: [(UInt64, [(stream: String, location: FrameLocation)])] = []
+        for item in written {
+            let file: MappedFile
+            do { file = try MappedFile.open(path: item.finalPath, writable: false) } catch { throw .system(error) }
+            replacements[item.group[0]] = Segment(header: item.output.header, file: file)
+            newFrames.append((item.output.header.segmentIndex, item.output.frames))
+            replaced.formUnion(item.group)
+            report.segmentsRewritten += item.group.count
+            report.filesWritten += 1
+            report.bytesWritten += item.output.bytes.count
+            for slot in item.group {
+                report.eventsRemoved += plans[slot].removedEvents
+                report.eventsKept += plans[slot].keptEvents
+            }
+        }
+        written.removeAll()
+        var newMembers: [Segment] = []
+        for slot in members.indices {
+            if let replacement = replacements[slot] { newMembers.append(replacement) } else if !replaced.contains(slot) { newMembers.append(members[slot]) }
+        }
+        let rewrittenNumbers = Set(replaced.map { members[$0].index })
+        var entries: [IndexFile.Entry] = []
+        entries.reserveCapacity(table.entryCount)
+        for slot in 0..<table.entryCount {
+            let entry = table.entry(slot)
+            if !rewrittenNumbers.contains(UInt64(entry.segmentIndex)) { entries.append(entry) }
+        }
+        let hasher = options.streamHasher
+        for (number, frames) in newFrames {
+            for (stream, location) in frames {
+                entries.append(IndexFile.Entry(streamHash: hasher.hash(stream), firstRevision: location.firstRevision,
+                                               firstPosition: location.firstPosition, segmentIndex: UInt32(number),
+                                               offset: location.offset, eventCount: location.eventCount))
+            }
+        }
+        let newTable: IndexTable?
+        do {
+            newTable = try IndexWriter.write(segments: table.segments, nextPosition: table.nextPosition,
+                                             fingerprint: IndexFile.fingerprint(of: newMembers), entries: entries,
+                                             hasher: hasher, layout: layout)
+        } catch {
+            throw .system(error)
+        }
+        CrashPoints.reach("compaction: index file rewritten")
+        guard let newTable else {
+            throw .corrupt(CorruptionError(file: layout.indexPath(table.segments), offset: 0, reason: "index file unreadable after writing"))
+        }
+        state.withLock { state in
+            if let first = state.segments.firstIndex(where: { $0 === members[0] }), first + members.count <= state.segments.count {
+                state.segments.replaceSubrange(first..<first + members.count, with: newMembers)
+            }
+            if let slot = state.tables.firstIndex(where: { $0 === table }) { state.tables[slot] = newTable }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
