@@ -45,6 +45,9 @@ public struct CompactionReport: Sendable, Hashable, Codable {
     public var sealedOpenSegment = false
     /// Wall time, seconds.
     public var seconds = 0.0
+
+    /// An empty report (nothing done yet).
+    public init() {}
 }
 
 /// Space use of one segment file, as ``EventStore/spaceUsage()`` reports it.
