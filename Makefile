@@ -4,7 +4,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-APT_PACKAGES := liblz4-dev pkg-config
+APT_PACKAGES := liblz4-dev librdkafka-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
@@ -12,9 +12,10 @@ BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
 all: build
 
-# Installs the system libraries the package links (liblz4) when pkg-config cannot find them.
+# Installs the system libraries the package links (liblz4; librdkafka for AnnalsKafka and
+# `annals publish`) when pkg-config cannot find them.
 deps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists liblz4; then \
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists liblz4 rdkafka; then \
 		echo "make: installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \

@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "Annals", targets: ["Annals"]),
         .library(name: "AnnalsStorage", targets: ["AnnalsStorage"]),
+        // Publishing to Kafka through librdkafka: only apps that publish link it.
+        .library(name: "AnnalsKafka", targets: ["AnnalsKafka"]),
         .executable(name: "annals", targets: ["AnnalsCLI"]),
         // The seed's examples (bank account, orders) run against a real store: `swift run annals-example`.
         .executable(name: "annals-example", targets: ["annals-example"]),
@@ -23,6 +25,12 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
         ),
+        // librdkafka from the system (Debian: librdkafka-dev), found through pkg-config.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
+        ),
         // Tiny C helpers that need CPU intrinsics (hardware CRC-32C behind a runtime check).
         .target(name: "CAnnalsSupport"),
         .target(
@@ -33,10 +41,15 @@ let package = Package(
             name: "Annals",
             dependencies: ["AnnalsStorage"]
         ),
+        .target(
+            name: "AnnalsKafka",
+            dependencies: ["Annals", "CRdKafka"]
+        ),
         .executableTarget(
             name: "AnnalsCLI",
             dependencies: [
                 "Annals",
+                "AnnalsKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,6 +59,7 @@ let package = Package(
         .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsTests", dependencies: ["Annals", "AnnalsExamples", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
+        .testTarget(name: "AnnalsKafkaTests", dependencies: ["AnnalsKafka", "AnnalsTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,7 +20,7 @@ let package = Package(
             name: "annals-headline",
             dependencies: [
                 .product(name: "AnnalsTestSupport", package: "Annals"), .product(name: "AnnalsStorage", package: "Annals"),
-                .product(name: "Annals", package: "Annals"), "CSQLite", "CLMDB",
+                .product(name: "Annals", package: "Annals"), .product(name: "AnnalsKafka", package: "Annals"), "CSQLite", "CLMDB",
             ],
             path: "Sources/Headline"
         ),

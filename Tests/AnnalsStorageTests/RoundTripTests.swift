@@ -71,6 +71,40 @@ import Testing
         #expect(positions == Array((middle - 9...middle).reversed()))
     }
 
+    /// Reads in batches from arbitrary positions (which start from where an earlier batch
+    /// stopped in the same segment) return exactly the events of one full read, while appends
+    /// go on and across segment rolls.
+    @Test func batchedReadsFromAnyPositionMatchAFullRead() async throws {
+        let directory = TemporaryDirectory()
+        let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+        var generator = SeededGenerator(seed: 77)
+        for round in 0..<400 {
+            let count = Int(generator.next() % 4) + 1
+            _ = try await store.append((0..<count).map { checkableEvent(stream: "s-\(round % 9)", index: round * 10 + $0, size: 40) },
+                                       to: "s-\(round % 9)")
+            if round % 50 == 49 {
+                let full = try readEverything(store).map(\.position)
+                for _ in 0..<20 {
+                    var position = generator.next() % UInt64(full.count)
+                    var seen: [UInt64] = []
+                    while position < UInt64(full.count) {
+                        let batch = Int(generator.next() % 30) + 1
+                        var cursor = store.readAll(from: position, limit: batch).makeCursor()
+                        var read = 0
+                        while let event = try cursor.next() {
+                            seen.append(event.position)
+                            read += 1
+                        }
+                        #expect(read == min(batch, full.count - Int(position)))
+                        position += UInt64(read)
+                    }
+                    #expect(seen == Array(full.drop { $0 < seen.first ?? 0 }))
+                }
+            }
+        }
+        try await store.close()
+    }
+
     @Test func eventIdsAreKeptOrGeneratedAndTimestampsAreSet() async throws {
         let directory = TemporaryDirectory()
         let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)

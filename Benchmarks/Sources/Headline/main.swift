@@ -39,6 +39,14 @@ if CommandLine.arguments.contains("api") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("kafka") {
+    // `annals-headline kafka`: relay throughput and append-to-consume latency (mock cluster).
+    print("Annals Kafka relay benchmark in \(directory)")
+    KafkaWorkload.print(try await KafkaWorkload(directory: directory, events: full ? 2_000_000 : 200_000).run())
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("compaction") {
     // `annals-headline compaction [--full]`: disk bytes, compaction MB/s, appends beside it.
     let events = full ? 10_000_000 : 1_000_000

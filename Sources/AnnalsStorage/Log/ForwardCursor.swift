@@ -15,6 +15,9 @@ public struct ForwardCursor: EventCursor {
     private var eventsLeftInFrame = 0
     private var position: UInt64 = 0
     private var revision: UInt64 = 0
+    /// Offset and first position of the frame being read (a resume point for the next read).
+    private var frameOffset = 0
+    private var framePosition: UInt64 = 0
     private let retention: RetentionView
     /// The retention rule of the frame's stream, if it has one.
     private var rule: RetentionView.Rule?
@@ -26,7 +29,16 @@ public struct ForwardCursor: EventCursor {
         self.remaining = max(0, limit)
         self.slot = snapshot.slot(for: start)
         self.offset = Format.segmentHeaderBytes
-        self.expectedPosition = snapshot.segments[slot].firstPosition
+        let first = snapshot.segments[slot]
+        self.expectedPosition = first.firstPosition
+        // Batched reads (subscriptions, relays) continue where the previous batch stopped
+        // instead of walking the segment from its start again.
+        let hint = first.resumeHint.withLock { $0 }
+        if hint.offset > Format.segmentHeaderBytes, hint.position >= first.firstPosition, hint.position <= start,
+           hint.offset < snapshot.readLimit(of: first) {
+            self.offset = hint.offset
+            self.expectedPosition = hint.position
+        }
         if start >= snapshot.end.nextPosition { done = true }
     }
 
@@ -52,6 +64,10 @@ public struct ForwardCursor: EventCursor {
             // Events that retention removed are skipped (they stay in the log until compaction).
             if let rule, !rule.keeps(revision: eventRevision, timestamp: segment.bytes.i64(layout.offset + 16)) { continue }
             remaining -= 1
+            if remaining == 0 {
+                let hint = Segment.ResumeHint(position: framePosition, offset: frameOffset)
+                segment.resumeHint.withLock { $0 = hint }
+            }
             return RecordedEvent(position: eventPosition, stream: stream, revision: eventRevision, segment: segment, layout: layout)
         }
     }
@@ -94,6 +110,8 @@ public struct ForwardCursor: EventCursor {
             rule = retention.isEmpty ? nil : retention.rules[stream]
             if let rule, rule.deleted || frame.firstRevision + UInt64(frame.eventCount) <= rule.firstRevision { continue }
             segment = current
+            frameOffset = frame.offset
+            framePosition = frame.firstPosition
             recordOffset = frame.recordsOffset
             position = frame.firstPosition
             revision = frame.firstRevision

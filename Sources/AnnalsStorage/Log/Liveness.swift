@@ -8,7 +8,8 @@
 ///   so the next append continues the numbering however much was removed before it;
 /// - it is a snapshot of `S` (stream `$snapshot-S`) other than the newest, or any snapshot of a
 ///   hard-deleted `S`;
-/// - it is a projection checkpoint (`$projection-P`) other than the newest;
+/// - it is a projection checkpoint (`$projection-P`) or a relay checkpoint (`$relay-R`) other
+///   than the newest;
 /// - it is a `$retention` record that a newer record for the same stream replaced.
 struct Liveness {
     /// Retention as reads apply it when the compaction started.
@@ -21,6 +22,7 @@ struct Liveness {
 
     static let snapshotPrefix = "$snapshot-"
     static let projectionPrefix = "$projection-"
+    static let relayPrefix = "$relay-"
 
     init(rules: [String: RetentionView.Rule], newestRetentionRecord: [String: UInt64], lastRevision: @escaping (String) -> UInt64?) {
         self.rules = rules
@@ -62,7 +64,9 @@ struct Liveness {
             if rules[owner]?.deleted == true { return frame.eventCount }
             return keepingNewestOnly(frame, stream: stream)
         }
-        if stream.hasPrefix(Self.projectionPrefix) { return keepingNewestOnly(frame, stream: stream) }
+        if stream.hasPrefix(Self.projectionPrefix) || stream.hasPrefix(Self.relayPrefix) {
+            return keepingNewestOnly(frame, stream: stream)
+        }
         guard stream == StreamRetention.stream else { return 0 }
         let newest = lastRevision(of: stream)
         var offset = frame.recordsOffset

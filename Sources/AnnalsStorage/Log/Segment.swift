@@ -13,6 +13,15 @@ final class Segment: Sendable {
     /// Every dictionary frame verified so far, for compacted segments, which hold one per
     /// segment they were made from.
     let verifiedDictionaries = Locked<Set<Int>>([])
+    /// A frame boundary a forward cursor stopped at (its offset and the position expected
+    /// there): a later read from that position or beyond starts walking there instead of at
+    /// the segment's first frame. Frames never move, so any recorded boundary stays valid.
+    let resumeHint = Locked<ResumeHint>(ResumeHint(position: 0, offset: 0))
+
+    struct ResumeHint {
+        var position: UInt64
+        var offset: Int
+    }
 
     init(header: SegmentHeader, file: MappedFile) {
         self.header = header

@@ -1,0 +1,315 @@
+import Annals
+import Synchronization
+
+/// How a ``KafkaRelay`` publishes.
+public struct KafkaRelayConfiguration: Sendable {
+    /// `bootstrap.servers`: `host:port[,host:port…]`.
+    public var brokers: String
+    /// Names the relay's checkpoint stream, `$relay-<name>`: relays with different names keep
+    /// separate checkpoints.
+    public var name: String
+    /// The topic of each event (default: one topic per stream category, ``TopicMapping/category(prefix:)``).
+    public var topics: TopicMapping
+    /// Which events are published (default: every application event; system streams never).
+    public var filter: SubscriptionFilter
+    /// At most this many events are handed to Kafka and not yet acknowledged; the relay stops
+    /// reading until acknowledgements come back (default 10,000).
+    public var maxInFlight: Int
+    /// How often the checkpoint is written to the store while events are being delivered.
+    public var checkpointInterval: Duration
+    /// The wait before publishing again from the checkpoint after a failed delivery; doubled
+    /// after each failure up to `maximumRetryBackoff`, reset by a successful delivery.
+    public var retryBackoff: Duration
+    public var maximumRetryBackoff: Duration
+    /// Extra librdkafka producer properties (e.g. `security.protocol`, `sasl.mechanisms`,
+    /// `compression.type`). Idempotence stays on.
+    public var producerProperties: [String: String]
+
+    /// A configuration for the cluster at `brokers`.
+    public init(
+        brokers: String, name: String = "kafka", topicPrefix: String = "", filter: SubscriptionFilter = .all,
+        maxInFlight: Int = 10_000, checkpointInterval: Duration = .seconds(1),
+        retryBackoff: Duration = .milliseconds(100), maximumRetryBackoff: Duration = .seconds(10),
+        producerProperties: [String: String] = [:]
+    ) {
+        self.brokers = brokers
+        self.name = name
+        self.topics = .category(prefix: topicPrefix)
+        self.filter = filter
+        self.maxInFlight = maxInFlight
+        self.checkpointInterval = checkpointInterval
+        self.retryBackoff = retryBackoff
+        self.maximumRetryBackoff = maximumRetryBackoff
+        self.producerProperties = producerProperties
+    }
+}
+
+/// Where a relay is.
+public struct RelayStatus: Sendable, Hashable {
+    /// Every event before this position has been delivered (or was filtered out).
+    public var checkpoint: UInt64 = 0
+    /// The checkpoint as last written to the store: a restart resumes here.
+    public var savedCheckpoint: UInt64 = 0
+    /// The next position the relay will read.
+    public var readPosition: UInt64 = 0
+    /// Messages handed to Kafka, and acknowledged by it, since the relay started.
+    public var published: UInt64 = 0
+    public var delivered: UInt64 = 0
+    /// Handed to Kafka and not yet acknowledged.
+    public var inFlight = 0
+    /// Failed deliveries after which the relay published again from its checkpoint.
+    public var retries = 0
+    /// Events in the store after the checkpoint, and how old the oldest of them is.
+    public var lagEvents: UInt64 = 0
+    public var lagSeconds = 0.0
+    /// Why the last retry happened.
+    public var lastError: String?
+}
+
+/// Why a relay stopped.
+public enum RelayError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A producer property was refused, or the producer could not be created.
+    case configuration(String)
+    /// The producer raised a fatal error (it can no longer deliver idempotently). The
+    /// checkpoint stays where it was; a new relay resumes from it.
+    case fatal(String)
+    /// Reading the store failed.
+    case read(ReadError)
+    /// The checkpoint could not be written.
+    case checkpoint(AppendError)
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): return "Kafka configuration: \(message)"
+        case .fatal(let message): return "fatal Kafka producer error: \(message)"
+        case .read(let error): return "\(error)"
+        case .checkpoint(let error): return "writing the relay checkpoint: \(error)"
+        }
+    }
+}
+
+/// Publishes what the store commits to Kafka: reads `$all` from its durable checkpoint, catches
+/// up, then follows live commits.
+///
+/// - Each event becomes one message: key = stream name (so a stream's events stay ordered within
+///   one partition), value = payload, headers `event-type`, `event-id`, `position`, `revision`
+///   and `timestamp` (decimal nanoseconds since the epoch), and `metadata` when the event has any.
+/// - Delivery: an idempotent producer (`acks=all`). The checkpoint (the system stream
+///   `$relay-<name>`) only moves past events whose delivery Kafka acknowledged. After a crash or
+///   a restart nothing is lost; the only duplicates are events published after the last
+///   checkpoint, which consumers drop by the `event-id` header.
+/// - A failed delivery makes the relay wait for what is in flight, back off, and publish again
+///   from the checkpoint; a fatal producer error stops it with ``RelayError/fatal(_:)``.
+/// - Backpressure: at most ``KafkaRelayConfiguration/maxInFlight`` unacknowledged events.
+///
+/// Thread safety: ``run(progress:)`` runs once; ``stop()`` and ``status`` may be called from any task.
+public final class KafkaRelay: Sendable {
+    public let store: EventStore
+    public let configuration: KafkaRelayConfiguration
+    private let stopRequested = Atomic<Bool>(false)
+    private let current = Mutex(RelayStatus())
+
+    /// A relay from `store` with `configuration`. Nothing happens until ``run(progress:)``.
+    public init(store: EventStore, configuration: KafkaRelayConfiguration) {
+        self.store = store
+        self.configuration = configuration
+    }
+
+    /// The system stream holding the checkpoint of relay `name`.
+    public static func checkpointStream(_ name: String) -> String { "$relay-" + name }
+
+    /// Asks ``run(progress:)`` to finish: it stops reading, waits (up to 10 s) for the
+    /// acknowledgements of what is in flight, writes the checkpoint and returns.
+    public func stop() { stopRequested.store(true, ordering: .releasing) }
+
+    /// The relay's state now.
+    public var status: RelayStatus { current.withLock { $0 } }
+
+    /// The position a relay named `name` resumes from (0 when it never checkpointed).
+    public static func savedCheckpoint(of name: String, in store: EventStore) throws(ReadError) -> UInt64 {
+        var cursor = store.readBackwards(checkpointStream(name), limit: 1).makeCursor()
+        guard let event = try cursor.next() else { return 0 }
+        return try event.withPayloadBytes { bytes in
+            bytes.count == 8 ? bytes.loadUnaligned(as: UInt64.self).littleEndian : 0
+        }
+    }
+
+    /// Publishes until ``stop()`` (or a fatal error). `progress` is called about four times a
+    /// second with the status.
+    ///
+    /// - Returns: the final status, after the checkpoint was written.
+    /// - Throws: ``RelayError``; the checkpoint in the store is always one that is safe to
+    ///   resume from.
+    @discardableResult
+    public func run(progress: (@Sendable (RelayStatus) -> Void)? = nil) async throws(RelayError) -> RelayStatus {
+        let tracker = DeliveryTracker()
+        let producer = try KafkaProducer(brokers: configuration.brokers, properties: configuration.producerProperties,
+                                         tracker: tracker)
+        var next: UInt64
+        do { next = try Self.savedCheckpoint(of: configuration.name, in: store) } catch { throw .read(error) }
+        var saved = next
+        var ownCheckpointPosition: UInt64?
+        var published: UInt64 = 0
+        var retries = 0
+        var lastError: String?
+        var backoff = configuration.retryBackoff
+        let clock = ContinuousClock()
+        var lastSave = clock.now
+        var lastReport = clock.now
+        current.withLock { $0.savedCheckpoint = saved; $0.checkpoint = saved; $0.readPosition = next }
+
+        func saveCheckpoint(force: Bool) async throws(RelayError) {
+            let safe = tracker.safePosition(readUpTo: next)
+            // Past the saved checkpoint there is only its own event: nothing new to record.
+            if let own = ownCheckpointPosition, saved == own, safe == own + 1 { return }
+            guard safe > saved, force || tracker.takeDeliveredSinceCheckpoint() else { return }
+            var bytes = [UInt8](repeating: 0, count: 8)
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: safe.littleEndian, as: UInt64.self) }
+            let written: AppendResult
+            do {
+                written = try await store.appendToSystemStreams([StreamAppend(
+                    stream: Self.checkpointStream(configuration.name), events: [EventData(type: "$relay-checkpoint", payload: bytes)])])[0]
+            } catch {
+                throw .checkpoint(error)
+            }
+            saved = safe
+            ownCheckpointPosition = written.firstPosition
+            // The checkpoint event itself is never published: step over it when it is next.
+            if next == written.firstPosition { next += 1 }
+            lastSave = clock.now
+        }
+
+        func report(force: Bool = false) {
+            guard force || clock.now - lastReport >= .milliseconds(250) else { return }
+            lastReport = clock.now
+            let checkpoint = tracker.safePosition(readUpTo: next)
+            let end = store.endPosition
+            var lagSeconds = 0.0
+            if checkpoint < end {
+                var cursor = store.readAll(from: checkpoint, limit: 1).makeCursor()
+                if let oldest = try? cursor.next() {
+                    let nanoseconds = Timestamp.now().nanosecondsSinceEpoch - oldest.timestamp.nanosecondsSinceEpoch
+                    lagSeconds = max(0, Double(nanoseconds) / 1e9)
+                }
+            }
+            let status = RelayStatus(
+                checkpoint: checkpoint, savedCheckpoint: saved, readPosition: next, published: published,
+                delivered: tracker.deliveredCount, inFlight: tracker.inFlight, retries: retries,
+                lagEvents: end > checkpoint ? end - checkpoint : 0, lagSeconds: lagSeconds, lastError: lastError)
+            current.withLock { $0 = status }
+            progress?(status)
+        }
+
+        while !stopRequested.load(ordering: .acquiring) {
+            producer.poll(timeoutMilliseconds: 0)
+            if let fatal = producer.fatalError {
+                try? await saveCheckpoint(force: true)
+                report(force: true)
+                throw .fatal(fatal)
+            }
+            if let failure = tracker.failure {
+                // Publish again from the oldest failed event, once nothing is in flight (so the
+                // checkpoint cannot pass a failure): at-least-once, in order per stream.
+                while tracker.inFlight > 0, !stopRequested.load(ordering: .acquiring) {
+                    producer.poll(timeoutMilliseconds: 0)
+                    try? await Task.sleep(for: .milliseconds(2))
+                    if let fatal = producer.fatalError { throw .fatal(fatal) }
+                }
+                try await saveCheckpoint(force: false)
+                next = tracker.safePosition(readUpTo: next)
+                tracker.clearFailure()
+                retries += 1
+                lastError = failure.reason
+                report(force: true)
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, configuration.maximumRetryBackoff)
+                continue
+            }
+            let room = configuration.maxInFlight - tracker.inFlight
+            if room <= 0 {
+                try? await Task.sleep(for: .milliseconds(1))
+                continue
+            }
+            var cursor = store.readAll(from: next, limit: min(room, 1000)).makeCursor()
+            var read = 0
+            do {
+                reading: while let event = try cursor.next() {
+                    read += 1
+                    if configuration.filter.matches(event) {
+                        switch try publish(event, with: producer, tracker: tracker) {
+                        case .queued: published += 1
+                        case .stop: break reading
+                        }
+                    }
+                    next = event.position + 1
+                }
+            } catch {
+                try? await saveCheckpoint(force: true)
+                throw .read(error)
+            }
+            if tracker.deliveredCount > 0, tracker.failure == nil { backoff = configuration.retryBackoff }
+            if clock.now - lastSave >= configuration.checkpointInterval { try await saveCheckpoint(force: false) }
+            report()
+            if read == 0 {
+                // Caught up: wait for a commit, waking often while acknowledgements are due.
+                await waitForCommit(beyond: next, atMost: tracker.inFlight > 0 ? .milliseconds(2) : .milliseconds(200))
+            }
+        }
+        // Stopping: the acknowledgements of what is in flight, then the checkpoint.
+        let deadline = clock.now + .seconds(10)
+        while tracker.inFlight > 0, clock.now < deadline {
+            producer.poll(timeoutMilliseconds: 0)
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        try await saveCheckpoint(force: true)
+        report(force: true)
+        return status
+    }
+
+    private enum Publish { case queued, stop }
+
+    /// Hands one event to the producer, polling while librdkafka's queue is full. A refusal is
+    /// recorded as a failed delivery at the event's position.
+    private func publish(_ event: RecordedEvent, with producer: KafkaProducer, tracker: DeliveryTracker) throws(ReadError) -> Publish {
+        var headers: [(String, [UInt8])] = [
+            ("event-type", Array(event.type.utf8)),
+            ("event-id", Array(event.id.uuidString.lowercased().utf8)),
+            ("position", Array(String(event.position).utf8)),
+            ("revision", Array(String(event.revision).utf8)),
+            ("timestamp", Array(String(event.timestamp.nanosecondsSinceEpoch).utf8)),
+        ]
+        let metadata = try event.metadata
+        if !metadata.isEmpty { headers.append(("metadata", metadata)) }
+        let topic = configuration.topics.topic(for: event)
+        let key = Array(event.stream.utf8)
+        tracker.published(position: event.position)
+        while true {
+            let result = try event.withPayloadBytes { payload in
+                producer.produce(topic: topic, key: key, value: payload, headers: headers, position: event.position)
+            }
+            switch result {
+            case .queued:
+                return .queued
+            case .queueFull:
+                producer.poll(timeoutMilliseconds: 10)
+                if stopRequested.load(ordering: .acquiring) {
+                    tracker.delivered(position: event.position, error: "stopped")
+                    return .stop
+                }
+            case .failed(let reason):
+                tracker.delivered(position: event.position, error: reason)
+                return .stop
+            }
+        }
+    }
+
+    private func waitForCommit(beyond position: UInt64, atMost timeout: Duration) async {
+        let store = self.store
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await store.waitForCommit(beyond: position) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,272 @@
+import AnnalsKafka
+import AnnalsStorage
+import AnnalsTestSupport
+import Foundation
+import Testing
+
+/// The relay against librdkafka's mock cluster (the Kafka protocol, in process), read back by a
+/// librdkafka consumer: every event arrives, once per run, in order per stream key, with its
+/// headers; stopping, killing and broker failures lose nothing, and the only duplicates are
+/// events after the checkpoint the relay resumed from.
+@Suite(.serialized) struct KafkaRelayTests {
+    static let topics = ["test.order", "test.account", "test.shipment"]
+
+    final class Directory: @unchecked Sendable {
+        let path = FileManager.default.temporaryDirectory.path + "/annals-kafka-\(UUID().uuidString)"
+        init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+        var store: String { path + "/store" }
+    }
+
+    struct Appended {
+        let position: UInt64
+        let stream: String
+        let revision: UInt64
+        let type: String
+        let id: UUID
+        let payload: [UInt8]
+    }
+
+    /// `count` events over 30 streams of three categories, in batches of one to five.
+    func fill(_ store: EventStore, count: Int, seed: UInt64 = 1) async throws -> [Appended] {
+        var generator = SeededGenerator(seed: seed)
+        var appended: [Appended] = []
+        let categories = ["order", "account", "shipment"]
+        while appended.count < count {
+            let stream = "\(categories[Int(generator.next() % 3)])-\(generator.next() % 10)"
+            let size = min(count - appended.count, Int(generator.next() % 5) + 1)
+            let events = (0..<size).map { index in
+                EventData(type: ["Placed", "Paid", "Shipped"][index % 3],
+                          payload: Array(#"{"n":\#(appended.count + index),"stream":"\#(stream)"}"#.utf8),
+                          metadata: index == 0 ? Array(#"{"source":"test"}"#.utf8) : [])
+            }
+            let result = try await store.append(events, to: stream)
+            var cursor = store.read(stream, from: result.firstRevision).makeCursor()
+            while let event = try cursor.next() {
+                appended.append(Appended(position: event.position, stream: stream, revision: event.revision, type: event.type,
+                                         id: event.id, payload: try event.payload))
+            }
+        }
+        return appended
+    }
+
+    func waitUntil(_ timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw WaitError.timedOut }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    enum WaitError: Error { case timedOut }
+
+    func configuration(_ kafka: KafkaMockCluster) -> KafkaRelayConfiguration {
+        KafkaRelayConfiguration(brokers: kafka.bootstrap, topicPrefix: "test.", retryBackoff: .milliseconds(50))
+    }
+
+    /// Runs a relay until everything committed so far is checkpointed, then stops it.
+    func relayToEnd(_ store: EventStore, _ kafka: KafkaMockCluster) async throws -> RelayStatus {
+        let relay = KafkaRelay(store: store, configuration: configuration(kafka))
+        let running = Task { try await relay.run() }
+        try await waitUntil { relay.status.checkpoint >= store.endPosition }
+        relay.stop()
+        return try await running.value
+    }
+
+    /// The built `annals` executable (next to the test bundle) with `arguments`, not started.
+    func annals(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return process
+    }
+
+    /// Reads every topic until `count` messages (then a little longer, to catch duplicates).
+    func consume(_ kafka: KafkaMockCluster, count: Int) throws -> [KafkaMockCluster.Message] {
+        let consumer = try kafka.consumer(topics: Self.topics)
+        var messages: [KafkaMockCluster.Message] = []
+        consumer.poll(until: count, timeout: .seconds(60), into: &messages)
+        consumer.poll(until: Int.max, timeout: .milliseconds(500), into: &messages)
+        return messages
+    }
+
+    /// Every appended event is there (at least once); each stream's messages are in revision
+    /// order within its partition; positions seen twice are all at or after `duplicatesFrom`.
+    func expectComplete(_ messages: [KafkaMockCluster.Message], _ appended: [Appended], duplicatesFrom: UInt64 = .max,
+                        sourceLocation: SourceLocation = #_sourceLocation) {
+        let byPosition = Dictionary(grouping: messages, by: \.position)
+        let missing = appended.filter { byPosition[$0.position] == nil }
+        #expect(missing.isEmpty, "\(missing.count) events never arrived, first at \(missing.first.map { "\($0.position)" } ?? "-")",
+                sourceLocation: sourceLocation)
+        let duplicated = byPosition.filter { $0.value.count > 1 }.keys.sorted()
+        #expect(duplicated.allSatisfy { $0 >= duplicatesFrom },
+                "duplicates before the checkpoint \(duplicatesFrom): \(duplicated.prefix(5))", sourceLocation: sourceLocation)
+        for (key, stream) in Dictionary(grouping: messages, by: \.key) {
+            let partitions = Set(stream.map(\.partition))
+            #expect(partitions.count == 1, "\(key) spread over partitions \(partitions)", sourceLocation: sourceLocation)
+            // What the relay published again after its checkpoint repeats; each event's last
+            // copy is in revision order (the order a consumer applying by revision ends with).
+            let lastCopy = Dictionary(stream.map { ($0.position, $0.offset) }, uniquingKeysWith: max)
+            let revisions = stream.sorted { $0.offset < $1.offset }.filter { lastCopy[$0.position] == $0.offset }.map(\.revision)
+            #expect(zip(revisions, revisions.dropFirst()).allSatisfy { $0 < $1 }, "\(key): \(revisions.prefix(20))",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func everyEventArrivesOnceInOrderPerStreamWithItsHeaders() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        let appended = try await fill(store, count: 1500)
+        try await store.saveSnapshot(of: "order-1", revision: 0, schemaVersion: 1, bytes: [1]) // a system stream: not published
+        let end = store.endPosition
+        let final = try await relayToEnd(store, kafka)
+        let messages = try consume(kafka, count: appended.count)
+        #expect(messages.count == appended.count, "exactly once")
+        expectComplete(messages, appended)
+        for (key, stream) in Dictionary(grouping: messages, by: \.key) {
+            let revisions = stream.sorted { $0.offset < $1.offset }.map(\.revision)
+            #expect(revisions == Array(0..<UInt64(revisions.count)), "\(key): in order, without gaps")
+        }
+        let expected = Dictionary(uniqueKeysWithValues: appended.map { ($0.position, $0) })
+        for message in messages {
+            guard let event = expected[message.position] else { continue }
+            #expect(message.key == event.stream && message.revision == event.revision && message.value == event.payload)
+            #expect(message.topic == "test." + event.stream.split(separator: "-")[0])
+            #expect(message.headers["event-type"] == event.type && message.headers["event-id"] == event.id.uuidString.lowercased())
+            #expect(UInt64(message.headers["timestamp"] ?? "") != nil)
+            #expect((message.headers["metadata"] != nil) == (event.revision == 0 || message.headers["metadata"] == #"{"source":"test"}"#))
+        }
+        #expect(final.savedCheckpoint == end && final.inFlight == 0 && final.lagEvents == 0, "\(final)")
+        #expect(try KafkaRelay.savedCheckpoint(of: "kafka", in: store) == end)
+        try await store.close()
+    }
+
+    @Test func aStoppedRelayResumesFromItsCheckpoint() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        let appended = try await fill(store, count: 3000, seed: 2)
+        let first = KafkaRelay(store: store, configuration: configuration(kafka))
+        let running = Task { try await first.run() }
+        try await waitUntil { first.status.delivered >= 300 }
+        first.stop()
+        let stopped = try await running.value
+        #expect(stopped.savedCheckpoint > 0 && stopped.savedCheckpoint < store.endPosition, "\(stopped)")
+        // More events while it is down, then a new relay with the same name.
+        let more = try await fill(store, count: 200, seed: 3)
+        _ = try await relayToEnd(store, kafka)
+        let all = appended + more
+        let messages = try consume(kafka, count: all.count)
+        expectComplete(messages, all, duplicatesFrom: stopped.savedCheckpoint)
+        #expect(messages.count == all.count, "a clean stop flushes and checkpoints everything it delivered: no duplicates")
+        try await store.close()
+    }
+
+    @Test func aKilledPublishProcessLosesNothing() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        var store = try EventStore.open(at: directory.store)
+        let appended = try await fill(store, count: 20_000, seed: 4)
+        try await store.close()
+        let process = try annals(["publish", directory.store, "--brokers", kafka.bootstrap, "--topic-prefix", "test.",
+                                   "--checkpoint-interval-ms", "20"])
+        try process.run()
+        // Kill it while it publishes: as soon as its first checkpoint is in the store (seen
+        // through read-only opens, which take no lock), a few milliseconds later.
+        try await waitUntil {
+            guard let view = try? EventStore.open(at: directory.store, options: StoreOptions(readOnly: true)) else { return false }
+            return ((try? KafkaRelay.savedCheckpoint(of: "kafka", in: view)) ?? 0) > 0
+        }
+        try await Task.sleep(for: .milliseconds(5))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        store = try EventStore.open(at: directory.store)
+        let resumeFrom = try KafkaRelay.savedCheckpoint(of: "kafka", in: store)
+        #expect(resumeFrom > 0 && resumeFrom <= appended[appended.count - 1].position, "killed mid-way: resumes from \(resumeFrom)")
+        _ = try await relayToEnd(store, kafka)
+        let messages = try consume(kafka, count: appended.count)
+        expectComplete(messages, appended, duplicatesFrom: resumeFrom)
+        print("killed publish process: resumed from \(resumeFrom), \(messages.count - appended.count) duplicates after it")
+        try await store.close()
+    }
+
+    @Test func sigtermStopsThePublishCommandCleanly() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        var store = try EventStore.open(at: directory.store)
+        let appended = try await fill(store, count: 500, seed: 6)
+        let end = store.endPosition
+        try await store.close()
+        let process = try annals(["publish", directory.store, "--brokers", kafka.bootstrap, "--topic-prefix", "test."])
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let consumer = try kafka.consumer(topics: Self.topics)
+        var messages: [KafkaMockCluster.Message] = []
+        consumer.poll(until: appended.count, timeout: .seconds(60), into: &messages)
+        kill(process.processIdentifier, SIGTERM)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(printed)")
+        #expect(printed.contains("checkpoint \(end)"), "\(printed)")
+        expectComplete(messages, appended)
+        store = try EventStore.open(at: directory.store, options: StoreOptions(readOnly: true))
+        #expect(try KafkaRelay.savedCheckpoint(of: "kafka", in: store) == end)
+    }
+
+    @Test func brokerErrorsAndOutagesAreRetriedWithoutLoss() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        let appended = try await fill(store, count: 4000, seed: 5)
+        // Retriable errors (librdkafka retries them) and errors that fail a delivery (the relay
+        // publishes again from its checkpoint).
+        kafka.failProduceRequests(10, with: .notLeaderForPartition)
+        kafka.failProduceRequests(3, with: .topicAuthorizationFailed)
+        let relay = KafkaRelay(store: store, configuration: configuration(kafka))
+        let running = Task { try await relay.run() }
+        try await waitUntil { relay.status.delivered >= 500 }
+        kafka.setBroker(1, up: false)
+        try await Task.sleep(for: .milliseconds(800))
+        kafka.setBroker(1, up: true)
+        try await waitUntil { relay.status.checkpoint >= store.endPosition }
+        relay.stop()
+        let final = try await running.value
+        let messages = try consume(kafka, count: appended.count)
+        expectComplete(messages, appended, duplicatesFrom: 0)
+        #expect(final.retries >= 1, "a failed delivery made the relay publish again: \(final)")
+        try await store.close()
+    }
+
+    @Test func liveEventsArriveWhileTheRelayFollowsTheStore() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        let relay = KafkaRelay(store: store, configuration: configuration(kafka))
+        let running = Task { try await relay.run() }
+        let consumer = try kafka.consumer(topics: Self.topics)
+        var appendedAt: [UInt64: ContinuousClock.Instant] = [:]
+        var appended: [Appended] = []
+        for index in 0..<40 {
+            let before = ContinuousClock.now
+            let batch = try await fill(store, count: 1, seed: 100 + UInt64(index))
+            appended += batch
+            for event in batch { appendedAt[event.position] = before }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        var messages: [KafkaMockCluster.Message] = []
+        consumer.poll(until: appended.count, timeout: .seconds(60), into: &messages)
+        relay.stop()
+        _ = try await running.value
+        expectComplete(messages, appended)
+        let latencies = messages.compactMap { message in appendedAt[message.position].map { message.receivedAt - $0 } }.sorted()
+        #expect(latencies.count == appended.count)
+        // Bounded, with a wide margin for a loaded machine (figures: the benchmark runner).
+        #expect(latencies.last.map { $0 < .seconds(10) } ?? false, "slowest append-to-consume: \(latencies.last.map { "\($0)" } ?? "-")")
+        try await store.close()
+    }
+}
