@@ -8,7 +8,8 @@ APT_PACKAGES := liblz4-dev librdkafka-dev pkg-config
 # Only the Benchmarks package links these: the peers `make bench` compares Annals with.
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
-.PHONY: all deps bench-deps python-deps build test tsan fuzz torture bench bench-full benchmarks benchmarks-check compression-probe clean
+SHELL := /bin/bash
+.PHONY: all deps bench-deps python-deps build test tsan fuzz fuzz-tests fuzz-build fuzz-libfuzzer torture bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -64,15 +65,52 @@ torture: deps
 	$(SWIFT) build --build-tests
 	ANNALS_TORTURE_KILLS=$(TORTURE_KILLS) $(SWIFT) test --skip-build --filter KillTests
 
-# Seeded mutation fuzzing past the checksums (frames, LZ4 blocks, dictionary references, index
-# files) and the corruption sweeps, under AddressSanitizer: out-of-bounds reads become failures.
-# (Leak detection is off: XCTest's own runner leaks 144 bytes at exit.)
+# Fuzzing, bounded in time. First the seeded mutation tests past the checksums (frames, LZ4
+# blocks, dictionary references, index files) and the corruption sweeps under AddressSanitizer
+# (leak detection off: XCTest's own runner leaks 144 bytes at exit); then the libFuzzer targets
+# of Sources/AnnalsStorage/Fuzzing (frames, index, lz4, records, open), FUZZ_SECONDS each, from
+# seeds made of the golden stores plus every input that ever crashed one (Tests/Fixtures/fuzz).
+# A crash leaves .build-fuzz/crash-<target>-*: copy it to Tests/Fixtures/fuzz/<target>/, where
+# `make test` replays it for ever (FuzzRegressionTests).
 FUZZ_ITERATIONS ?= 5000
-fuzz: deps
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := frames index lz4 records open
+FUZZ_DIR := .build-fuzz
+fuzz: fuzz-tests fuzz-libfuzzer
+
+fuzz-tests: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS=detect_leaks=0 ANNALS_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
 		$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
-		--filter 'StructuredFuzzTests|CorruptionSweepTests|CompressionTests|LZ4Tests|BlockCompressorTests'
+		--filter 'StructuredFuzzTests|CorruptionSweepTests|CompressionTests|LZ4Tests|BlockCompressorTests|FuzzRegressionTests'
+
+# The libFuzzer binary: the AnnalsStorage module compiled with Tools/fuzz/Entry.swift by swiftc
+# (-sanitize=fuzzer,address), its C helpers by clang with the same instrumentation.
+fuzz-build: deps
+	mkdir -p $(FUZZ_DIR)/modules/CAnnalsSupport $(FUZZ_DIR)/obj
+	printf 'module CAnnalsSupport {\n    header "%s"\n    header "%s"\n    export *\n}\n' \
+		"$(CURDIR)/Sources/CAnnalsSupport/include/AnnalsSupport.h" "$(CURDIR)/Sources/CAnnalsSupport/include/AnnalsSyscalls.h" \
+		> $(FUZZ_DIR)/modules/CAnnalsSupport/module.modulemap
+	for source in Sources/CAnnalsSupport/*.c; do \
+		clang -c -O1 -g -fsanitize=address,fuzzer-no-link -ISources/CAnnalsSupport/include $$source \
+			-o $(FUZZ_DIR)/obj/$$(basename $$source .c).o || exit 1; \
+	done
+	swiftc -sanitize=fuzzer,address -parse-as-library -g -Onone -module-name AnnalsStorage \
+		-I $(FUZZ_DIR)/modules/CAnnalsSupport -I Sources/CLZ4 \
+		$$(find Sources/AnnalsStorage -name '*.swift' | sort) Tools/fuzz/Entry.swift $(FUZZ_DIR)/obj/*.o -llz4 \
+		-o $(FUZZ_DIR)/annals-fuzz
+
+fuzz-libfuzzer: fuzz-build
+	rm -rf $(FUZZ_DIR)/seeds && $(PYTHON) Tools/fuzz/seeds.py $(FUZZ_DIR)/seeds
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$target; \
+		cp Tests/Fixtures/fuzz/$$target/* $(FUZZ_DIR)/seeds/$$target/ 2>/dev/null; \
+		echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+		SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 ANNALS_FUZZ_TARGET=$$target $(FUZZ_DIR)/annals-fuzz -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$target- \
+			$(FUZZ_DIR)/corpus/$$target $(FUZZ_DIR)/seeds/$$target 2>&1 | grep -E 'stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|Test unit written|crash point' ; \
+		status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "fuzz: $$target failed (status $$status)"; exit 1; }; \
+	done
 
 # Release build of the benchmark runner, then the headline table on temporary stores: Annals,
 # SQLite and LMDB side by side with the machine's limits (writes bench-results/latest.json and
@@ -105,4 +143,4 @@ compression-probe: bench-deps
 	/tmp/annals-compression-probe /tmp/annals-corpus.bin
 
 clean:
-	rm -rf .build Benchmarks/.build bench-results
+	rm -rf .build .build-asan .build-tsan .build-fuzz Benchmarks/.build bench-results

@@ -66,10 +66,19 @@ struct LogRecovery {
             guard header.segmentIndex == index else {
                 throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
             }
-            if header.isCompacted && isLast {
-                throw .corrupt(CorruptionError(file: path, offset: 12, reason: "the last segment of a store cannot be a compacted one"))
-            }
             segments.append(Segment(header: header, file: file))
+        }
+        // The last file standing (files after it may have been superseded) is the one the
+        // writer continues: never a compacted one, and mapped writable.
+        if let last = segments.last {
+            if last.isCompacted {
+                throw .corrupt(CorruptionError(file: last.path, offset: 12, reason: "the last segment of a store cannot be a compacted one"))
+            }
+            if writable && !last.file.isWritable {
+                let file: MappedFile
+                do { file = try MappedFile.open(path: last.path, writable: true) } catch { throw .system(error) }
+                segments[segments.count - 1] = Segment(header: last.header, file: file)
+            }
         }
 
         // Where verification starts: the checkpoint if it points at a segment we have.
@@ -317,7 +326,7 @@ struct LogRecovery {
         let cutBytes = lastNonZero - offset
         report.truncatedBytes = cutBytes
         report.truncation = segment.corruption(at: offset, reason)
-        guard writable, cutBytes > 0 else { return }
+        guard writable, segment.file.isWritable, cutBytes > 0 else { return }
         segment.file.mutableBytes.zero(offset, cutBytes)
         do { try segment.file.sync(offset..<lastNonZero) } catch { throw .system(error) }
     }
