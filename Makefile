@@ -58,12 +58,16 @@ tsan: deps
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
 		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests'
 
-# Long kill -9 torture: `annals import` killed TORTURE_KILLS times on one store, every committed
-# batch checked after each kill (make test runs 4).
+# Long torture: `annals import` and `annals compact` killed TORTURE_KILLS times (every committed
+# batch checked after each kill; make test runs 4), and SIMULATION_RUNS workloads of 20
+# simulated crashes each (make test runs 24 + 12).
 TORTURE_KILLS ?= 200
+SIMULATION_RUNS ?= 500
 torture: deps
 	$(SWIFT) build --build-tests
-	ANNALS_TORTURE_KILLS=$(TORTURE_KILLS) $(SWIFT) test --skip-build --filter KillTests
+	ANNALS_TORTURE_KILLS=$(TORTURE_KILLS) ANNALS_SIMULATION_RUNS=$(SIMULATION_RUNS) \
+		$(SWIFT) test --skip-build --filter 'KillTests|CompactionCrashTests|CrashSimulationTests'
+
 
 # Fuzzing, bounded in time. First the seeded mutation tests past the checksums (frames, LZ4
 # blocks, dictionary references, index files) and the corruption sweeps under AddressSanitizer

@@ -269,11 +269,11 @@ extension EventStore {
         let temporaryPath = finalPath + ".tmp"
         let header = SegmentHeader(segmentIndex: index, segmentSizeBytes: UInt64(options.segmentSizeBytes),
                                    firstPosition: state.nextPosition, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
-        let file = try MappedFile.create(path: temporaryPath, size: options.segmentSizeBytes)
+        let file = try layout.storage.createMappedFile(path: temporaryPath, size: options.segmentSizeBytes)
         header.encode(into: file.mutableBytes)
         try file.sync(0..<Format.segmentHeaderBytes)
-        try Syscalls.rename(temporaryPath, to: finalPath)
-        try Syscalls.syncDirectory(layout.segmentsDirectory)
+        try layout.storage.rename(temporaryPath, to: finalPath)
+        try layout.storage.syncDirectory(layout.segmentsDirectory)
         file.path = finalPath
         state.segments.append(Segment(header: header, file: file))
         state.activeSealed = false
@@ -293,7 +293,8 @@ extension EventStore {
     /// Records the end of the log in the checkpoint file. The caller guarantees that everything
     /// written so far is durable (after a roll, after recovery's sync, at close).
     func writeCheckpoint(_ state: inout LogState, clean: Bool) throws(SystemError) {
-        try Self.writeFileAtomically(makeCheckpoint(&state, clean: clean).encoded(), to: layout.checkpointPath, directory: layout.root)
+        try layout.storage.writeFileAtomically(makeCheckpoint(&state, clean: clean).encoded(), to: layout.checkpointPath,
+                                               directory: layout.root)
     }
 
     func makeCheckpoint(_ state: inout LogState, clean: Bool) -> Checkpoint {

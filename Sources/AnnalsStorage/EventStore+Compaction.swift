@@ -131,7 +131,7 @@ extension EventStore {
             if let failure = state.failure { throw .storeFailed(failure) }
             return (state.segments, state.tables, checkpointAtOpenSegmentStart(&state))
         }
-        do { try Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+        do { try layout.storage.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
             throw .system(error)
         }
         var liveness = try makeLiveness()
@@ -160,7 +160,7 @@ extension EventStore {
                                          bytesWritten: report.bytesWritten))
         }
         let final = state.withLock { checkpointAtOpenSegmentStart(&$0) }
-        do { try Self.writeFileAtomically(final.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+        do { try layout.storage.writeFileAtomically(final.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
             throw .system(error)
         }
         CrashPoints.reach("compaction: final checkpoint written")
@@ -227,7 +227,7 @@ extension EventStore {
             let output: CompactedSegmentEncoder.Output
         }
         var written: [Written] = []
-        defer { for item in written { try? Syscalls.unlinkIfPresent(item.temporaryPath) } }
+        defer { for item in written { try? layout.storage.unlinkIfPresent(item.temporaryPath) } }
         for group in groups {
             let inputs = group.map { plans[$0] }
             let first = inputs[0].segment, last = inputs[inputs.count - 1].segment
@@ -240,32 +240,25 @@ extension EventStore {
             if let problem = output.bytes.withUnsafeBytes({ CompactedSegmentEncoder.check($0, path: temporaryPath) }) {
                 throw .corrupt(problem)
             }
-            do {
-                let fd = try Syscalls.open(temporaryPath, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-                defer { Syscalls.close(fd) }
-                try Syscalls.writeAll(fd, output.bytes, at: 0, path: temporaryPath)
-                try Syscalls.fsync(fd, path: temporaryPath)
-            } catch {
-                throw .system(error)
-            }
+            do { try layout.storage.writeFile(output.bytes, to: temporaryPath) } catch { throw .system(error) }
             written.append(Written(group: group, temporaryPath: temporaryPath, finalPath: finalPath, output: output))
             CrashPoints.reach("compaction: output written and synced")
         }
         // The point of no return, one file at a time: each rename replaces one number.
         do {
             for item in written {
-                try Syscalls.rename(item.temporaryPath, to: item.finalPath)
+                try layout.storage.rename(item.temporaryPath, to: item.finalPath)
                 CrashPoints.reach("compaction: output renamed into place")
             }
-            try Syscalls.syncDirectory(layout.segmentsDirectory)
+            try layout.storage.syncDirectory(layout.segmentsDirectory)
             CrashPoints.reach("compaction: renames durable")
             for item in written {
                 for slot in item.group.dropFirst() {
-                    try Syscalls.unlinkIfPresent(members[slot].path)
+                    try layout.storage.unlinkIfPresent(members[slot].path)
                     CrashPoints.reach("compaction: replaced input deleted")
                 }
             }
-            try Syscalls.syncDirectory(layout.segmentsDirectory)
+            try layout.storage.syncDirectory(layout.segmentsDirectory)
         } catch {
             throw .system(error)
         }
@@ -275,7 +268,7 @@ extension EventStore {
         var newFrames: [(UInt64, [(stream: String, location: FrameLocation)])] = []
         for item in written {
             let file: MappedFile
-            do { file = try MappedFile.open(path: item.finalPath, writable: false) } catch { throw .system(error) }
+            do { file = try layout.storage.openMappedFile(path: item.finalPath, writable: false) } catch { throw .system(error) }
             replacements[item.group[0]] = Segment(header: item.output.header, file: file)
             newFrames.append((item.output.header.segmentIndex, item.output.frames))
             replaced.formUnion(item.group)

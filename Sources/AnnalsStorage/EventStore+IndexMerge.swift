@@ -68,7 +68,7 @@ extension EventStore {
         let layout = self.layout
         indexMergeQueue.async { [weak self] in
             guard self != nil else { return }
-            try? Self.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+            try? layout.storage.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
         }
     }
 
@@ -132,7 +132,7 @@ extension EventStore {
         }
         guard swapped else { return false }
         // The merged file is durable: the sources are superseded (open readers keep their maps).
-        for source in sources { try? Syscalls.unlinkIfPresent(source.file.path) }
+        for source in sources { try? layout.storage.unlinkIfPresent(source.file.path) }
         return true
     }
 }

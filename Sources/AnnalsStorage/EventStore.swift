@@ -60,15 +60,15 @@ public final class EventStore: Sendable {
     ///   `.notAStore` for a directory that is not a store.
     public static func open(at path: String, options: StoreOptions = StoreOptions()) throws(OpenError) -> EventStore {
         try options.validate()
-        let layout = StoreLayout(root: path)
-        var lock: FileLock?
+        let layout = StoreLayout(root: path, storage: options.storage.storage)
+        var lock: (any Sendable)?
         if !options.readOnly {
             try prepareDirectory(layout, create: options.createIfMissing)
-            do { lock = try FileLock.acquire(path: layout.lockPath) } catch { throw .system(error) }
+            do { lock = try layout.storage.lock(layout.lockPath) } catch { throw .system(error) }
             guard lock != nil else { throw .storeLocked(path: path) }
             try initializeIfEmpty(layout, options: options)
         } else {
-            guard (try? Syscalls.status(layout.segmentsDirectory)) != nil else {
+            guard (try? layout.storage.exists(layout.segmentsDirectory)) == true else {
                 throw .notAStore(path: path, reason: "no segments directory")
             }
         }
@@ -150,9 +150,12 @@ public final class EventStore: Sendable {
 
     private static func prepareDirectory(_ layout: StoreLayout, create: Bool) throws(OpenError) {
         do {
-            if try Syscalls.status(layout.root) == nil {
+            if try !layout.storage.exists(layout.root) {
                 guard create else { throw OpenError.notAStore(path: layout.root, reason: "directory does not exist") }
-                try Syscalls.makeDirectory(layout.root)
+                try layout.storage.makeDirectory(layout.root)
+                // The new directory's own name must be durable too, or a power loss could take
+                // the whole store with it (found by the crash simulation).
+                try layout.storage.syncDirectory(layout.parentDirectory)
             }
         } catch let error as SystemError {
             throw .system(error)
@@ -165,7 +168,8 @@ public final class EventStore: Sendable {
 
     private static func initializeIfEmpty(_ layout: StoreLayout, options: StoreOptions) throws(OpenError) {
         let entries: [String]
-        do { entries = try Syscalls.directoryEntries(layout.root) ?? [] } catch { throw .system(error) }
+        let storage = layout.storage
+        do { entries = try storage.directoryEntries(layout.root) ?? [] } catch { throw .system(error) }
         let known: Set<String> = ["lock", "checkpoint", "checkpoint.tmp", "segments.tmp"]
         if entries.contains("segments") { return }
         guard options.createIfMissing else { throw .notAStore(path: layout.root, reason: "no segments directory") }
@@ -175,24 +179,24 @@ public final class EventStore: Sendable {
         do {
             // A crash during an earlier initialization leaves `segments.tmp`: start it again.
             let temporary = layout.root + "/segments.tmp"
-            for name in try Syscalls.directoryEntries(temporary) ?? [] {
-                try Syscalls.unlinkIfPresent(temporary + "/" + name)
+            for name in try storage.directoryEntries(temporary) ?? [] {
+                try storage.unlinkIfPresent(temporary + "/" + name)
             }
-            try Syscalls.removeDirectoryIfPresent(temporary)
-            try Syscalls.makeDirectory(temporary)
+            try storage.removeDirectoryIfPresent(temporary)
+            try storage.makeDirectory(temporary)
             let header = SegmentHeader(segmentIndex: 0, segmentSizeBytes: UInt64(options.segmentSizeBytes),
                                        firstPosition: 0, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
             let segmentPath = temporary + "/" + StoreLayout.segmentFileName(0)
-            let file = try MappedFile.create(path: segmentPath, size: options.segmentSizeBytes)
+            let file = try storage.createMappedFile(path: segmentPath, size: options.segmentSizeBytes)
             header.encode(into: file.mutableBytes)
             try file.sync(0..<Format.segmentHeaderBytes)
-            try Syscalls.syncDirectory(temporary)
+            try storage.syncDirectory(temporary)
             let checkpoint = Checkpoint(cleanShutdown: true, segmentIndex: 0,
                                         segmentOffset: UInt64(Format.segmentHeaderBytes), nextPosition: 0, sequence: 1)
-            try writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+            try storage.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
             // The rename publishes the store: before it, a crash leaves no `segments` directory.
-            try Syscalls.rename(temporary, to: layout.segmentsDirectory)
-            try Syscalls.syncDirectory(layout.root)
+            try storage.rename(temporary, to: layout.segmentsDirectory)
+            try storage.syncDirectory(layout.root)
         } catch {
             throw .system(error)
         }
@@ -201,13 +205,11 @@ public final class EventStore: Sendable {
     private static func readCheckpoint(_ layout: StoreLayout, report: inout RecoveryReport) throws(OpenError) -> Checkpoint? {
         let bytes: [UInt8]
         do {
-            guard try Syscalls.status(layout.checkpointPath) != nil else {
+            guard let read = try layout.storage.readFile(layout.checkpointPath, maximumBytes: Format.checkpointBytes + 1) else {
                 report.warnings.append("no checkpoint file; verified the whole log")
                 return nil
             }
-            let fd = try Syscalls.open(layout.checkpointPath, flags: O_RDONLY)
-            defer { Syscalls.close(fd) }
-            bytes = try Syscalls.readAll(fd, count: Format.checkpointBytes + 1, path: layout.checkpointPath)
+            bytes = read
         } catch {
             throw .system(error)
         }
@@ -220,22 +222,6 @@ public final class EventStore: Sendable {
             report.warnings.append("checkpoint unreadable (\(reason)); verified the whole log")
             return nil
         }
-    }
-
-    /// Writes `bytes` to `path` by temp file + fsync + rename + directory fsync.
-    static func writeFileAtomically(_ bytes: [UInt8], to path: String, directory: String) throws(SystemError) {
-        let temporary = path + ".tmp"
-        let fd = try Syscalls.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-        do {
-            try Syscalls.writeAll(fd, bytes, at: 0, path: temporary)
-            try Syscalls.fsync(fd, path: temporary)
-        } catch {
-            Syscalls.close(fd)
-            throw error
-        }
-        Syscalls.close(fd)
-        try Syscalls.rename(temporary, to: path)
-        try Syscalls.syncDirectory(directory)
     }
 }
 

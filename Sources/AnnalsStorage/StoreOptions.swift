@@ -33,6 +33,8 @@ public struct StoreOptions: Sendable, Hashable {
     public var compression: Compression = .lz4
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
+    /// The file operations' implementation. Only tests change it (crash simulation).
+    var storage: StorageChoice = .system
 
     /// Options; each defaults as its property says.
     public init(

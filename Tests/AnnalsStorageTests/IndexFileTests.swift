@@ -241,7 +241,7 @@ func readStreamEvents(_ store: EventStore, _ stream: String) throws -> [Recorded
         let firstPosition = [UInt8](header).withUnsafeBytes { $0.u64(32) }
         let checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: stale, segmentOffset: 64,
                                     nextPosition: firstPosition, sequence: 99)
-        try EventStore.writeFileAtomically(checkpoint.encoded(), to: path + "/checkpoint", directory: path)
+        try SystemStorage.shared.writeFileAtomically(checkpoint.encoded(), to: path + "/checkpoint", directory: path)
         let reopened = try EventStore.open(at: path, options: smallSegments)
         #expect(reopened.recoveryReport.scannedBytes > 64 * 1024, "verified from the stale checkpoint on")
         #expect(reopened.recoveryReport.rebuiltIndexes.isEmpty)

@@ -7,7 +7,7 @@ enum IndexCatalog {
 
     /// Index files in `segments/`, by the segment range in their names.
     static func list(_ layout: StoreLayout) throws(SystemError) -> [File] {
-        let names = try Syscalls.directoryEntries(layout.segmentsDirectory) ?? []
+        let names = try layout.storage.directoryEntries(layout.segmentsDirectory) ?? []
         return names.compactMap { name in
             StoreLayout.indexRange(fileName: name).map { File(path: layout.segmentsDirectory + "/" + name, segments: $0) }
         }
@@ -26,7 +26,9 @@ enum IndexCatalog {
     /// segment files, in order) without overlap, widest first. A table must start and end at
     /// segment file boundaries, end at the position where the next file starts, and carry the
     /// fingerprint of the files it covers (one written before compaction rewrote a file is stale).
-    static func select(_ files: [File], segments: [Segment], sealedCount: Int, hashID: UInt32) -> Selection {
+    static func select(
+        _ files: [File], segments: [Segment], sealedCount: Int, hashID: UInt32, storage: any Storage
+    ) -> Selection {
         var selection = Selection()
         guard sealedCount > 0, sealedCount <= segments.count else {
             selection.superseded = files
@@ -52,7 +54,7 @@ enum IndexCatalog {
                 selection.superseded.append(file)
                 continue
             }
-            switch IndexTable.open(path: file.path, segments: file.segments, hashID: hashID) {
+            switch IndexTable.open(path: file.path, segments: file.segments, hashID: hashID, storage: storage) {
             case .success(let table):
                 if lastSlot + 1 < segments.count, segments[lastSlot + 1].firstPosition != table.nextPosition {
                     selection.rejected.append(CorruptionError(

@@ -33,9 +33,11 @@ final class IndexTable: Sendable {
 
     /// Maps and fully checks the index file at `path`. Returns why it cannot be used instead
     /// of throwing: an unusable index is rebuilt, not fatal.
-    static func open(path: String, segments: ClosedRange<UInt64>, hashID: UInt32) -> Result<IndexTable, CorruptionError> {
+    static func open(
+        path: String, segments: ClosedRange<UInt64>, hashID: UInt32, storage: any Storage
+    ) -> Result<IndexTable, CorruptionError> {
         let file: MappedFile
-        do { file = try MappedFile.open(path: path, writable: false) } catch {
+        do { file = try storage.openMappedFile(path: path, writable: false) } catch {
             return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
         }
         switch IndexFile.validate(file.bytes, segments: segments, hashID: hashID) {

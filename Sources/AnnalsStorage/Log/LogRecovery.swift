@@ -36,7 +36,7 @@ struct LogRecovery {
         do { listing = try layout.listSegments() } catch { throw .system(error) }
         if writable {
             for file in listing.temporaryFiles {
-                do { try Syscalls.unlinkIfPresent(file) } catch { throw .system(error) }
+                do { try layout.storage.unlinkIfPresent(file) } catch { throw .system(error) }
                 report.removedTemporaryFiles.append(file)
             }
         }
@@ -51,7 +51,7 @@ struct LogRecovery {
             let path = layout.segmentPath(index)
             if let previous = segments.last, index <= previous.lastIndex {
                 if writable {
-                    do { try Syscalls.unlinkIfPresent(path) } catch { throw .system(error) }
+                    do { try layout.storage.unlinkIfPresent(path) } catch { throw .system(error) }
                     report.removedSupersededFiles.append(path)
                 }
                 continue
@@ -61,7 +61,7 @@ struct LogRecovery {
             }
             let isLast = index == lastListed
             let file: MappedFile
-            do { file = try MappedFile.open(path: path, writable: writable && isLast) } catch { throw .system(error) }
+            do { file = try layout.storage.openMappedFile(path: path, writable: writable && isLast) } catch { throw .system(error) }
             let header = try SegmentHeader.decode(file.bytes, file: path)
             guard header.segmentIndex == index else {
                 throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
@@ -76,7 +76,7 @@ struct LogRecovery {
             }
             if writable && !last.file.isWritable {
                 let file: MappedFile
-                do { file = try MappedFile.open(path: last.path, writable: true) } catch { throw .system(error) }
+                do { file = try layout.storage.openMappedFile(path: last.path, writable: true) } catch { throw .system(error) }
                 segments[segments.count - 1] = Segment(header: last.header, file: file)
             }
         }
@@ -98,14 +98,15 @@ struct LogRecovery {
         // Index files: a sound, non-overlapping cover of the sealed segments, widest files first.
         let files: [IndexCatalog.File]
         do { files = try IndexCatalog.list(layout) } catch { throw .system(error) }
-        let selection = IndexCatalog.select(files, segments: segments, sealedCount: segments.count - 1, hashID: hasher.id)
+        let selection = IndexCatalog.select(files, segments: segments, sealedCount: segments.count - 1, hashID: hasher.id,
+                                            storage: layout.storage)
         for problem in selection.rejected { report.warnings.append("\(problem); rebuilt from the log") }
         if writable {
             // Superseded and failed files go: what they covered is rebuilt below, possibly
             // under other names (after a compaction stopped half-way).
             let unused = selection.superseded.map(\.path) + selection.rejected.map(\.file)
             for path in unused where !selection.tables.contains(where: { $0.file.path == path }) {
-                do { try Syscalls.unlinkIfPresent(path) } catch { throw .system(error) }
+                do { try layout.storage.unlinkIfPresent(path) } catch { throw .system(error) }
             }
         }
         var tables = selection.tables

@@ -32,7 +32,7 @@ struct LogState {
     var failure: SystemError?
     var closed = false
     /// Held while the store is open for writing; dropping it releases the lock.
-    var lock: FileLock?
+    var lock: (any Sendable)?
     var checkpointSequence: UInt64
     /// Timestamp of the last append; the next one is never earlier (clock steps back).
     var lastTimestamp: Int64 = 0
@@ -67,7 +67,7 @@ struct LogState {
     var locator: StreamLocator { StreamLocator(tables: tables, segments: segments) }
     var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
 
-    init(recovered: LogRecovery.Result, lock: FileLock?, checkpointSequence: UInt64, options: StoreOptions) {
+    init(recovered: LogRecovery.Result, lock: (any Sendable)?, checkpointSequence: UInt64, options: StoreOptions) {
         segments = recovered.segments
         writeOffset = recovered.end.offset
         activeSealed = recovered.lastSegmentSealed

@@ -70,8 +70,21 @@ extension RandomAccessCollection where Element == Segment, Index == Int {
 /// File names inside a store directory (see `format-spec.md`, "Store directory").
 struct StoreLayout: Sendable {
     let root: String
+    /// Where every file operation goes (the real file system, or a simulated one in tests).
+    let storage: any Storage
+
+    init(root: String, storage: any Storage = SystemStorage.shared) {
+        self.root = root
+        self.storage = storage
+    }
 
     var lockPath: String { root + "/lock" }
+    /// The directory holding the store directory (`.` for a relative name without one).
+    var parentDirectory: String {
+        let trimmed = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
     var checkpointPath: String { root + "/checkpoint" }
     var segmentsDirectory: String { root + "/segments" }
 
@@ -115,7 +128,7 @@ struct StoreLayout: Sendable {
 
     /// Lists segment indexes in order, and names of left-over temporary files.
     func listSegments() throws(SystemError) -> (indexes: [UInt64], temporaryFiles: [String]) {
-        let names = try Syscalls.directoryEntries(segmentsDirectory) ?? []
+        let names = try storage.directoryEntries(segmentsDirectory) ?? []
         var indexes: [UInt64] = []
         var temporary: [String] = []
         for name in names {

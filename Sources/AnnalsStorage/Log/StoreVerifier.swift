@@ -44,8 +44,13 @@ public enum StoreVerifier {
     /// Verifies the store at `path`. `progress` is called after each segment with
     /// (segments done, segments total).
     public static func verify(at path: String, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
+        verify(at: path, storage: SystemStorage.shared, progress: progress)
+    }
+
+    /// As above, through `storage` (the crash-simulation tests verify simulated stores).
+    static func verify(at path: String, storage: any Storage, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
         var report = VerificationReport()
-        let layout = StoreLayout(root: path)
+        let layout = StoreLayout(root: path, storage: storage)
         func problem(_ file: String, _ offset: Int, _ reason: String) {
             if report.problems.count < maximumProblems {
                 report.problems.append(CorruptionError(file: file, offset: offset, reason: reason))
@@ -60,7 +65,7 @@ public enum StoreVerifier {
         // Data before the checkpoint was durable when it was written: a bad frame there is
         // corruption, never a torn tail.
         var checkpoint: Checkpoint?
-        if let checkpointBytes = try? readSmallFile(layout.checkpointPath) {
+        if let checkpointBytes = (try? storage.readFile(layout.checkpointPath, maximumBytes: 4096)) ?? nil {
             switch Checkpoint.decode(checkpointBytes) {
             case .success(let decoded): checkpoint = decoded
             case .failure(let failure): problem(layout.checkpointPath, 0, "checkpoint unreadable: \(failure)")
@@ -86,7 +91,7 @@ public enum StoreVerifier {
             if let lastNumber, index != lastNumber + 1 { problem(layout.segmentPath(lastNumber + 1), 0, "segment file missing") }
             lastNumber = index
             let mapped: MappedFile
-            do { mapped = try MappedFile.open(path: file, writable: false) } catch {
+            do { mapped = try storage.openMappedFile(path: file, writable: false) } catch {
                 problem(file, 0, error.description)
                 expectedPosition = nil
                 continue
@@ -179,7 +184,7 @@ public enum StoreVerifier {
         // Index files: the cover a writer would choose must match the log exactly.
         if let files = try? IndexCatalog.list(layout) {
             let selection = IndexCatalog.select(files, segments: mappedSegments, sealedCount: mappedSegments.count - 1,
-                                                hashID: StreamHasher.fnv1a.id)
+                                                hashID: StreamHasher.fnv1a.id, storage: storage)
             for rejected in selection.rejected {
                 problem(rejected.file, rejected.offset, "index file: \(rejected.reason) (the next writable open rebuilds it)")
             }
@@ -219,12 +224,6 @@ public enum StoreVerifier {
             cursor = layout.end
         }
         return nil
-    }
-
-    private static func readSmallFile(_ path: String) throws(SystemError) -> [UInt8] {
-        let fd = try Syscalls.open(path, flags: O_RDONLY)
-        defer { Syscalls.close(fd) }
-        return try Syscalls.readAll(fd, count: 4096, path: path)
     }
 }
 

@@ -84,7 +84,7 @@ enum IndexWriter {
                                sortedEntries: entries)
             : IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, fingerprint: fingerprint,
                                entries: entries)
-        try EventStore.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
-        return try? IndexTable.open(path: path, segments: segments, hashID: hasher.id).get()
+        try layout.storage.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
+        return try? IndexTable.open(path: path, segments: segments, hashID: hasher.id, storage: layout.storage).get()
     }
 }

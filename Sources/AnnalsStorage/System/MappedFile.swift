@@ -18,6 +18,9 @@ final class MappedFile: @unchecked Sendable {
     private let fd: Int32
     private let base: UnsafeMutableRawPointer
     private(set) var isWritable: Bool
+    /// Set for a file of a simulated storage: the bytes live in its memory, and syncs tell it
+    /// what became durable. Nil for a real mapping.
+    private let simulated: (any SimulatedFileBacking)?
 
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
@@ -27,9 +30,22 @@ final class MappedFile: @unchecked Sendable {
         self.size = size
         self.base = base
         self.isWritable = writable
+        self.simulated = nil
+    }
+
+    /// A "mapping" of a simulated file: `base` (owned by `backing`, `size` bytes) for as long
+    /// as this object lives.
+    init(simulating path: String, base: UnsafeMutableRawPointer, size: Int, writable: Bool, backing: any SimulatedFileBacking) {
+        self.path = path
+        self.fd = -1
+        self.size = size
+        self.base = base
+        self.isWritable = writable
+        self.simulated = backing
     }
 
     deinit {
+        guard simulated == nil else { return }
         munmap(base, size)
         Syscalls.close(fd)
     }
@@ -84,6 +100,10 @@ final class MappedFile: @unchecked Sendable {
     /// the dirty pages and the metadata needed to read them back (like `fdatasync` on a range).
     func sync(_ range: Range<Int>) throws(SystemError) {
         guard !range.isEmpty else { return }
+        if let simulated {
+            try simulated.synced(range.lowerBound / Self.pageSize * Self.pageSize..<min(size, range.upperBound))
+            return
+        }
         let start = range.lowerBound / Self.pageSize * Self.pageSize
         let end = min(size, range.upperBound)
         while true {
@@ -95,6 +115,7 @@ final class MappedFile: @unchecked Sendable {
 
     /// `fsync` of the file descriptor (data and metadata).
     func syncFile() throws(SystemError) {
+        if let simulated { return try simulated.synced(0..<size) }
         try Syscalls.fsync(fd, path: path)
     }
 
@@ -102,6 +123,10 @@ final class MappedFile: @unchecked Sendable {
     /// instead of corrupting sealed data.
     func protectReadOnly() {
         guard isWritable else { return }
+        if simulated != nil {
+            isWritable = false
+            return
+        }
         if mprotect(base, size, PROT_READ) == 0 { isWritable = false }
     }
 
@@ -109,16 +134,28 @@ final class MappedFile: @unchecked Sendable {
     /// unused end of a segment sealed before it was full.
     func releaseSpace(_ range: Range<Int>) throws(SystemError) {
         guard !range.isEmpty else { return }
+        if let simulated { return simulated.released(range) }
         _ = try Syscalls.punchHole(fd, range, path: path)
     }
 
     /// Bytes the file system has allocated for the file (`st_blocks × 512`).
     func allocatedBytes() throws(SystemError) -> Int {
-        Int(try Syscalls.fileStatus(fd, path: path).st_blocks) * 512
+        if let simulated { return simulated.allocatedBytes }
+        return Int(try Syscalls.fileStatus(fd, path: path).st_blocks) * 512
     }
 
     /// Hints the kernel that the mapping will be read sequentially (`madvise(MADV_SEQUENTIAL)`).
     func adviseSequential() {
+        guard simulated == nil else { return }
         _ = madvise(base, size, MADV_SEQUENTIAL)
     }
+}
+
+/// The storage behind a simulated file's "mapping" (see ``MappedFile/init(simulating:base:size:writable:backing:)``).
+protocol SimulatedFileBacking: AnyObject, Sendable {
+    /// Bytes `range` of the file reached stable storage (an `msync`/`fsync` that returned).
+    func synced(_ range: Range<Int>) throws(SystemError)
+    /// Bytes `range` were deallocated (a punched hole): they read as zeros.
+    func released(_ range: Range<Int>)
+    var allocatedBytes: Int { get }
 }

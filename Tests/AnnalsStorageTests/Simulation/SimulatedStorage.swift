@@ -1,0 +1,318 @@
+import AnnalsTestSupport
+import Foundation
+@testable import AnnalsStorage
+
+/// An in-memory file system behind the engine's ``Storage`` seam that knows what is durable.
+///
+/// - File data: what the engine writes (through a "mapping" or `writeFile`) is live at once;
+///   it becomes durable for the bytes an `msync`/`fsync` covers.
+/// - Names: creations, renames and deletions change a directory's live entries at once and
+///   become durable when the directory is synced.
+/// - A crash (``crash(atOperation:seed:)``) is taken when the engine starts its N-th durable
+///   operation (a sync, a file write, a rename, a deletion, a directory sync): the image keeps,
+///   for every directory, its durable entries plus a random prefix of the changes made since
+///   (an ordered metadata journal), and for every file its durable bytes, with each 4 KiB page
+///   written since its last sync kept, dropped, or torn at 512-byte sector granularity.
+///   Seeded: the same seed gives the same choices.
+final class SimulatedStorage: Storage, @unchecked Sendable {
+    final class Node: @unchecked Sendable {
+        let isDirectory: Bool
+        // Files: live bytes (a stable buffer: mappings point into it) and durable bytes.
+        var live: UnsafeMutableRawBufferPointer
+        var durable: [UInt8]
+        var released = 0
+        // Directories.
+        var entries: [String: Node] = [:]
+        var durableEntries: [String: Node] = [:]
+        var pending: [(name: String, node: Node?)] = []
+
+        init(directory: Bool) {
+            isDirectory = directory
+            live = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            durable = []
+        }
+
+        init(fileOfSize size: Int, durable: [UInt8]) {
+            isDirectory = false
+            live = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 4096)
+            live = UnsafeMutableRawBufferPointer(rebasing: live[0..<size])
+            self.durable = durable
+            if size > 0 { durable.withUnsafeBytes { live.copyMemory(from: $0) } }
+        }
+
+        deinit {
+            if let base = live.baseAddress { base.deallocate() }
+        }
+
+        var size: Int { live.count }
+    }
+
+    private let lock = NSLock()
+    private let root = Node(directory: true)
+    private var lockedPaths = Set<String>()
+    /// Durable operations started so far.
+    private(set) var operations = 0
+    private var plannedCrashes: [Int: UInt64] = [:]
+    /// The images taken at the planned crashes so far: at which operation, with which seed.
+    private(set) var crashImages: [(operation: Int, seed: UInt64, image: SimulatedStorage)] = []
+
+    init() {
+        root.durableEntries = [:]
+        _ = try? makeDirectory("/sim")
+        try? syncDirectory("/")
+        operations = 0
+    }
+
+    /// Takes a crash image when the `operation`-th durable operation starts (the run goes on:
+    /// one run can yield many images).
+    func crash(atOperation operation: Int, seed: UInt64) {
+        lock.withLock { plannedCrashes[operation] = seed }
+    }
+
+    var images: [(operation: Int, seed: UInt64, image: SimulatedStorage)] { lock.withLock { crashImages } }
+
+    var operationCount: Int { lock.withLock { operations } }
+
+    // MARK: Paths
+
+    private func split(_ path: String) -> (parent: [String], name: String) {
+        var parts = path.split(separator: "/").map(String.init)
+        let name = parts.popLast() ?? ""
+        return (parts, name)
+    }
+
+    private func directory(_ parts: [String]) -> Node? {
+        var node = root
+        for part in parts {
+            guard let next = node.entries[part], next.isDirectory else { return nil }
+            node = next
+        }
+        return node
+    }
+
+    private func node(_ path: String) -> Node? {
+        let (parent, name) = split(path)
+        if name.isEmpty { return root }
+        return directory(parent)?.entries[name]
+    }
+
+    private func missing(_ call: String, _ path: String) -> SystemError { SystemError(call: call, path: path, errorNumber: ENOENT) }
+
+    /// Counts a durable operation and takes the planned crash image before it runs.
+    private func durableOperation() {
+        operations += 1
+        if let seed = plannedCrashes[operations] {
+            var generator = SeededGenerator(seed: seed)
+            crashImages.append((operations, seed, image(using: &generator)))
+        }
+    }
+
+    private func set(_ name: String, to node: Node?, in directory: Node) {
+        directory.entries[name] = node
+        directory.pending.append((name, node))
+    }
+
+    // MARK: Storage
+
+    func createMappedFile(path: String, size: Int) throws(SystemError) -> MappedFile {
+        let result: Result<Node, SystemError> = lock.withLock {
+            let (parent, name) = split(path)
+            guard let directory = directory(parent) else { return .failure(missing("open", path)) }
+            guard directory.entries[name] == nil else { return .failure(SystemError(call: "open", path: path, errorNumber: EEXIST)) }
+            durableOperation()
+            let node = Node(fileOfSize: size, durable: [UInt8](repeating: 0, count: size))
+            set(name, to: node, in: directory)
+            return .success(node)
+        }
+        return try mapping(of: result.get(), path: path, writable: true)
+    }
+
+    func openMappedFile(path: String, writable: Bool) throws(SystemError) -> MappedFile {
+        guard let node = lock.withLock({ node(path) }), !node.isDirectory else { throw missing("open", path) }
+        guard node.size > 0 else { throw SystemError(call: "mmap", path: path, errorNumber: EINVAL) }
+        return mapping(of: node, path: path, writable: writable)
+    }
+
+    private func mapping(of node: Node, path: String, writable: Bool) -> MappedFile {
+        MappedFile(simulating: path, base: node.live.baseAddress!, size: node.size, writable: writable,
+                   backing: Backing(node: node, storage: self))
+    }
+
+    final class Backing: SimulatedFileBacking, @unchecked Sendable {
+        let node: Node
+        unowned let storage: SimulatedStorage
+        init(node: Node, storage: SimulatedStorage) {
+            self.node = node
+            self.storage = storage
+        }
+
+        func synced(_ range: Range<Int>) throws(SystemError) {
+            storage.lock.withLock {
+                storage.durableOperation()
+                let upper = min(range.upperBound, node.size)
+                guard range.lowerBound < upper else { return }
+                node.durable.withUnsafeMutableBytes { durable in
+                    durable.baseAddress!.advanced(by: range.lowerBound)
+                        .copyMemory(from: node.live.baseAddress!.advanced(by: range.lowerBound), byteCount: upper - range.lowerBound)
+                }
+            }
+        }
+
+        func released(_ range: Range<Int>) {
+            storage.lock.withLock { node.released += range.count }
+        }
+
+        var allocatedBytes: Int { storage.lock.withLock { max(0, node.size - node.released) } }
+    }
+
+    func readFile(_ path: String, maximumBytes: Int) throws(SystemError) -> [UInt8]? {
+        lock.withLock {
+            guard let node = node(path), !node.isDirectory else { return nil }
+            return Array(node.live.prefix(maximumBytes))
+        }
+    }
+
+    func writeFile(_ bytes: [UInt8], to path: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            let (parent, name) = split(path)
+            guard let directory = directory(parent) else { return missing("open", path) }
+            durableOperation()
+            set(name, to: Node(fileOfSize: bytes.count, durable: bytes), in: directory)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func rename(_ from: String, to: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            let (fromParent, fromName) = split(from), (toParent, toName) = split(to)
+            guard let source = directory(fromParent), let node = source.entries[fromName], let target = directory(toParent) else {
+                return missing("rename", from)
+            }
+            durableOperation()
+            set(fromName, to: nil, in: source)
+            set(toName, to: node, in: target)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func unlinkIfPresent(_ path: String) throws(SystemError) {
+        lock.withLock {
+            let (parent, name) = split(path)
+            guard let directory = directory(parent), directory.entries[name] != nil else { return }
+            durableOperation()
+            set(name, to: nil, in: directory)
+        }
+    }
+
+    func syncDirectory(_ path: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            guard let node = node(path), node.isDirectory else { return missing("open", path) }
+            durableOperation()
+            node.durableEntries = node.entries
+            node.pending.removeAll()
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func makeDirectory(_ path: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            let (parent, name) = split(path)
+            guard let directory = directory(parent) else { return missing("mkdir", path) }
+            if directory.entries[name] != nil { return nil }
+            durableOperation()
+            set(name, to: Node(directory: true), in: directory)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func removeDirectoryIfPresent(_ path: String) throws(SystemError) {
+        lock.withLock {
+            let (parent, name) = split(path)
+            guard let directory = directory(parent), let node = directory.entries[name], node.isDirectory else { return }
+            durableOperation()
+            set(name, to: nil, in: directory)
+        }
+    }
+
+    func directoryEntries(_ path: String) throws(SystemError) -> [String]? {
+        lock.withLock {
+            guard let node = node(path), node.isDirectory else { return nil }
+            return Array(node.entries.keys)
+        }
+    }
+
+    func exists(_ path: String) throws(SystemError) -> Bool { lock.withLock { node(path) != nil } }
+
+    func fileSize(_ path: String) -> Int? { lock.withLock { node(path).flatMap { $0.isDirectory ? nil : $0.size } } }
+
+    final class WriterLock: @unchecked Sendable {
+        let path: String
+        unowned let storage: SimulatedStorage
+        init(path: String, storage: SimulatedStorage) {
+            self.path = path
+            self.storage = storage
+        }
+        deinit { _ = storage.lock.withLock { storage.lockedPaths.remove(path) } }
+    }
+
+    func lock(_ path: String) throws(SystemError) -> (any Sendable)? {
+        if try !exists(path) { try writeFile([], to: path) }
+        let acquired = lock.withLock { lockedPaths.insert(path).inserted }
+        return acquired ? WriterLock(path: path, storage: self) : nil
+    }
+
+    // MARK: Crash images
+
+    /// What a machine that lost power now would find on its disk (call under the lock).
+    private func image(using generator: inout SeededGenerator) -> SimulatedStorage {
+        let image = SimulatedStorage()
+        var copies: [ObjectIdentifier: Node] = [:]
+        func copyDirectory(_ directory: Node) -> Node {
+            let copy = Node(directory: true)
+            var entries = directory.durableEntries
+            let survivors = directory.pending.isEmpty ? 0 : Int(generator.next() % UInt64(directory.pending.count + 1))
+            for (name, node) in directory.pending.prefix(survivors) { entries[name] = node }
+            for (name, node) in entries {
+                if let existing = copies[ObjectIdentifier(node)] {
+                    copy.entries[name] = existing
+                    continue
+                }
+                let copied = node.isDirectory ? copyDirectory(node) : copyFile(node)
+                copies[ObjectIdentifier(node)] = copied
+                copy.entries[name] = copied
+            }
+            copy.durableEntries = copy.entries
+            return copy
+        }
+        func copyFile(_ file: Node) -> Node {
+            var bytes = file.durable
+            let page = 4096, sector = 512
+            for start in stride(from: 0, to: file.size, by: page) {
+                let end = min(file.size, start + page)
+                let changed = file.live[start..<end].elementsEqual(bytes[start..<end]) == false
+                guard changed else { continue }
+                switch generator.next() % 3 {
+                case 0: bytes.replaceSubrange(start..<end, with: file.live[start..<end]) // reached the disk
+                case 1: break // never reached it
+                default: // torn: some sectors did
+                    for sectorStart in stride(from: start, to: end, by: sector) where generator.next() % 2 == 0 {
+                        let sectorEnd = min(end, sectorStart + sector)
+                        bytes.replaceSubrange(sectorStart..<sectorEnd, with: file.live[sectorStart..<sectorEnd])
+                    }
+                }
+            }
+            return Node(fileOfSize: file.size, durable: bytes)
+        }
+        let simRoot = copyDirectory(root)
+        image.lock.withLock {
+            image.root.entries = simRoot.entries
+            image.root.durableEntries = simRoot.entries
+            image.operations = 0
+        }
+        return image
+    }
+}
