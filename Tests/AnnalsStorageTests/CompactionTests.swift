@@ -223,6 +223,28 @@ import Testing
         try await store.close()
     }
 
+    /// A soft-deleted stream written again: compaction removes all its older events (its newest
+    /// is in the open segment), so the open segment's frames of it follow revisions that are gone.
+    /// Recovery after a crash scans that segment and must accept the skip (found by the crash
+    /// simulation: the store refused to open).
+    @Test func aStreamWhoseOlderEventsWereCompactedAwayReopensAfterACrash() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        var store: EventStore? = try EventStore.open(at: path, options: smallSegments)
+        for index in 0..<400 { _ = try await store!.append([checkableEvent(stream: "cart-\(index % 4)", index: index, size: 150)], to: "cart-\(index % 4)") }
+        try await store!.deleteStream("cart-0")
+        let again = try await store!.append([checkableEvent(stream: "cart-0", index: 1000, size: 10)], to: "cart-0")
+        let report = try await store!.compact(CompactionOptions(sealOpenSegment: false))
+        #expect(report.eventsRemoved > 0)
+        _ = try await store!.append([checkableEvent(stream: "cart-0", index: 1001, size: 10)], to: "cart-0")
+        store = nil // a crash: the next open scans the open segment
+        let reopened = try await openWhenReleased(path, options: smallSegments)
+        #expect(reopened.recoveryReport.scannedBytes > 0)
+        #expect(try streamRead(reopened, "cart-0").map(\.revision) == [again.firstRevision, again.firstRevision + 1])
+        try await reopened.close()
+        #expect(StoreVerifier.verify(at: path).isSound)
+    }
+
     @Test func aStaleIndexFileIsNeverTrusted() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")

@@ -173,7 +173,11 @@ struct LogRecovery {
                         // precedes it: index files ending before it and the frames scanned so far.
                         let indexed = table(covering: segment.index) != nil
                         let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
+                        // Compaction removes events: after a compacted segment, a stream may
+                        // continue past revisions that are gone (never go back).
+                        let compactedBefore = segments[...arrayIndex].contains(where: \.isCompacted)
                         try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
+                                  allowSkippedRevisions: compactedBefore,
                                   locator: StreamLocator(tables: before, segments: segments), into: &memory)
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                         expected = frame.nextPosition
@@ -291,7 +295,7 @@ struct LogRecovery {
 
     private func apply(
         _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, checkContinuity: Bool,
-        locator: StreamLocator, into memory: inout StreamIndex
+        allowSkippedRevisions: Bool, locator: StreamLocator, into memory: inout StreamIndex
     ) throws(OpenError) {
         guard segment.accepts(position: frame.firstPosition, expected: expected) else {
             throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
@@ -303,7 +307,7 @@ struct LogRecovery {
         let hash = hasher.hash(name)
         let current = checkContinuity
             ? locator.nextRevision(of: name, hash: hash, recent: memory.record(for: name, hash: hash)) : frame.firstRevision
-        guard frame.firstRevision == current else {
+        guard frame.firstRevision == current || (allowSkippedRevisions && frame.firstRevision > current) else {
             throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
         }
         memory.append(FrameLocation(frame, in: segment), to: name)

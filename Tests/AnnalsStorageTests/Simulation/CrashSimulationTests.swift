@@ -14,6 +14,12 @@ import Testing
 @Suite struct CrashSimulationTests {
     static let runs = Int(ProcessInfo.processInfo.environment["ANNALS_SIMULATION_RUNS"] ?? "") ?? 24
     static let crashesPerRun = 20
+    /// `ANNALS_SIMULATION_SEED=S` replays one workload seed (both tests) instead of the range.
+    static let onlySeed = UInt64(ProcessInfo.processInfo.environment["ANNALS_SIMULATION_SEED"] ?? "")
+
+    static func seeds(from first: UInt64, count: Int) -> [UInt64] {
+        onlySeed.map { [$0] } ?? (0..<count).map { first + UInt64($0) }
+    }
     static let path = "/sim/store"
 
     struct Submitted {
@@ -78,8 +84,14 @@ import Testing
         let store: EventStore
         do { store = try EventStore.open(at: path, options: options(image)) } catch {
             Issue.record("\(label): the store does not open: \(error)")
+            if onlySeed != nil {
+                let files = ((try? image.directoryEntries(path + "/segments")) ?? nil)?.sorted() ?? []
+                print("files: \(files.map { "\($0) \(image.fileSize(path + "/segments/" + $0) ?? -1)" })")
+                if let bytes = try? image.readFile(path + "/checkpoint", maximumBytes: 64) { print("checkpoint: \(Checkpoint.decode(bytes))") }
+            }
             return
         }
+        if onlySeed != nil { print("\(label): \(store.recoveryReport)") }
         let byPosition = Dictionary(submitted.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
         // Whatever is visible is exactly what was appended, in increasing positions.
         var cursor = store.readAll().makeCursor()
@@ -147,19 +159,19 @@ import Testing
 
     @Test func everyAcknowledgedAppendSurvivesCrashesAtSeededPoints() async throws {
         var crashes = 0
-        for run in 0..<Self.runs {
-            crashes += try await Self.run(seed: 1000 + UInt64(run), compacting: false)
+        for seed in Self.seeds(from: 1000, count: Self.runs) {
+            crashes += try await Self.run(seed: seed, compacting: false)
         }
         print("crash simulation: \(crashes) crash points over \(Self.runs) workloads (appends, rolls, index files, snapshots, retention)")
-        #expect(crashes >= Self.runs * Self.crashesPerRun / 2)
+        #expect(crashes >= Self.seeds(from: 1000, count: Self.runs).count * Self.crashesPerRun / 2)
     }
 
     @Test func compactionSurvivesCrashesAtSeededPoints() async throws {
         var crashes = 0
-        for run in 0..<max(1, Self.runs / 2) {
-            crashes += try await Self.run(seed: 5000 + UInt64(run), compacting: true)
+        for seed in Self.seeds(from: 5000, count: max(1, Self.runs / 2)) {
+            crashes += try await Self.run(seed: seed, compacting: true)
         }
         print("crash simulation: \(crashes) crash points over \(max(1, Self.runs / 2)) compacting workloads")
-        #expect(crashes >= max(1, Self.runs / 2) * Self.crashesPerRun / 2)
+        #expect(crashes >= Self.seeds(from: 5000, count: max(1, Self.runs / 2)).count * Self.crashesPerRun / 2)
     }
 }
