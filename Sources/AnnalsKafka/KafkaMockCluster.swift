@@ -13,11 +13,17 @@ public final class KafkaMockCluster: @unchecked Sendable {
 
     /// A consumed message, with the relay's headers decoded.
     public struct Message: Sendable {
+        /// Where it was read: topic, partition and offset.
         public let topic: String
+        /// The partition of ``topic``.
         public let partition: Int32
+        /// The offset in ``partition``.
         public let offset: Int64
+        /// The message key (the relay's: the stream name).
         public let key: String
+        /// The message value (the relay's: the payload).
         public let value: [UInt8]
+        /// The message headers, as text.
         public let headers: [String: String]
         /// When the consumer received it.
         public let receivedAt: ContinuousClock.Instant

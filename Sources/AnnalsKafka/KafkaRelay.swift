@@ -20,6 +20,7 @@ public struct KafkaRelayConfiguration: Sendable {
     /// The wait before publishing again from the checkpoint after a failed delivery; doubled
     /// after each failure up to `maximumRetryBackoff`, reset by a successful delivery.
     public var retryBackoff: Duration
+    /// The longest wait between retries.
     public var maximumRetryBackoff: Duration
     /// Extra librdkafka producer properties (e.g. `security.protocol`, `sasl.mechanisms`,
     /// `compression.type`). Idempotence stays on.
@@ -52,15 +53,17 @@ public struct RelayStatus: Sendable, Hashable {
     public var savedCheckpoint: UInt64 = 0
     /// The next position the relay will read.
     public var readPosition: UInt64 = 0
-    /// Messages handed to Kafka, and acknowledged by it, since the relay started.
+    /// Messages handed to Kafka since the relay started.
     public var published: UInt64 = 0
+    /// Messages Kafka acknowledged since the relay started.
     public var delivered: UInt64 = 0
     /// Handed to Kafka and not yet acknowledged.
     public var inFlight = 0
     /// Failed deliveries after which the relay published again from its checkpoint.
     public var retries = 0
-    /// Events in the store after the checkpoint, and how old the oldest of them is.
+    /// Events in the store after the checkpoint.
     public var lagEvents: UInt64 = 0
+    /// How old the oldest event after the checkpoint is, in seconds.
     public var lagSeconds = 0.0
     /// Why the last retry happened.
     public var lastError: String?
@@ -78,6 +81,7 @@ public enum RelayError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The checkpoint could not be written.
     case checkpoint(AppendError)
 
+    /// One line for people: why the relay stopped.
     public var description: String {
         switch self {
         case .configuration(let message): return "Kafka configuration: \(message)"
@@ -104,7 +108,9 @@ public enum RelayError: Error, Sendable, Hashable, CustomStringConvertible {
 ///
 /// Thread safety: ``run(progress:)`` runs once; ``stop()`` and ``status`` may be called from any task.
 public final class KafkaRelay: Sendable {
+    /// The store it publishes from.
     public let store: EventStore
+    /// How it publishes.
     public let configuration: KafkaRelayConfiguration
     private let stopRequested = Atomic<Bool>(false)
     private let current = Mutex(RelayStatus())

@@ -16,8 +16,9 @@ public struct CompactionOptions: Sendable, Hashable {
 
 /// How far a compaction has got, reported after each index range it has examined.
 public struct CompactionProgress: Sendable, Hashable {
-    /// Segment files examined so far, and in all.
+    /// Segment files examined so far.
     public var segmentsExamined: Int
+    /// Segment files the compaction will examine in all.
     public var segmentsTotal: Int
     /// Bytes of compacted segment files written so far.
     public var bytesWritten: Int
@@ -36,8 +37,9 @@ public struct CompactionReport: Sendable, Hashable, Codable {
     public var eventsRemoved: UInt64 = 0
     /// Events copied into compacted files, positions and revisions unchanged.
     public var eventsKept: UInt64 = 0
-    /// Bytes the file system had allocated for segment files before and after.
+    /// Bytes the file system had allocated for segment files before the compaction...
     public var allocatedBytesBefore = 0
+    /// ...and after it (old files still open in readers are freed when those let go).
     public var allocatedBytesAfter = 0
     /// Bytes of compacted segment files written.
     public var bytesWritten = 0
@@ -52,15 +54,17 @@ public struct CompactionReport: Sendable, Hashable, Codable {
 
 /// Space use of one segment file, as ``EventStore/spaceUsage()`` reports it.
 public struct SegmentSpace: Sendable, Hashable, Codable {
-    /// The segment numbers the file stands for (one, or several merged by compaction).
+    /// The first segment number the file stands for (its name).
     public var firstSegment: UInt64
+    /// The last one (the same, unless compaction merged several into this file).
     public var lastSegment: UInt64
     /// True for the segment being written.
     public var isOpen: Bool
     /// True for a file written by compaction.
     public var isCompacted: Bool
-    /// File size and the bytes the file system has allocated for it.
+    /// File size.
     public var fileBytes: Int
+    /// Bytes the file system has allocated for the file.
     public var allocatedBytes: Int
     /// Bytes compaction would keep: header, kept frames, the dictionaries they need, seal.
     public var liveBytes: Int
@@ -69,8 +73,9 @@ public struct SegmentSpace: Sendable, Hashable, Codable {
     /// Allocated bytes compaction would give back (for the open segment: its dead bytes, once
     /// sealed).
     public var reclaimableBytes: Int
-    /// Events kept and removed.
+    /// Events compaction would keep.
     public var liveEvents: UInt64
+    /// Events compaction would remove.
     public var deadEvents: UInt64
 }
 
@@ -88,6 +93,7 @@ public enum CompactionError: Error, Sendable, Hashable, CustomStringConvertible 
     /// A file operation failed.
     case system(SystemError)
 
+    /// One line for people: what stopped the compaction.
     public var description: String {
         switch self {
         case .readOnly: return "the store is open read-only"
