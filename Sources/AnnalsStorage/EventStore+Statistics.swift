@@ -21,7 +21,7 @@ public struct StoreStatistics: Sendable, Hashable, Codable {
     public var allocatedBytes: Int
     /// Bytes of segment files (their fixed sizes).
     public var segmentFileBytes: Int
-    /// Size of new segments.
+    /// Size of new segments (read-only: the size of the newest segment file).
     public var segmentSizeBytes: Int
     /// Appends since open.
     public var appendsSinceOpen: Int
@@ -64,7 +64,8 @@ extension EventStore {
             segments: segments.count, events: end.nextPosition, streams: hashes.count, indexedFrames: frames,
             indexFileBytes: indexFileBytes, indexMemoryBytes: memoryBytes, usedBytes: used,
             openSegmentUsedBytes: segments.last?.index == end.segmentIndex ? end.offset : Format.segmentHeaderBytes,
-            allocatedBytes: allocated, segmentFileBytes: fileBytes, segmentSizeBytes: options.segmentSizeBytes,
+            allocatedBytes: allocated, segmentFileBytes: fileBytes,
+            segmentSizeBytes: options.readOnly ? (segments.last?.file.size ?? options.segmentSizeBytes) : options.segmentSizeBytes,
             appendsSinceOpen: appends, flushesSinceOpen: flushes)
     }
 
