@@ -33,43 +33,26 @@ struct StreamWorkload {
     var longStreams: Int { events / 2 / 100 }
     var shortStreams: Int { events / 2 / 5 }
 
+    var options: StoreOptions { StoreOptions(durability: .none, segmentSizeBytes: segmentSizeBytes, compression: compression) }
+
     func run() async throws -> Figures {
         var figures = Figures()
-        try? FileManager.default.removeItem(atPath: path)
-        var generator = RealisticEvents(seed: 3)
-        let pool = generator.events(20_000).map(\.event)
-        let options = StoreOptions(durability: .none, segmentSizeBytes: segmentSizeBytes, compression: compression)
+        figures.loadEventsPerSecond = try await load()
+        let options = self.options
+        // The load ran without sync: write back its dirty pages now, so the measurements below
+        // are not throttled by the kernel's writeback of gigabytes they did not write.
+        sync()
 
-        // Load: 10 rounds; each round gives every long stream 10 events and a tenth of the
-        // short streams their 5, so every stream is spread over the whole log.
-        var store: EventStore? = try EventStore.open(at: path, options: options)
+        var generator = RealisticEvents(seed: 4)
+        let pool = generator.events(20_000).map(\.event)
         var poolIndex = 0
         func take(_ count: Int) -> [EventData] {
             defer { poolIndex = (poolIndex + count) % (pool.count - 200) }
             return Array(pool[poolIndex..<poolIndex + count])
         }
-        let loadStart = ContinuousClock.now
-        for round in 0..<10 {
-            var batch: [StreamAppend] = []
-            for stream in 0..<longStreams {
-                batch.append(StreamAppend(stream: "acct-\(stream)", events: take(10)))
-                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
-            }
-            for stream in stride(from: round, to: shortStreams, by: 10) {
-                batch.append(StreamAppend(stream: "cart-\(stream)", events: take(5)))
-                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
-            }
-            if !batch.isEmpty { _ = try await store!.append(batch) }
-        }
-        try await store!.close()
-        figures.loadEventsPerSecond = Double(events) / seconds(since: loadStart)
-        store = nil
-        // The load ran without sync: write back its dirty pages now, so the measurements below
-        // are not throttled by the kernel's writeback of gigabytes they did not write.
-        sync()
-
         // Reopen after a clean close (best of 3).
         var best = Double.infinity
+        var store: EventStore?
         for _ in 0..<3 {
             let start = ContinuousClock.now
             store = try EventStore.open(at: path, options: options)
@@ -90,22 +73,7 @@ struct StreamWorkload {
 
         // Stream reads: whole 100-event streams, random order, every payload touched.
         var random = SeededGenerator(seed: 99)
-        var latencies: [Double] = []
-        for sample in 0..<12_000 {
-            let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
-            let start = ContinuousClock.now
-            var cursor = opened.read(stream).makeCursor()
-            var count = 0
-            var touched = 0
-            while let event = try cursor.next() {
-                count += 1
-                touched &+= try event.withPayloadBytes { Int($0.first ?? 0) }
-            }
-            let elapsed = seconds(since: start)
-            guard count == 100 else { throw BenchmarkFailure("\(stream) has \(count) events") }
-            if sample >= 2000 { latencies.append(elapsed) }
-            if touched == -1 { print("") }
-        }
+        let latencies = try readLatencies(opened, samples: 12_000, warmup: 2000, random: &random)
         var lookups: [Double] = []
         for _ in 0..<5000 {
             let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
@@ -159,6 +127,59 @@ struct StreamWorkload {
         }
         try await recovered.close()
         return figures
+    }
+
+    /// Reads whole random 100-event streams, every payload touched; the seconds each took
+    /// (after `warmup` reads).
+    func readLatencies(_ opened: EventStore, samples: Int, warmup: Int, random: inout SeededGenerator) throws -> [Double] {
+        var latencies: [Double] = []
+        for sample in 0..<samples {
+            let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
+            let start = ContinuousClock.now
+            var cursor = opened.read(stream).makeCursor()
+            var count = 0
+            var touched = 0
+            while let event = try cursor.next() {
+                count += 1
+                touched &+= try event.withPayloadBytes { Int($0.first ?? 0) }
+            }
+            let elapsed = seconds(since: start)
+            guard count == 100 else { throw BenchmarkFailure("\(stream) has \(count) events") }
+            if sample >= warmup { latencies.append(elapsed) }
+            if touched == -1 { print("") }
+        }
+        return latencies
+    }
+
+    /// Writes the store (a fresh one at `path`); returns the load rate in events/s.
+    func load() async throws -> Double {
+        try? FileManager.default.removeItem(atPath: path)
+        var generator = RealisticEvents(seed: 3)
+        let pool = generator.events(20_000).map(\.event)
+
+        // Load: 10 rounds; each round gives every long stream 10 events and a tenth of the
+        // short streams their 5, so every stream is spread over the whole log.
+        var store: EventStore? = try EventStore.open(at: path, options: options)
+        var poolIndex = 0
+        func take(_ count: Int) -> [EventData] {
+            defer { poolIndex = (poolIndex + count) % (pool.count - 200) }
+            return Array(pool[poolIndex..<poolIndex + count])
+        }
+        let loadStart = ContinuousClock.now
+        for round in 0..<10 {
+            var batch: [StreamAppend] = []
+            for stream in 0..<longStreams {
+                batch.append(StreamAppend(stream: "acct-\(stream)", events: take(10)))
+                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+            }
+            for stream in stride(from: round, to: shortStreams, by: 10) {
+                batch.append(StreamAppend(stream: "cart-\(stream)", events: take(5)))
+                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+            }
+            if !batch.isEmpty { _ = try await store!.append(batch) }
+        }
+        try await store!.close()
+        return Double(events) / seconds(since: loadStart)
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {

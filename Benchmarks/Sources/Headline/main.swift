@@ -1,4 +1,5 @@
 import AnnalsStorage
+import AnnalsTestSupport
 import Foundation
 
 // `make bench`: the headline append/replay table on a temporary store, with the machine's
@@ -36,6 +37,22 @@ if CommandLine.arguments.contains("api") {
     // `annals-headline api`: aggregate loads, projection catch-up, subscription latency.
     try await APIWorkload.run(directory: directory)
     try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
+if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
+    // `annals-headline streamreads DIR [--uncompressed]`: the 1M-event stream layout (made in
+    // DIR the first time), then whole-stream reads for about ten seconds. For profiling.
+    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: 1_000_000, segmentSizeBytes: 4 << 20,
+                                  compression: CommandLine.arguments.contains("--uncompressed") ? .none : .lz4)
+    if !FileManager.default.fileExists(atPath: workload.path) { _ = try await workload.load() }
+    let store = try EventStore.open(at: workload.path, options: workload.options)
+    var random = SeededGenerator(seed: 99)
+    var latencies: [Double] = []
+    for _ in 0..<20 { latencies += try workload.readLatencies(store, samples: 12_000, warmup: 0, random: &random) }
+    latencies.sort()
+    print("read a 100-event stream: p50 \(String(format: "%.1f", latencies[latencies.count / 2] * 1e6)) µs over \(latencies.count) reads")
+    try await store.close()
     exit(0)
 }
 
