@@ -41,9 +41,11 @@ if CommandLine.arguments.contains("api") {
 }
 
 if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
-    // `annals-headline streamreads DIR [--uncompressed]`: the 1M-event stream layout (made in
-    // DIR the first time), then whole-stream reads for about ten seconds. For profiling.
-    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: 1_000_000, segmentSizeBytes: 4 << 20,
+    // `annals-headline streamreads DIR [--uncompressed] [--ten-million]`: the stream layout of
+    // `streams` (1M events, or 10M; made in DIR the first time), then 240,000 whole-stream reads.
+    let tenMillion = CommandLine.arguments.contains("--ten-million")
+    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: tenMillion ? 10_000_000 : 1_000_000,
+                                  segmentSizeBytes: tenMillion ? 32 << 20 : 4 << 20,
                                   compression: CommandLine.arguments.contains("--uncompressed") ? .none : .lz4)
     if !FileManager.default.fileExists(atPath: workload.path) { _ = try await workload.load() }
     let store = try EventStore.open(at: workload.path, options: workload.options)

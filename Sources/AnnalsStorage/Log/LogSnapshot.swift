@@ -1,3 +1,5 @@
+import CAnnalsSupport
+
 /// What a reader sees: the segments and the visible end, taken together under the lock.
 /// Segments hold their mappings, so a snapshot stays readable whatever the writer does next.
 struct LogSnapshot: Sendable {
@@ -17,6 +19,18 @@ struct LogSnapshot: Sendable {
 }
 
 extension Segment {
+    /// Hints the CPU to load `count` bytes from `offset` (whole cache lines; a hint only, never
+    /// read or checked).
+    func prefetch(at offset: Int, count: Int = 64) {
+        guard let base = bytes.baseAddress, offset >= 0 else { return }
+        let end = min(bytes.count, offset + count)
+        var line = offset
+        while line < end {
+            annals_prefetch(base + line)
+            line += 64
+        }
+    }
+
     /// Checks a frame's checksum and record structure before any of its events is returned.
     func verify(_ frame: FrameHeader) throws(ReadError) {
         let bytes = self.bytes

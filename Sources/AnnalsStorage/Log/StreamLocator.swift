@@ -47,6 +47,14 @@ struct StreamLocator {
     private func appendFrames(of stream: String, hash: UInt64, in table: IndexTable, to frames: inout [FrameLocation]) {
         let range = table.entries(for: hash)
         guard !range.isEmpty else { return }
+        // The frames lie far apart in the log: start loading all their headers at once so the
+        // cache misses overlap, then check each one's stream name.
+        if range.count > 1 {
+            for index in range {
+                let entry = table.entry(index)
+                segment(UInt64(entry.segmentIndex))?.prefetch(at: Int(entry.offset))
+            }
+        }
         for index in range {
             let entry = table.entry(index)
             guard let segment = segment(UInt64(entry.segmentIndex)),

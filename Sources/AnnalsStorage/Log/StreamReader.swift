@@ -34,6 +34,20 @@ struct StreamReader {
         }
     }
 
+    /// Starts loading the frame at `slot` (if there is one) into the cache while the current one
+    /// is checked and read: its checksum will touch every byte. A hint only; nothing is trusted.
+    func prefetchFrame(_ slot: Int) {
+        guard slot >= 0, slot < record.frames.count else { return }
+        let location = record.frames[slot]
+        guard let segment = segments.segment(numbered: location.segmentIndex) else { return }
+        let offset = Int(location.offset)
+        guard segment.bytes.fits(offset, Format.frameHeaderBytes) else { return }
+        segment.prefetch(at: offset, count: min(Int(segment.bytes.u32(offset + 4)), Self.prefetchLimitBytes))
+    }
+
+    /// The most of one frame a read prefetches.
+    static let prefetchLimitBytes = 16 * 1024
+
     /// The events with `revisions`, which must all exist. Used for idempotency checks.
     func events(revisions: Range<UInt64>) throws(AppendError) -> [RecordedEvent] {
         var result: [RecordedEvent] = []
@@ -146,6 +160,7 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
+            reader.prefetchFrame(slot + 1)
             slot += 1
             if !Self.frame(frame, holds: revision) {
                 // Compaction removes events: the stream continues at the next frame it kept.
@@ -181,6 +196,7 @@ public struct StreamCursor: EventCursor {
                 return nil
             }
             let (frameSegment, frame) = try reader.openFrame(slot)
+            reader.prefetchFrame(slot - 1)
             if !Self.frame(frame, holds: revision) {
                 try Self.checkGap(frame, in: frameSegment, expected: revision, of: reader)
                 guard frame.firstRevision < revision else {
