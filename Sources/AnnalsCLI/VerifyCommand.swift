@@ -23,7 +23,7 @@ struct VerifyCommand: AsyncParsableCommand {
         if report.storedBodyBytes > 0 {
             let ratio = Double(report.bodyBytes) / Double(report.storedBodyBytes)
             print("compressed events \(report.compressedEvents), dictionaries \(report.dictionaries), "
-                + "metadata+payload \(report.bodyBytes) bytes stored in \(report.storedBodyBytes) (\((ratio * 100).rounded() / 100)x)")
+                + "metadata+payload \(report.bodyBytes) bytes stored in \(report.storedBodyBytes) (\(ratio.rounded(toPlaces: 2))x)")
         }
         for note in report.notes { print("note: \(note)") }
         guard report.isSound else {

@@ -16,14 +16,7 @@ import Testing
     @Test func everyFlipIsDetectedOrHarmlessNeverWrongData() async throws {
         let directory = TemporaryDirectory()
         let pristine = directory.sub("pristine")
-        var generator = RealisticEvents(seed: 31)
-        let events = generator.events(900, streams: 12)
-        let options = StoreOptions(segmentSizeBytes: 64 * 1024)
-        let store = try EventStore.open(at: pristine, options: options)
-        for chunk in stride(from: 0, to: events.count, by: 4) {
-            let slice = events[chunk..<min(chunk + 4, events.count)]
-            _ = try await store.append(slice.map { StreamAppend(stream: $0.stream, events: [$0.event]) })
-        }
+        let (store, _) = try await writeRealisticStore(at: pristine, seed: 31, count: 900, streams: 12, perAppend: 4)
         try await store.close()
         let tally = try await sweep(pristine, in: directory, trials: 160, seed: 2026, truncations: false)
         print("corruption sweep: \(tally.sorted { $0.key < $1.key })")
@@ -36,13 +29,7 @@ import Testing
     @Test func flipsAndTruncationsInACompactedStoreAreDetectedOrHarmless() async throws {
         let directory = TemporaryDirectory()
         let pristine = directory.sub("pristine")
-        var generator = RealisticEvents(seed: 32)
-        let events = generator.events(900, streams: 12)
-        let store = try EventStore.open(at: pristine, options: StoreOptions(segmentSizeBytes: 64 * 1024))
-        for chunk in stride(from: 0, to: events.count, by: 4) {
-            let slice = events[chunk..<min(chunk + 4, events.count)]
-            _ = try await store.append(slice.map { StreamAppend(stream: $0.stream, events: [$0.event]) })
-        }
+        let (store, events) = try await writeRealisticStore(at: pristine, seed: 32, count: 900, streams: 12, perAppend: 4)
         let streams = Array(Set(events.map(\.stream))).sorted()
         for stream in streams.prefix(9) { try await store.deleteStream(stream, hard: stream.hasSuffix("1")) }
         let report = try await store.compact(CompactionOptions(minimumGain: 0))

@@ -15,13 +15,7 @@ import Testing
     @Test func mutatedFramesAndIndexesWithValidChecksumsNeverCrash() async throws {
         let directory = TemporaryDirectory()
         let pristine = directory.sub("pristine")
-        var generator = RealisticEvents(seed: 77)
-        let events = generator.events(500, streams: 9)
-        let store = try EventStore.open(at: pristine, options: StoreOptions(segmentSizeBytes: 64 * 1024))
-        for chunk in stride(from: 0, to: events.count, by: 5) {
-            let slice = events[chunk..<min(chunk + 5, events.count)]
-            _ = try await store.append(slice.map { StreamAppend(stream: $0.stream, events: [$0.event]) })
-        }
+        let (store, events) = try await writeRealisticStore(at: pristine, seed: 77, count: 500, streams: 9, perAppend: 5)
         try await store.close()
         let streams = Set(events.map(\.stream))
         var expectedByStream: [String: [UInt64: [UInt8]]] = [:]
@@ -107,14 +101,7 @@ import Testing
             if (60..<68).contains(at) || (IndexFile.headerChecksumOffset..<IndexFile.headerBytes).contains(at) { at = 16 }
             bytes[at] ^= UInt8(truncatingIfNeeded: random.next() | 1)
         }
-        bytes.withUnsafeMutableBytes { buffer in
-            let raw = UnsafeRawBufferPointer(buffer)
-            let entries = Int(min(raw.u64(32), UInt64(buffer.count)))
-            let entriesEnd = min(buffer.count, IndexFile.headerBytes + entries * IndexFile.entryBytes)
-            buffer.storeU32(CRC32C.checksum(raw.slice(IndexFile.headerBytes, entriesEnd - IndexFile.headerBytes)), at: 60)
-            buffer.storeU32(CRC32C.checksum(raw.slice(entriesEnd, buffer.count - entriesEnd)), at: 64)
-            buffer.storeU32(CRC32C.checksum(raw.slice(0, IndexFile.headerChecksumOffset)), at: IndexFile.headerChecksumOffset)
-        }
+        FuzzTargets.fixIndexChecksums(&bytes)
         return "\(count) byte(s) of the index"
     }
 }

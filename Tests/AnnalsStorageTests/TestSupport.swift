@@ -62,6 +62,21 @@ func modifyFile(_ path: String, _ body: (inout [UInt8]) -> Void) throws {
 
 let smallSegments = StoreOptions(segmentSizeBytes: 64 * 1024)
 
+/// A store of `count` seeded realistic events over `streams` streams in 64 KiB segments, appended
+/// `perAppend` streams at a time (one frame each); left open. Returns the events written.
+func writeRealisticStore(
+    at path: String, seed: UInt64, count: Int, streams: Int, perAppend: Int
+) async throws -> (store: EventStore, events: [(stream: String, event: EventData)]) {
+    var generator = RealisticEvents(seed: seed)
+    let events = generator.events(count, streams: streams)
+    let store = try EventStore.open(at: path, options: smallSegments)
+    for chunk in stride(from: 0, to: events.count, by: perAppend) {
+        let slice = events[chunk..<min(chunk + perAppend, events.count)]
+        _ = try await store.append(slice.map { StreamAppend(stream: $0.stream, events: [$0.event]) })
+    }
+    return (store, events)
+}
+
 /// Opens `path` once a previous instance dropped without `close()` (a simulated crash) has let
 /// go of the writer lock: its last references go away asynchronously (flush queue).
 func openWhenReleased(_ path: String, options: StoreOptions) async throws -> EventStore {

@@ -97,16 +97,7 @@ enum FuzzTargets {
 
     static func index(_ body: [UInt8], fixChecksums: Bool) {
         var bytes = body
-        if fixChecksums, bytes.count >= IndexFile.headerBytes {
-            bytes.withUnsafeMutableBytes { buffer in
-                let readable = UnsafeRawBufferPointer(buffer)
-                let entries = Int(min(readable.u64(32), UInt64(buffer.count)))
-                let entriesEnd = min(buffer.count, IndexFile.headerBytes + entries * IndexFile.entryBytes)
-                buffer.storeU32(CRC32C.checksum(readable.slice(IndexFile.headerBytes, entriesEnd - IndexFile.headerBytes)), at: 60)
-                buffer.storeU32(CRC32C.checksum(readable.slice(entriesEnd, buffer.count - entriesEnd)), at: 64)
-                buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexFile.headerChecksumOffset)), at: IndexFile.headerChecksumOffset)
-            }
-        }
+        if fixChecksums { fixIndexChecksums(&bytes) }
         bytes.withUnsafeBytes { readable in
             let range = readable.count >= 32 ? readable.u64(16)...max(readable.u64(16), readable.u64(24)) : 0...0
             guard case .success(let summary) = IndexFile.validate(readable, segments: range, hashID: IndexFile.fnv1aHashID) else { return }
@@ -115,6 +106,20 @@ enum FuzzTargets {
                 let hash = readable.u64(IndexFile.headerBytes + slot * IndexFile.entryBytes)
                 _ = BlockedBloom.mayContain(hash, in: readable, at: bloomStart, blocks: summary.bloomBlocks)
             }
+        }
+    }
+
+    /// Recomputes an index file's three checksums (entries, Bloom filter, header) for the
+    /// sizes its header states, bounded by the file.
+    static func fixIndexChecksums(_ bytes: inout [UInt8]) {
+        guard bytes.count >= IndexFile.headerBytes else { return }
+        bytes.withUnsafeMutableBytes { buffer in
+            let readable = UnsafeRawBufferPointer(buffer)
+            let entries = Int(min(readable.u64(32), UInt64(buffer.count)))
+            let entriesEnd = min(buffer.count, IndexFile.headerBytes + entries * IndexFile.entryBytes)
+            buffer.storeU32(CRC32C.checksum(readable.slice(IndexFile.headerBytes, entriesEnd - IndexFile.headerBytes)), at: 60)
+            buffer.storeU32(CRC32C.checksum(readable.slice(entriesEnd, buffer.count - entriesEnd)), at: 64)
+            buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexFile.headerChecksumOffset)), at: IndexFile.headerChecksumOffset)
         }
     }
 

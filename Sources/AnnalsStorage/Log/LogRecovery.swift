@@ -40,7 +40,7 @@ struct LogRecovery {
                 report.removedTemporaryFiles.append(file)
             }
         }
-        guard let lastListed = listing.indexes.last else {
+        guard !listing.indexes.isEmpty else {
             throw .notAStore(path: layout.root, reason: "no segment files in \(layout.segmentsDirectory)")
         }
         // A compacted file stands for a range of segment numbers; a file whose number lies in
@@ -59,9 +59,8 @@ struct LogRecovery {
             if let previous = segments.last, index != previous.lastIndex + 1 {
                 throw .corrupt(CorruptionError(file: layout.segmentPath(previous.lastIndex + 1), offset: 0, reason: "segment file missing"))
             }
-            let isLast = index == lastListed
             let file: MappedFile
-            do { file = try layout.storage.openMappedFile(path: path, writable: writable && isLast) } catch { throw .system(error) }
+            do { file = try layout.storage.openMappedFile(path: path, writable: false) } catch { throw .system(error) }
             let header = try SegmentHeader.decode(file.bytes, file: path)
             guard header.segmentIndex == index else {
                 throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
@@ -69,12 +68,12 @@ struct LogRecovery {
             segments.append(Segment(header: header, file: file))
         }
         // The last file standing (files after it may have been superseded) is the one the
-        // writer continues: never a compacted one, and mapped writable.
+        // writer continues: never a compacted one, and the only one mapped writable.
         if let last = segments.last {
             if last.isCompacted {
                 throw .corrupt(CorruptionError(file: last.path, offset: 12, reason: "the last segment of a store cannot be a compacted one"))
             }
-            if writable && !last.file.isWritable {
+            if writable {
                 let file: MappedFile
                 do { file = try layout.storage.openMappedFile(path: last.path, writable: true) } catch { throw .system(error) }
                 segments[segments.count - 1] = Segment(header: last.header, file: file)
@@ -118,9 +117,13 @@ struct LogRecovery {
         var end = start
         var sealed = false
         var dictionary: Int?
+        var compactedSoFar = false
         for (arrayIndex, segment) in segments.enumerated() {
             dictionary = nil
             let isLast = arrayIndex == segments.count - 1
+            // Compaction removes events: after a compacted segment, a stream may continue past
+            // revisions that are gone (never go back).
+            compactedSoFar = compactedSoFar || segment.isCompacted
             guard segment.firstPosition == expected else {
                 throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
             }
@@ -173,11 +176,8 @@ struct LogRecovery {
                         // precedes it: index files ending before it and the frames scanned so far.
                         let indexed = table(covering: segment.index) != nil
                         let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
-                        // Compaction removes events: after a compacted segment, a stream may
-                        // continue past revisions that are gone (never go back).
-                        let compactedBefore = segments[...arrayIndex].contains(where: \.isCompacted)
                         try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
-                                  allowSkippedRevisions: compactedBefore,
+                                  allowSkippedRevisions: compactedSoFar,
                                   locator: StreamLocator(tables: before, segments: segments), into: &memory)
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                         expected = frame.nextPosition
@@ -331,7 +331,7 @@ struct LogRecovery {
         let cutBytes = lastNonZero - offset
         report.truncatedBytes = cutBytes
         report.truncation = segment.corruption(at: offset, reason)
-        guard writable, segment.file.isWritable, cutBytes > 0 else { return }
+        guard writable, cutBytes > 0 else { return }
         segment.file.mutableBytes.zero(offset, cutBytes)
         do { try segment.file.sync(offset..<lastNonZero) } catch { throw .system(error) }
     }
