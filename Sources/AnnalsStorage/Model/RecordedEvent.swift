@@ -17,10 +17,17 @@ public struct RecordedEvent: Sendable {
     /// The event's revision in its stream (0, 1, 2, …).
     public let revision: UInt64
     /// The event id (supplied by the caller or generated at append).
-    public let id: UUID
-    /// When the event was committed.
-    public let timestamp: Timestamp
+    public var id: UUID {
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: segment.bytes.slice(layout.offset + 24, 16)) }
+        return UUID(uuid: uuid)
+    }
 
+    /// When the event was committed.
+    public var timestamp: Timestamp { Timestamp(nanosecondsSinceEpoch: segment.bytes.i64(layout.offset + 16)) }
+
+    // Id and timestamp are read from the record when asked for: a read that does not use
+    // them does not pay for them.
     let segment: Segment
     let layout: EventRecordLayout
 
@@ -30,11 +37,6 @@ public struct RecordedEvent: Sendable {
         self.revision = revision
         self.segment = segment
         self.layout = layout
-        let bytes = segment.bytes
-        self.timestamp = Timestamp(nanosecondsSinceEpoch: bytes.i64(layout.offset + 16))
-        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: bytes.slice(layout.offset + 24, 16)) }
-        self.id = UUID(uuid: uuid)
     }
 
     /// The event type name.
