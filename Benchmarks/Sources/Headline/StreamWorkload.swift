@@ -130,11 +130,13 @@ struct StreamWorkload {
     }
 
     /// Reads whole random 100-event streams, every payload touched; the seconds each took
-    /// (after `warmup` reads).
-    func readLatencies(_ opened: EventStore, samples: Int, warmup: Int, random: inout SeededGenerator) throws -> [Double] {
+    /// (after `warmup` reads). `streams`: read only that many streams (the first ones).
+    func readLatencies(
+        _ opened: EventStore, samples: Int, warmup: Int, random: inout SeededGenerator, streams: Int? = nil
+    ) throws -> [Double] {
         var latencies: [Double] = []
         for sample in 0..<samples {
-            let stream = "acct-\(Int(random.next() % UInt64(longStreams)))"
+            let stream = "acct-\(Int(random.next() % UInt64(streams ?? longStreams)))"
             let start = ContinuousClock.now
             var cursor = opened.read(stream).makeCursor()
             var count = 0

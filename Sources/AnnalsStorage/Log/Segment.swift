@@ -4,6 +4,7 @@ import Synchronization
 ///
 /// Sealed segments are immutable. The open segment is written only by the log writer, and
 /// only past the end that readers have been told about, so sharing it is safe.
+@usableFromInline
 final class Segment: Sendable {
     let header: SegmentHeader
     let file: MappedFile

@@ -154,6 +154,7 @@ public struct StreamCursor: EventCursor {
         return nil
     }
 
+    @inline(__always)
     private mutating func nextForwards() throws(ReadError) -> RecordedEvent? {
         while eventsLeftInFrame == 0 {
             guard slot < reader.record.frames.count else {
@@ -190,6 +191,7 @@ public struct StreamCursor: EventCursor {
         return event
     }
 
+    @inline(__always)
     private mutating func nextBackwards() throws(ReadError) -> RecordedEvent? {
         if records.isEmpty {
             guard slot >= 0 else {

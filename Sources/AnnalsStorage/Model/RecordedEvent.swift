@@ -6,47 +6,68 @@ import Foundation
 
 /// An event as stored: the caller's data plus where and when the store committed it.
 ///
-/// Type, metadata and payload are read from the segment mapping when asked for (the event keeps
-/// the mapping alive), so iterating a log does not copy payloads it does not use. A value is
-/// immutable and safe to share across tasks.
-public struct RecordedEvent: Sendable {
+/// Id, timestamp, type, metadata and payload are read from the segment mapping when asked for
+/// (the event keeps the mapping alive), so iterating a log does not copy or decode what it does
+/// not use. A value is immutable and safe to share across tasks.
+public struct RecordedEvent: @unchecked Sendable {
+    // @unchecked: `record` points into a mapping that never changes once the event is
+    // readable, and that `segment` keeps mapped for as long as the event exists.
+
     /// Gapless, store-wide position (0, 1, 2, …). Never reused.
     public let position: UInt64
     /// The stream the event belongs to.
     public let stream: String
     /// The event's revision in its stream (0, 1, 2, …).
     public let revision: UInt64
-    /// The event id (supplied by the caller or generated at append).
-    public var id: UUID {
-        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: segment.bytes.slice(layout.offset + 24, 16)) }
-        return UUID(uuid: uuid)
-    }
 
-    /// When the event was committed.
-    public var timestamp: Timestamp { Timestamp(nanosecondsSinceEpoch: segment.bytes.i64(layout.offset + 16)) }
-
-    // Id and timestamp are read from the record when asked for: a read that does not use
-    // them does not pay for them.
-    let segment: Segment
-    let layout: EventRecordLayout
+    /// The segment holding the record: keeps the mapping alive, and names the file in errors.
+    @usableFromInline let segment: Segment
+    /// The start of the record (its 40-byte header, `format-spec.md` §3.2) in the mapping.
+    @usableFromInline let record: UnsafeRawPointer
 
     init(position: UInt64, stream: String, revision: UInt64, segment: Segment, layout: EventRecordLayout) {
         self.position = position
         self.stream = stream
         self.revision = revision
         self.segment = segment
-        self.layout = layout
+        self.record = segment.bytes.baseAddress! + layout.offset
     }
+
+    /// The event id (supplied by the caller or generated at append).
+    public var id: UUID {
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: UnsafeRawBufferPointer(start: record + 24, count: 16)) }
+        return UUID(uuid: uuid)
+    }
+
+    /// When the event was committed.
+    public var timestamp: Timestamp {
+        Timestamp(nanosecondsSinceEpoch: Int64(littleEndian: record.loadUnaligned(fromByteOffset: 16, as: Int64.self)))
+    }
+
+    /// The record's layout, read from its header (checked when its frame was opened).
+    var layout: EventRecordLayout {
+        FrameDecoder.record(at: record - segment.bytes.baseAddress!, in: segment.bytes)
+    }
+
+    // Record header fields (`format-spec.md` §3.2), for the inlinable accessors below.
+    @inlinable var storedTypeBytes: Int { Int(UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) }
+    @inlinable var storedMetadataBytes: Int { Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) }
+    @inlinable var storedPayloadBytes: Int { Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))) }
+    @inlinable var storedFlags: UInt16 { UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) }
+    /// A raw record's metadata, followed by its payload: past the 40-byte header
+    /// (`Format.eventHeaderBytes`) and the type name.
+    @inlinable var rawBodyStart: UnsafeRawPointer { record + 40 + storedTypeBytes }
 
     /// The event type name.
     public var type: String {
-        String(decoding: segment.bytes.slice(layout.typeOffset, layout.typeBytes), as: UTF8.self)
+        String(decoding: UnsafeRawBufferPointer(start: record + Format.eventHeaderBytes, count: storedTypeBytes), as: UTF8.self)
     }
 
     /// True when the store holds this event's metadata and payload LZ4-compressed. Reading
     /// them then decodes the block (about 0.1–0.2 µs for a few hundred bytes).
-    public var isStoredCompressed: Bool { layout.isCompressed }
+    @inlinable
+    public var isStoredCompressed: Bool { storedFlags & 1 != 0 }
 
     /// A copy of the metadata bytes.
     ///
@@ -66,10 +87,10 @@ public struct RecordedEvent: Sendable {
     }
 
     /// Number of payload bytes.
-    public var payloadCount: Int { layout.payloadBytes }
+    public var payloadCount: Int { storedPayloadBytes }
 
     /// Number of metadata bytes.
-    public var metadataCount: Int { layout.metadataBytes }
+    public var metadataCount: Int { storedMetadataBytes }
 
     /// Calls `body` with the payload bytes: in place in the mapping for a raw record (no copy),
     /// or in a temporary buffer for a compressed one. The buffer is valid only during the call.
@@ -95,8 +116,14 @@ public struct RecordedEvent: Sendable {
     public func withBodyBytes<R>(
         _ body: (_ metadata: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> R
     ) throws(ReadError) -> R {
-        // Specialized in the caller's module; the non-generic part below does the work, so no
-        // generic metadata is instantiated per event.
+        // Specialized in the caller's module. A raw record is handed over in place; a
+        // compressed one goes through the non-generic decoder below, so no generic metadata
+        // is instantiated per event.
+        if !isStoredCompressed {
+            let metadata = UnsafeRawBufferPointer(start: rawBodyStart, count: storedMetadataBytes)
+            let payload = UnsafeRawBufferPointer(start: metadata.baseAddress! + metadata.count, count: storedPayloadBytes)
+            return body(metadata, payload)
+        }
         var result: R?
         try visitBody { metadata, payload in result = body(metadata, payload) }
         return result.unsafelyUnwrapped
