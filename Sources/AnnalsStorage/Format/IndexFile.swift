@@ -107,9 +107,8 @@ enum IndexFile {
         let fingerprint: UInt32
     }
 
-    /// Checks a whole index file: header, both checksums, sizes, entry order and that every
-    /// entry names a segment of the file's range. Returns its summary, or why the file cannot
-    /// be trusted.
+    /// Checks an index file's header, both checksums and sizes; ``checkEntries(_:of:visit:)``
+    /// checks the entries themselves. Returns its summary, or why the file cannot be trusted.
     static func validate(
         _ bytes: UnsafeRawBufferPointer, segments expected: ClosedRange<UInt64>, hashID: UInt32
     ) -> Result<Summary, CorruptionReason> {
@@ -139,6 +138,32 @@ enum IndexFile {
         }
         return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks), nextPosition: bytes.u64(48),
                                 fingerprint: bytes.u32(68)))
+    }
+}
+
+extension IndexFile {
+    /// Checks, in one pass, the entries of a file that passed ``validate(_:segments:hashID:)``:
+    /// ascending (stream hash, first revision) order, which lookups rely on, and a segment of
+    /// the file's range in every entry. Hands each entry's hash to `visit` on the way. Returns
+    /// the first problem, or nil.
+    @inline(__always)
+    static func checkEntries(
+        _ bytes: UnsafeRawBufferPointer, of summary: Summary, visit: (_ index: Int, _ streamHash: UInt64) -> Void
+    ) -> CorruptionReason? {
+        var previous: (hash: UInt64, revision: UInt64) = (0, 0)
+        for index in 0..<summary.entries {
+            let offset = headerBytes + index * entryBytes
+            let entry = (hash: bytes.u64(offset), revision: bytes.u64(offset + 8))
+            if index > 0, entry < previous {
+                return CorruptionReason(offset: offset, "entry \(index) is out of (stream hash, revision) order")
+            }
+            guard summary.segments.contains(UInt64(bytes.u32(offset + 24))) else {
+                return CorruptionReason(offset: offset + 24, "entry \(index) names segment \(bytes.u32(offset + 24))")
+            }
+            visit(index, entry.hash)
+            previous = entry
+        }
+        return nil
     }
 }
 

@@ -101,6 +101,7 @@ enum FuzzTargets {
         bytes.withUnsafeBytes { readable in
             let range = readable.count >= 32 ? readable.u64(16)...max(readable.u64(16), readable.u64(24)) : 0...0
             guard case .success(let summary) = IndexFile.validate(readable, segments: range, hashID: IndexFile.fnv1aHashID) else { return }
+            guard IndexFile.checkEntries(readable, of: summary, visit: { _, _ in }) == nil else { return }
             let bloomStart = IndexFile.headerBytes + summary.entries * IndexFile.entryBytes
             for slot in 0..<summary.entries {
                 let hash = readable.u64(IndexFile.headerBytes + slot * IndexFile.entryBytes)

@@ -18,32 +18,39 @@ final class IndexTable: Sendable {
     private let bucketStarts: [UInt32]
     private let bucketBits: Int
 
-    private init(file: MappedFile, summary: IndexFile.Summary) {
+    private init(file: MappedFile, summary: IndexFile.Summary, bucketStarts: [UInt32], bucketBits: Int) {
         self.segments = summary.segments
         self.file = file
         self.entryCount = summary.entries
         self.nextPosition = summary.nextPosition
         self.fingerprint = summary.fingerprint
-        let bits = Self.bucketBits(forEntries: summary.entries)
-        self.bucketBits = bits
-        let bytes = file.bytes
-        let entryCount = summary.entries
-        self.bucketStarts = [UInt32](unsafeUninitializedCapacity: (1 << bits) + 1) { starts, initialized in
+        self.bucketStarts = bucketStarts
+        self.bucketBits = bucketBits
+    }
+
+    /// Checks the entries of a validated file and builds its bucket directory in the same pass.
+    private static func buildBuckets(
+        _ bytes: UnsafeRawBufferPointer, summary: IndexFile.Summary, bits: Int
+    ) -> Result<[UInt32], CorruptionReason> {
+        var problem: CorruptionReason?
+        let starts = [UInt32](unsafeUninitializedCapacity: (1 << bits) + 1) { starts, initialized in
             // starts[b] = the first entry whose bucket is at least b (entries are sorted by hash).
             var next = 0
-            for index in 0..<entryCount {
-                let bucket = Self.bucket(of: bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes), bits: bits)
+            problem = IndexFile.checkEntries(bytes, of: summary) { index, hash in
+                let bucket = Self.bucket(of: hash, bits: bits)
                 while next <= bucket {
                     starts[next] = UInt32(index)
                     next += 1
                 }
             }
             while next < starts.count {
-                starts[next] = UInt32(entryCount)
+                starts[next] = UInt32(summary.entries)
                 next += 1
             }
             initialized = starts.count
         }
+        if let problem { return .failure(problem) }
+        return .success(starts)
     }
 
     /// About 4–8 entries per bucket; one bucket for a small file.
@@ -69,9 +76,13 @@ final class IndexTable: Sendable {
         do { file = try storage.openMappedFile(path: path, writable: false) } catch {
             return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
         }
-        switch IndexFile.validate(file.bytes, segments: segments, hashID: hashID) {
-        case .success(let summary):
-            return .success(IndexTable(file: file, summary: summary))
+        let checked = IndexFile.validate(file.bytes, segments: segments, hashID: hashID).flatMap { summary in
+            buildBuckets(file.bytes, summary: summary, bits: Self.bucketBits(forEntries: summary.entries)).map { (summary, $0) }
+        }
+        switch checked {
+        case .success(let (summary, starts)):
+            return .success(IndexTable(file: file, summary: summary, bucketStarts: starts,
+                                       bucketBits: Self.bucketBits(forEntries: summary.entries)))
         case .failure(let problem):
             return .failure(CorruptionError(file: path, offset: problem.offset, reason: problem.reason))
         }

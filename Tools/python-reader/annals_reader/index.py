@@ -77,6 +77,12 @@ class IndexFile:
         entries_end = HEADER_BYTES + ENTRY_BYTES * count
         if crc32c(data[HEADER_BYTES:entries_end]) != entries_checksum or crc32c(data[entries_end:]) != bloom_checksum:
             return None
+        # Entries in ascending (streamHash, firstRevision) order, each naming a covered segment.
+        previous = None
+        for stream_hash, first_revision, _, segment, _, _ in struct.iter_unpack("<QQQIII4x", data[HEADER_BYTES:entries_end]):
+            if (previous is not None and (stream_hash, first_revision) < previous) or not first <= segment <= last:
+                return None
+            previous = (stream_hash, first_revision)
         return IndexFile(path, data)
 
     def entry(self, index):
