@@ -81,7 +81,7 @@ import Testing
         let inputPath = store.directory + "/input.jsonl"
         let outputPath = store.directory + "/output.txt"
         try lines.joined(separator: "\n").write(toFile: inputPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        try #require(FileManager.default.createFile(atPath: outputPath, contents: nil))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .deletingLastPathComponent().appendingPathComponent("annals")

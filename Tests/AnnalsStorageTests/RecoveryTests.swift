@@ -174,7 +174,7 @@ import Testing
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
         try await EventStore.open(at: path, options: smallSegments).close()
-        FileManager.default.createFile(atPath: path + "/segments/0000000000000001.seg.tmp", contents: Data([1, 2, 3]))
+        try #require(FileManager.default.createFile(atPath: path + "/segments/0000000000000001.seg.tmp", contents: Data([1, 2, 3])))
         let reopened = try EventStore.open(at: path, options: smallSegments)
         #expect(reopened.recoveryReport.removedTemporaryFiles.count == 1)
         #expect(!FileManager.default.fileExists(atPath: path + "/segments/0000000000000001.seg.tmp"))
@@ -202,7 +202,7 @@ import Testing
 
     @Test func directoryThatIsNotAStoreIsRefused() throws {
         let directory = TemporaryDirectory()
-        FileManager.default.createFile(atPath: directory.sub("notes.txt"), contents: Data("hello".utf8))
+        try #require(FileManager.default.createFile(atPath: directory.sub("notes.txt"), contents: Data("hello".utf8)))
         #expect {
             _ = try EventStore.open(at: directory.path)
         } throws: { error in
