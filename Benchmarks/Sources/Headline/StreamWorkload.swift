@@ -89,12 +89,18 @@ struct StreamWorkload {
 
         // Append throughput into the grown store, 100-event batches: without sync (what the
         // engine costs as the store grows) and with fsync (what the disk allows right now).
+        // Three rounds of 200,000 events; the median, as one round is short enough for a
+        // neighbour on this shared machine to halve or double it.
         let unsynced = try EventStore.open(at: path, options: options)
-        let unsyncedStart = ContinuousClock.now
-        for index in 0..<2000 {
-            _ = try await unsynced.append(take(100), to: "acct-\(Int(random.next() % UInt64(longStreams)))")
+        var rates: [Double] = []
+        for _ in 0..<3 {
+            let unsyncedStart = ContinuousClock.now
+            for _ in 0..<2000 {
+                _ = try await unsynced.append(take(100), to: "acct-\(Int(random.next() % UInt64(longStreams)))")
+            }
+            rates.append(200_000 / seconds(since: unsyncedStart))
         }
-        figures.appendUnsyncedEventsPerSecond = 200_000 / seconds(since: unsyncedStart)
+        figures.appendUnsyncedEventsPerSecond = rates.sorted()[1]
         try await unsynced.close()
         let appender = try EventStore.open(at: path, options: StoreOptions(segmentSizeBytes: segmentSizeBytes))
         let appendStart = ContinuousClock.now
@@ -161,7 +167,7 @@ struct StreamWorkload {
 
         // Load: 10 rounds; each round gives every long stream 10 events and a tenth of the
         // short streams their 5, so every stream is spread over the whole log.
-        var store: EventStore? = try EventStore.open(at: path, options: options)
+        let store = try EventStore.open(at: path, options: options)
         var poolIndex = 0
         func take(_ count: Int) -> [EventData] {
             defer { poolIndex = (poolIndex + count) % (pool.count - 200) }
@@ -172,15 +178,15 @@ struct StreamWorkload {
             var batch: [StreamAppend] = []
             for stream in 0..<longStreams {
                 batch.append(StreamAppend(stream: "acct-\(stream)", events: take(10)))
-                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+                if batch.count == 100 { _ = try await store.append(batch); batch.removeAll() }
             }
             for stream in stride(from: round, to: shortStreams, by: 10) {
                 batch.append(StreamAppend(stream: "cart-\(stream)", events: take(5)))
-                if batch.count == 100 { _ = try await store!.append(batch); batch.removeAll() }
+                if batch.count == 100 { _ = try await store.append(batch); batch.removeAll() }
             }
-            if !batch.isEmpty { _ = try await store!.append(batch) }
+            if !batch.isEmpty { _ = try await store.append(batch) }
         }
-        try await store!.close()
+        try await store.close()
         return Double(events) / seconds(since: loadStart)
     }
 

@@ -54,7 +54,6 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
     let store = try EventStore.open(at: workload.path, options: workload.options)
     print("opened in \(ContinuousClock.now - openStart)")
     var random = SeededGenerator(seed: 99)
-    var latencies: [Double] = []
     let streams = CommandLine.arguments.contains("--cached") ? 8 : nil
     var rounds: [[Double]] = []
     for _ in 0..<20 {
