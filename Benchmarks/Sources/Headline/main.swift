@@ -72,6 +72,20 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
     exit(0)
 }
 
+if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "appendgrowth" {
+    // `annals-headline appendgrowth DIR [--uncompressed] [--ten-million]`: appends into the
+    // grown store left by `streamreads`, on its own (the `streams` run measures them right
+    // after writing the store, while the disk may still be busy with it).
+    let tenMillion = CommandLine.arguments.contains("--ten-million")
+    let uncompressed = CommandLine.arguments.contains("--uncompressed")
+    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: tenMillion ? 10_000_000 : 1_000_000,
+                                  segmentSizeBytes: (tenMillion ? 32 << 20 : 4 << 20) >> (uncompressed ? 0 : 1),
+                                  compression: uncompressed ? .none : .lz4)
+    var random = SeededGenerator(seed: 7)
+    print("append into the grown store, 100/batch, no sync: \(Int(try await workload.unsyncedAppendRate(random: &random))) events/s")
+    exit(0)
+}
+
 if CommandLine.arguments.contains("kafka") {
     // `annals-headline kafka`: relay throughput and append-to-consume latency (mock cluster).
     print("Annals Kafka relay benchmark in \(directory)")

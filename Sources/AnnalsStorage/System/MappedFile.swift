@@ -143,12 +143,6 @@ final class MappedFile: @unchecked Sendable {
         if let simulated { return simulated.allocatedBytes }
         return Int(try Syscalls.fileStatus(fd, path: path).st_blocks) * 512
     }
-
-    /// Hints the kernel that the mapping will be read sequentially (`madvise(MADV_SEQUENTIAL)`).
-    func adviseSequential() {
-        guard simulated == nil else { return }
-        _ = madvise(base, size, MADV_SEQUENTIAL)
-    }
 }
 
 /// The storage behind a simulated file's "mapping" (see ``MappedFile/init(simulating:base:size:writable:backing:)``).
