@@ -29,6 +29,14 @@ struct StreamWorkload {
         var indexFileMegabytes = 0.0
     }
 
+    /// The layouts the stream benchmarks use: 1M events in 4 MiB segments or 10M in 32 MiB,
+    /// half that for LZ4 (which halves the bytes), so that every store spans over 100 segments.
+    static func standard(directory: String, tenMillion: Bool, compression: Compression) -> StreamWorkload {
+        StreamWorkload(directory: directory, events: tenMillion ? 10_000_000 : 1_000_000,
+                       segmentSizeBytes: (tenMillion ? 32 << 20 : 4 << 20) >> (compression == .lz4 ? 1 : 0),
+                       compression: compression)
+    }
+
     var path: String { directory + "/streams-\(events)" }
     var longStreams: Int { events / 2 / 100 }
     var shortStreams: Int { events / 2 / 5 }

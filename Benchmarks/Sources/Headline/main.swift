@@ -40,15 +40,17 @@ if CommandLine.arguments.contains("api") {
     exit(0)
 }
 
+/// The `streams` layout named by `DIR [--uncompressed] [--ten-million]`.
+func standardWorkloadFromArguments() -> StreamWorkload {
+    StreamWorkload.standard(directory: CommandLine.arguments[2], tenMillion: CommandLine.arguments.contains("--ten-million"),
+                            compression: CommandLine.arguments.contains("--uncompressed") ? .none : .lz4)
+}
+
 if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
     // `annals-headline streamreads DIR [--uncompressed] [--ten-million] [--cached]`: the stream
     // layout of `streams` (1M events, or 10M; made in DIR the first time), then 240,000
     // whole-stream reads. `--cached` reads 8 streams over and over: the CPU's share alone.
-    let tenMillion = CommandLine.arguments.contains("--ten-million")
-    let uncompressed = CommandLine.arguments.contains("--uncompressed")
-    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: tenMillion ? 10_000_000 : 1_000_000,
-                                  segmentSizeBytes: (tenMillion ? 32 << 20 : 4 << 20) >> (uncompressed ? 0 : 1),
-                                  compression: uncompressed ? .none : .lz4)
+    let workload = standardWorkloadFromArguments()
     if !FileManager.default.fileExists(atPath: workload.path) { _ = try await workload.load() }
     let openStart = ContinuousClock.now
     let store = try EventStore.open(at: workload.path, options: workload.options)
@@ -64,8 +66,7 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "streamreads" {
         return "p50 \(String(format: "%.1f", sorted[sorted.count / 2] * 1e6)) µs, "
             + "p99 \(String(format: "%.1f", sorted[sorted.count * 99 / 100] * 1e6)) µs over \(sorted.count) reads"
     }
-    // The first reads after open also map the store's pages into the process (minor faults);
-    // the later ones find them mapped, as a long-running process does.
+    // The first round of reads after open, apart from the steady state of the later rounds.
     print("read a 100-event stream: first reads after open \(summary(rounds[0])); "
         + "steady state \(summary(Array(rounds[10...].joined())))")
     try await store.close()
@@ -76,11 +77,7 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "appendgrowth" 
     // `annals-headline appendgrowth DIR [--uncompressed] [--ten-million]`: appends into the
     // grown store left by `streamreads`, on its own (the `streams` run measures them right
     // after writing the store, while the disk may still be busy with it).
-    let tenMillion = CommandLine.arguments.contains("--ten-million")
-    let uncompressed = CommandLine.arguments.contains("--uncompressed")
-    let workload = StreamWorkload(directory: CommandLine.arguments[2], events: tenMillion ? 10_000_000 : 1_000_000,
-                                  segmentSizeBytes: (tenMillion ? 32 << 20 : 4 << 20) >> (uncompressed ? 0 : 1),
-                                  compression: uncompressed ? .none : .lz4)
+    let workload = standardWorkloadFromArguments()
     var random = SeededGenerator(seed: 7)
     print("append into the grown store, 100/batch, no sync: \(Int(try await workload.unsyncedAppendRate(random: &random))) events/s")
     exit(0)
@@ -107,16 +104,13 @@ if streamsMode {
     // `annals-headline streams [--full]`: stream reads, reopen and growth (1M; 10M with --full).
     print("Annals stream benchmark in \(directory)")
     var rows: [(String, StreamWorkload.Figures)] = []
-    // Segments half as large for LZ4, which halves the bytes: every store spans over 100 segments.
-    let sizes: [(Int, Int, Compression)] = [(1_000_000, 2 << 20, .lz4), (1_000_000, 4 << 20, .none)]
-        + (full ? [(10_000_000, 16 << 20, .lz4), (10_000_000, 32 << 20, .none)] : [])
-    for (events, segmentSize, compression) in sizes {
-        print("loading \(events) events…")
-        let figures = try await StreamWorkload(directory: directory, events: events, segmentSizeBytes: segmentSize,
-                                               compression: compression).run()
-        rows.append(("\(events / 1_000_000)M events, \(segmentSize >> 20) MiB segments, "
+    for (tenMillion, compression) in [(false, Compression.lz4), (false, .none)] + (full ? [(true, .lz4), (true, .none)] : []) {
+        let workload = StreamWorkload.standard(directory: directory, tenMillion: tenMillion, compression: compression)
+        print("loading \(workload.events) events…")
+        let figures = try await workload.run()
+        rows.append(("\(workload.events / 1_000_000)M events, \(workload.segmentSizeBytes >> 20) MiB segments, "
             + (compression == .lz4 ? "LZ4" : "uncompressed"), figures))
-        try? FileManager.default.removeItem(atPath: directory + "/streams-\(events)")
+        try? FileManager.default.removeItem(atPath: workload.path)
     }
     for (title, f) in rows {
         print("")

@@ -22,29 +22,14 @@ struct FrameHeader: Sendable {
 /// The layout of one event record inside a checked frame.
 struct EventRecordLayout: Sendable {
     let offset: Int
-    // Stored narrow (as on disk), so an event that carries its layout stays small to copy.
-    private let storedLength: UInt32
-    private let storedMetadataBytes: UInt32
-    private let storedPayloadBytes: UInt32
-    private let storedTypeBytes: UInt16
+    /// Record length without padding, as stored.
+    let length: Int
+    let typeBytes: Int
+    /// Decoded sizes: the same whether the record is stored raw or compressed.
+    let metadataBytes: Int
+    let payloadBytes: Int
     /// True when metadata and payload are stored as one LZ4 block.
     let isCompressed: Bool
-
-    init(offset: Int, length: UInt32, typeBytes: UInt16, metadataBytes: UInt32, payloadBytes: UInt32, isCompressed: Bool) {
-        self.offset = offset
-        self.storedLength = length
-        self.storedTypeBytes = typeBytes
-        self.storedMetadataBytes = metadataBytes
-        self.storedPayloadBytes = payloadBytes
-        self.isCompressed = isCompressed
-    }
-
-    /// Record length without padding, as stored.
-    var length: Int { Int(storedLength) }
-    var typeBytes: Int { Int(storedTypeBytes) }
-    /// Decoded sizes: the same whether the record is stored raw or compressed.
-    var metadataBytes: Int { Int(storedMetadataBytes) }
-    var payloadBytes: Int { Int(storedPayloadBytes) }
 
     var typeOffset: Int { offset + Format.eventHeaderBytes }
     /// Raw record: metadata then payload. Compressed: the dictionary offset, then the block.
@@ -163,10 +148,10 @@ enum FrameDecoder {
     static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
         EventRecordLayout(
             offset: offset,
-            length: bytes.u32(offset),
-            typeBytes: bytes.u16(offset + 4),
-            metadataBytes: bytes.u32(offset + 8),
-            payloadBytes: bytes.u32(offset + 12),
+            length: Int(bytes.u32(offset)),
+            typeBytes: Int(bytes.u16(offset + 4)),
+            metadataBytes: Int(bytes.u32(offset + 8)),
+            payloadBytes: Int(bytes.u32(offset + 12)),
             isCompressed: bytes.u16(offset + 6) & Format.recordCompressedFlag != 0
         )
     }

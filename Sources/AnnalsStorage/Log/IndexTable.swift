@@ -1,3 +1,5 @@
+import CAnnalsSupport
+
 /// An index file over a range of sealed segments, mapped read-only and checked: a lookup by
 /// stream hash goes through an in-memory bucket directory straight to the few sorted entries
 /// that can match.
@@ -77,12 +79,12 @@ final class IndexTable: Sendable {
             return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
         }
         let checked = IndexFile.validate(file.bytes, segments: segments, hashID: hashID).flatMap { summary in
-            buildBuckets(file.bytes, summary: summary, bits: Self.bucketBits(forEntries: summary.entries)).map { (summary, $0) }
+            let bits = Self.bucketBits(forEntries: summary.entries)
+            return buildBuckets(file.bytes, summary: summary, bits: bits).map { (summary, $0, bits) }
         }
         switch checked {
-        case .success(let (summary, starts)):
-            return .success(IndexTable(file: file, summary: summary, bucketStarts: starts,
-                                       bucketBits: Self.bucketBits(forEntries: summary.entries)))
+        case .success(let (summary, starts, bits)):
+            return .success(IndexTable(file: file, summary: summary, bucketStarts: starts, bucketBits: bits))
         case .failure(let problem):
             return .failure(CorruptionError(file: path, offset: problem.offset, reason: problem.reason))
         }
@@ -138,8 +140,6 @@ final class IndexTable: Sendable {
 
     var sizeBytes: Int { file.size }
 }
-
-import CAnnalsSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -47,21 +47,19 @@ struct StreamLocator {
     /// log waits for about two rounds of cache misses, not two per file and one per frame.
     private func indexedFrames(of stream: String, hash: UInt64) -> [FrameLocation] {
         prefetchEntries(hash)
-        var candidates: [(Segment, FrameLocation)] = []
+        var frames: [FrameLocation] = []
         for table in tables {
             for index in table.entries(for: hash) {
                 let entry = table.entry(index)
-                guard let segment = segment(UInt64(entry.segmentIndex)) else { continue }
-                segment.prefetch(at: Int(entry.offset))
-                candidates.append((segment, FrameLocation(
-                    firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
-                    segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset, eventCount: entry.eventCount)))
+                segment(UInt64(entry.segmentIndex))?.prefetch(at: Int(entry.offset))
+                frames.append(FrameLocation(firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
+                                            segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset,
+                                            eventCount: entry.eventCount))
             }
         }
-        var frames: [FrameLocation] = []
-        frames.reserveCapacity(candidates.count)
-        for (segment, frame) in candidates where frameBelongs(to: stream, at: Int(frame.offset), in: segment) {
-            frames.append(frame)
+        frames.removeAll { frame in
+            guard let segment = segment(frame.segmentIndex) else { return true }
+            return !frameBelongs(to: stream, at: Int(frame.offset), in: segment)
         }
         return frames
     }
