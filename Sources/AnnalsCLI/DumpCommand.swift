@@ -12,7 +12,9 @@ struct DumpCommand: AsyncParsableCommand {
             UTC, nanoseconds), "metadata", "data"}. Metadata and data bytes that are one JSON \
             value without line breaks are printed as that JSON, byte for byte; other bytes are \
             printed base64-encoded as "metadataBase64"/"dataBase64"; empty ones are left out. \
-            Opens the store read-only, so it works while a writer is running.
+            Opens the store read-only, so it works while a writer is running. When acknowledged \
+            data in the last segment is damaged, prints the events before the damage, then the \
+            damage (file, offset, what) on standard error, and exits 1.
             """
     )
 
@@ -47,6 +49,7 @@ struct DumpCommand: AsyncParsableCommand {
             throw fail(error)
         }
         output.flush()
+        if let damage = store.recoveryReport.damage { throw fail(OpenError.corrupt(damage)) }
     }
 
     private static func print<Cursor: EventCursor>(_ cursor: Cursor, to output: inout OutputBuffer) throws(ReadError) {

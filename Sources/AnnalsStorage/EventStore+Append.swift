@@ -109,6 +109,10 @@ extension EventStore {
                 decisions.append(.write(firstRevision: next))
                 pending[append.stream] = next + UInt64(append.events.count)
             }
+            // The checkpoint must not say "closed cleanly" once the log has changed (§5).
+            if state.checkpointSaysClean {
+                do throws(SystemError) { try writeCheckpoint(&state, clean: false) } catch { throw .system(error) }
+            }
             // Pass 2: write.
             var results: [AppendResult] = []
             results.reserveCapacity(prepared.count)
@@ -130,7 +134,7 @@ extension EventStore {
                 if state.activeSealed
                     || state.writeOffset + dictionaryFrameBytes + append.frameBytes > state.activeSegment.frameCapacity {
                     do throws(SystemError) { try startNextSegment(&state) } catch {
-                        if publishImmediately { state.visibleEnd = state.writtenEnd }
+                        if publishImmediately { state.publishWritten() }
                         throw state.failure != nil ? .storeFailed(error) : .system(error)
                     }
                 }
@@ -162,7 +166,7 @@ extension EventStore {
                 end = state.nextPosition
             }
             afterWrite?(&state)
-            if publishImmediately { state.visibleEnd = state.writtenEnd }
+            if publishImmediately { state.publishWritten() }
             return (results, end)
         }
     }
@@ -268,7 +272,8 @@ extension EventStore {
         let finalPath = layout.segmentPath(index)
         let temporaryPath = finalPath + ".tmp"
         let header = SegmentHeader(segmentIndex: index, segmentSizeBytes: UInt64(options.segmentSizeBytes),
-                                   firstPosition: state.nextPosition, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
+                                   firstPosition: state.nextPosition, createdAtNanoseconds: Syscalls.wallClockNanoseconds(),
+                                   hasDurableMarks: true)
         let file = try layout.storage.createMappedFile(path: temporaryPath, size: options.segmentSizeBytes)
         header.encode(into: file.mutableBytes)
         try file.sync(0..<Format.segmentHeaderBytes)
@@ -280,6 +285,7 @@ extension EventStore {
         state.compressor = nil
         state.writeOffset = Format.segmentHeaderBytes
         state.syncedOffset = Format.segmentHeaderBytes
+        state.marks.startSegment(at: state.writtenEnd)
         // Off the lock too: until it is written, recovery starts from the previous checkpoint
         // and scans a little more.
         scheduleCheckpoint(makeCheckpoint(&state, clean: false))
@@ -293,8 +299,8 @@ extension EventStore {
     /// Records the end of the log in the checkpoint file. The caller guarantees that everything
     /// written so far is durable (after a roll, after recovery's sync, at close).
     func writeCheckpoint(_ state: inout LogState, clean: Bool) throws(SystemError) {
-        try layout.storage.writeFileAtomically(makeCheckpoint(&state, clean: clean).encoded(), to: layout.checkpointPath,
-                                               directory: layout.root)
+        try checkpoints.write(makeCheckpoint(&state, clean: clean))
+        state.checkpointSaysClean = clean
     }
 
     func makeCheckpoint(_ state: inout LogState, clean: Bool) -> Checkpoint {

@@ -131,7 +131,7 @@ extension EventStore {
             if let failure = state.failure { throw .storeFailed(failure) }
             return (state.segments, state.tables, checkpointAtOpenSegmentStart(&state))
         }
-        do { try layout.storage.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+        do { try checkpoints.write(checkpoint) } catch {
             throw .system(error)
         }
         var liveness = try makeLiveness()
@@ -160,7 +160,7 @@ extension EventStore {
                                          bytesWritten: report.bytesWritten))
         }
         let final = state.withLock { checkpointAtOpenSegmentStart(&$0) }
-        do { try layout.storage.writeFileAtomically(final.encoded(), to: layout.checkpointPath, directory: layout.root) } catch {
+        do { try checkpoints.write(final) } catch {
             throw .system(error)
         }
         CrashPoints.reach("compaction: final checkpoint written")

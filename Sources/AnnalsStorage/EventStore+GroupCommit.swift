@@ -53,20 +53,24 @@ extension EventStore {
 
     /// Flushes with `flushRunning` set by whoever started it; at most one flush runs at a time.
     func runFlushes(role: FlushRole) {
+        let acknowledgesOnSync = options.durability == .fsyncBeforeAck
         while true {
-            typealias Job = (segment: Segment, range: Range<Int>, end: LogEnd)
+            /// Sync `segment` from `start` (to the end of the file when it has a durable-mark
+            /// area, so the last mark goes to disk too): everything up to `end` becomes durable.
+            typealias Job = (segment: Segment, start: Int, end: LogEnd)
             let next: Result<Job, SystemError>? = state.withLock { state in
                 if let failure = state.failure { return .failure(failure) }
                 if state.waiters.isEmpty && state.durablePosition == state.nextPosition {
                     state.flushRunning = false
                     return nil
                 }
-                return .success((state.activeSegment, state.syncedOffset..<state.writeOffset, state.writtenEnd))
+                return .success((state.activeSegment, state.syncedOffset, state.writtenEnd))
             }
             guard let next else { return }
             var outcome = next
             if case .success(let job) = next {
-                do { try job.segment.file.sync(job.range) } catch { outcome = .failure(error) }
+                let syncEnd = job.segment.hasDurableMarks ? job.segment.file.size : job.end.offset
+                do { try job.segment.file.sync(job.start..<syncEnd) } catch { outcome = .failure(error) }
             }
             let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = state.withLock { state in
                 state.flushCount += 1
@@ -81,7 +85,10 @@ extension EventStore {
                     if job.end.nextPosition > state.durablePosition { state.durablePosition = job.end.nextPosition }
                     if job.end.nextPosition > state.visibleEnd.nextPosition { state.visibleEnd = job.end }
                     if state.activeSegment === job.segment {
-                        state.syncedOffset = max(state.syncedOffset, job.range.upperBound)
+                        state.syncedOffset = max(state.syncedOffset, job.end.offset)
+                        // Before any appender hears of it: recovery must never cut what it acknowledges.
+                        state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.writtenEnd,
+                                           in: job.segment)
                     }
                     let durable = state.durablePosition
                     let ready = state.waiters.filter { $0.position <= durable }

@@ -65,10 +65,8 @@ extension EventStore {
 
     /// Writes a checkpoint on the index queue, after the index files scheduled before it.
     func scheduleCheckpoint(_ checkpoint: Checkpoint) {
-        let layout = self.layout
         indexMergeQueue.async { [weak self] in
-            guard self != nil else { return }
-            try? layout.storage.writeFileAtomically(checkpoint.encoded(), to: layout.checkpointPath, directory: layout.root)
+            try? self?.checkpoints.write(checkpoint)
         }
     }
 

@@ -104,7 +104,7 @@ extension Segment {
     /// Bytes of a sealed segment in use, through its seal frame (found by a header walk).
     var usedBytes: Int {
         var offset = Format.segmentHeaderBytes
-        while case .frame(let frame) = FrameDecoder.probe(bytes, at: offset, verifyChecksum: false) {
+        while case .frame(let frame) = probe(at: offset, verifyChecksum: false) {
             offset = frame.end
             if frame.kind == .seal { break }
         }

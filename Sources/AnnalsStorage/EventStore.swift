@@ -33,9 +33,13 @@ public final class EventStore: Sendable {
     let indexMergeQueue = DispatchQueue(label: "annals.index-merge", qos: .utility)
     let periodicTimer: Locked<PeriodicTimer?> = Locked(nil)
     let commitWatch = CommitWatch()
+    /// Every write of the `checkpoint` file goes through it.
+    let checkpoints: CheckpointWriter
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
-    var frameLimitBytes: Int { options.segmentSizeBytes - Format.segmentHeaderBytes - Format.sealFrameBytes }
+    var frameLimitBytes: Int {
+        options.segmentSizeBytes - Format.segmentHeaderBytes - Format.sealFrameBytes - Format.durableMarkAreaBytes
+    }
 
     /// A store released without ``close()`` behaves like a stopped process: appends already
     /// acknowledged stay (durable, or in the page cache under the unsafe modes) and the next
@@ -48,16 +52,22 @@ public final class EventStore: Sendable {
         self.path = path
         self.options = options
         self.layout = layout
+        self.checkpoints = CheckpointWriter(layout: layout)
         self.state = Locked(state)
         self.recoveryReport = report
     }
 
     /// Opens (or creates) the store at `path` and recovers it: verifies the log after the last
-    /// checkpoint and cuts a torn tail left by a crash (reported in ``recoveryReport``).
+    /// checkpoint and cuts a torn tail left by a crash (reported in ``recoveryReport``). Only
+    /// bytes no appender was told about are ever cut: the open segment's durable mark says how
+    /// far appends were acknowledged (`format-spec.md` §3.8), and damage before that is
+    /// corruption. A read-only open reads the log up to such damage and reports it in
+    /// ``RecoveryReport/damage``.
     ///
     /// - Throws: ``OpenError``: `.storeLocked` when another writer has it open, `.corrupt` when
-    ///   committed data fails its checks, `.unsupportedFormatVersion` for a newer store,
-    ///   `.notAStore` for a directory that is not a store.
+    ///   acknowledged data fails its checks (a writable open then changes nothing),
+    ///   `.unsupportedFormatVersion` for a newer store, `.notAStore` for a directory that is
+    ///   not a store.
     public static func open(at path: String, options: StoreOptions = StoreOptions()) throws(OpenError) -> EventStore {
         try options.validate()
         let layout = StoreLayout(root: path, storage: options.storage.storage)
@@ -94,11 +104,14 @@ public final class EventStore: Sendable {
         do {
             try state.withLock { (state) throws(SystemError) in
                 // A segment made by an older format version is sealed, never extended with
-                // records its version does not describe.
-                if state.activeSealed || state.activeSegment.header.formatVersion < Format.appendSegmentVersion {
+                // records its version does not describe; one without a durable-mark area too,
+                // so that every acknowledged append is vouched for (§3.8).
+                // A verified tail is checkpointed before anything else is written (and the
+                // clean-shutdown flag cleared; otherwise the first append clears it).
+                if scanned { try writeCheckpoint(&state, clean: false) }
+                let active = state.activeSegment
+                if state.activeSealed || active.header.formatVersion < Format.appendSegmentVersion || !active.hasDurableMarks {
                     try startNextSegment(&state)
-                } else if scanned {
-                    try writeCheckpoint(&state, clean: false)
                 }
             }
         } catch { throw .system(error) }
@@ -185,7 +198,8 @@ public final class EventStore: Sendable {
             try storage.removeDirectoryIfPresent(temporary)
             try storage.makeDirectory(temporary)
             let header = SegmentHeader(segmentIndex: 0, segmentSizeBytes: UInt64(options.segmentSizeBytes),
-                                       firstPosition: 0, createdAtNanoseconds: Syscalls.wallClockNanoseconds())
+                                       firstPosition: 0, createdAtNanoseconds: Syscalls.wallClockNanoseconds(),
+                                       hasDurableMarks: true)
             let segmentPath = temporary + "/" + StoreLayout.segmentFileName(0)
             let file = try storage.createMappedFile(path: segmentPath, size: options.segmentSizeBytes)
             header.encode(into: file.mutableBytes)

@@ -79,6 +79,10 @@ public struct RecoveryReport: Sendable, Hashable {
     public var truncatedBytes = 0
     /// Where the cut was made, with why the bytes there were not a valid frame.
     public var truncation: CorruptionError?
+    /// Damage in the last segment of a read-only open: bytes before the end that the checkpoint
+    /// or the durable mark vouches for that are not valid frames. The log reads up to it; a
+    /// writable open refuses the store instead (``OpenError/corrupt(_:)``) and changes nothing.
+    public var damage: CorruptionError?
     /// Index files that were missing or failed a check and were rebuilt from the log.
     public var rebuiltIndexes: [String] = []
     /// Temporary files left by an interrupted operation, removed.

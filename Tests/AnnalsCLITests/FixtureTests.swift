@@ -19,6 +19,38 @@ import Testing
         #expect(Self.names.contains("v2-compressed"))
         #expect(Self.names.contains("v2-system-streams"))
         #expect(Self.names.contains("v3-compacted"))
+        #expect(Self.names.contains("v3-durable-marks"))
+    }
+
+    /// The checkpoint of `v3-durable-marks` names the start of its last segment (as a `kill -9`
+    /// after the last commit leaves it); the segment's durable mark vouches for every frame
+    /// after it, so a flipped bit there is corruption a writer refuses, never a tail it cuts.
+    @Test func durableMarksFixtureProtectsItsOpenSegment() throws {
+        let scratch = TemporaryStore()
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/v3-durable-marks/store", toPath: scratch.path)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/segments").filter { $0.hasSuffix(".seg") }.sorted()
+        let last = scratch.path + "/segments/" + (try #require(segments.last))
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: last)))
+        let mark = try #require(bytes.withUnsafeBytes { DurableMark.latest(in: $0, segmentIndex: UInt64(segments.count - 1)) })
+        // The middle events frame between the checkpoint (offset 64) and the mark.
+        var frames: [Int] = []
+        var offset = Format.segmentHeaderBytes
+        while offset < mark.durableOffset {
+            frames.append(offset)
+            offset += Format.aligned(Int(bytes.withUnsafeBytes { $0.u32(offset + 4) }))
+        }
+        let victim = frames[frames.count / 2]
+        bytes[victim + 40] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: last))
+        #expect {
+            _ = try EventStore.open(at: scratch.path, options: StoreOptions(segmentSizeBytes: 16384))
+        } throws: { error in
+            guard case OpenError.corrupt(let corruption) = error else { return false }
+            return corruption.file == last && corruption.offset == victim
+        }
+        let dump = try runAnnals(["dump", scratch.path])
+        #expect(dump.status == 1)
+        #expect(try runAnnals(["verify", scratch.path]).status == 1)
     }
 
     @Test(arguments: names) func fixtureDumpsAsCommittedAndVerifies(name: String) throws {

@@ -75,9 +75,66 @@ import Testing
         }
     }
 
+    /// A bit flipped in the fifth frame of the open segment after a killed fsync import: every
+    /// event reported committed is acknowledged, so the damage is corruption, never a torn tail.
+    /// `verify` reports it, `dump` prints the events before it and fails, a writer refuses the
+    /// store, and no byte is zeroed.
+    @Test func flipInTheOpenSegmentAfterAKillLosesNoAcknowledgedEvent() async throws {
+        let lines = (0..<200_000).map { index in #"{"stream":"s-\#(index % 37)","type":"T","data":{"n":\#(index)}}"# }
+        // A kill soon after a roll leaves fewer than five acknowledged frames in the open
+        // segment: kill again, later, until it holds them.
+        var found: (store: TemporaryStore, segment: String, lastCommitted: UInt64, acknowledged: [Int])?
+        for attempt in 0..<6 where found == nil {
+            let store = TemporaryStore()
+            let output = try await runImportAndKill(store: store, lines: lines, batch: 50, delayMilliseconds: 100 + 70 * attempt)
+            let committed = output.split(separator: "\n").compactMap { $0.hasPrefix("committed ") ? UInt64($0.dropFirst(10)) : nil }
+            guard let lastCommitted = committed.last, lastCommitted < UInt64(lines.count - 1) else { continue }
+            let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: store.path + "/segments")
+                .filter { $0.hasSuffix(".seg") }.sorted().last.map { store.path + "/segments/" + $0 })
+            // The open segment's events frames whose every event was reported committed.
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+            var acknowledged: [Int] = []
+            var offset = 64
+            while true {
+                let (length, kind, count, position) = bytes.withUnsafeBytes {
+                    (Int($0.u32(offset + 4)), $0[offset + 8], UInt64($0.u32(offset + 12)), $0.u64(offset + 16))
+                }
+                guard length >= 32, kind != 2 else { break }
+                if kind == 1, position + count - 1 <= lastCommitted { acknowledged.append(offset) }
+                offset += (length + 7) / 8 * 8
+            }
+            if acknowledged.count >= 5 { found = (store, segment, lastCommitted, acknowledged) }
+        }
+        let (store, segment, lastCommitted, acknowledged) = try #require(found, "no kill left five acknowledged frames in the open segment")
+        let fifth = acknowledged[4]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        let length = Int(bytes.withUnsafeBytes { $0.u32(fifth + 4) })
+        bytes[fifth + length - 3] ^= 0x04
+        let damaged = Data(bytes)
+        try damaged.write(to: URL(fileURLWithPath: segment))
+
+        let verify = try runAnnals(["verify", store.path])
+        #expect(verify.status == 1)
+        #expect(verify.stdout.contains("offset \(fifth)"), "\(verify.stdout)")
+        let dump = try runAnnals(["dump", store.path])
+        #expect(dump.status == 1)
+        #expect(dump.stderr.contains("offset \(fifth)"), "\(dump.stderr)")
+        let printed = UInt64(dump.stdout.split(separator: "\n").count)
+        #expect(printed <= lastCommitted, "the damaged frame and everything after it are not printed")
+        #expect {
+            _ = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
+        } throws: { error in
+            guard case OpenError.corrupt(let corruption) = error else { return false }
+            return corruption.file == segment && corruption.offset == fifth
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == damaged, "nothing was zeroed")
+    }
+
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its
     /// first commit, and returns what it printed.
-    private func runImportAndKill(store: TemporaryStore, lines: [String], batch: Int, delayMilliseconds: Int) async throws -> String {
+    private func runImportAndKill(
+        store: TemporaryStore, lines: [String], batch: Int, delayMilliseconds: Int
+    ) async throws -> String {
         let inputPath = store.directory + "/input.jsonl"
         let outputPath = store.directory + "/output.txt"
         try lines.joined(separator: "\n").write(toFile: inputPath, atomically: true, encoding: .utf8)

@@ -7,6 +7,9 @@ import Testing
 @Suite struct RecoveryTests {
     /// Writes `frames` single-stream appends (the last one `lastPayloadBytes` long) and returns
     /// a crash image of the store plus the offset range of the last frame in its only segment.
+    /// The image is what a `kill -9` leaves while the last append was being written, before its
+    /// sync returned: the segment's durable marks are those from before that append, so the
+    /// last frame was never acknowledged.
     private func crashImage(in directory: TemporaryDirectory, frames: Int, lastPayloadBytes: Int) async throws
         -> (image: String, lastFrame: Range<Int>, segment: String)
     {
@@ -16,13 +19,16 @@ import Testing
             _ = try await store.append([checkableEvent(stream: "s-\(index % 3)", index: index, size: 100)], to: "s-\(index % 3)")
         }
         let before = store.state.withLock { $0.writeOffset }
+        let marksBefore = try durableMarkArea(of: try segmentFiles(live)[0])
         _ = try await store.append([checkableEvent(stream: "last", index: 0, size: lastPayloadBytes),
                                     checkableEvent(stream: "last", index: 1, size: 3)], to: "last")
         let after = store.state.withLock { $0.writeOffset }
         let image = directory.sub("image")
         try copyDirectory(live, to: image)
         try await store.close()
-        return (image, before..<after, try segmentFiles(image)[0])
+        let segment = try segmentFiles(image)[0]
+        try modifyFile(segment) { $0.replaceSubrange($0.count - marksBefore.count..<$0.count, with: marksBefore) }
+        return (image, before..<after, segment)
     }
 
     /// A cleanly closed store of single-event frames of stream "s", rolled over several segments.

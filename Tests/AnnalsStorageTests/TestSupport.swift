@@ -87,3 +87,8 @@ func openWhenReleased(_ path: String, options: StoreOptions) async throws -> Eve
     }
     return try EventStore.open(at: path, options: options)
 }
+
+/// The durable-mark area (the last 128 bytes) of a segment file as it is now.
+func durableMarkArea(of segment: String) throws -> [UInt8] {
+    Array(try Data(contentsOf: URL(fileURLWithPath: segment)).suffix(Format.durableMarkAreaBytes))
+}

@@ -53,6 +53,23 @@ def set_version(path, version):
         file.write(data)
 
 
+def rewind_checkpoint_to_last_segment(path):
+    """The checkpoint as the roll into the last segment wrote it: offset 64 of that segment,
+    the position it starts at, clean-shutdown flag clear."""
+    last = sorted(name for name in os.listdir(os.path.join(path, "segments")) if name.endswith(".seg"))[-1]
+    with open(os.path.join(path, "segments", last), "rb") as file:
+        header = file.read(64)
+    with open(os.path.join(path, "checkpoint"), "r+b") as file:
+        data = bytearray(file.read())
+        data[12:16] = (0).to_bytes(4, "little")
+        data[16:24] = header[16:24]  # segmentIndex
+        data[24:32] = (64).to_bytes(8, "little")
+        data[32:40] = header[32:40]  # firstPosition
+        data[60:64] = crc32c(bytes(data[:60])).to_bytes(4, "little")
+        file.seek(0)
+        file.write(data)
+
+
 def make(name):
     directory = os.path.join(HERE, name)
     if os.path.exists(directory):
@@ -98,6 +115,16 @@ def make(name):
         annals("retention", store, "capped-1", "--max-count", "3")
         annals("compact", store)
         import_into(store, import_lines(rng, 20, ["soft-1", "keep-1"]), "--segment-size-bytes", "16384")
+    elif name == "v3-durable-marks":
+        # Segments with the durable-marks flag and mark areas (§2.2), written under fsync so the
+        # marks vouch for every acknowledged frame; then the checkpoint put back to the start of
+        # the last segment with the clean-shutdown flag clear, as a `kill -9` after the last
+        # commit leaves it: a reader must take the open segment's frames as protected by the
+        # mark (§3.4), none of them as a torn tail.
+        lines = import_lines(rng, 200, streams)
+        annals("import", store, "--durability", "fsync", "--segment-size-bytes", "16384", "--batch", "3",
+               stdin=("\n".join(lines) + "\n").encode())
+        rewind_checkpoint_to_last_segment(store)
     else:
         raise SystemExit(f"unknown fixture {name}")
     for leftover in os.listdir(store):

@@ -120,7 +120,7 @@ enum CompactedSegmentEncoder {
                 offset = frame.end
             case .endOfData:
                 return CorruptionError(file: path, offset: offset, reason: "no seal frame")
-            case .invalid(let reason):
+            case .invalid(let reason), .malformed(let reason):
                 return CorruptionError(file: path, offset: offset, reason: reason)
             }
         }

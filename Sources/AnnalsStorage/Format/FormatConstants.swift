@@ -12,6 +12,14 @@ enum Format {
     static let compactedSegmentVersion: UInt16 = 3
     /// Segment header flag: the file was written by compaction (version 3).
     static let segmentCompactedFlag: UInt32 = 1
+    /// Segment header flag: the file ends with a durable-mark area (§3.8). Set on every
+    /// segment the log writer creates; older readers ignore it.
+    static let segmentDurableMarksFlag: UInt32 = 2
+
+    // MARK: Durable marks (the last 128 bytes of a segment with the flag above)
+    static let durableMarkAreaBytes = 128
+    static let durableMarkSlotBytes = 64
+    static let durableMarkMagic: [UInt8] = Array("ANMK".utf8)
 
     // MARK: Segment header (64 bytes at offset 0 of every segment file)
     static let segmentMagic: [UInt8] = Array("ANNALSSG".utf8)

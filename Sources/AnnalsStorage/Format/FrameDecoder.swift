@@ -51,25 +51,29 @@ enum FrameDecoder {
         case frame(FrameHeader)
         /// Zero bytes where the next frame would start: the end of written data.
         case endOfData
-        /// Bytes that are not a valid frame (torn write or corruption).
+        /// Bytes that are not a valid frame and whose checksum does not vouch for them (a torn
+        /// write or corruption; which one depends on where they are, §3.4).
         case invalid(String)
+        /// A frame whose checksum matches but whose fields are wrong: corruption wherever it
+        /// is, since a torn write cannot produce a matching checksum.
+        case malformed(String)
     }
 
-    /// Looks at the frame starting at `offset`. With `verifyChecksum` the CRC is checked too.
-    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int, verifyChecksum: Bool = true) -> Probe {
-        guard bytes.fits(offset, Format.frameHeaderBytes) else {
-            return bytes.fits(offset, 8) && bytes.u64(offset) != 0 ? .invalid("frame header past end of segment") : .endOfData
+    /// Looks at the frame starting at `offset`. With `verifyChecksum` the CRC is checked too,
+    /// and a frame whose checksum matches but whose fields are wrong is ``Probe/malformed(_:)``.
+    /// Frames must end by `limit` (the end of the segment's frame area; default: the bytes' end).
+    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int, verifyChecksum: Bool = true, limit: Int? = nil) -> Probe {
+        let end = min(limit ?? bytes.count, bytes.count)
+        guard offset >= 0, offset <= end - Format.frameHeaderBytes else {
+            return offset >= 0 && offset <= end - 8 && bytes.u64(offset) != 0 ? .invalid("frame header past end of segment") : .endOfData
         }
         let length = Int(bytes.u32(offset + 4))
         if length == 0 {
             return bytes.u32(offset) == 0 && bytes.slice(offset, Format.frameHeaderBytes).isAllZero()
                 ? .endOfData : .invalid("zero frame length with non-zero header")
         }
-        guard length >= Format.frameHeaderBytes, bytes.fits(offset, length) else {
+        guard length >= Format.frameHeaderBytes, length <= end - offset else {
             return .invalid("frame length \(length) out of range")
-        }
-        guard let kind = Format.FrameKind(rawValue: bytes.u8(offset + 8)) else {
-            return .invalid("unknown frame kind \(bytes.u8(offset + 8))")
         }
         if verifyChecksum {
             let stored = bytes.u32(offset)
@@ -77,6 +81,12 @@ enum FrameDecoder {
                 return .invalid("frame checksum mismatch")
             }
         }
+        let bad: (String) -> Probe = verifyChecksum ? { .malformed($0) } : { .invalid($0) }
+        guard let kind = Format.FrameKind(rawValue: bytes.u8(offset + 8)) else {
+            return bad("unknown frame kind \(bytes.u8(offset + 8))")
+        }
+        let flags = bytes.u8(offset + 9)
+        guard flags == 0 else { return bad("frame flags \(flags); must be 0") }
         let header = FrameHeader(
             offset: offset, length: length, kind: kind,
             streamNameBytes: Int(bytes.u16(offset + 10)),
@@ -86,17 +96,17 @@ enum FrameDecoder {
         )
         switch kind {
         case .seal:
-            guard length == Format.sealFrameBytes, header.eventCount == 0, header.streamNameBytes == 0 else {
-                return .invalid("malformed seal frame")
+            guard length == Format.sealFrameBytes, header.eventCount == 0, header.streamNameBytes == 0, header.firstRevision == 0 else {
+                return bad("malformed seal frame")
             }
         case .events:
-            guard header.eventCount >= 1, header.streamNameBytes >= 1,
+            guard header.eventCount >= 1, header.streamNameBytes >= 1, header.streamNameBytes <= StoreLimits.maximumStreamNameBytes,
                   Format.frameHeaderBytes + header.streamNameBytes <= length
-            else { return .invalid("malformed events frame header") }
+            else { return bad("malformed events frame header") }
         case .dictionary:
             guard header.eventCount == 0, header.streamNameBytes == 0, header.firstRevision == 0,
                   length > Format.frameHeaderBytes, length - Format.frameHeaderBytes <= Format.maximumDictionaryBytes
-            else { return .invalid("malformed dictionary frame") }
+            else { return bad("malformed dictionary frame") }
         }
         return .frame(header)
     }
@@ -105,8 +115,9 @@ enum FrameDecoder {
     /// consistent and exactly fill the frame, and that every compressed record names a
     /// dictionary `isDictionary` accepts (offset 0: none). After this, ``record(at:in:)`` may
     /// read them without further checks. Allocates nothing.
+    /// A version-1 segment (`allowsCompression` false) may hold no compressed record.
     static func validateRecords(
-        of frame: FrameHeader, in bytes: UnsafeRawBufferPointer, isDictionary: (Int) -> Bool
+        of frame: FrameHeader, in bytes: UnsafeRawBufferPointer, allowsCompression: Bool = true, isDictionary: (Int) -> Bool
     ) -> CorruptionReason? {
         let frameEnd = frame.offset + frame.length
         var cursor = frame.recordsOffset
@@ -119,6 +130,9 @@ enum FrameDecoder {
                 return CorruptionReason(offset: cursor, "event record \(index) has unknown flags \(flags)")
             }
             let layout = record(at: cursor, in: bytes)
+            guard allowsCompression || !layout.isCompressed else {
+                return CorruptionReason(offset: cursor, "compressed event record \(index) in a version-1 segment")
+            }
             guard layout.length >= Format.eventHeaderBytes, layout.length <= frameEnd - cursor else {
                 return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths")
             }

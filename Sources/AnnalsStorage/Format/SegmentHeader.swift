@@ -15,10 +15,14 @@ struct SegmentHeader: Sendable, Equatable {
     var createdAtNanoseconds: Int64
     /// Written by compaction: sealed from birth, positions may skip removed events.
     var isCompacted: Bool
+    /// The file ends with a durable-mark area (§3.8): frames end before it. Set on every
+    /// segment the log writer creates; never on a compacted one.
+    var hasDurableMarks: Bool
 
     init(
         formatVersion: UInt16 = Format.appendSegmentVersion, segmentIndex: UInt64, lastSegmentIndex: UInt64? = nil,
-        segmentSizeBytes: UInt64, firstPosition: UInt64, createdAtNanoseconds: Int64, isCompacted: Bool = false
+        segmentSizeBytes: UInt64, firstPosition: UInt64, createdAtNanoseconds: Int64, isCompacted: Bool = false,
+        hasDurableMarks: Bool = false
     ) {
         self.formatVersion = isCompacted ? Format.compactedSegmentVersion : formatVersion
         self.segmentIndex = segmentIndex
@@ -27,6 +31,7 @@ struct SegmentHeader: Sendable, Equatable {
         self.firstPosition = firstPosition
         self.createdAtNanoseconds = createdAtNanoseconds
         self.isCompacted = isCompacted
+        self.hasDurableMarks = hasDurableMarks && !isCompacted
     }
 
     func encode(into buffer: UnsafeMutableRawBufferPointer) {
@@ -35,7 +40,8 @@ struct SegmentHeader: Sendable, Equatable {
         Format.segmentMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
         buffer.storeU16(formatVersion, at: 8)
         buffer.storeU16(UInt16(Format.segmentHeaderBytes), at: 10)
-        buffer.storeU32(isCompacted ? Format.segmentCompactedFlag : 0, at: 12)
+        buffer.storeU32((isCompacted ? Format.segmentCompactedFlag : 0) | (hasDurableMarks ? Format.segmentDurableMarksFlag : 0),
+                        at: 12)
         buffer.storeU64(segmentIndex, at: 16)
         buffer.storeU64(segmentSizeBytes, at: 24)
         buffer.storeU64(firstPosition, at: 32)
@@ -64,6 +70,7 @@ struct SegmentHeader: Sendable, Equatable {
         }
         guard Int(bytes.u16(10)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
         let compacted = version >= Format.compactedSegmentVersion && bytes.u32(12) & Format.segmentCompactedFlag != 0
+        let marked = version >= Format.appendSegmentVersion && bytes.u32(12) & Format.segmentDurableMarksFlag != 0
         let header = SegmentHeader(
             formatVersion: version,
             segmentIndex: bytes.u64(16),
@@ -71,13 +78,17 @@ struct SegmentHeader: Sendable, Equatable {
             segmentSizeBytes: bytes.u64(24),
             firstPosition: bytes.u64(32),
             createdAtNanoseconds: bytes.i64(40),
-            isCompacted: compacted
+            isCompacted: compacted,
+            hasDurableMarks: marked && !compacted
         )
         guard header.lastSegmentIndex >= header.segmentIndex else {
             throw corrupt("header covers segments \(header.segmentIndex) to \(header.lastSegmentIndex)")
         }
         guard header.segmentSizeBytes == UInt64(bytes.count) else {
             throw corrupt("header says \(header.segmentSizeBytes) bytes but the file has \(bytes.count)")
+        }
+        guard !header.hasDurableMarks || bytes.count >= Format.segmentHeaderBytes + Format.sealFrameBytes + Format.durableMarkAreaBytes else {
+            throw corrupt("segment of \(bytes.count) bytes is too small for its durable-mark area")
         }
         return header
     }

@@ -27,6 +27,8 @@ struct LogRecovery {
         /// Offset of the last dictionary frame in the last segment, which new compressed
         /// records keep using (nil: none yet).
         var lastSegmentDictionary: Int?
+        /// Sequence of the last segment's newest durable mark (0: none), which new marks continue.
+        var lastMarkSequence: UInt64
         var report: RecoveryReport
     }
 
@@ -82,10 +84,7 @@ struct LogRecovery {
 
         // Where verification starts: the checkpoint if it points at a segment we have.
         var start = LogEnd(segmentIndex: segments[0].index, offset: Format.segmentHeaderBytes, nextPosition: segments[0].firstPosition)
-        if let checkpoint, let segment = segments.first(where: { $0.index == checkpoint.segmentIndex && !$0.isCompacted }),
-           checkpoint.segmentOffset >= UInt64(Format.segmentHeaderBytes),
-           checkpoint.segmentOffset <= UInt64(segment.file.size),
-           checkpoint.segmentOffset % UInt64(Format.frameAlignment) == 0 {
+        if let checkpoint, segments.contains(where: checkpoint.isUsable(for:)) {
             start = LogEnd(segmentIndex: checkpoint.segmentIndex, offset: Int(checkpoint.segmentOffset),
                            nextPosition: checkpoint.nextPosition)
             report.usedCheckpoint = true
@@ -135,12 +134,24 @@ struct LogRecovery {
             }
             // Otherwise read the frames: walk headers up to the checkpoint, verify after it.
             var offset = Format.segmentHeaderBytes
+            var rescanned = false
             if segment.index == start.segmentIndex && start.offset > offset {
-                expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, into: &memory,
-                                           dictionary: &dictionary)
-                offset = start.offset
+                let expectedAtStart = expected
+                do {
+                    expected = try walkHeaders(of: segment, upTo: start.offset, expecting: expected, into: &memory,
+                                               dictionary: &dictionary)
+                    offset = start.offset
+                } catch {
+                    // A read-only open reads the last segment up to damage before the checkpoint:
+                    // it verifies the segment from its start instead, and finds the damage there.
+                    guard isLast, !writable, case .corrupt = error else { throw error }
+                    memory.removeFrames(ofSegment: segment.index)
+                    dictionary = nil
+                    expected = expectedAtStart
+                    rescanned = true
+                }
             }
-            if segment.index == start.segmentIndex, expected != start.nextPosition {
+            if segment.index == start.segmentIndex, !rescanned, expected != start.nextPosition {
                 throw .corrupt(segment.corruption(at: offset, "checkpoint says position \(start.nextPosition), log says \(expected)"))
             }
             let verifyFrom = segment.index >= start.segmentIndex ? offset : segment.file.size
@@ -152,33 +163,61 @@ struct LogRecovery {
             } else {
                 let scanStart = offset
                 sealed = false
+                // In the last segment, what the checkpoint and the durable mark vouch for must be
+                // there: damage before it is corruption, never a torn tail (§3.4, §3.8).
+                let protected = isLast
+                    ? ProtectedEnd.of(segment, checkpoint: report.usedCheckpoint ? checkpoint : nil, currentBoot: layout.storage.bootID)
+                    : nil
+                /// Corruption ends the open, except in the last segment of a read-only open,
+                /// which reads the log up to it and reports it.
+                func damaged(_ error: CorruptionError) throws(OpenError) {
+                    guard isLast, !writable else { throw .corrupt(error) }
+                    report.damage = error
+                }
                 scan: while true {
-                    switch FrameDecoder.probe(segment.bytes, at: offset) {
+                    if let protected, offset == protected.offset, let position = protected.position, position != expected {
+                        try damaged(segment.corruption(at: offset, "the log has position \(expected) here; \(protected.source) says \(position)"))
+                        break scan
+                    }
+                    switch segment.probe(at: offset) {
                     case .frame(let frame):
-                        guard segment.accepts(position: frame.firstPosition, expected: expected) else {
-                            throw .corrupt(segment.corruption(at: offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expected)"))
-                        }
-                        switch frame.kind {
-                        case .seal:
-                            sealed = true
-                            expected = frame.firstPosition
-                            offset = frame.end
+                        if let protected, frame.offset < protected.offset, frame.end > protected.offset {
+                            try damaged(protected.damage(in: segment, at: offset, "frame runs past a frame boundary"))
                             break scan
-                        case .dictionary:
-                            dictionary = offset
-                            offset = frame.end
-                            continue scan
-                        case .events:
-                            break
                         }
-                        // Revision continuity is checked where no index file vouches for the
-                        // segment (the open segment, or one being re-indexed), against what
-                        // precedes it: index files ending before it and the frames scanned so far.
-                        let indexed = table(covering: segment.index) != nil
-                        let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
-                        try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
-                                  allowSkippedRevisions: compactedSoFar,
-                                  locator: StreamLocator(tables: before, segments: segments), into: &memory)
+                        do throws(OpenError) {
+                            guard segment.accepts(position: frame.firstPosition, expected: expected) else {
+                                throw .corrupt(segment.corruption(at: offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expected)"))
+                            }
+                            switch frame.kind {
+                            case .seal:
+                                if let protected, frame.offset < protected.offset {
+                                    throw .corrupt(protected.damage(in: segment, at: offset, "seal frame"))
+                                }
+                                sealed = true
+                                expected = frame.firstPosition
+                                offset = frame.end
+                                break scan
+                            case .dictionary:
+                                dictionary = offset
+                                offset = frame.end
+                                continue scan
+                            case .events:
+                                break
+                            }
+                            // Revision continuity is checked where no index file vouches for the
+                            // segment (the open segment, or one being re-indexed), against what
+                            // precedes it: index files ending before it and the frames scanned so far.
+                            let indexed = table(covering: segment.index) != nil
+                            let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
+                            try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
+                                      allowSkippedRevisions: compactedSoFar,
+                                      locator: StreamLocator(tables: before, segments: segments), into: &memory)
+                        } catch {
+                            guard case .corrupt(let corruption) = error else { throw error }
+                            try damaged(corruption)
+                            break scan
+                        }
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                         expected = frame.nextPosition
                         offset = frame.end
@@ -186,10 +225,25 @@ struct LogRecovery {
                         guard isLast else {
                             throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
                         }
+                        if let protected, offset < protected.offset {
+                            try damaged(protected.damage(in: segment, at: offset, "acknowledged data missing: zero bytes where a frame must be"))
+                        } else if writable, !report.cleanShutdown {
+                            // After a crash, pages of unacknowledged frames past a lost one may have
+                            // reached the disk: they go before anything is written after the end,
+                            // so no old frame can reappear behind a new one.
+                            try cutTail(of: segment, at: offset, reason: "stale bytes after the end of data", report: &report)
+                        }
                         break scan
                     case .invalid(let reason):
                         guard isLast else { throw .corrupt(segment.corruption(at: offset, reason)) }
+                        if let protected, offset < protected.offset {
+                            try damaged(protected.damage(in: segment, at: offset, reason))
+                            break scan
+                        }
                         try cutTail(of: segment, at: offset, reason: reason, report: &report)
+                        break scan
+                    case .malformed(let reason):
+                        try damaged(segment.corruption(at: offset, reason))
                         break scan
                     }
                 }
@@ -238,7 +292,8 @@ struct LogRecovery {
             do { try last.file.sync(Format.segmentHeaderBytes..<last.file.size) } catch { throw .system(error) }
         }
         return Result(segments: segments, end: end, lastSegmentSealed: sealed, tables: tables, streams: memory,
-                      lastTimestamp: lastTimestamp, lastSegmentDictionary: sealed ? nil : dictionary, report: report)
+                      lastTimestamp: lastTimestamp, lastSegmentDictionary: sealed ? nil : dictionary,
+                      lastMarkSequence: segments.last?.durableMark?.sequence ?? 0, report: report)
     }
 
     private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {
@@ -264,7 +319,7 @@ struct LogRecovery {
             return .corrupt(segment.corruption(at: offset, reason))
         }
         while limit.map({ offset < $0 }) ?? true {
-            switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: limit == nil) {
+            switch segment.probe(at: offset, verifyChecksum: limit == nil) {
             case .frame(let frame):
                 defer { previous = frame }
                 guard segment.accepts(position: frame.firstPosition, expected: expected) else {
@@ -288,7 +343,13 @@ struct LogRecovery {
                 throw culprit(offset, limit == nil ? "sealed segment ends without a seal frame" : "checkpointed data missing")
             case .invalid(let reason):
                 throw culprit(offset, reason)
+            case .malformed(let reason):
+                throw .corrupt(segment.corruption(at: offset, reason))
             }
+        }
+        // The checkpoint is a frame boundary: a frame running past it has a damaged length.
+        if let limit, offset != limit, let previous {
+            throw culprit(previous.offset, "frame runs past the checkpoint at offset \(limit)")
         }
         return expected
     }
@@ -317,18 +378,21 @@ struct LogRecovery {
         String(decoding: segment.bytes.slice(frame.offset + Format.frameHeaderBytes, frame.streamNameBytes), as: UTF8.self)
     }
 
-    /// Cuts the torn tail at `offset`: zeroes every non-zero byte after it (so an old frame can
-    /// never reappear behind a new one) and syncs the zeroes.
+    /// Cuts the torn tail at `offset`: zeroes every non-zero byte after it in the frame area
+    /// (so an old frame can never reappear behind a new one; the durable marks stay) and syncs
+    /// the zeroes.
     private func cutTail(of segment: Segment, at offset: Int, reason: String, report: inout RecoveryReport) throws(OpenError) {
         let bytes = segment.bytes
-        var lastNonZero = bytes.count
-        var index = bytes.count - 8
+        let areaEnd = segment.frameAreaEnd
+        var lastNonZero = areaEnd
+        var index = areaEnd - 8
         while index >= offset {
             if bytes.u64(index) != 0 { break }
             lastNonZero = index
             index -= 8
         }
         let cutBytes = lastNonZero - offset
+        guard cutBytes > 0 else { return }
         report.truncatedBytes = cutBytes
         report.truncation = segment.corruption(at: offset, reason)
         guard writable, cutBytes > 0 else { return }

@@ -49,10 +49,10 @@ extension Segment {
 
     /// The next frame header at `offset` (checksum not yet verified), or nil at the end of data.
     func frameHeader(at offset: Int) throws(ReadError) -> FrameHeader? {
-        switch FrameDecoder.probe(bytes, at: offset, verifyChecksum: false) {
+        switch probe(at: offset, verifyChecksum: false) {
         case .frame(let frame): return frame
         case .endOfData: return nil
-        case .invalid(let reason): throw .corrupt(corruption(at: offset, reason))
+        case .invalid(let reason), .malformed(let reason): throw .corrupt(corruption(at: offset, reason))
         }
     }
 }

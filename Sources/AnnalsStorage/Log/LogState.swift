@@ -15,6 +15,8 @@ struct LogState {
     var durablePosition: UInt64
     /// In the active segment, bytes before this offset are on stable storage.
     var syncedOffset: Int
+    /// The active segment's durable mark: how far recovery must never cut (§3.8).
+    var marks: DurableMarkWriter
     /// Index files of sealed segments, in segment order.
     var tables: [IndexTable]
     /// Frames of the open segment (and, after recovery of a read-only store, of unindexed ones).
@@ -34,6 +36,9 @@ struct LogState {
     /// Held while the store is open for writing; dropping it releases the lock.
     var lock: (any Sendable)?
     var checkpointSequence: UInt64
+    /// True while the checkpoint file on disk has its clean-shutdown flag set: the first append
+    /// clears it (synchronously) before it writes a byte (§5).
+    var checkpointSaysClean: Bool
     /// Timestamp of the last append; the next one is never earlier (clock steps back).
     var lastTimestamp: Int64 = 0
     var appendCount = 0
@@ -67,6 +72,13 @@ struct LogState {
     var locator: StreamLocator { StreamLocator(tables: tables, segments: segments) }
     var writtenEnd: LogEnd { LogEnd(segmentIndex: activeSegment.index, offset: writeOffset, nextPosition: nextPosition) }
 
+    /// Under `.periodic` and `.none`: everything written is acknowledged, so readers see it
+    /// and the durable mark vouches for it (a process crash must not let recovery cut it).
+    mutating func publishWritten() {
+        visibleEnd = writtenEnd
+        marks.acknowledged(writtenEnd, in: activeSegment)
+    }
+
     init(recovered: LogRecovery.Result, lock: (any Sendable)?, checkpointSequence: UInt64, options: StoreOptions) {
         segments = recovered.segments
         writeOffset = recovered.end.offset
@@ -75,11 +87,14 @@ struct LogState {
         visibleEnd = recovered.end
         durablePosition = recovered.end.nextPosition
         syncedOffset = recovered.end.offset
+        marks = DurableMarkWriter(bootID: options.storage.storage.bootID, sequence: recovered.lastMarkSequence,
+                                  durable: recovered.end)
         streams = recovered.streams
         tables = recovered.tables
         lastTimestamp = recovered.lastTimestamp
         self.lock = lock
         self.checkpointSequence = checkpointSequence
+        checkpointSaysClean = recovered.report.cleanShutdown && recovered.report.scannedBytes == 0
         sampler = DictionarySampler(segmentSizeBytes: options.segmentSizeBytes)
         if options.compression == .lz4, !options.readOnly {
             standaloneCompressor = BodyCompressor(dictionary: UnsafeRawBufferPointer(start: nil, count: 0), at: 0)

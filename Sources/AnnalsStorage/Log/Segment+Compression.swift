@@ -9,7 +9,7 @@ extension Segment {
             return true
         }
         guard offset >= Format.segmentHeaderBytes, offset % Format.frameAlignment == 0,
-              case .frame(let frame) = FrameDecoder.probe(bytes, at: offset, verifyChecksum: true),
+              case .frame(let frame) = probe(at: offset, verifyChecksum: true),
               frame.kind == .dictionary
         else { return false }
         if isCompacted { verifiedDictionaries.withLock { _ = $0.insert(offset) } }
@@ -25,7 +25,7 @@ extension Segment {
     /// Checks the records of an events frame whose checksum matched (see
     /// `FrameDecoder.validateRecords`), including the dictionaries they name.
     func validateRecords(of frame: FrameHeader) -> CorruptionReason? {
-        FrameDecoder.validateRecords(of: frame, in: bytes) { hasDictionary(at: $0) }
+        FrameDecoder.validateRecords(of: frame, in: bytes, allowsCompression: allowsCompression) { hasDictionary(at: $0) }
     }
 
     /// Decodes a compressed record's metadata and payload into `target` (exactly their size).

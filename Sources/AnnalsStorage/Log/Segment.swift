@@ -46,8 +46,27 @@ final class Segment: Sendable {
     var firstPosition: UInt64 { header.firstPosition }
     var bytes: UnsafeRawBufferPointer { file.bytes }
 
+    /// The file ends with a durable-mark area (§3.8).
+    var hasDurableMarks: Bool { header.hasDurableMarks }
+    /// Where the frame area ends: the durable-mark area or the end of the file.
+    var frameAreaEnd: Int { file.size - (hasDurableMarks ? Format.durableMarkAreaBytes : 0) }
     /// Bytes available for frames, leaving room for the seal frame that ends every segment.
-    var frameCapacity: Int { file.size - Format.sealFrameBytes }
+    var frameCapacity: Int { frameAreaEnd - Format.sealFrameBytes }
+    /// The newest valid durable mark, if the segment has a mark area.
+    var durableMark: DurableMark? { hasDurableMarks ? DurableMark.latest(in: bytes, segmentIndex: index) : nil }
+
+    /// Reads the frame at `offset` under this segment's version rules: a segment of format
+    /// version 1 may hold no dictionary frame (§3.5).
+    func probe(at offset: Int, verifyChecksum: Bool = true) -> FrameDecoder.Probe {
+        let probe = FrameDecoder.probe(bytes, at: offset, verifyChecksum: verifyChecksum, limit: frameAreaEnd)
+        if case .frame(let frame) = probe, frame.kind == .dictionary, !allowsCompression {
+            return verifyChecksum ? .malformed("dictionary frame in a version-1 segment") : .invalid("dictionary frame in a version-1 segment")
+        }
+        return probe
+    }
+
+    /// Version 1 segments hold neither dictionary frames nor compressed records.
+    var allowsCompression: Bool { header.formatVersion >= Format.appendSegmentVersion }
 
     func corruption(at offset: Int, _ reason: String) -> CorruptionError {
         CorruptionError(file: path, offset: offset, reason: reason)

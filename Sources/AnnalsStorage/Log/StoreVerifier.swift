@@ -117,9 +117,19 @@ public enum StoreVerifier {
             var offset = Format.segmentHeaderBytes
             var sealed = false
             var entries: [IndexFile.Entry] = []
+            // In the last segment, bytes before what the checkpoint and the durable mark vouch for
+            // must be valid frames: damage there is corruption, never a torn tail (§3.4, §3.8).
+            let protected = isLast ? ProtectedEnd.of(segment, checkpoint: checkpoint, currentBoot: storage.bootID) : nil
             frames: while true {
-                switch FrameDecoder.probe(mapped.bytes, at: offset) {
+                if let protected, offset == protected.offset, let position = protected.position, position != expected {
+                    problem(file, offset, "the log has position \(expected) here; \(protected.source) says \(position)")
+                }
+                switch segment.probe(at: offset) {
                 case .frame(let frame):
+                    if let protected, frame.offset < protected.offset, frame.end > protected.offset {
+                        let damage = protected.damage(in: segment, at: offset, "frame runs past a frame boundary")
+                        problem(file, offset, damage.reason)
+                    }
                     report.frames += 1
                     report.bytes += frame.length
                     if !segment.accepts(position: frame.firstPosition, expected: expected) {
@@ -157,18 +167,23 @@ public enum StoreVerifier {
                     expected = frame.nextPosition
                     offset = frame.end
                 case .endOfData:
+                    if let protected, offset < protected.offset {
+                        problem(file, offset, protected.damage(in: segment, at: offset, "acknowledged data missing: zero bytes where a frame must be").reason)
+                    }
+                    break frames
+                case .malformed(let reason):
+                    problem(file, offset, reason)
                     break frames
                 case .invalid(let reason):
-                    let checkpointed = checkpoint.map { $0.segmentIndex > index || ($0.segmentIndex == index && Int($0.segmentOffset) > offset) } ?? false
-                    if isLast && !checkpointed {
-                        let tail = mapped.bytes.slice(offset, mapped.size - offset)
+                    if let protected, offset >= protected.offset {
+                        let tail = mapped.bytes.slice(offset, segment.frameAreaEnd - offset)
                         var lastNonZero = tail.count
                         while lastNonZero >= 8, tail.u64(lastNonZero - 8) == 0 { lastNonZero -= 8 }
                         report.tornTailBytes = lastNonZero
                         report.notes.append("torn tail of \(lastNonZero) bytes at \(file) offset \(offset) (\(reason)); "
                             + "the next writable open cuts it")
                     } else {
-                        problem(file, offset, reason)
+                        problem(file, offset, protected?.damage(in: segment, at: offset, reason).reason ?? reason)
                     }
                     break frames
                 }

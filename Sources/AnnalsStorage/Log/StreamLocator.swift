@@ -34,8 +34,13 @@ struct StreamLocator {
         for table in tables.reversed() {
             for index in table.entries(for: hash).reversed() {
                 let entry = table.entry(index)
-                guard let segment = segment(UInt64(entry.segmentIndex)),
-                      frameBelongs(to: stream, at: Int(entry.offset), in: segment) else { continue }
+                let location = FrameLocation(firstRevision: entry.firstRevision, firstPosition: entry.firstPosition,
+                                             segmentIndex: UInt64(entry.segmentIndex), offset: entry.offset,
+                                             eventCount: entry.eventCount)
+                guard let segment = segment(location.segmentIndex),
+                      !isVerifiedFrame(ofAnotherStreamThan: stream, at: location, in: segment) else { continue }
+                // The stream's frame, or a damaged one the entry vouches for: a read of it
+                // reports the damage; the numbering never goes back over it.
                 return entry.firstRevision + UInt64(entry.eventCount)
             }
         }
@@ -57,11 +62,27 @@ struct StreamLocator {
                                             eventCount: entry.eventCount))
             }
         }
+        // Only frames verified to be another stream's leave the list: a damaged frame stays, so
+        // the read that reaches it reports the damage instead of returning a shorter stream.
         frames.removeAll { frame in
-            guard let segment = segment(frame.segmentIndex) else { return true }
-            return !frameBelongs(to: stream, at: Int(frame.offset), in: segment)
+            guard let segment = segment(frame.segmentIndex) else { return false }
+            return isVerifiedFrame(ofAnotherStreamThan: stream, at: frame, in: segment)
         }
         return frames
+    }
+
+    /// True when the frame an index entry leads to is a sound frame (checksum, structure, and
+    /// the entry's revision, position and count) of a stream whose name differs from `stream`:
+    /// a hash collision. A frame that carries the name, or that fails a check (its name may be
+    /// the damaged part, or the entry may be), is not: the read that reaches it reports it.
+    private func isVerifiedFrame(ofAnotherStreamThan stream: String, at location: FrameLocation, in segment: Segment) -> Bool {
+        let offset = Int(location.offset)
+        guard !frameBelongs(to: stream, at: offset, in: segment),
+              case .frame(let frame) = segment.probe(at: offset, verifyChecksum: true), frame.kind == .events,
+              frame.firstRevision == location.firstRevision, frame.firstPosition == location.firstPosition,
+              frame.eventCount == Int(location.eventCount)
+        else { return false }
+        return segment.validateRecords(of: frame) == nil
     }
 
     /// Starts loading every file's entries for `hash` at once (when there are several files).

@@ -13,7 +13,7 @@ struct StreamReader {
                                            reason: "indexed segment is not in the store"))
         }
         let offset = Int(location.offset)
-        switch FrameDecoder.probe(segment.bytes, at: offset, verifyChecksum: true) {
+        switch segment.probe(at: offset, verifyChecksum: true) {
         case .frame(let frame) where frame.kind == .events:
             if let problem = segment.validateRecords(of: frame) {
                 throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
@@ -29,7 +29,7 @@ struct StreamReader {
             throw .corrupt(segment.corruption(at: offset, "stream index points at a frame without events"))
         case .endOfData:
             throw .corrupt(segment.corruption(at: offset, "stream index points past the end of data"))
-        case .invalid(let reason):
+        case .invalid(let reason), .malformed(let reason):
             throw .corrupt(segment.corruption(at: offset, reason))
         }
     }

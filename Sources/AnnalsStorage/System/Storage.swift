@@ -37,6 +37,9 @@ protocol Storage: AnyObject, Sendable {
     /// The exclusive writer lock on `path` (created if missing), held as long as the returned
     /// object lives; nil when another writer holds it.
     func lock(_ path: String) throws(SystemError) -> (any Sendable)?
+    /// The running boot of the machine that holds the files (zero when unknown): durable marks
+    /// record it, and a mark written in the same boot vouches for acknowledged frames (§3.8).
+    var bootID: UUID { get }
 }
 
 extension Storage {
@@ -84,6 +87,17 @@ final class SystemStorage: Storage {
     func exists(_ path: String) throws(SystemError) -> Bool { try Syscalls.status(path) != nil }
     func fileSize(_ path: String) -> Int? { (try? Syscalls.status(path)).flatMap { $0 }.map { Int($0.st_size) } }
     func lock(_ path: String) throws(SystemError) -> (any Sendable)? { try FileLock.acquire(path: path) }
+    var bootID: UUID { Self.currentBoot }
+
+    /// Linux's `/proc/sys/kernel/random/boot_id`, read once; zero where there is none.
+    private static let currentBoot: UUID = {
+        let path = "/proc/sys/kernel/random/boot_id"
+        guard let bytes = try? SystemStorage.shared.readFile(path, maximumBytes: 64),
+              let text = String(validating: bytes, as: UTF8.self),
+              let id = UUID(uuidString: String(text.filter { !$0.isWhitespace }))
+        else { return DurableMark.unknownBoot }
+        return id
+    }()
 }
 
 /// Which ``Storage`` a store uses, for ``StoreOptions`` (equal when it is the same object).
@@ -95,3 +109,9 @@ struct StorageChoice: Sendable, Hashable {
     static func == (lhs: StorageChoice, rhs: StorageChoice) -> Bool { lhs.storage === rhs.storage }
     func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(storage)) }
 }
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif

@@ -56,6 +56,9 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     /// The images taken at the planned crashes so far: at which operation, with which seed.
     private(set) var crashImages: [(operation: Int, seed: UInt64, image: SimulatedStorage)] = []
 
+    /// Every simulated machine (the live one, and each crash image) is a boot of its own.
+    let bootID = UUID()
+
     init() {
         root.durableEntries = [:]
         _ = try? makeDirectory("/sim")

@@ -1,5 +1,6 @@
 """`python -m annals_reader dump STORE [--stream NAME] [--backwards] [--from N] [--limit N]`:
-the same JSON Lines as `annals dump`. Exit status 1 with a message on corruption."""
+the same JSON Lines as `annals dump` (format-spec.md §12). On corruption: the events before it,
+then a message on stderr and exit status 1."""
 
 import argparse
 import itertools
@@ -33,6 +34,10 @@ def main(argv=None):
                 events = itertools.islice(events, max(arguments.limit, 0))
             for event in events:
                 output.write(event_line(event))
+            if store.damage is not None:
+                # Damage in the last segment (§3.4): the events before it are printed, and the
+                # dump fails, also when --limit stopped the read before it.
+                raise store.damage
     except AnnalsError as error:
         output.flush()
         print(f"error: {error}", file=sys.stderr)

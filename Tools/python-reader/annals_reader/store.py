@@ -20,11 +20,20 @@ SUPPORTED_VERSION = 3
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32
+SEAL_FRAME_BYTES = 32
 EVENT_HEADER_BYTES = 40
 KIND_EVENTS, KIND_SEAL, KIND_DICTIONARY = 1, 2, 3
 FLAG_COMPRESSED = 1
+SEGMENT_FLAG_COMPACTED = 1
+SEGMENT_FLAG_DURABLE_MARKS = 2
+MARK_AREA_BYTES = 128
+MARK_SLOT_BYTES = 64
+MARK_MAGIC = b"ANMK"
+MAX_NAME_BYTES = 1024
 MAX_DICTIONARY_BYTES = 65536
 LZ4_MAX_INPUT = 0x7E000000
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+_ZERO_BOOT = bytes(16)
 
 
 class AnnalsError(Exception):
@@ -32,11 +41,15 @@ class AnnalsError(Exception):
 
 
 class CorruptionError(AnnalsError):
-    """Bytes that are not what the spec says they must be, with the file and offset."""
+    """Bytes that are not what the spec says they must be, with the file and offset (§10).
 
-    def __init__(self, file, offset, reason):
+    ``tearable`` is True for *invalid bytes* (§3.4, item 2): bytes a torn write can leave
+    (no frame whose checksum matches). At or after the protected end of the last segment they
+    are a torn tail; anywhere else, like every other CorruptionError, corruption."""
+
+    def __init__(self, file, offset, reason, tearable=False):
         super().__init__(f"{file} at offset {offset}: {reason}")
-        self.file, self.offset, self.reason = file, offset, reason
+        self.file, self.offset, self.reason, self.tearable = file, offset, reason, tearable
 
 
 class UnsupportedVersionError(AnnalsError):
@@ -49,6 +62,21 @@ class NotAStoreError(AnnalsError):
 
 def align8(n):
     return (n + 7) & ~7
+
+
+def current_boot_id():
+    """This machine's Linux boot id (16 bytes, §2.2), or None when it cannot be read."""
+    try:
+        with open(BOOT_ID_PATH, "r", encoding="ascii") as file:
+            return uuid.UUID(file.read().strip()).bytes
+    except (OSError, ValueError):
+        return None
+
+
+def decode_name(raw):
+    """A stream or type name: UTF-8, each maximal ill-formed subsequence replaced by U+FFFD
+    (the spec's conventions), as the Swift engine decodes it."""
+    return bytes(raw).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -77,9 +105,31 @@ class Frame:
         return self.first_position + self.event_count
 
     @property
-    def stream(self):
+    def next_revision(self):
+        return self.first_revision + self.event_count
+
+    @property
+    def stream_bytes(self):
+        """The stream name as stored (compare these: §7.6 compares names byte for byte)."""
         start = self.offset + FRAME_HEADER_BYTES
-        return bytes(self.segment.data[start:start + self.stream_name_bytes]).decode("utf-8")
+        return bytes(self.segment.data[start:start + self.stream_name_bytes])
+
+    @property
+    def stream(self):
+        return decode_name(self.stream_bytes)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The durable mark of a segment (§2.2): its valid slot with the higher sequence."""
+
+    slot: int
+    sequence: int
+    acknowledged_offset: int
+    durable_offset: int
+    acknowledged_position: int
+    durable_position: int
+    boot_id: bytes
 
 
 @dataclass(frozen=True)
@@ -95,6 +145,23 @@ class RecordedEvent:
     metadata: bytes
     payload: bytes
     compressed: bool
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The checked layout of one event record (§3.2)."""
+
+    offset: int
+    length: int
+    type_bytes: int
+    flags: int
+    metadata_bytes: int
+    payload_bytes: int
+    timestamp: int
+
+    @property
+    def compressed(self):
+        return bool(self.flags & FLAG_COMPRESSED)
 
 
 class Segment:
@@ -113,63 +180,108 @@ class Segment:
         if crc32c(header[0:60]) != struct.unpack_from("<I", header, 60)[0]:
             raise CorruptionError(path, 0, "segment header checksum mismatch")
         version, header_size = struct.unpack_from("<HH", header, 8)
-        if version > SUPPORTED_VERSION:
-            raise UnsupportedVersionError(f"{path} has format version {version}; this reader supports up to {SUPPORTED_VERSION}")
-        if version < 1 or header_size != SEGMENT_HEADER_BYTES:
-            raise CorruptionError(path, 8, f"unexpected version {version} or header size {header_size}")
+        if version < 1 or version > SUPPORTED_VERSION:
+            raise UnsupportedVersionError(f"{path} has format version {version}; this reader supports 1 to {SUPPORTED_VERSION}")
+        if header_size != SEGMENT_HEADER_BYTES:
+            raise CorruptionError(path, 0, f"unexpected header size {header_size}")
         self.version = version
         self.index, self.size, self.first_position = struct.unpack_from("<QQQ", header, 16)
         flags = struct.unpack_from("<I", header, 12)[0]
         # A compacted segment (§3.7) stands for the numbers index..last_index; its positions,
         # and a stream's revisions, may skip events compaction removed.
-        self.compacted = version >= 3 and bool(flags & 1)
+        self.compacted = version >= 3 and bool(flags & SEGMENT_FLAG_COMPACTED)
+        # The durable-mark area (§2.2): ignored in version-1 and compacted headers.
+        self.durable_marks = version >= 2 and not self.compacted and bool(flags & SEGMENT_FLAG_DURABLE_MARKS)
         self.last_index = struct.unpack_from("<Q", header, 48)[0] if self.compacted else self.index
         if self.last_index < self.index:
-            raise CorruptionError(path, 48, f"header covers segments {self.index} to {self.last_index}")
+            raise CorruptionError(path, 0, f"header covers segments {self.index} to {self.last_index}")
+        if self.size != size:
+            raise CorruptionError(path, 0, f"header says {self.size} bytes but the file has {size}")
+        if self.durable_marks and size < SEGMENT_HEADER_BYTES + SEAL_FRAME_BYTES + MARK_AREA_BYTES:
+            raise CorruptionError(path, 0, f"segment of {size} bytes is too small for its durable-mark area")
         if self.index != expected_index:
             raise CorruptionError(path, 16, f"header names segment {self.index}")
-        if self.size != size:
-            raise CorruptionError(path, 24, f"header says {self.size} bytes but the file has {size}")
+        #: Frames lie in [64, area_end) (§2).
+        self.area_end = size - MARK_AREA_BYTES if self.durable_marks else size
         self._verified_dictionaries = set()
 
     def close(self):
         self.data.close()
 
+    # Durable marks (§2.2) --------------------------------------------------------------------
+
+    def mark(self):
+        """The segment's mark: its valid slot with the higher sequence (slot 0 on a tie), or
+        None (no mark area, or no valid slot)."""
+        if not self.durable_marks:
+            return None
+        best = None
+        for slot in (0, 1):
+            mark = self._slot(slot)
+            if mark is not None and (best is None or mark.sequence > best.sequence):
+                best = mark
+        return best
+
+    def _slot(self, slot):
+        start = self.size - MARK_AREA_BYTES + slot * MARK_SLOT_BYTES
+        raw = bytes(self.data[start:start + MARK_SLOT_BYTES])
+        checksum, magic, sequence, index, acknowledged, durable, acknowledged_position, durable_position = \
+            struct.unpack_from("<I4sQQIIQQ", raw)
+        if crc32c(raw[4:]) != checksum or magic != MARK_MAGIC or sequence < 1 or index != self.index:
+            return None
+        if not (SEGMENT_HEADER_BYTES <= durable <= acknowledged <= self.area_end) or durable % 8 or acknowledged % 8 \
+                or durable_position > acknowledged_position:
+            return None
+        return Mark(slot, sequence, acknowledged, durable, acknowledged_position, durable_position, raw[48:64])
+
     # Frames (§3.1, §3.4) ---------------------------------------------------------------------
 
-    def probe(self, offset):
-        """The frame at ``offset`` with its checksum and fields checked; None at the end of
-        data (zero bytes); raises CorruptionError (reason only, the caller decides whether it
-        is a torn tail) for anything else."""
-        data = self.data
-        if offset + FRAME_HEADER_BYTES > self.size:
-            rest = data[offset:self.size]
-            if any(rest):
-                raise CorruptionError(self.path, offset, "frame header past end of segment")
+    def probe(self, offset, verify=True):
+        """The frame at ``offset``; None at the end of data (zero bytes, §3.4 item 1). Raises
+        CorruptionError for anything else: ``tearable`` for invalid bytes (item 2), not for a
+        frame whose checksum matched but that fails another check (item 3). With ``verify``
+        False the checksum is not checked (a header walk, only to find frames) and every
+        failure is tearable."""
+        data, path, end = self.data, self.path, self.area_end
+        if offset + FRAME_HEADER_BYTES > end:
+            if any(data[offset:end]):
+                raise CorruptionError(path, offset, "frame header past the end of the frame area", tearable=True)
             return None
         header = data[offset:offset + FRAME_HEADER_BYTES]
         checksum, length, kind, flags, name_bytes, count, first_position, first_revision = struct.unpack(
             "<IIBBHIQQ", header)
         if length == 0:
             if any(header):
-                raise CorruptionError(self.path, offset, "zero frame length with non-zero header")
+                raise CorruptionError(path, offset, "zero frame length with non-zero header", tearable=True)
             return None
-        if length < FRAME_HEADER_BYTES or offset + length > self.size:
-            raise CorruptionError(self.path, offset, f"frame length {length} out of range")
+        if length < FRAME_HEADER_BYTES or offset + length > end:
+            raise CorruptionError(path, offset, f"frame length {length} out of range", tearable=True)
+        if verify and crc32c(data[offset + 4:offset + length]) != checksum:
+            raise CorruptionError(path, offset, "frame checksum mismatch", tearable=True)
+
+        def bad(reason):
+            return CorruptionError(path, offset, reason, tearable=not verify)
+
         if kind not in (KIND_EVENTS, KIND_SEAL, KIND_DICTIONARY):
-            raise CorruptionError(self.path, offset, f"unknown frame kind {kind}")
-        if crc32c(data[offset + 4:offset + length]) != checksum:
-            raise CorruptionError(self.path, offset, "frame checksum mismatch")
+            raise bad(f"unknown frame kind {kind}")
+        if flags != 0:
+            raise bad(f"frame flags {flags}; must be 0")
         if kind == KIND_SEAL:
-            if length != 32 or count != 0 or name_bytes != 0:
-                raise CorruptionError(self.path, offset, "malformed seal frame")
+            if length != SEAL_FRAME_BYTES or count != 0 or name_bytes != 0 or first_revision != 0:
+                raise bad("malformed seal frame")
         elif kind == KIND_DICTIONARY:
-            if self.version < 2 or count != 0 or name_bytes != 0 or first_revision != 0 \
+            if self.version < 2:
+                raise bad("dictionary frame in a version-1 segment")
+            if count != 0 or name_bytes != 0 or first_revision != 0 \
                     or not (FRAME_HEADER_BYTES < length <= FRAME_HEADER_BYTES + MAX_DICTIONARY_BYTES):
-                raise CorruptionError(self.path, offset, "malformed dictionary frame")
-        elif count < 1 or name_bytes < 1 or FRAME_HEADER_BYTES + name_bytes > length:
-            raise CorruptionError(self.path, offset, "malformed events frame header")
+                raise bad("malformed dictionary frame")
+        elif count < 1 or not 1 <= name_bytes <= MAX_NAME_BYTES or FRAME_HEADER_BYTES + name_bytes > length:
+            raise bad("malformed events frame header")
         return Frame(self, offset, length, kind, name_bytes, count, first_position, first_revision)
+
+    def accepts(self, position, expected):
+        """§3.4: a frame's firstPosition is the expected one, or (compacted segment) beyond it."""
+        return position == expected or (self.compacted and position > expected)
 
     def frames(self, start=SEGMENT_HEADER_BYTES, stop=None):
         """Checked frames from ``start`` up to the end of data, the seal, or ``stop``."""
@@ -185,46 +297,78 @@ class Segment:
 
     # Dictionaries and records (§3.2, §3.5, §3.6) -------------------------------------------
 
-    def dictionary(self, offset, before):
-        """The bytes of the dictionary frame at ``offset``, which must precede ``before``."""
+    def _has_dictionary(self, offset, before):
+        """True when a valid dictionary frame starts at ``offset``, before offset ``before``."""
+        if offset in self._verified_dictionaries:
+            return offset < before
         if not (SEGMENT_HEADER_BYTES <= offset < before) or offset % 8:
-            raise CorruptionError(self.path, offset, "compressed record names no valid dictionary frame")
+            return False
         try:
             frame = self.probe(offset)
-        except CorruptionError as error:
-            raise CorruptionError(self.path, offset, f"dictionary frame: {error.reason}") from None
+        except CorruptionError:
+            return False
         if frame is None or frame.kind != KIND_DICTIONARY:
-            raise CorruptionError(self.path, offset, "compressed record names no valid dictionary frame")
-        return bytes(self.data[offset + FRAME_HEADER_BYTES:offset + frame.length])
+            return False
+        self._verified_dictionaries.add(offset)
+        return True
 
-    def records(self, frame):
-        """The events of an events frame, checked (§3.2) and decoded (§3.6)."""
+    def dictionary(self, offset):
+        """The bytes of the dictionary frame at ``offset`` (already checked by check_records)."""
+        length = struct.unpack_from("<I", self.data, offset + 4)[0]
+        return bytes(self.data[offset + FRAME_HEADER_BYTES:offset + length])
+
+    def check_records(self, frame):
+        """The records of an events frame, their structure checked (§3.2, §3.5) but not
+        decoded. Raises CorruptionError at the offending record's offset."""
         data, path = self.data, self.path
         frame_end = frame.offset + frame.length
-        stream = frame.stream
         cursor = frame.records_offset
-        events = []
+        records = []
         for index in range(frame.event_count):
             if cursor + EVENT_HEADER_BYTES > frame_end:
                 raise CorruptionError(path, cursor, f"event record {index} past end of frame")
             length, type_bytes, flags, meta_bytes, payload_bytes, timestamp = struct.unpack_from(
                 "<IHHIIq", data, cursor)
-            if flags & ~FLAG_COMPRESSED or (flags and self.version < 2):
+            if flags & ~FLAG_COMPRESSED:
                 raise CorruptionError(path, cursor, f"event record {index} has unknown flags {flags}")
+            if flags & FLAG_COMPRESSED and self.version < 2:
+                raise CorruptionError(path, cursor, f"compressed event record {index} in a version-1 segment")
             if length < EVENT_HEADER_BYTES or cursor + length > frame_end:
                 raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
-            event_id = uuid.UUID(bytes=bytes(data[cursor + 24:cursor + 40]))
-            type_start = cursor + EVENT_HEADER_BYTES
-            event_type = bytes(data[type_start:type_start + type_bytes]).decode("utf-8")
-            body = type_start + type_bytes
             if flags & FLAG_COMPRESSED:
                 decoded_size = meta_bytes + payload_bytes
                 block_bytes = length - EVENT_HEADER_BYTES - type_bytes - 4
                 if block_bytes < 1 or decoded_size < 1 or decoded_size > LZ4_MAX_INPUT \
                         or decoded_size > 255 * block_bytes:
                     raise CorruptionError(path, cursor, f"compressed event record {index} has inconsistent lengths")
+                dictionary_offset = struct.unpack_from("<I", data, cursor + EVENT_HEADER_BYTES + type_bytes)[0]
+                if dictionary_offset and not self._has_dictionary(dictionary_offset, frame.offset):
+                    raise CorruptionError(path, cursor, f"compressed event record {index}: no valid dictionary frame at offset {dictionary_offset}")
+            elif EVENT_HEADER_BYTES + type_bytes + meta_bytes + payload_bytes != length:
+                raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
+            if index == frame.event_count - 1 and cursor + length != frame_end:
+                raise CorruptionError(path, cursor, "last event record does not end the frame")
+            records.append(_Record(cursor, length, type_bytes, flags, meta_bytes, payload_bytes, timestamp))
+            cursor += align8(length)
+        return records
+
+    def records(self, frame):
+        """The events of an events frame, checked (§3.2) and decoded (§3.6)."""
+        data, path = self.data, self.path
+        stream = frame.stream
+        events = []
+        for index, record in enumerate(self.check_records(frame)):
+            cursor = record.offset
+            event_id = uuid.UUID(bytes=bytes(data[cursor + 24:cursor + 40]))
+            type_start = cursor + EVENT_HEADER_BYTES
+            event_type = decode_name(data[type_start:type_start + record.type_bytes])
+            body = type_start + record.type_bytes
+            meta_bytes, payload_bytes = record.metadata_bytes, record.payload_bytes
+            if record.compressed:
+                decoded_size = meta_bytes + payload_bytes
+                block_bytes = record.length - EVENT_HEADER_BYTES - record.type_bytes - 4
                 dictionary_offset = struct.unpack_from("<I", data, body)[0]
-                dictionary = self.dictionary(dictionary_offset, frame.offset) if dictionary_offset else None
+                dictionary = self.dictionary(dictionary_offset) if dictionary_offset else None
                 block = bytes(data[body + 4:body + 4 + block_bytes])
                 try:
                     decoded = lz4.block.decompress(block, uncompressed_size=decoded_size, dict=dictionary)
@@ -234,23 +378,19 @@ class Segment:
                     raise CorruptionError(path, cursor, "compressed event record does not decode to its stated size")
                 metadata, payload = decoded[:meta_bytes], decoded[meta_bytes:]
             else:
-                if EVENT_HEADER_BYTES + type_bytes + meta_bytes + payload_bytes != length:
-                    raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
                 metadata = bytes(data[body:body + meta_bytes])
                 payload = bytes(data[body + meta_bytes:body + meta_bytes + payload_bytes])
-            if index == frame.event_count - 1 and cursor + length != frame_end:
-                raise CorruptionError(path, cursor, "last event record does not end the frame")
             events.append(RecordedEvent(
                 position=frame.first_position + index, stream=stream, revision=frame.first_revision + index,
-                id=event_id, timestamp_ns=timestamp, type=event_type, metadata=metadata, payload=payload,
-                compressed=bool(flags & FLAG_COMPRESSED)))
-            cursor += align8(length)
+                id=event_id, timestamp_ns=record.timestamp, type=event_type, metadata=metadata, payload=payload,
+                compressed=record.compressed))
         return events
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The checkpoint file (§5)."""
+    """The checkpoint file (§5). ``clean_shutdown`` is informative only: nothing is skipped
+    because of it."""
 
     format_version: int
     minimum_reader_version: int
@@ -275,10 +415,39 @@ class Checkpoint:
         return Checkpoint(version, minimum, bool(flags & 1), segment, offset, position)
 
 
-class Store:
-    """A store opened read-only (§10). Use as a context manager, or call close()."""
+#: ``Store(boot_id=...)`` default: this machine's boot id, read from /proc.
+CURRENT_BOOT = object()
 
-    def __init__(self, path):
+
+def _culprit(segment, previous, offset, reason):
+    """The error for a header walk that failed at ``offset``: a damaged length sends such a
+    walk into the middle of a frame, so the frame before it is blamed when its checksum fails."""
+    if previous is not None:
+        try:
+            segment.probe(previous.offset)
+        except CorruptionError as error:
+            return CorruptionError(segment.path, previous.offset, error.reason)
+    return CorruptionError(segment.path, offset, reason)
+
+
+class Store:
+    """A store opened read-only (§10). Use as a context manager, or call close().
+
+    After opening:
+
+    - ``torn_tail``: a CorruptionError describing the invalid bytes ignored at the end of the
+      log (§3.4), or None;
+    - ``damage``: corruption found in the last segment (§3.4), or None. The log ends where it
+      starts, and every read that runs to its end returns the events before it and then raises
+      it (as ``annals dump`` prints them and then exits 1);
+    - ``mark``: the last segment's durable mark (§2.2), or None; ``protected_end``: the offset
+      before which the last segment must hold valid frames (§3.4).
+
+    ``boot_id``: the 16 bytes of this machine's boot id, compared with the mark's; by default
+    read from /proc/sys/kernel/random/boot_id; None means unknown (the mark's durable offset is
+    then used)."""
+
+    def __init__(self, path, boot_id=CURRENT_BOOT):
         self.path = path
         directory = os.path.join(path, "segments")
         if not os.path.isdir(directory):
@@ -287,25 +456,34 @@ class Store:
                          if name.endswith(".seg") and len(name) == 20 and name[:-4].isdigit())
         if not numbers:
             raise NotAStoreError(f"{path}: no segment files")
-        # Each file stands for its number up to its header's last number (§1); a file inside a
-        # compacted file's range is a replaced input a stopped compaction left: skipped.
         self.segments = []
-        for number in numbers:
-            if self.segments and number <= self.segments[-1].last_index:
-                continue
-            if self.segments and number != self.segments[-1].last_index + 1:
-                missing = self.segments[-1].last_index + 1
-                raise CorruptionError(os.path.join(directory, f"{missing:016d}.seg"), 0, "segment file missing")
-            try:
-                self.segments.append(Segment(os.path.join(directory, f"{number:016d}.seg"), number))
-            except FileNotFoundError:
-                # Deleted by a compaction after the listing: its data is in a file already open.
-                continue
-        self.compacted = any(segment.compacted for segment in self.segments)
-        self._seal_positions = {}
-        self.checkpoint = Checkpoint.read(os.path.join(path, "checkpoint"))
-        self._find_end()
-        self.retention = self._retention_rules()
+        try:
+            # Each file stands for its number up to its header's last number (§1); a file inside
+            # a compacted file's range is a replaced input a stopped compaction left: skipped.
+            for number in numbers:
+                if self.segments and number <= self.segments[-1].last_index:
+                    continue
+                if self.segments and number != self.segments[-1].last_index + 1:
+                    missing = self.segments[-1].last_index + 1
+                    raise CorruptionError(os.path.join(directory, f"{missing:016d}.seg"), 0, "segment file missing")
+                try:
+                    self.segments.append(Segment(os.path.join(directory, f"{number:016d}.seg"), number))
+                except FileNotFoundError:
+                    # Deleted by a compaction after the listing: its data is in a file already open.
+                    continue
+            self.compacted = any(segment.compacted for segment in self.segments)
+            self._seal_positions = {}
+            self.boot_id = current_boot_id() if boot_id is CURRENT_BOOT else boot_id
+            self.checkpoint = Checkpoint.read(os.path.join(path, "checkpoint"))
+            self._usable_checkpoint = self._usable(self.checkpoint)
+            self.damage = None
+            self.torn_tail = None
+            self._check_checkpoint_segment()
+            self._find_end()
+            self.retention = self._retention_rules()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
         for segment in self.segments:
@@ -317,54 +495,165 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
-    def _find_end(self):
-        """Where the log ends (§3.4): the last valid frame of the last segment. Invalid bytes
-        there after the checkpoint are a torn tail and ignored; before it, corruption."""
-        last = self.segments[-1]
-        checkpoint = self.checkpoint
-        protected = 0
-        if checkpoint is not None:
-            if checkpoint.segment_index > last.index:
-                protected = last.size
-            elif checkpoint.segment_index == last.index:
-                protected = checkpoint.segment_offset
-        offset = SEGMENT_HEADER_BYTES
-        self.torn_tail = None
-        while True:
-            try:
-                frame = last.probe(offset)
-            except CorruptionError as error:
-                if offset < protected:
-                    raise
-                self.torn_tail = error
-                break
-            if frame is None or frame.kind == KIND_SEAL:
-                break
-            offset = frame.end
-        self.end_offset = offset  # in the last segment
+    # The checkpoint and the end of the log (§3.4, §5) ----------------------------------------
 
-    def _segment_frames(self, segment):
-        """Frames of one segment up to the end of the log, position continuity checked."""
+    def _usable(self, checkpoint):
+        """The checkpoint when it is usable (§5): it names a segment file that exists and is not
+        compacted, at a multiple of 8 between 64 and the end of its frame area. Otherwise None."""
+        if checkpoint is None:
+            return None
+        segment = next((s for s in self.segments if s.index == checkpoint.segment_index), None)
+        if segment is None or segment.compacted:
+            return None
+        if not SEGMENT_HEADER_BYTES <= checkpoint.segment_offset <= segment.area_end or checkpoint.segment_offset % 8:
+            return None
+        return checkpoint
+
+    def _check_checkpoint_segment(self):
+        """A checkpoint naming a segment before the last: that segment's frames must reach its
+        offset at a frame boundary, with its position (§5). Anything else refuses the store."""
+        checkpoint = self._usable_checkpoint
+        if checkpoint is None or checkpoint.segment_index == self.segments[-1].index:
+            return
+        segment = next(s for s in self.segments if s.index == checkpoint.segment_index)
+        limit = checkpoint.segment_offset
+        offset, expected, previous = SEGMENT_HEADER_BYTES, segment.first_position, None
+        while offset < limit:
+            try:
+                frame = segment.probe(offset, verify=False)  # headers only: finding frames
+            except CorruptionError as error:
+                raise _culprit(segment, previous, offset, error.reason) from None
+            if frame is None:
+                raise _culprit(segment, previous, offset, "checkpointed data missing")
+            if not segment.accepts(frame.first_position, expected):
+                raise _culprit(segment, previous, offset, f"frame at position {frame.first_position}, expected {expected}")
+            if frame.kind == KIND_SEAL:
+                raise CorruptionError(segment.path, offset, "checkpointed data missing: the seal frame comes before the checkpoint's offset")
+            if frame.end > limit:
+                raise CorruptionError(segment.path, offset, "frame runs past the checkpoint's offset")
+            if frame.kind == KIND_EVENTS:
+                expected = frame.next_position
+            previous, offset = frame, frame.end
+        if expected != checkpoint.next_position:
+            raise CorruptionError(segment.path, limit, f"checkpoint says position {checkpoint.next_position}, log says {expected}")
+
+    def _find_end(self):
+        """Walks the last segment (§3.4): before the protected end every byte must be valid
+        frames (damage there is corruption); invalid bytes at or after it are a torn tail; a
+        frame whose checksum matched but that fails another check is corruption anywhere.
+        Frames before the checkpoint's offset were verified when they were written: like the
+        engine, this walks their headers only, and reads verify them when they return them."""
+        last = self.segments[-1]
+        if last.compacted:
+            raise CorruptionError(last.path, 12, "the last segment of a store cannot be a compacted one")
+        # The mark is read before the frames it protects: the writer writes them before it.
+        self.mark = mark = last.mark()
+        checkpoint = self._usable_checkpoint
+        if checkpoint is not None and checkpoint.segment_index != last.index:
+            checkpoint = None
+        protected, position, source = SEGMENT_HEADER_BYTES, last.first_position, "the segment header"
+        if checkpoint is not None and checkpoint.segment_offset > protected:
+            protected, position, source = checkpoint.segment_offset, checkpoint.next_position, "the checkpoint"
+        if mark is not None:
+            same_boot = mark.boot_id != _ZERO_BOOT and self.boot_id is not None and mark.boot_id == self.boot_id
+            if same_boot:
+                vouched = (mark.acknowledged_offset, mark.acknowledged_position, "the durable mark (acknowledged appends)")
+            else:
+                vouched = (mark.durable_offset, mark.durable_position, "the durable mark (synced appends)")
+            if vouched[0] > protected:
+                protected, position, source = vouched
+        self.protected_end = protected
+        boundaries = [protected] + ([checkpoint.segment_offset] if checkpoint is not None else [])
+
+        def before_protected(offset, reason):
+            return CorruptionError(last.path, offset, f"{reason}, before offset {protected} that {source} vouches for")
+
+        verified_from = checkpoint.segment_offset if checkpoint is not None else SEGMENT_HEADER_BYTES
+        offset, expected, sealed_at, previous = SEGMENT_HEADER_BYTES, last.first_position, None, None
+        while True:
+            if checkpoint is not None and offset == checkpoint.segment_offset and expected != checkpoint.next_position:
+                # Not damage to read around: the checkpoint and the log disagree (§5).
+                raise CorruptionError(last.path, offset, f"checkpoint says position {checkpoint.next_position}, log says {expected}")
+            if offset == protected and expected != position:
+                self.damage = CorruptionError(last.path, offset, f"the log has position {expected} here; {source} says {position}")
+                break
+            if sealed_at is not None:
+                if sealed_at < protected:
+                    self.damage = before_protected(sealed_at, "acknowledged data missing: the segment is sealed")
+                break
+            header_only = offset < verified_from
+            try:
+                frame = last.probe(offset, verify=not header_only)
+            except CorruptionError as error:
+                if header_only:
+                    culprit = _culprit(last, previous, offset, error.reason)
+                    self.damage = before_protected(culprit.offset, culprit.reason)
+                elif not error.tearable:
+                    self.damage = error
+                elif offset < protected:
+                    self.damage = before_protected(offset, error.reason)
+                else:
+                    self.torn_tail = error
+                break
+            if frame is None:
+                if offset < protected:
+                    culprit = _culprit(last, previous, offset, "acknowledged data missing: zero bytes where a frame must be")
+                    self.damage = before_protected(culprit.offset, culprit.reason)
+                break
+            if any(frame.offset < boundary < frame.end for boundary in boundaries):
+                self.damage = before_protected(offset, "frame runs past a frame boundary")
+                break
+            if frame.first_position != expected:
+                self.damage = _culprit(last, previous if header_only else None, offset,
+                                       f"frame at position {frame.first_position}, expected {expected}")
+                break
+            if frame.kind == KIND_EVENTS:
+                if not header_only:
+                    try:
+                        last.check_records(frame)
+                    except CorruptionError as error:
+                        self.damage = error
+                        break
+                expected = frame.next_position
+            elif frame.kind == KIND_SEAL:
+                sealed_at = offset
+            previous, offset = frame, frame.end
+        #: Where the log ends in the last segment (at its seal frame, when it has one).
+        self.end_offset = sealed_at if sealed_at is not None else offset
+        #: Frames of the last segment from here on were verified by this walk.
+        self.verified_from = verified_from
+        #: The global position of the next event after the log's end.
+        self.end_position = expected
+
+    def _segment_frames(self, segment, verify=True):
+        """Frames of one segment (no seal) up to the end of the log, positions checked (§3.4).
+        With ``verify`` False, the frames of the last segment before ``verified_from`` are found
+        by their headers only (§10): the caller verifies those it uses."""
         is_last = segment is self.segments[-1]
+        stop = self.end_offset if is_last else None
+        header_only_before = self.verified_from if is_last and not verify else 0
         expected = segment.first_position
-        sealed = False
-        for frame in segment.frames(stop=self.end_offset if is_last else None):
-            skipped_ahead = segment.compacted and frame.first_position > expected
-            if frame.first_position != expected and not skipped_ahead:
+        offset = SEGMENT_HEADER_BYTES
+        while stop is None or offset < stop:
+            frame = segment.probe(offset, verify=offset >= header_only_before)
+            if frame is None:
+                if is_last:
+                    return
+                raise CorruptionError(segment.path, offset, "sealed segment ends without a seal frame")
+            if not segment.accepts(frame.first_position, expected):
                 raise CorruptionError(segment.path, frame.offset,
                                       f"frame at position {frame.first_position}, expected {expected}")
             if frame.kind == KIND_SEAL:
-                sealed = True
                 self._seal_positions[segment.index] = frame.first_position
-                break
+                return
             if frame.kind == KIND_EVENTS:
                 expected = frame.next_position
             yield frame
-        if not is_last and not sealed:
-            raise CorruptionError(segment.path, 0, "sealed segment ends without a seal frame")
+            offset = frame.end
 
     def frames(self):
-        """Every events frame of the log in position order, every check of §3.4 applied."""
+        """Every events frame of the log in position order, every check of §3.4 applied. Raises
+        the store's ``damage`` (if any) after the last frame before it."""
         revisions = {}
         expected = self.segments[0].first_position
         compacted_seen = False
@@ -372,7 +661,6 @@ class Store:
             if segment.first_position != expected:
                 raise CorruptionError(segment.path, 32, f"segment starts at position {segment.first_position}, expected {expected}")
             compacted_seen = compacted_seen or segment.compacted
-            expected = segment.first_position
             for frame in self._segment_frames(segment):
                 if frame.kind != KIND_EVENTS:
                     continue
@@ -381,30 +669,42 @@ class Store:
                 want = revisions.get(stream, 0)
                 if frame.first_revision != want and not (compacted_seen and frame.first_revision > want):
                     raise CorruptionError(segment.path, frame.offset,
-                                          f"stream {stream} continues at revision {frame.first_revision}, expected {revisions.get(stream, 0)}")
-                revisions[stream] = frame.first_revision + frame.event_count
+                                          f"stream {stream} continues at revision {frame.first_revision}, expected {want}")
+                revisions[stream] = frame.next_revision
                 yield frame
             expected = self._seal_positions.get(segment.index, expected)
+        if self.damage is not None:
+            raise self.damage
 
     # Retention (§7A) -------------------------------------------------------------------------
 
     def _retention_rules(self):
         """Per stream with settings: (first revision kept, oldest timestamp kept, deleted)."""
         settings = {}
-        for event in self._read_stream("$retention"):
-            if event.type != "$retention" or len(event.payload) < 32 or event.payload[0] != 1:
-                continue
-            version, flags, name_length, _, truncate, max_count, max_age = struct.unpack_from("<BBHIQQq", event.payload)
-            if len(event.payload) != 32 + name_length:
-                continue
-            settings[event.payload[32:].decode("utf-8")] = (bool(flags & 1), truncate, max_count, max_age)
+        try:
+            for event in self._read_stream("$retention"):
+                payload = event.payload
+                if event.type != "$retention" or len(payload) < 32 or payload[0] != 1:
+                    continue
+                _, flags, name_length, _, truncate, max_count, max_age = struct.unpack_from("<BBHIQQq", payload)
+                if len(payload) != 32 + name_length:
+                    continue
+                try:
+                    name = payload[32:].decode("utf-8")
+                except UnicodeDecodeError:
+                    continue  # not a record this reader understands: ignored (§7A)
+                settings[name] = (bool(flags & 1), truncate, max_count, max_age)
+        except CorruptionError as error:
+            if error is not self.damage:
+                raise
+            # The records before the damage in the last segment still apply.
         now = time.time_ns()
         rules = {}
         for stream, (deleted, truncate, max_count, max_age) in settings.items():
             first = truncate
             if max_count:
-                frames = self.stream_frames(stream)
-                last = frames[-1].first_revision + frames[-1].event_count - 1 if frames else None
+                ends = [first_revision + count for first_revision, count, _ in self._stream_items(stream)]
+                last = max(ends) - 1 if ends else None
                 if last is not None and last + 1 > max_count:
                     first = max(first, last + 1 - max_count)
             rules[stream] = (first, now - max_age if max_age > 0 else None, deleted)
@@ -428,56 +728,118 @@ class Store:
                     yield event
 
     def read_all_backwards(self, start=None):
-        """``$all`` newest first, from ``start`` (default: the last event), without removed events."""
-        events = [event for frame in self.frames() for event in frame.segment.records(frame)]
+        """``$all`` newest first, from ``start`` (default: the last event), without removed
+        events. With ``damage``, the log before it newest first, then the damage is raised."""
+        events, damage = [], None
+        try:
+            for frame in self.frames():
+                if start is not None and frame.first_position > start:
+                    break  # the read starts before it: no need to go further
+                events.extend(frame.segment.records(frame))
+        except CorruptionError as error:
+            if error is not self.damage:
+                raise
+            damage = error
         for event in reversed(events):
             if (start is None or event.position <= start) and self.keeps(event):
                 yield event
+        if damage is not None:
+            raise damage
 
     # Streams through the index files (§7) ----------------------------------------------------
 
-    def stream_frames(self, name):
-        """The frames of stream ``name`` in revision order: sealed segments through their
-        index files (§7.4, §7.6), other segments by walking them."""
+    def _stream_items(self, name):
+        """Stream ``name``'s frames in revision order, as (firstRevision, eventCount, frame or
+        CorruptionError): sealed segments through their index files (§7.4, §7.6), the others by
+        walking them. A frame reached through an index is verified before it is used or skipped
+        as another stream's; one that fails stays in the list as its error, at its entry's
+        revision, so that the read reaching it reports it instead of returning less."""
         from .index import chosen_index_files, lookup
-        sealed = self.segments[:-1]
-        tables = chosen_index_files(self, sealed)
+        wanted = name.encode("utf-8")
+        tables = chosen_index_files(self, self.segments[:-1])
         covered = {segment.index for segment in self.segments
                    if any(table.first_segment <= segment.index <= table.last_segment for table in tables)}
         by_index = {segment.index: segment for segment in self.segments}
-        frames = []
+        items = []
         for table in tables:
             for entry in lookup(table, name):
-                segment = by_index.get(entry.segment)
-                if segment is None:
-                    raise CorruptionError(table.path, 0, f"entry names segment {entry.segment}, not in the store")
-                frame = segment.probe(entry.offset)
-                if frame is None or frame.kind != KIND_EVENTS or frame.first_revision != entry.first_revision \
-                        or frame.first_position != entry.first_position or frame.event_count != entry.event_count:
-                    raise CorruptionError(table.path, 0, f"index entry does not match the frame at {segment.path} offset {entry.offset}")
-                if frame.stream == name:
-                    frames.append(frame)
+                try:
+                    frame = self._indexed_frame(by_index.get(entry.segment), entry)
+                except CorruptionError as error:
+                    items.append((entry.first_revision, entry.event_count, error))
+                    continue
+                if frame.stream_bytes == wanted:
+                    items.append((frame.first_revision, frame.event_count, frame))
         for segment in self.segments:
             if segment.index in covered:
                 continue
-            frames.extend(f for f in self._segment_frames(segment) if f.kind == KIND_EVENTS and f.stream == name)
-        frames.sort(key=lambda frame: frame.first_revision)
-        expected = 0
-        for frame in frames:
-            # Revisions may skip forward (never back) once compaction removed events (§3.4).
-            if frame.first_revision != expected and not (self.compacted and frame.first_revision > expected):
-                raise CorruptionError(frame.segment.path, frame.offset,
-                                      f"stream {name} continues at revision {frame.first_revision}, expected {expected}")
-            expected = frame.first_revision + frame.event_count
+            for frame in self._segment_frames(segment, verify=False):
+                if frame.kind == KIND_EVENTS and frame.stream_bytes == wanted:
+                    if segment is self.segments[-1] and frame.offset < self.verified_from:
+                        try:  # found by its header: verified before it is used
+                            segment.probe(frame.offset)
+                            segment.check_records(frame)
+                        except CorruptionError as error:
+                            items.append((frame.first_revision, frame.event_count, error))
+                            continue
+                    items.append((frame.first_revision, frame.event_count, frame))
+        items.sort(key=lambda item: item[0])
+        return items
+
+    def _indexed_frame(self, segment, entry):
+        """The frame an index entry names, verified (§7.6): checksum, fields, records, and the
+        entry's revision, position and count."""
+        if segment is None:
+            path = os.path.join(self.path, "segments", f"{entry.segment:016d}.seg")
+            raise CorruptionError(path, entry.offset, "indexed segment is not in the store")
+        offset = entry.offset
+        frame = segment.probe(offset)
+        if frame is None:
+            raise CorruptionError(segment.path, offset, "stream index points past the end of data")
+        if frame.kind != KIND_EVENTS:
+            raise CorruptionError(segment.path, offset, "stream index points at a frame without events")
+        segment.check_records(frame)
+        if (frame.first_revision, frame.first_position, frame.event_count) != \
+                (entry.first_revision, entry.first_position, entry.event_count):
+            raise CorruptionError(segment.path, offset, "frame does not match its stream index entry")
+        return frame
+
+    def _continues(self, first, expected):
+        """§7.6: a frame continues the stream's previous one; once compaction removed events,
+        it may start later (never earlier)."""
+        return first == expected or (self.compacted and first > expected)
+
+    def stream_frames(self, name):
+        """The frames of stream ``name`` in revision order (§7.6); raises CorruptionError for a
+        frame that fails verification or a gap in the revisions."""
+        frames, expected = [], 0
+        for first, count, item in self._stream_items(name):
+            if isinstance(item, CorruptionError):
+                raise item
+            if not self._continues(first, expected):
+                raise CorruptionError(item.segment.path, item.offset,
+                                      f"stream {name} continues at revision {first}, expected {expected}")
+            frames.append(item)
+            expected = first + count
         return frames
 
     def _read_stream(self, name, start=0):
-        for frame in self.stream_frames(name):
-            if frame.first_revision + frame.event_count <= start:
-                continue
-            for event in frame.segment.records(frame):
-                if event.revision >= start:
-                    yield event
+        """Stream ``name`` forwards from revision ``start`` (retention not applied). Corruption
+        is raised where the read reaches it, after the events before it."""
+        expected = 0
+        for first, count, item in self._stream_items(name):
+            if first + count > start:
+                if isinstance(item, CorruptionError):
+                    raise item
+                if not self._continues(first, expected):
+                    raise CorruptionError(item.segment.path, item.offset,
+                                          f"stream {name} continues at revision {first}, expected {expected}")
+                for event in item.segment.records(item):
+                    if event.revision >= start:
+                        yield event
+            expected = first + count
+        if self.damage is not None:
+            raise self.damage
 
     def read_stream(self, name, start=0):
         """Stream ``name`` forwards from revision ``start``, without removed events."""
@@ -486,12 +848,22 @@ class Store:
     def read_stream_backwards(self, name, start=None):
         """Stream ``name`` newest first, from revision ``start`` (default: the last), without
         removed events."""
-        for frame in reversed(self.stream_frames(name)):
-            if start is not None and frame.first_revision > start:
+        items = self._stream_items(name)
+        for slot in range(len(items) - 1, -1, -1):
+            first, count, item = items[slot]
+            if start is not None and first > start:
                 continue
-            for event in reversed(frame.segment.records(frame)):
+            if isinstance(item, CorruptionError):
+                raise item
+            before = items[slot - 1][0] + items[slot - 1][1] if slot > 0 else 0
+            if not self._continues(first, before):
+                raise CorruptionError(item.segment.path, item.offset,
+                                      f"stream {name} continues at revision {first}, expected {before}")
+            for event in reversed(item.segment.records(item)):
                 if (start is None or event.revision <= start) and self.keeps(event):
                     yield event
+        if self.damage is not None:
+            raise self.damage
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Keeps the active segment's durable mark (`format-spec.md` §3.8) up to date, so that
+/// recovery can tell acknowledged frames, which it must never cut, from a torn tail.
+///
+/// Owned by the log writer and guarded by the store's state lock, like the rest of
+/// ``LogState``. A mark is a plain store into the mapping: it reaches the disk with the next
+/// sync of the segment (which runs to the end of the file) or by the kernel's writeback, and
+/// costs no sync of its own.
+struct DurableMarkWriter {
+    /// The machine's boot, recorded in every mark.
+    let bootID: UUID
+    /// Sequence of the last mark written in the active segment (0: none yet).
+    private(set) var sequence: UInt64
+    /// The end of the last sync of the active segment: every frame before it is durable.
+    private(set) var durable: LogEnd
+
+    init(bootID: UUID, sequence: UInt64, durable: LogEnd) {
+        self.bootID = bootID
+        self.sequence = sequence
+        self.durable = durable
+    }
+
+    /// A new active segment: it is durable up to its header, and has no mark yet.
+    mutating func startSegment(at end: LogEnd) {
+        sequence = 0
+        durable = end
+    }
+
+    /// The active segment is synced up to `end`; `acknowledged` (at or after it) is what the
+    /// appenders have been told. Written before any appender is acknowledged.
+    mutating func synced(_ end: LogEnd, acknowledged: LogEnd, in segment: Segment) {
+        guard end.segmentIndex == segment.index, end.nextPosition >= durable.nextPosition else { return }
+        durable = end
+        write(acknowledged: acknowledged, in: segment)
+    }
+
+    /// Appends up to `end` were acknowledged without a sync (`.periodic`, `.none`): a process
+    /// crash must not let recovery cut them.
+    mutating func acknowledged(_ end: LogEnd, in segment: Segment) {
+        write(acknowledged: end, in: segment)
+    }
+
+    private mutating func write(acknowledged: LogEnd, in segment: Segment) {
+        guard segment.hasDurableMarks, segment.file.isWritable, acknowledged.segmentIndex == segment.index,
+              durable.segmentIndex == segment.index, acknowledged.offset >= durable.offset,
+              acknowledged.offset <= segment.frameAreaEnd
+        else { return }
+        sequence += 1
+        DurableMark(sequence: sequence, segmentIndex: segment.index,
+                    acknowledgedOffset: acknowledged.offset, durableOffset: durable.offset,
+                    acknowledgedPosition: acknowledged.nextPosition, durablePosition: durable.nextPosition,
+                    bootID: bootID)
+            .write(into: segment.file.mutableBytes)
+    }
+}

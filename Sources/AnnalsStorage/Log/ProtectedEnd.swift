@@ -1,0 +1,42 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// How far the last segment of a store holds frames that were acknowledged (or durable), so
+/// that bytes before it which are not valid frames are corruption, never a torn tail to cut
+/// (`format-spec.md` §3.4, §3.8).
+///
+/// The larger of: the checkpoint, when it names the segment; and the segment's durable mark,
+/// which vouches for acknowledged frames when the machine has not restarted since it was
+/// written (a process crash keeps the page cache) and for durable frames otherwise.
+struct ProtectedEnd: Sendable, Equatable {
+    /// A frame boundary: every byte before it must be valid frames.
+    let offset: Int
+    /// The global position expected at `offset`, when the source says it.
+    let position: UInt64?
+    /// What vouches for it, for error messages.
+    let source: String
+
+    static func of(_ segment: Segment, checkpoint: Checkpoint?, currentBoot: UUID) -> ProtectedEnd {
+        var end = ProtectedEnd(offset: Format.segmentHeaderBytes, position: nil, source: "the segment header")
+        if let checkpoint, checkpoint.isUsable(for: segment), Int(checkpoint.segmentOffset) > end.offset {
+            end = ProtectedEnd(offset: Int(checkpoint.segmentOffset), position: checkpoint.nextPosition, source: "the checkpoint")
+        }
+        if let mark = segment.durableMark {
+            let vouched = mark.vouchedEnd(currentBoot: currentBoot)
+            if vouched.offset > end.offset {
+                end = ProtectedEnd(offset: vouched.offset, position: vouched.position,
+                                   source: vouched.acknowledged ? "the durable mark (acknowledged appends)"
+                                       : "the durable mark (synced appends)")
+            }
+        }
+        return end
+    }
+
+    /// Damage at `offset`, before this end: what the error says.
+    func damage(in segment: Segment, at offset: Int, _ reason: String) -> CorruptionError {
+        segment.corruption(at: offset, "\(reason), before offset \(self.offset) that \(source) vouches for")
+    }
+}
