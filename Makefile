@@ -72,7 +72,7 @@ torture: deps
 # Fuzzing, bounded in time. First the seeded mutation tests past the checksums (frames, LZ4
 # blocks, dictionary references, index files) and the corruption sweeps under AddressSanitizer
 # (leak detection off: XCTest's own runner leaks 144 bytes at exit); then the libFuzzer targets
-# of Sources/AnnalsStorage/Fuzzing (frames, index, lz4, records, open), FUZZ_SECONDS each, from
+# of Tests/AnnalsStorageTests/Fuzzing (frames, index, lz4, records, open), FUZZ_SECONDS each, from
 # seeds made of the golden stores plus every input that ever crashed one (Tests/Fixtures/fuzz).
 # A crash leaves .build-fuzz/crash-<target>-*: copy it to Tests/Fixtures/fuzz/<target>/, where
 # `make test` replays it for ever (FuzzRegressionTests).
@@ -88,8 +88,9 @@ fuzz-tests: deps
 		$(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
 		--filter 'StructuredFuzzTests|CorruptionSweepTests|CompressionTests|LZ4Tests|BlockCompressorTests|FuzzRegressionTests'
 
-# The libFuzzer binary: the AnnalsStorage module compiled with Tools/fuzz/Entry.swift by swiftc
-# (-sanitize=fuzzer,address), its C helpers by clang with the same instrumentation.
+# The libFuzzer binary: the AnnalsStorage module compiled with the fuzz targets (a test file,
+# never part of the library) and Tools/fuzz/Entry.swift by swiftc (-sanitize=fuzzer,address),
+# its C helpers by clang with the same instrumentation.
 fuzz-build: deps
 	mkdir -p $(FUZZ_DIR)/modules/CAnnalsSupport $(FUZZ_DIR)/obj
 	printf 'module CAnnalsSupport {\n    header "%s"\n    header "%s"\n    export *\n}\n' \
@@ -99,9 +100,10 @@ fuzz-build: deps
 		clang -c -O1 -g -fsanitize=address,fuzzer-no-link -ISources/CAnnalsSupport/include $$source \
 			-o $(FUZZ_DIR)/obj/$$(basename $$source .c).o || exit 1; \
 	done
-	swiftc -sanitize=fuzzer,address -parse-as-library -g -Onone -module-name AnnalsStorage \
+	swiftc -sanitize=fuzzer,address -parse-as-library -g -Onone -module-name AnnalsStorage -D ANNALS_FUZZ_BUILD \
 		-I $(FUZZ_DIR)/modules/CAnnalsSupport -I Sources/CLZ4 \
-		$$(find Sources/AnnalsStorage -name '*.swift' | sort) Tools/fuzz/Entry.swift $(FUZZ_DIR)/obj/*.o -llz4 \
+		$$(find Sources/AnnalsStorage -name '*.swift' | sort) Tests/AnnalsStorageTests/Fuzzing/FuzzTargets.swift \
+		Tools/fuzz/Entry.swift $(FUZZ_DIR)/obj/*.o -llz4 \
 		-o $(FUZZ_DIR)/annals-fuzz
 
 fuzz-libfuzzer: fuzz-build

@@ -10,9 +10,8 @@ let package = Package(
         // Publishing to Kafka through librdkafka: only apps that publish link it.
         .library(name: "AnnalsKafka", targets: ["AnnalsKafka"]),
         .executable(name: "annals", targets: ["AnnalsCLI"]),
-        // The seed's examples (bank account, orders) run against a real store: `swift run annals-example`.
-        .executable(name: "annals-example", targets: ["annals-example"]),
-        // Seeded generators (realistic events) shared by the tests and the Benchmarks package.
+        // Seeded generators (realistic events) shared by the tests and the Benchmarks package,
+        // which can only reach another package's products. Not for apps.
         .library(name: "AnnalsTestSupport", targets: ["AnnalsTestSupport"]),
     ],
     dependencies: [
@@ -54,6 +53,7 @@ let package = Package(
             ]
         ),
         .target(name: "AnnalsExamples", dependencies: ["Annals"], path: "Examples/Domain"),
+        // The examples (bank account, orders) against a real store: `swift run annals-example`.
         .executableTarget(name: "annals-example", dependencies: ["AnnalsExamples"], path: "Examples/Run"),
         .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
         .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),

@@ -6,9 +6,9 @@ import ArgumentParser
 struct AnnalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annals",
-        abstract: "Import, dump, verify, inspect, delete from, compact and publish Annals event stores.",
+        abstract: "Import, dump, verify, inspect, delete from, compact, publish and repair Annals event stores.",
         subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self,
-                      DeleteCommand.self, CompactCommand.self, PublishCommand.self]
+                      DeleteCommand.self, CompactCommand.self, PublishCommand.self, RepairCommand.self]
     )
 }
 

@@ -26,6 +26,7 @@ struct CompactCommand: AsyncParsableCommand {
     var minimumGain = 0.1
 
     func run() async throws {
+        installCrashPointsFromEnvironment()
         let store: EventStore
         do { store = try EventStore.open(at: self.store, options: writableOptions(self.store)) } catch { throw fail(error) }
         let progress = Mutex(Progress())

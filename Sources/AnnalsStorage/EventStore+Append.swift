@@ -15,7 +15,10 @@ extension EventStore {
     ///
     /// - Throws: ``AppendError``. A failed check (`wrongExpectedRevision`,
     ///   `idempotencyMismatch`) or invalid input (`invalidStreamName`, `invalidEventType`,
-    ///   `emptyAppend`, `tooLarge`) is detected before anything is written.
+    ///   `emptyAppend`, `tooLarge`) is detected before anything is written. A failed check is
+    ///   thrown only once the appends it conflicts with are visible to readers (durable, under
+    ///   ``Durability/fsyncBeforeAck``): reading the stream after a `wrongExpectedRevision`
+    ///   shows at least the `actual` revision it reports.
     public func append(
         _ events: [EventData], to stream: String, expecting expected: ExpectedRevision = .any
     ) async throws(AppendError) -> AppendResult {
@@ -59,7 +62,12 @@ extension EventStore {
         for item in batch {
             prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
         }
-        let written = try write(prepared, beforeWrite: beforeWrite, afterWrite: afterWrite)
+        let written: (results: [AppendResult], end: UInt64)
+        do {
+            written = try write(prepared, beforeWrite: beforeWrite, afterWrite: afterWrite)
+        } catch {
+            try await reportConflictOnceVisible(error)
+        }
         switch options.durability {
         case .fsyncBeforeAck:
             try await waitUntilDurable(written.end)
@@ -72,6 +80,22 @@ extension EventStore {
     private enum Decision {
         case write(firstRevision: UInt64)
         case repeatOf(AppendResult)
+    }
+
+    /// Throws `error`. A conflict (`wrongExpectedRevision`, `idempotencyMismatch`) is checked
+    /// against every append already written, some of which readers may not see yet under
+    /// `.fsyncBeforeAck` (they see only durable frames): it is thrown once they are durable,
+    /// so that a caller that reloads the stream sees what it conflicted with.
+    private func reportConflictOnceVisible(_ error: AppendError) async throws(AppendError) -> Never {
+        switch error {
+        case .wrongExpectedRevision, .idempotencyMismatch:
+            if options.durability == .fsyncBeforeAck {
+                try await waitUntilDurable(state.withLock { $0.nextPosition })
+            }
+        default:
+            break
+        }
+        throw error
     }
 
     private func write(
@@ -243,6 +267,11 @@ extension EventStore {
         }
         do {
             try old.file.sync(min(state.syncedOffset, state.writeOffset)..<(state.writeOffset + Format.sealFrameBytes))
+            // Until the next segment exists (creating it may fail), this one is still the last:
+            // its durable mark vouches for every frame before the seal, and goes to disk now.
+            let sealed = state.writtenEnd
+            state.marks.synced(sealed, acknowledged: sealed, in: old)
+            if old.hasDurableMarks { try old.file.sync(old.frameAreaEnd..<old.file.size) }
         } catch {
             state.failure = error
             throw error

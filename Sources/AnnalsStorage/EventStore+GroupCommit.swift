@@ -15,7 +15,7 @@ extension EventStore {
 
     /// Number of appends written and flushes performed since open (for group-commit checks and
     /// statistics).
-    public var commitCounters: (appends: Int, flushes: Int) {
+    @_spi(Testing) public var commitCounters: (appends: Int, flushes: Int) {
         state.withLock { ($0.appendCount, $0.flushCount) }
     }
 

@@ -125,7 +125,6 @@ extension EventStore {
                   zip(state.tables[index..<index + sources.count], sources).allSatisfy({ $0 === $1 })
             else { return false }
             state.tables.replaceSubrange(index..<index + sources.count, with: [table])
-            state.indexMerges += 1
             return true
         }
         guard swapped else { return false }

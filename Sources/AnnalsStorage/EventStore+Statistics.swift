@@ -83,7 +83,7 @@ extension EventStore {
     }
 
     /// Bytes in use in the open segment, and its size: how close the next roll is. Cheap.
-    public var openSegmentFill: (usedBytes: Int, sizeBytes: Int) {
+    @_spi(Testing) public var openSegmentFill: (usedBytes: Int, sizeBytes: Int) {
         state.withLock { ($0.writeOffset, $0.activeSegment.file.size) }
     }
 

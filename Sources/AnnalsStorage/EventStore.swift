@@ -65,7 +65,7 @@ public final class EventStore: Sendable {
     /// ``RecoveryReport/damage``.
     ///
     /// - Throws: ``OpenError``: `.storeLocked` when another writer has it open, `.corrupt` when
-    ///   acknowledged data fails its checks (a writable open then changes nothing),
+    ///   acknowledged data fails its checks (a writable open then cuts and zeroes nothing),
     ///   `.unsupportedFormatVersion` for a newer store, `.notAStore` for a directory that is
     ///   not a store.
     public static func open(at path: String, options: StoreOptions = StoreOptions()) throws(OpenError) -> EventStore {
@@ -88,7 +88,8 @@ public final class EventStore: Sendable {
             throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(checkpoint.formatVersion),
                                             supported: Int(Format.version))
         }
-        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher)
+        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher,
+                                        discardDamagedTail: options.discardDamagedTail)
             .recover(checkpoint: checkpoint, report: report)
         let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0,
                              options: options)
@@ -113,6 +114,11 @@ public final class EventStore: Sendable {
                 if state.activeSealed || active.header.formatVersion < Format.appendSegmentVersion || !active.hasDurableMarks {
                     try startNextSegment(&state)
                 }
+                // Everything recovery kept is durable: the mark says so before any append (a
+                // repeat of a recovered append is acknowledged without a sync of its own, and a
+                // compaction may move the checkpoint back to the start of this segment).
+                let end = state.writtenEnd
+                state.marks.synced(end, acknowledged: end, in: state.activeSegment)
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }
@@ -180,11 +186,25 @@ public final class EventStore: Sendable {
     }
 
     private static func initializeIfEmpty(_ layout: StoreLayout, options: StoreOptions) throws(OpenError) {
-        let entries: [String]
+        var entries: [String]
         let storage = layout.storage
         do { entries = try storage.directoryEntries(layout.root) ?? [] } catch { throw .system(error) }
         let known: Set<String> = ["lock", "checkpoint", "checkpoint.tmp", "segments.tmp"]
-        if entries.contains("segments") { return }
+        if entries.contains("segments") {
+            // A `segments` directory with nothing in it holds no event (a creation cut short by
+            // a crash, or by hand): the store is created anew rather than refused for ever.
+            let segmentFiles: [String]?
+            do { segmentFiles = try storage.directoryEntries(layout.segmentsDirectory) } catch { throw .system(error) }
+            guard let segmentFiles, segmentFiles.isEmpty, options.createIfMissing else { return }
+            do {
+                try storage.removeDirectoryIfPresent(layout.segmentsDirectory)
+                try storage.unlinkIfPresent(layout.checkpointPath)
+                try storage.syncDirectory(layout.root)
+            } catch {
+                throw .system(error)
+            }
+            entries.removeAll { $0 == "segments" }
+        }
         guard options.createIfMissing else { throw .notAStore(path: layout.root, reason: "no segments directory") }
         if let stranger = entries.first(where: { !known.contains($0) }) {
             throw .notAStore(path: layout.root, reason: "directory holds \(stranger) and no segments")

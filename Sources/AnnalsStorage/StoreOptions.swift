@@ -31,6 +31,14 @@ public struct StoreOptions: Sendable, Hashable {
     /// this writer appends: a store may mix compressed and raw events, and every event reads
     /// back the same either way.
     public var compression: Compression = .lz4
+    /// What a writable open does with damaged acknowledged data in the last segment (bytes
+    /// before the end the checkpoint or the durable mark vouches for that are not valid frames).
+    /// False, the default: refuse the store (``OpenError/corrupt(_:)``), cutting nothing. True:
+    /// cut the log at the damage and go on. **Every event from the damaged frame on is lost,**
+    /// acknowledged ones included; what was cut is in ``RecoveryReport/damage`` and
+    /// ``RecoveryReport/truncatedBytes``. For an operator who has kept a copy of the store and
+    /// decided to lose those events (`annals repair --discard-damaged-tail`).
+    public var discardDamagedTail = false
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
     /// The file operations' implementation. Only tests change it (crash simulation).
@@ -79,9 +87,11 @@ public struct RecoveryReport: Sendable, Hashable {
     public var truncatedBytes = 0
     /// Where the cut was made, with why the bytes there were not a valid frame.
     public var truncation: CorruptionError?
-    /// Damage in the last segment of a read-only open: bytes before the end that the checkpoint
-    /// or the durable mark vouches for that are not valid frames. The log reads up to it; a
-    /// writable open refuses the store instead (``OpenError/corrupt(_:)``) and changes nothing.
+    /// Damage in the last segment: bytes before the end that the checkpoint or the durable mark
+    /// vouches for that are not valid frames. A read-only open reads the log up to it; a
+    /// writable open refuses the store instead (``OpenError/corrupt(_:)``) and cuts nothing,
+    /// unless ``StoreOptions/discardDamagedTail`` asked it to cut the log there (then
+    /// ``truncatedBytes`` says how much went).
     public var damage: CorruptionError?
     /// Index files that were missing or failed a check and were rebuilt from the log.
     public var rebuiltIndexes: [String] = []

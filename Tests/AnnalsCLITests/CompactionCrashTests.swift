@@ -1,7 +1,7 @@
 import AnnalsTestSupport
 import Foundation
 import Testing
-@testable import AnnalsStorage
+@_spi(Testing) @testable import AnnalsStorage
 
 /// `annals compact` stopped dead at every step of its work (an injected `_exit` at each crash
 /// point in turn, then SIGKILL at seeded random moments): after each stop the store opens,

@@ -19,15 +19,15 @@ import Testing
         #expect(Self.names.contains("v2-compressed"))
         #expect(Self.names.contains("v2-system-streams"))
         #expect(Self.names.contains("v3-compacted"))
-        #expect(Self.names.contains("v3-durable-marks"))
+        #expect(Self.names.contains("v4-durable-marks"))
     }
 
-    /// The checkpoint of `v3-durable-marks` names the start of its last segment (as a `kill -9`
+    /// The checkpoint of `v4-durable-marks` names the start of its last segment (as a `kill -9`
     /// after the last commit leaves it); the segment's durable mark vouches for every frame
     /// after it, so a flipped bit there is corruption a writer refuses, never a tail it cuts.
     @Test func durableMarksFixtureProtectsItsOpenSegment() throws {
         let scratch = TemporaryStore()
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/v3-durable-marks/store", toPath: scratch.path)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/v4-durable-marks/store", toPath: scratch.path)
         let segments = try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/segments").filter { $0.hasSuffix(".seg") }.sorted()
         let last = scratch.path + "/segments/" + (try #require(segments.last))
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: last)))

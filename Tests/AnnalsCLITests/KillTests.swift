@@ -83,7 +83,7 @@ import Testing
         let lines = (0..<200_000).map { index in #"{"stream":"s-\#(index % 37)","type":"T","data":{"n":\#(index)}}"# }
         // A kill soon after a roll leaves fewer than five acknowledged frames in the open
         // segment: kill again, later, until it holds them.
-        var found: (store: TemporaryStore, segment: String, lastCommitted: UInt64, acknowledged: [Int])?
+        var found: (store: TemporaryStore, segment: String, acknowledged: [(offset: Int, position: UInt64)])?
         for attempt in 0..<6 where found == nil {
             let store = TemporaryStore()
             let output = try await runImportAndKill(store: store, lines: lines, batch: 50, delayMilliseconds: 100 + 70 * attempt)
@@ -93,20 +93,20 @@ import Testing
                 .filter { $0.hasSuffix(".seg") }.sorted().last.map { store.path + "/segments/" + $0 })
             // The open segment's events frames whose every event was reported committed.
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
-            var acknowledged: [Int] = []
+            var acknowledged: [(offset: Int, position: UInt64)] = []
             var offset = 64
             while true {
                 let (length, kind, count, position) = bytes.withUnsafeBytes {
                     (Int($0.u32(offset + 4)), $0[offset + 8], UInt64($0.u32(offset + 12)), $0.u64(offset + 16))
                 }
                 guard length >= 32, kind != 2 else { break }
-                if kind == 1, position + count - 1 <= lastCommitted { acknowledged.append(offset) }
+                if kind == 1, position + count - 1 <= lastCommitted { acknowledged.append((offset, position)) }
                 offset += (length + 7) / 8 * 8
             }
-            if acknowledged.count >= 5 { found = (store, segment, lastCommitted, acknowledged) }
+            if acknowledged.count >= 5 { found = (store, segment, acknowledged) }
         }
-        let (store, segment, lastCommitted, acknowledged) = try #require(found, "no kill left five acknowledged frames in the open segment")
-        let fifth = acknowledged[4]
+        let (store, segment, acknowledged) = try #require(found, "no kill left five acknowledged frames in the open segment")
+        let fifth = acknowledged[4].offset
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
         let length = Int(bytes.withUnsafeBytes { $0.u32(fifth + 4) })
         bytes[fifth + length - 3] ^= 0x04
@@ -120,7 +120,7 @@ import Testing
         #expect(dump.status == 1)
         #expect(dump.stderr.contains("offset \(fifth)"), "\(dump.stderr)")
         let printed = UInt64(dump.stdout.split(separator: "\n").count)
-        #expect(printed <= lastCommitted, "the damaged frame and everything after it are not printed")
+        #expect(printed == acknowledged[4].position, "every event before the damaged frame, and nothing from it on")
         #expect {
             _ = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
         } throws: { error in
@@ -128,6 +128,22 @@ import Testing
             return corruption.file == segment && corruption.offset == fifth
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == damaged, "nothing was zeroed")
+
+        // An operator who decides to lose the events from the damage on can: `annals repair`
+        // refuses without being asked, and cuts the log at the damage when asked.
+        let refused = try runAnnals(["repair", store.path])
+        #expect(refused.status == 1 && refused.stderr.contains("offset \(fifth)"), "\(refused.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == damaged)
+        let repaired = try runAnnals(["repair", store.path, "--discard-damaged-tail"])
+        #expect(repaired.status == 0, "\(repaired.stderr)")
+        #expect(repaired.stdout.contains("discarded damaged data"), "\(repaired.stdout)")
+        let after = try runAnnals(["dump", store.path])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(UInt64(after.stdout.split(separator: "\n").count) == acknowledged[4].position)
+        #expect(try runAnnals(["verify", store.path]).status == 0)
+        let reopened = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
+        #expect(try await reopened.append([EventData(type: "After", payload: [])], to: "s-0").firstPosition == acknowledged[4].position)
+        try await reopened.close()
     }
 
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its

@@ -1,6 +1,6 @@
 import AnnalsTestSupport
 import Testing
-@testable import AnnalsStorage
+@_spi(Testing) @testable import AnnalsStorage
 
 @Suite struct CRC32CTests {
     @Test func standardCheckValueMatches() {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import AnnalsStorage
+@_spi(Testing) @testable import AnnalsStorage
 
 @Suite struct ConcurrencyTests {
     /// Readers running while a writer appends multi-event frames only ever see whole frames:

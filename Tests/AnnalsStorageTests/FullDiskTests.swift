@@ -10,6 +10,30 @@ import Glibc
 /// (root only; skipped where mounting is not permitted).
 @Suite(.enabled(if: SmallFileSystem.canMount, "needs root to mount a tmpfs"))
 struct FullDiskTests {
+    /// Where a file system has no `fallocate`, a new segment's blocks are allocated by writing
+    /// zeros: the file is never sparse, so a full disk is an error when the segment is created,
+    /// never a `SIGBUS` on a later mapped write.
+    @Test func zeroFilledAllocationIsAllocatedOrFailsWithENOSPC() throws {
+        let fileSystem = try SmallFileSystem(megabytes: 1)
+        defer { fileSystem.unmount() }
+        let fits = fileSystem.path + "/fits"
+        let fd = try Syscalls.open(fits, flags: O_RDWR | O_CREAT | O_EXCL)
+        defer { Syscalls.close(fd) }
+        try Syscalls.allocateByWritingZeros(fd, size: 256 * 1024 + 4096, path: fits)
+        let status = try Syscalls.fileStatus(fd, path: fits)
+        #expect(Int(status.st_size) == 256 * 1024 + 4096)
+        #expect(Int(status.st_blocks) * 512 >= 256 * 1024 + 4096, "every block allocated, no hole")
+
+        let tooBig = fileSystem.path + "/too-big"
+        let big = try Syscalls.open(tooBig, flags: O_RDWR | O_CREAT | O_EXCL)
+        defer { Syscalls.close(big) }
+        #expect {
+            try Syscalls.allocateByWritingZeros(big, size: 4 << 20, path: tooBig)
+        } throws: { error in
+            (error as? SystemError)?.errorNumber == ENOSPC
+        }
+    }
+
     @Test(arguments: [Compression.lz4, .none])
     func appendsOnAFullFileSystemFailCleanlyAndResumeWhenSpaceIsFreed(compression: Compression) async throws {
         let fileSystem = try SmallFileSystem(megabytes: 1)

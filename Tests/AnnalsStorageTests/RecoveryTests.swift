@@ -217,4 +217,25 @@ import Testing
         }
         #expect(FileManager.default.fileExists(atPath: directory.sub("notes.txt")))
     }
+
+    /// A store whose creation was cut short after `segments/` appeared but before it held a
+    /// file (nothing in it: no event can be lost) opens as a new store instead of being refused
+    /// for ever; a `segments/` that holds anything is never touched.
+    @Test func storeCutShortBeforeItsFirstSegmentOpensAsNew() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        try FileManager.default.createDirectory(atPath: path + "/segments", withIntermediateDirectories: true)
+        try Data("stale".utf8).write(to: URL(fileURLWithPath: path + "/checkpoint"))
+        #expect(throws: OpenError.self) { _ = try EventStore.open(at: path, options: StoreOptions(readOnly: true)) }
+        let store = try EventStore.open(at: path, options: smallSegments)
+        _ = try await store.append([EventData(type: "First", payload: [1])], to: "s")
+        try await store.close()
+        #expect(try readEverything(try EventStore.open(at: path, options: StoreOptions(readOnly: true))).count == 1)
+
+        let other = directory.sub("other")
+        try FileManager.default.createDirectory(atPath: other + "/segments", withIntermediateDirectories: true)
+        try Data("not a segment".utf8).write(to: URL(fileURLWithPath: other + "/segments/notes.txt"))
+        #expect(throws: OpenError.self) { _ = try EventStore.open(at: other, options: smallSegments) }
+        #expect(FileManager.default.fileExists(atPath: other + "/segments/notes.txt"))
+    }
 }

@@ -54,6 +54,41 @@ private func readStreamBackwards(_ store: EventStore, _ stream: String, from rev
         try await store.close()
     }
 
+    /// Optimistic concurrency as callers write it: read the last revision, append expecting it,
+    /// reload on a conflict. A conflict is reported only once what it conflicts with is visible,
+    /// so the reload always sees at least the revision the error reports (no conflict storm from
+    /// reloading a stale view), and every task gets its appends in.
+    @Test func conflictIsReportedOnlyOnceItsCauseIsVisible() async throws {
+        let directory = TemporaryDirectory()
+        let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+        // Per task: conflicts met, and reloads that saw an older revision than the error said.
+        let (conflicts, stale) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var done = 0, attempts = 0, conflicts = 0, stale = 0
+                    while done < 20 {
+                        attempts += 1
+                        precondition(attempts < 10_000, "task \(task) made no progress")
+                        let expected: ExpectedRevision = store.lastRevision(of: "counter").map { .exact($0) } ?? .noStream
+                        do {
+                            _ = try await store.append([event("Incremented")], to: "counter", expecting: expected)
+                            done += 1
+                        } catch AppendError.wrongExpectedRevision(_, _, let actual) {
+                            conflicts += 1
+                            if let actual, (store.lastRevision(of: "counter") ?? 0) < actual { stale += 1 }
+                        }
+                    }
+                    return (conflicts, stale)
+                }
+            }
+            return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+        }
+        #expect(stale == 0, "a reload after a conflict saw an older revision than the error reported")
+        #expect(store.lastRevision(of: "counter") == 159)
+        #expect(conflicts > 0, "the tasks never raced (the test checked nothing)")
+        try await store.close()
+    }
+
     /// In a multi-stream batch, a failing check anywhere means nothing from the batch is written;
     /// later appends to the same stream in the batch see the earlier ones.
     @Test func batchChecksAreAllOrNothing() async throws {

@@ -115,7 +115,7 @@ def make(name):
         annals("retention", store, "capped-1", "--max-count", "3")
         annals("compact", store)
         import_into(store, import_lines(rng, 20, ["soft-1", "keep-1"]), "--segment-size-bytes", "16384")
-    elif name == "v3-durable-marks":
+    elif name == "v4-durable-marks":
         # Segments with the durable-marks flag and mark areas (§2.2), written under fsync so the
         # marks vouch for every acknowledged frame; then the checkpoint put back to the start of
         # the last segment with the clean-shutdown flag clear, as a `kill -9` after the last

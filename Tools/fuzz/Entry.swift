@@ -1,4 +1,5 @@
-// The libFuzzer entry point. `make fuzz` compiles this file into the AnnalsStorage module
+// The libFuzzer entry point. `make fuzz` compiles this file and the fuzz targets
+// (Tests/AnnalsStorageTests/Fuzzing) into the AnnalsStorage module
 // (with -sanitize=fuzzer,address), so the targets can reach the internal decoders; the
 // target is chosen by ANNALS_FUZZ_TARGET (frames, index, lz4, records, open).
 #if canImport(Glibc)

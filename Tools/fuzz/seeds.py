@@ -2,7 +2,7 @@
 
     python3 Tools/fuzz/seeds.py OUTPUT_DIRECTORY
 
-Writes OUTPUT/<target>/<name> for the targets of Sources/AnnalsStorage/Fuzzing/FuzzTargets.swift.
+Writes OUTPUT/<target>/<name> for the targets of Tests/AnnalsStorageTests/Fuzzing/FuzzTargets.swift.
 The first byte of every input is the mode (odd: the target recomputes checksums).
 """
 import os

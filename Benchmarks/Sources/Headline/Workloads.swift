@@ -1,4 +1,4 @@
-import AnnalsStorage
+@_spi(Testing) import AnnalsStorage
 import AnnalsTestSupport
 import Foundation
 

@@ -2,9 +2,11 @@
 /// the spec change together.
 enum Format {
     /// The newest format version this code reads and writes. Version 2 added dictionary
-    /// frames and LZ4-compressed event records; version 3 added compacted segments. Files of
-    /// every earlier version read unchanged.
-    static let version: UInt16 = 3
+    /// frames and LZ4-compressed event records; version 3 added compacted segments; version 4
+    /// added durable marks (which version-3 readers read past, but version-3 writers would
+    /// overwrite: the checkpoint's version keeps them out). Files of every earlier version
+    /// read unchanged.
+    static let version: UInt16 = 4
     /// The version written into the header of a segment the log writer creates: its contents
     /// are version 2 (frames with gapless positions), which version-2 readers read.
     static let appendSegmentVersion: UInt16 = 2

@@ -65,7 +65,9 @@ enum FrameDecoder {
     static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int, verifyChecksum: Bool = true, limit: Int? = nil) -> Probe {
         let end = min(limit ?? bytes.count, bytes.count)
         guard offset >= 0, offset <= end - Format.frameHeaderBytes else {
-            return offset >= 0 && offset <= end - 8 && bytes.u64(offset) != 0 ? .invalid("frame header past end of segment") : .endOfData
+            // Fewer than 32 bytes of frame area left: zero, or bytes no frame can be.
+            let left = offset >= 0 && offset < end ? bytes.slice(offset, end - offset) : UnsafeRawBufferPointer(start: nil, count: 0)
+            return left.isAllZero() ? .endOfData : .invalid("frame header past end of segment")
         }
         let length = Int(bytes.u32(offset + 4))
         if length == 0 {

@@ -4,13 +4,17 @@
 /// represented by their index files (checked, and rebuilt from a verified scan when missing or
 /// bad), and the open segment's frames before the checkpoint are walked by header only; their
 /// checksums are left to reads and `verify`. Data after the checkpoint is verified frame by
-/// frame. In the last segment, the
-/// first bytes that are not a valid frame are a torn tail: they are cut and zeroed (writable
-/// open) or ignored (read-only). Anywhere else, a bad frame is corruption and open fails.
+/// frame. In the last segment, bytes that are not a valid frame at or after the end that the
+/// checkpoint and the durable mark vouch for (``ProtectedEnd``) are a torn tail: cut and zeroed
+/// (writable open) or ignored (read-only). Before that end, and anywhere else, a bad frame is
+/// corruption: the open fails, except that a read-only open reads the last segment up to it and
+/// reports it (`format-spec.md` §3.4, §3.8).
 struct LogRecovery {
     let layout: StoreLayout
     let writable: Bool
     let hasher: StreamHasher
+    /// Cut damaged acknowledged data in the last segment instead of refusing the store.
+    var discardDamagedTail = false
 
     struct Result {
         var segments: [Segment]
@@ -144,7 +148,7 @@ struct LogRecovery {
                 } catch {
                     // A read-only open reads the last segment up to damage before the checkpoint:
                     // it verifies the segment from its start instead, and finds the damage there.
-                    guard isLast, !writable, case .corrupt = error else { throw error }
+                    guard isLast, !writable || discardDamagedTail, case .corrupt = error else { throw error }
                     memory.removeFrames(ofSegment: segment.index)
                     dictionary = nil
                     expected = expectedAtStart
@@ -169,12 +173,20 @@ struct LogRecovery {
                     ? ProtectedEnd.of(segment, checkpoint: report.usedCheckpoint ? checkpoint : nil, currentBoot: layout.storage.bootID)
                     : nil
                 /// Corruption ends the open, except in the last segment of a read-only open,
-                /// which reads the log up to it and reports it.
+                /// which reads the log up to it and reports it, and of a writable open asked to
+                /// discard it, which cuts the log there (the log ends at `offset`).
                 func damaged(_ error: CorruptionError) throws(OpenError) {
-                    guard isLast, !writable else { throw .corrupt(error) }
+                    guard isLast, !writable || discardDamagedTail else { throw .corrupt(error) }
                     report.damage = error
+                    if writable {
+                        try cutTail(of: segment, at: offset, reason: "discarded on request: \(error.reason)", report: &report)
+                    }
                 }
                 scan: while true {
+                    if rescanned, offset == start.offset, expected != start.nextPosition {
+                        // Not damage to read around: the checkpoint and the log disagree (§5).
+                        throw .corrupt(segment.corruption(at: offset, "checkpoint says position \(start.nextPosition), log says \(expected)"))
+                    }
                     if let protected, offset == protected.offset, let position = protected.position, position != expected {
                         try damaged(segment.corruption(at: offset, "the log has position \(expected) here; \(protected.source) says \(position)"))
                         break scan

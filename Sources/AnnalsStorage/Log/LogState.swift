@@ -50,8 +50,6 @@ struct LogState {
     var sampler: DictionarySampler
     /// Retention settings of the streams that have any (from the `$retention` stream).
     var retention: [String: StreamRetention] = [:]
-    /// Index merges done since open.
-    var indexMerges = 0
     var flushCount = 0
 
     var activeSegment: Segment { segments[segments.count - 1] }

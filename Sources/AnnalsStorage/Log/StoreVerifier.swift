@@ -136,6 +136,9 @@ public enum StoreVerifier {
                         problem(file, offset, "frame at position \(frame.firstPosition), expected \(expected)")
                     }
                     if frame.kind == .seal {
+                        if let protected, frame.offset < protected.offset {
+                            problem(file, offset, protected.damage(in: segment, at: offset, "seal frame").reason)
+                        }
                         expected = frame.firstPosition
                         sealed = true
                         break frames

@@ -17,7 +17,7 @@ public enum CRC32C {
     }
 
     /// The table implementation, whatever the CPU has (for tests comparing both paths).
-    public static func portableChecksum(_ bytes: [UInt8]) -> UInt32 {
+    @_spi(Testing) public static func portableChecksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress, raw.count > 0 else { return 0 }
             return ~annals_crc32c_update_portable(0xFFFF_FFFF, base, raw.count)

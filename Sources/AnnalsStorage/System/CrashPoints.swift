@@ -1,32 +1,27 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+/// Named points between the steps of multi-file operations (compaction), where a crash must
+/// leave a store that opens and reads correctly. A crash test installs a handler that ends the
+/// process at the N-th point (the `annals` command does, in its test mode: `ANNALS_CRASH_POINT`);
+/// the library itself never installs one, reads no environment and never exits, so in an app
+/// a crash point costs one lock of an empty slot.
+@_spi(Testing) public enum CrashPoints {
+    /// Called with the point's number (1 for the first point reached in the process) and name.
+    public typealias Handler = @Sendable (_ number: Int, _ name: StaticString) -> Void
 
-/// Deterministic crash injection for the crash tests: with `ANNALS_CRASH_POINT=N` in the
-/// environment, the process ends with `_exit(86)` (no cleanup, like `kill -9`) when it reaches
-/// its N-th crash point, after printing the point's name to standard error. Unset, a crash
-/// point costs one atomic increment. Points sit between the steps of multi-file operations
-/// (compaction), where a crash must leave a store that opens and reads correctly.
-enum CrashPoints {
-    /// Exit status of an injected crash.
-    static let exitStatus: Int32 = 86
+    /// Exit status a crash test's handler uses for an injected crash.
+    public static let exitStatus: Int32 = 86
 
-    private static let target: Int = {
-        guard let value = getenv("ANNALS_CRASH_POINT") else { return 0 }
-        return Int(String(cString: value)) ?? 0
-    }()
+    private static let handler = Locked<Handler?>(nil)
     private static let reached = Atomic<Int>(0)
 
+    /// Installs `handler` for every crash point reached from now on (replacing any earlier one).
+    public static func install(_ handler: @escaping Handler) {
+        self.handler.withLock { $0 = handler }
+    }
+
     static func reach(_ name: StaticString) {
-        guard target > 0 else { return }
-        let count = reached.add(1, ordering: .relaxed).newValue
-        guard count == target else { return }
-        let message = "annals: crash point \(count): \(name)\n"
-        _ = message.withCString { write(2, $0, strlen($0)) }
-        _exit(exitStatus)
+        guard let handler = handler.withLock({ $0 }) else { return }
+        handler(reached.add(1, ordering: .relaxed).newValue, name)
     }
 }

@@ -32,17 +32,28 @@ enum Syscalls {
     }
 
     /// The corresponding C function is `fallocate` (mode 0: allocate and extend the size).
-    /// Falls back to `ftruncate` (a sparse file) where the file system has no `fallocate`.
+    /// Where the file system has no `fallocate`, the blocks are allocated by writing zeros
+    /// (``allocateByWritingZeros(_:size:path:)``): never a sparse file, whose first write
+    /// through a mapping on a full disk would be a `SIGBUS` instead of an error here.
     static func preallocate(_ fd: Int32, size: Int, path: String) throws(SystemError) {
         while true {
             if annals_fallocate(fd, 0, Int64(size)) == 0 { return }
             let error = errno
             if error == EINTR { continue }
-            if error == EOPNOTSUPP || error == ENOSYS {
-                _ = try retrying("ftruncate", path) { ftruncate(fd, off_t(size)) }
-                return
-            }
+            if error == EOPNOTSUPP || error == ENOSYS { return try allocateByWritingZeros(fd, size: size, path: path) }
             throw SystemError(call: "fallocate", path: path, errorNumber: error)
+        }
+    }
+
+    /// Writes `size` zero bytes from offset 0 with `pwrite` (1 MiB at a time), so that every
+    /// block is allocated: `ENOSPC` comes back as an error, not later as a fault.
+    static func allocateByWritingZeros(_ fd: Int32, size: Int, path: String) throws(SystemError) {
+        let chunk = [UInt8](repeating: 0, count: min(size, 1 << 20))
+        var offset = 0
+        while offset < size {
+            let count = min(chunk.count, size - offset)
+            try writeAll(fd, count == chunk.count ? chunk : Array(chunk.prefix(count)), at: offset, path: path)
+            offset += count
         }
     }
 
@@ -58,19 +69,9 @@ enum Syscalls {
         }
     }
 
-    /// The corresponding C function is `ftruncate`.
-    static func truncate(_ fd: Int32, size: Int, path: String) throws(SystemError) {
-        _ = try retrying("ftruncate", path) { ftruncate(fd, off_t(size)) }
-    }
-
     /// The corresponding C function is `fsync`.
     static func fsync(_ fd: Int32, path: String) throws(SystemError) {
         _ = try retrying("fsync", path) { Glibc.fsync(fd) }
-    }
-
-    /// The corresponding C function is `fdatasync`.
-    static func fdatasync(_ fd: Int32, path: String) throws(SystemError) {
-        _ = try retrying("fdatasync", path) { Glibc.fdatasync(fd) }
     }
 
     /// Opens a directory and `fsync`s it, so that a rename or a new file in it is durable.
@@ -175,9 +176,6 @@ enum Syscalls {
             throw SystemError(call: "flock", path: path, errorNumber: error)
         }
     }
-
-    /// `isatty` for a file descriptor.
-    static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
     /// Wall-clock time in nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`).
     static func wallClockNanoseconds() -> Int64 {

@@ -1,4 +1,4 @@
-"""An independent reader for Annals stores, written from format-spec.md (format version 3).
+"""An independent reader for Annals stores, written from format-spec.md (format version 4).
 
     from annals_reader import Store
     with Store("orders.annals") as store:

@@ -16,7 +16,7 @@ import lz4.block
 from .crc32c import crc32c
 
 #: Newest format version this reader understands (§6).
-SUPPORTED_VERSION = 3
+SUPPORTED_VERSION = 4
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32

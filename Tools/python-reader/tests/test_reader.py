@@ -772,10 +772,10 @@ class GoldenFixtures(unittest.TestCase):
             self.assertEqual(actual, expected, f"fixture {name}")
 
     def test_durable_marks_fixture_protects_its_open_segment(self):
-        """The checkpoint of `v3-durable-marks` names the start of its last segment, and the mark
+        """The checkpoint of `v4-durable-marks` names the start of its last segment, and the mark
         vouches for every frame there: a flipped bit in one of them is damage (events before it,
         then exit 1), never a torn tail to ignore."""
-        source = os.path.join(FIXTURES, "v3-durable-marks", "store")
+        source = os.path.join(FIXTURES, "v4-durable-marks", "store")
         with Store(source) as store:
             last = store.segments[-1]
             self.assertIsNotNone(store.mark)

@@ -3,9 +3,14 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+// `make fuzz` compiles this file into the AnnalsStorage module itself (ANNALS_FUZZ_BUILD);
+// the tests reach the same internals through a testable import. It never ships in the library.
+#if !ANNALS_FUZZ_BUILD
+@testable import AnnalsStorage
+#endif
 
 /// The decoders that take bytes from disk, as libFuzzer targets (`make fuzz`: `Tools/fuzz`
-/// compiles this module with `-sanitize=fuzzer,address` around them) and as the replay of
+/// compiles them into the AnnalsStorage module with `-sanitize=fuzzer,address`) and as the replay of
 /// every input that ever crashed one (`Tests/Fixtures/fuzz`, `FuzzRegressionTests`). A target
 /// may reject its input in any way; it must never crash, hang or read out of bounds.
 ///
