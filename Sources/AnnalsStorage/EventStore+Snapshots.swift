@@ -25,10 +25,10 @@ extension EventStore {
         }
         let last = lastRevision(of: stream)
         guard let last, revision <= last else { throw .snapshotAhead(stream: stream, revision: revision, lastRevision: last) }
-        var metadata = [UInt8](repeating: 0, count: SnapshotRecord.metadataBytes)
+        var metadata = [UInt8](repeating: 0, count: SnapshotMetadataLayout.size)
         metadata.withUnsafeMutableBytes { buffer in
-            buffer.storeU64(revision, at: 0)
-            buffer.storeU32(schemaVersion, at: 8)
+            buffer.storeU64(revision, at: SnapshotMetadataLayout.revision)
+            buffer.storeU32(schemaVersion, at: SnapshotMetadataLayout.schemaVersion)
         }
         let results = try await appendToSystemStreams([StreamAppend(
             stream: Self.snapshotStream(of: stream),
@@ -46,11 +46,13 @@ extension EventStore {
         var cursor = readBackwards(Self.snapshotStream(of: stream), limit: max(1, searchLimit)).makeCursor()
         do {
             while let record = try cursor.next() {
-                guard record.type == Self.snapshotEventType, record.metadataCount == SnapshotRecord.metadataBytes else {
+                guard record.type == Self.snapshotEventType, record.metadataCount == SnapshotMetadataLayout.size else {
                     lookup.warnings.append("snapshot record at position \(record.position) has an unexpected shape; skipped")
                     continue
                 }
-                let (revision, version) = try record.withMetadataBytes { ($0.u64(0), $0.u32(8)) }
+                let (revision, version) = try record.withMetadataBytes {
+                    ($0.u64(SnapshotMetadataLayout.revision), $0.u32(SnapshotMetadataLayout.schemaVersion))
+                }
                 guard version == schemaVersion else {
                     lookup.skippedOtherVersions += 1
                     continue
@@ -88,9 +90,4 @@ public struct SnapshotLookup: Sendable {
     public var skippedOtherVersions = 0
     /// Snapshots that could not be used, and why.
     public var warnings: [String] = []
-}
-
-enum SnapshotRecord {
-    /// u64 revision, u32 schema version, u32 reserved (zero).
-    static let metadataBytes = 16
 }

@@ -98,7 +98,8 @@ import Testing
         let count = 1 + Int(random.next() % 3)
         for _ in 0..<count {
             var at = Int(random.next() % UInt64(bytes.count))
-            if (60..<68).contains(at) || (IndexFile.headerChecksumOffset..<IndexFile.headerBytes).contains(at) { at = 16 }
+            if (IndexHeaderLayout.entriesChecksum..<IndexHeaderLayout.segmentsFingerprint).contains(at)
+                || (IndexHeaderLayout.headerChecksum..<IndexFile.headerBytes).contains(at) { at = IndexHeaderLayout.firstSegment }
             bytes[at] ^= UInt8(truncatingIfNeeded: random.next() | 1)
         }
         FuzzTargets.fixIndexChecksums(&bytes)

@@ -33,17 +33,17 @@ struct Checkpoint: Sendable, Equatable {
     func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Format.checkpointBytes)
         bytes.withUnsafeMutableBytes { buffer in
-            Format.checkpointMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
-            buffer.storeU16(formatVersion, at: 8)
-            buffer.storeU16(minimumReaderVersion, at: 10)
-            buffer.storeU32(cleanShutdown ? 1 : 0, at: 12)
-            buffer.storeU64(segmentIndex, at: 16)
-            buffer.storeU64(segmentOffset, at: 24)
-            buffer.storeU64(nextPosition, at: 32)
-            buffer.storeU64(sequence, at: 40)
-            buffer.storeI64(lastTimestamp, at: 48)
-            let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.checkpointChecksumOffset))
-            buffer.storeU32(checksum, at: Format.checkpointChecksumOffset)
+            Format.checkpointMagic.withUnsafeBytes { _ = buffer.copy($0, to: CheckpointLayout.magic) }
+            buffer.storeU16(formatVersion, at: CheckpointLayout.formatVersion)
+            buffer.storeU16(minimumReaderVersion, at: CheckpointLayout.minimumReaderVersion)
+            buffer.storeU32(cleanShutdown ? 1 : 0, at: CheckpointLayout.flags)
+            buffer.storeU64(segmentIndex, at: CheckpointLayout.segmentIndex)
+            buffer.storeU64(segmentOffset, at: CheckpointLayout.segmentOffset)
+            buffer.storeU64(nextPosition, at: CheckpointLayout.nextPosition)
+            buffer.storeU64(sequence, at: CheckpointLayout.sequence)
+            buffer.storeI64(lastTimestamp, at: CheckpointLayout.lastTimestamp)
+            let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, CheckpointLayout.checksum))
+            buffer.storeU32(checksum, at: CheckpointLayout.checksum)
         }
         return bytes
     }
@@ -56,21 +56,23 @@ struct Checkpoint: Sendable, Equatable {
     static func decode(_ bytes: [UInt8]) -> Result<Checkpoint, DecodeFailure> {
         bytes.withUnsafeBytes { raw in
             guard raw.count == Format.checkpointBytes else { return .failure(.corrupt("size \(raw.count)")) }
-            guard raw.slice(0, 8).elementsEqual(Format.checkpointMagic) else { return .failure(.corrupt("bad magic")) }
-            guard CRC32C.checksum(raw.slice(0, Format.checkpointChecksumOffset)) == raw.u32(Format.checkpointChecksumOffset) else {
+            guard raw.slice(CheckpointLayout.magic, Format.checkpointMagic.count).elementsEqual(Format.checkpointMagic) else {
+                return .failure(.corrupt("bad magic"))
+            }
+            guard CRC32C.checksum(raw.slice(0, CheckpointLayout.checksum)) == raw.u32(CheckpointLayout.checksum) else {
                 return .failure(.corrupt("checksum mismatch"))
             }
-            let minimumReader = raw.u16(10)
+            let minimumReader = raw.u16(CheckpointLayout.minimumReaderVersion)
             guard minimumReader <= Format.version else { return .failure(.unsupported(minimumReaderVersion: minimumReader)) }
             return .success(Checkpoint(
-                formatVersion: raw.u16(8),
+                formatVersion: raw.u16(CheckpointLayout.formatVersion),
                 minimumReaderVersion: minimumReader,
-                cleanShutdown: raw.u32(12) & 1 == 1,
-                segmentIndex: raw.u64(16),
-                segmentOffset: raw.u64(24),
-                nextPosition: raw.u64(32),
-                sequence: raw.u64(40),
-                lastTimestamp: raw.i64(48)
+                cleanShutdown: raw.u32(CheckpointLayout.flags) & 1 == 1,
+                segmentIndex: raw.u64(CheckpointLayout.segmentIndex),
+                segmentOffset: raw.u64(CheckpointLayout.segmentOffset),
+                nextPosition: raw.u64(CheckpointLayout.nextPosition),
+                sequence: raw.u64(CheckpointLayout.sequence),
+                lastTimestamp: raw.i64(CheckpointLayout.lastTimestamp)
             ))
         }
     }

@@ -32,7 +32,7 @@ enum CompactedSegmentEncoder {
                 var moved: [Int: Int] = [:]
                 for old in plan.dictionaries {
                     let source = plan.segment.bytes
-                    let length = Format.aligned(Int(source.u32(old + 4)))
+                    let length = Format.aligned(Int(source.u32(old + FrameLayout.length)))
                     _ = buffer.copy(source.slice(old, length), to: offset)
                     moved[old] = offset
                     offset += length
@@ -59,7 +59,7 @@ enum CompactedSegmentEncoder {
     ) -> FrameLocation {
         let source = segment.bytes
         let frame = kept.header
-        let prefix = Format.aligned(Format.frameHeaderBytes + frame.streamNameBytes)
+        let prefix = Format.aligned(FrameLayout.streamName + frame.streamNameBytes)
         _ = buffer.copy(source.slice(frame.offset, prefix), to: offset)
         let recordsBytes = frame.offset + Format.aligned(frame.length) - kept.firstKeptOffset
         _ = buffer.copy(source.slice(kept.firstKeptOffset, recordsBytes), to: offset + prefix)
@@ -71,19 +71,18 @@ enum CompactedSegmentEncoder {
         for _ in 0..<count {
             let layout = FrameDecoder.record(at: cursor, in: UnsafeRawBufferPointer(buffer))
             if layout.isCompressed {
-                let old = Int(UnsafeRawBufferPointer(buffer).u32(layout.bodyOffset))
-                if old != 0, let moved = dictionaries[old] { buffer.storeU32(UInt32(moved), at: layout.bodyOffset) }
+                let old = Int(UnsafeRawBufferPointer(buffer).u32(layout.dictionaryOffsetField))
+                if old != 0, let moved = dictionaries[old] { buffer.storeU32(UInt32(moved), at: layout.dictionaryOffsetField) }
             }
             cursor = layout.end
         }
         let firstPosition = frame.firstPosition + UInt64(kept.firstKept)
         let firstRevision = frame.firstRevision + UInt64(kept.firstKept)
-        buffer.storeU32(UInt32(length), at: offset + 4)
-        buffer.storeU32(UInt32(count), at: offset + 12)
-        buffer.storeU64(firstPosition, at: offset + 16)
-        buffer.storeU64(firstRevision, at: offset + 24)
-        let readable = UnsafeRawBufferPointer(buffer)
-        buffer.storeU32(CRC32C.checksum(readable.slice(offset + 4, length - 4)), at: offset)
+        buffer.storeU32(UInt32(length), at: offset + FrameLayout.length)
+        buffer.storeU32(UInt32(count), at: offset + FrameLayout.eventCount)
+        buffer.storeU64(firstPosition, at: offset + FrameLayout.firstPosition)
+        buffer.storeU64(firstRevision, at: offset + FrameLayout.firstRevision)
+        FrameEncoder.storeChecksum(ofFrameAt: offset, length: length, in: buffer)
         return FrameLocation(firstRevision: firstRevision, firstPosition: firstPosition, segmentIndex: 0,
                              offset: UInt32(offset), eventCount: UInt32(count))
     }

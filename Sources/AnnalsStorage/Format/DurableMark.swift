@@ -36,16 +36,21 @@ struct DurableMark: Sendable, Equatable {
         let offset = Self.slotOffset(Int(sequence % 2), segmentSize: buffer.count)
         annals_release_fence()
         buffer.zero(offset, Format.durableMarkSlotBytes)
-        Format.durableMarkMagic.withUnsafeBytes { _ = buffer.copy($0, to: offset + 4) }
-        buffer.storeU64(sequence, at: offset + 8)
-        buffer.storeU64(segmentIndex, at: offset + 16)
-        buffer.storeU32(UInt32(acknowledgedOffset), at: offset + 24)
-        buffer.storeU32(UInt32(durableOffset), at: offset + 28)
-        buffer.storeU64(acknowledgedPosition, at: offset + 32)
-        buffer.storeU64(durablePosition, at: offset + 40)
-        withUnsafeBytes(of: bootID.uuid) { _ = buffer.copy($0, to: offset + 48) }
-        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(offset + 4, Format.durableMarkSlotBytes - 4))
-        buffer.storeU32(checksum, at: offset)
+        Format.durableMarkMagic.withUnsafeBytes { _ = buffer.copy($0, to: offset + DurableMarkLayout.magic) }
+        buffer.storeU64(sequence, at: offset + DurableMarkLayout.sequence)
+        buffer.storeU64(segmentIndex, at: offset + DurableMarkLayout.segmentIndex)
+        buffer.storeU32(UInt32(acknowledgedOffset), at: offset + DurableMarkLayout.acknowledgedOffset)
+        buffer.storeU32(UInt32(durableOffset), at: offset + DurableMarkLayout.durableOffset)
+        buffer.storeU64(acknowledgedPosition, at: offset + DurableMarkLayout.acknowledgedPosition)
+        buffer.storeU64(durablePosition, at: offset + DurableMarkLayout.durablePosition)
+        withUnsafeBytes(of: bootID.uuid) { _ = buffer.copy($0, to: offset + DurableMarkLayout.bootID) }
+        let checksum = CRC32C.checksum(Self.checksummed(UnsafeRawBufferPointer(buffer).slice(offset, Format.durableMarkSlotBytes)))
+        buffer.storeU32(checksum, at: offset + DurableMarkLayout.checksum)
+    }
+
+    /// The bytes a slot's checksum covers: everything after the checksum field.
+    private static func checksummed(_ slot: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        slot.slice(DurableMarkLayout.magic, slot.count - DurableMarkLayout.magic)
     }
 
     /// The valid slot with the higher sequence of a segment whose header has the durable-marks
@@ -59,14 +64,17 @@ struct DurableMark: Sendable, Equatable {
 
     private static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int, segmentIndex: UInt64) -> DurableMark? {
         let slot = bytes.slice(offset, Format.durableMarkSlotBytes)
-        guard CRC32C.checksum(slot.slice(4, Format.durableMarkSlotBytes - 4)) == slot.u32(0),
-              slot.slice(4, 4).elementsEqual(Format.durableMarkMagic), slot.u64(8) >= 1, slot.u64(16) == segmentIndex
+        guard CRC32C.checksum(checksummed(slot)) == slot.u32(DurableMarkLayout.checksum),
+              slot.slice(DurableMarkLayout.magic, Format.durableMarkMagic.count).elementsEqual(Format.durableMarkMagic),
+              slot.u64(DurableMarkLayout.sequence) >= 1, slot.u64(DurableMarkLayout.segmentIndex) == segmentIndex
         else { return nil }
-        let uuidBytes = Array(slot.slice(48, 16))
+        let uuidBytes = Array(slot.slice(DurableMarkLayout.bootID, MemoryLayout<uuid_t>.size))
         let mark = DurableMark(
-            sequence: slot.u64(8), segmentIndex: segmentIndex,
-            acknowledgedOffset: Int(slot.u32(24)), durableOffset: Int(slot.u32(28)),
-            acknowledgedPosition: slot.u64(32), durablePosition: slot.u64(40),
+            sequence: slot.u64(DurableMarkLayout.sequence), segmentIndex: segmentIndex,
+            acknowledgedOffset: Int(slot.u32(DurableMarkLayout.acknowledgedOffset)),
+            durableOffset: Int(slot.u32(DurableMarkLayout.durableOffset)),
+            acknowledgedPosition: slot.u64(DurableMarkLayout.acknowledgedPosition),
+            durablePosition: slot.u64(DurableMarkLayout.durablePosition),
             bootID: UUID(uuid: (uuidBytes[0], uuidBytes[1], uuidBytes[2], uuidBytes[3], uuidBytes[4], uuidBytes[5],
                                 uuidBytes[6], uuidBytes[7], uuidBytes[8], uuidBytes[9], uuidBytes[10], uuidBytes[11],
                                 uuidBytes[12], uuidBytes[13], uuidBytes[14], uuidBytes[15])))

@@ -1,5 +1,5 @@
 /// Numbers that define the on-disk format. `format-spec.md` is the reference; this file and
-/// the spec change together.
+/// the spec change together. Field offsets and structure sizes are in `FieldLayout.swift`.
 enum Format {
     /// The newest format version this code reads and writes. Version 2 added dictionary
     /// frames and LZ4-compressed event records; version 3 added compacted segments; version 4
@@ -20,23 +20,22 @@ enum Format {
 
     // MARK: Durable marks (the last 128 bytes of a segment with the flag above)
     static let durableMarkAreaBytes = 128
-    static let durableMarkSlotBytes = 64
+    static let durableMarkSlotBytes = DurableMarkLayout.size
     static let durableMarkMagic: [UInt8] = Array("ANMK".utf8)
 
     // MARK: Segment header (64 bytes at offset 0 of every segment file)
     static let segmentMagic: [UInt8] = Array("ANNALSSG".utf8)
-    static let segmentHeaderBytes = 64
-    static let segmentHeaderChecksumOffset = 60
+    static let segmentHeaderBytes = SegmentHeaderLayout.size
 
     // MARK: Frames
     /// Every frame starts at a multiple of this.
     static let frameAlignment = 8
     /// Fixed part of a frame before the stream name.
-    static let frameHeaderBytes = 32
+    static let frameHeaderBytes = FrameLayout.size
     /// A seal frame is a bare frame header.
-    static let sealFrameBytes = 32
+    static let sealFrameBytes = FrameLayout.size
     /// Fixed part of an event record before its type name.
-    static let eventHeaderBytes = 40
+    static let eventHeaderBytes = RecordLayout.size
 
     enum FrameKind: UInt8 {
         /// One or more events of one stream.
@@ -51,7 +50,7 @@ enum Format {
     /// Event record flag: the metadata and payload are stored as one LZ4 block.
     static let recordCompressedFlag: UInt16 = 1
     /// Bytes before the LZ4 block of a compressed record: the u32 dictionary frame offset.
-    static let compressedBodyHeaderBytes = 4
+    static let compressedBodyHeaderBytes = CompressedBodyLayout.size
     /// Largest dictionary a dictionary frame may carry (LZ4 looks back at most 64 KiB).
     static let maximumDictionaryBytes = 64 * 1024
     /// Smallest dictionary worth writing; smaller segments store events raw.
@@ -59,8 +58,7 @@ enum Format {
 
     // MARK: Checkpoint (the `checkpoint` file)
     static let checkpointMagic: [UInt8] = Array("ANNALSCP".utf8)
-    static let checkpointBytes = 64
-    static let checkpointChecksumOffset = 60
+    static let checkpointBytes = CheckpointLayout.size
 
     @inline(__always)
     static func aligned(_ value: Int) -> Int { (value + frameAlignment - 1) & ~(frameAlignment - 1) }

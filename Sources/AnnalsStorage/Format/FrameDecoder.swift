@@ -14,7 +14,7 @@ struct FrameHeader: Sendable {
     /// Offset of the next frame.
     var end: Int { offset + Format.aligned(length) }
     /// Offset of the first event record.
-    var recordsOffset: Int { offset + Format.aligned(Format.frameHeaderBytes + streamNameBytes) }
+    var recordsOffset: Int { offset + Format.aligned(FrameLayout.streamName + streamNameBytes) }
     /// Position after the last event of this frame.
     var nextPosition: UInt64 { firstPosition + UInt64(eventCount) }
 }
@@ -31,15 +31,19 @@ struct EventRecordLayout: Sendable {
     /// True when metadata and payload are stored as one LZ4 block.
     let isCompressed: Bool
 
-    var typeOffset: Int { offset + Format.eventHeaderBytes }
+    var typeOffset: Int { offset + RecordLayout.type }
     /// Raw record: metadata then payload. Compressed: the dictionary offset, then the block.
     var bodyOffset: Int { typeOffset + typeBytes }
     /// Raw record only: where the metadata and payload bytes are.
     var metadataOffset: Int { bodyOffset }
     var payloadOffset: Int { bodyOffset + metadataBytes }
+    /// Compressed record only: the u32 offset of the dictionary frame its block needs (0: none).
+    var dictionaryOffsetField: Int { bodyOffset + CompressedBodyLayout.dictionaryOffset }
     /// Compressed record only: the LZ4 block.
-    var blockOffset: Int { bodyOffset + Format.compressedBodyHeaderBytes }
+    var blockOffset: Int { bodyOffset + CompressedBodyLayout.block }
     var blockBytes: Int { offset + length - blockOffset }
+    /// The record's commit timestamp, read from `bytes` (the segment it lies in).
+    func timestamp(in bytes: UnsafeRawBufferPointer) -> Int64 { bytes.i64(offset + RecordLayout.timestamp) }
     var end: Int { offset + Format.aligned(length) }
 }
 
@@ -69,32 +73,30 @@ enum FrameDecoder {
             let left = offset >= 0 && offset < end ? bytes.slice(offset, end - offset) : UnsafeRawBufferPointer(start: nil, count: 0)
             return left.isAllZero() ? .endOfData : .invalid("frame header past end of segment")
         }
-        let length = Int(bytes.u32(offset + 4))
+        let length = Int(bytes.u32(offset + FrameLayout.length))
         if length == 0 {
-            return bytes.u32(offset) == 0 && bytes.slice(offset, Format.frameHeaderBytes).isAllZero()
+            return bytes.u32(offset + FrameLayout.checksum) == 0 && bytes.slice(offset, Format.frameHeaderBytes).isAllZero()
                 ? .endOfData : .invalid("zero frame length with non-zero header")
         }
         guard length >= Format.frameHeaderBytes, length <= end - offset else {
             return .invalid("frame length \(length) out of range")
         }
         if verifyChecksum {
-            let stored = bytes.u32(offset)
-            guard CRC32C.checksum(bytes.slice(offset + 4, length - 4)) == stored else {
+            guard checksum(ofFrameAt: offset, length: length, in: bytes) == bytes.u32(offset + FrameLayout.checksum) else {
                 return .invalid("frame checksum mismatch")
             }
         }
         let bad: (String) -> Probe = verifyChecksum ? { .malformed($0) } : { .invalid($0) }
-        guard let kind = Format.FrameKind(rawValue: bytes.u8(offset + 8)) else {
-            return bad("unknown frame kind \(bytes.u8(offset + 8))")
-        }
-        let flags = bytes.u8(offset + 9)
+        let kindValue = bytes.u8(offset + FrameLayout.kind)
+        guard let kind = Format.FrameKind(rawValue: kindValue) else { return bad("unknown frame kind \(kindValue)") }
+        let flags = bytes.u8(offset + FrameLayout.flags)
         guard flags == 0 else { return bad("frame flags \(flags); must be 0") }
         let header = FrameHeader(
             offset: offset, length: length, kind: kind,
-            streamNameBytes: Int(bytes.u16(offset + 10)),
-            eventCount: Int(bytes.u32(offset + 12)),
-            firstPosition: bytes.u64(offset + 16),
-            firstRevision: bytes.u64(offset + 24)
+            streamNameBytes: Int(bytes.u16(offset + FrameLayout.streamNameLength)),
+            eventCount: Int(bytes.u32(offset + FrameLayout.eventCount)),
+            firstPosition: bytes.u64(offset + FrameLayout.firstPosition),
+            firstRevision: bytes.u64(offset + FrameLayout.firstRevision)
         )
         switch kind {
         case .seal:
@@ -103,7 +105,7 @@ enum FrameDecoder {
             }
         case .events:
             guard header.eventCount >= 1, header.streamNameBytes >= 1, header.streamNameBytes <= StoreLimits.maximumStreamNameBytes,
-                  Format.frameHeaderBytes + header.streamNameBytes <= length
+                  FrameLayout.streamName + header.streamNameBytes <= length
             else { return bad("malformed events frame header") }
         case .dictionary:
             guard header.eventCount == 0, header.streamNameBytes == 0, header.firstRevision == 0,
@@ -111,6 +113,13 @@ enum FrameDecoder {
             else { return bad("malformed dictionary frame") }
         }
         return .frame(header)
+    }
+
+    /// The CRC-32C a frame's checksum field must hold: of the frame's `length` bytes from the
+    /// `length` field on (§3.1).
+    @inline(__always)
+    static func checksum(ofFrameAt offset: Int, length: Int, in bytes: UnsafeRawBufferPointer) -> UInt32 {
+        CRC32C.checksum(bytes.slice(offset + FrameLayout.length, length - FrameLayout.length))
     }
 
     /// Walks the records of a checksummed events frame and checks that their lengths are
@@ -127,7 +136,7 @@ enum FrameDecoder {
             guard cursor <= frameEnd, frameEnd - cursor >= Format.eventHeaderBytes else {
                 return CorruptionReason(offset: cursor, "event record \(index) past end of frame")
             }
-            let flags = bytes.u16(cursor + 6)
+            let flags = bytes.u16(cursor + RecordLayout.flags)
             guard flags & ~Format.recordCompressedFlag == 0 else {
                 return CorruptionReason(offset: cursor, "event record \(index) has unknown flags \(flags)")
             }
@@ -144,7 +153,7 @@ enum FrameDecoder {
                 guard layout.length > headerBytes, decoded > 0, decoded <= LZ4.maximumInputBytes,
                       decoded <= (layout.length - headerBytes) * LZ4.maximumExpansion
                 else { return CorruptionReason(offset: cursor, "compressed event record \(index) has inconsistent lengths") }
-                let dictionaryOffset = Int(bytes.u32(layout.bodyOffset))
+                let dictionaryOffset = Int(bytes.u32(layout.dictionaryOffsetField))
                 guard dictionaryOffset == 0 || (dictionaryOffset < frame.offset && isDictionary(dictionaryOffset)) else {
                     return CorruptionReason(offset: cursor, "compressed event record \(index): no valid dictionary frame at offset \(dictionaryOffset)")
                 }
@@ -164,11 +173,11 @@ enum FrameDecoder {
     static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
         EventRecordLayout(
             offset: offset,
-            length: Int(bytes.u32(offset)),
-            typeBytes: Int(bytes.u16(offset + 4)),
-            metadataBytes: Int(bytes.u32(offset + 8)),
-            payloadBytes: Int(bytes.u32(offset + 12)),
-            isCompressed: bytes.u16(offset + 6) & Format.recordCompressedFlag != 0
+            length: Int(bytes.u32(offset + RecordLayout.recordLength)),
+            typeBytes: Int(bytes.u16(offset + RecordLayout.typeLength)),
+            metadataBytes: Int(bytes.u32(offset + RecordLayout.metadataLength)),
+            payloadBytes: Int(bytes.u32(offset + RecordLayout.payloadLength)),
+            isCompressed: bytes.u16(offset + RecordLayout.flags) & Format.recordCompressedFlag != 0
         )
     }
 }

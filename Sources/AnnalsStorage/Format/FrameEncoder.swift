@@ -9,7 +9,7 @@ import Foundation
 enum FrameEncoder {
     /// Bytes a frame of these events occupies, including padding to the next frame.
     static func alignedFrameBytes(streamNameBytes: Int, events: [EventData]) -> Int {
-        var total = Format.aligned(Format.frameHeaderBytes + streamNameBytes)
+        var total = Format.aligned(FrameLayout.streamName + streamNameBytes)
         for event in events {
             total += Format.aligned(recordBytes(event))
         }
@@ -38,10 +38,10 @@ enum FrameEncoder {
         let precompressed = compressor?.precompress(events)
         var stream = stream
         let nameBytes = stream.withUTF8 { name in
-            buffer.copy(UnsafeRawBufferPointer(name), to: offset + Format.frameHeaderBytes) - offset - Format.frameHeaderBytes
+            buffer.copy(UnsafeRawBufferPointer(name), to: offset + FrameLayout.streamName) - offset - FrameLayout.streamName
         }
-        var cursor = offset + Format.frameHeaderBytes + nameBytes
-        let recordsStart = offset + Format.aligned(Format.frameHeaderBytes + nameBytes)
+        var cursor = offset + FrameLayout.streamName + nameBytes
+        let recordsStart = offset + Format.aligned(FrameLayout.streamName + nameBytes)
         buffer.zero(cursor, recordsStart - cursor)
         cursor = recordsStart
         var frameLength = 0
@@ -51,15 +51,14 @@ enum FrameEncoder {
             frameLength = cursor + length - offset // the frame length excludes the last record's padding
             cursor += Format.aligned(length)
         }
-        buffer.storeU32(UInt32(frameLength), at: offset + 4)
-        buffer.storeU8(Format.FrameKind.events.rawValue, at: offset + 8)
-        buffer.storeU8(0, at: offset + 9)
-        buffer.storeU16(UInt16(nameBytes), at: offset + 10)
-        buffer.storeU32(UInt32(events.count), at: offset + 12)
-        buffer.storeU64(firstPosition, at: offset + 16)
-        buffer.storeU64(firstRevision, at: offset + 24)
-        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(offset + 4, frameLength - 4))
-        buffer.storeU32(checksum, at: offset)
+        buffer.storeU32(UInt32(frameLength), at: offset + FrameLayout.length)
+        buffer.storeU8(Format.FrameKind.events.rawValue, at: offset + FrameLayout.kind)
+        buffer.storeU8(0, at: offset + FrameLayout.flags)
+        buffer.storeU16(UInt16(nameBytes), at: offset + FrameLayout.streamNameLength)
+        buffer.storeU32(UInt32(events.count), at: offset + FrameLayout.eventCount)
+        buffer.storeU64(firstPosition, at: offset + FrameLayout.firstPosition)
+        buffer.storeU64(firstRevision, at: offset + FrameLayout.firstRevision)
+        storeChecksum(ofFrameAt: offset, length: frameLength, in: buffer)
         return cursor - offset
     }
 
@@ -72,12 +71,12 @@ enum FrameEncoder {
         var type = event.type
         let typeBytes = type.utf8.count
         let bodyBytes = event.metadata.count + event.payload.count
-        buffer.storeU16(UInt16(typeBytes), at: offset + 4)
-        buffer.storeU32(UInt32(event.metadata.count), at: offset + 8)
-        buffer.storeU32(UInt32(event.payload.count), at: offset + 12)
-        buffer.storeI64(timestamp, at: offset + 16)
-        withUnsafeBytes(of: id.uuid) { _ = buffer.copy($0, to: offset + 24) }
-        let bodyOffset = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + Format.eventHeaderBytes) }
+        buffer.storeU16(UInt16(typeBytes), at: offset + RecordLayout.typeLength)
+        buffer.storeU32(UInt32(event.metadata.count), at: offset + RecordLayout.metadataLength)
+        buffer.storeU32(UInt32(event.payload.count), at: offset + RecordLayout.payloadLength)
+        buffer.storeI64(timestamp, at: offset + RecordLayout.timestamp)
+        withUnsafeBytes(of: id.uuid) { _ = buffer.copy($0, to: offset + RecordLayout.eventId) }
+        let bodyOffset = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + RecordLayout.type) }
         var length = Format.eventHeaderBytes + typeBytes + bodyBytes
         var flags: UInt16 = 0
         // The block must leave the record strictly smaller than the raw one, header included.
@@ -85,25 +84,25 @@ enum FrameEncoder {
         let blockBytes: Int?
         if let precompressed {
             blockBytes = precompressed.withBlock(of: index) { block in
-                block.map { buffer.copy($0, to: bodyOffset + Format.compressedBodyHeaderBytes) - bodyOffset - Format.compressedBodyHeaderBytes }
+                block.map { buffer.copy($0, to: bodyOffset + CompressedBodyLayout.block) - bodyOffset - CompressedBodyLayout.block }
             }
         } else if let compressor, bodyBytes >= compressor.minimumBodyBytes {
             blockBytes = compressor.compress(
                 metadata: event.metadata, payload: event.payload,
-                into: buffer.mutableSlice(bodyOffset + Format.compressedBodyHeaderBytes, blockCapacity))
+                into: buffer.mutableSlice(bodyOffset + CompressedBodyLayout.block, blockCapacity))
         } else {
             blockBytes = nil
         }
         if let compressor, let blockBytes {
-            buffer.storeU32(UInt32(compressor.dictionaryOffset), at: bodyOffset)
+            buffer.storeU32(UInt32(compressor.dictionaryOffset), at: bodyOffset + CompressedBodyLayout.dictionaryOffset)
             length = Format.eventHeaderBytes + typeBytes + Format.compressedBodyHeaderBytes + blockBytes
             flags = Format.recordCompressedFlag
         } else {
             let cursor = event.metadata.withUnsafeBytes { buffer.copy($0, to: bodyOffset) }
             _ = event.payload.withUnsafeBytes { buffer.copy($0, to: cursor) }
         }
-        buffer.storeU32(UInt32(length), at: offset)
-        buffer.storeU16(flags, at: offset + 6)
+        buffer.storeU32(UInt32(length), at: offset + RecordLayout.recordLength)
+        buffer.storeU16(flags, at: offset + RecordLayout.flags)
         buffer.zero(offset + length, Format.aligned(length) - length)
         return length
     }
@@ -116,22 +115,27 @@ enum FrameEncoder {
         buffer.zero(offset, Format.frameHeaderBytes)
         _ = buffer.copy(dictionary, to: offset + Format.frameHeaderBytes)
         buffer.zero(offset + length, Format.aligned(length) - length)
-        buffer.storeU32(UInt32(length), at: offset + 4)
-        buffer.storeU8(Format.FrameKind.dictionary.rawValue, at: offset + 8)
-        buffer.storeU64(nextPosition, at: offset + 16)
-        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(offset + 4, length - 4))
-        buffer.storeU32(checksum, at: offset)
+        buffer.storeU32(UInt32(length), at: offset + FrameLayout.length)
+        buffer.storeU8(Format.FrameKind.dictionary.rawValue, at: offset + FrameLayout.kind)
+        buffer.storeU64(nextPosition, at: offset + FrameLayout.firstPosition)
+        storeChecksum(ofFrameAt: offset, length: length, in: buffer)
         return Format.aligned(length)
     }
 
     /// Writes a seal frame (the last frame of a segment) and returns its size.
     static func writeSealFrame(into buffer: UnsafeMutableRawBufferPointer, at offset: Int, nextPosition: UInt64) -> Int {
         buffer.zero(offset, Format.sealFrameBytes)
-        buffer.storeU32(UInt32(Format.sealFrameBytes), at: offset + 4)
-        buffer.storeU8(Format.FrameKind.seal.rawValue, at: offset + 8)
-        buffer.storeU64(nextPosition, at: offset + 16)
-        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(offset + 4, Format.sealFrameBytes - 4))
-        buffer.storeU32(checksum, at: offset)
+        buffer.storeU32(UInt32(Format.sealFrameBytes), at: offset + FrameLayout.length)
+        buffer.storeU8(Format.FrameKind.seal.rawValue, at: offset + FrameLayout.kind)
+        buffer.storeU64(nextPosition, at: offset + FrameLayout.firstPosition)
+        storeChecksum(ofFrameAt: offset, length: Format.sealFrameBytes, in: buffer)
         return Format.sealFrameBytes
+    }
+
+    /// Computes the checksum of the frame of `length` bytes at `offset`, whose other fields are
+    /// written, and stores it: the last write of a frame.
+    static func storeChecksum(ofFrameAt offset: Int, length: Int, in buffer: UnsafeMutableRawBufferPointer) {
+        let checksum = FrameDecoder.checksum(ofFrameAt: offset, length: length, in: UnsafeRawBufferPointer(buffer))
+        buffer.storeU32(checksum, at: offset + FrameLayout.checksum)
     }
 }

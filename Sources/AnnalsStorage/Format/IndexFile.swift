@@ -7,9 +7,8 @@ enum IndexFile {
     static let magic: [UInt8] = Array("ANNALSIX".utf8)
     /// Version of the index file layout (unchanged since format version 1).
     static let version: UInt16 = 1
-    static let headerBytes = 80
-    static let headerChecksumOffset = 76
-    static let entryBytes = 40
+    static let headerBytes = IndexHeaderLayout.size
+    static let entryBytes = IndexEntryLayout.size
     static let bloomBlockBytes = 64
     /// Bloom filter sizing: about 10 bits per distinct stream hash.
     static let bloomBitsPerStream = 10
@@ -46,7 +45,7 @@ enum IndexFile {
     static func fingerprint(of segments: some Sequence<Segment>) -> UInt32 {
         var checksums: [UInt8] = []
         for segment in segments {
-            let checksum = segment.bytes.u32(Format.segmentHeaderChecksumOffset)
+            let checksum = segment.bytes.u32(SegmentHeaderLayout.headerChecksum)
             for shift in stride(from: 0, to: 32, by: 8) { checksums.append(UInt8(truncatingIfNeeded: checksum >> UInt32(shift))) }
         }
         return checksums.withUnsafeBytes { CRC32C.checksum($0) }
@@ -68,12 +67,12 @@ enum IndexFile {
         bytes.withUnsafeMutableBytes { buffer in
             var offset = headerBytes
             for entry in entries {
-                buffer.storeU64(entry.streamHash, at: offset)
-                buffer.storeU64(entry.firstRevision, at: offset + 8)
-                buffer.storeU64(entry.firstPosition, at: offset + 16)
-                buffer.storeU32(entry.segmentIndex, at: offset + 24)
-                buffer.storeU32(entry.offset, at: offset + 28)
-                buffer.storeU32(entry.eventCount, at: offset + 32)
+                buffer.storeU64(entry.streamHash, at: offset + IndexEntryLayout.streamHash)
+                buffer.storeU64(entry.firstRevision, at: offset + IndexEntryLayout.firstRevision)
+                buffer.storeU64(entry.firstPosition, at: offset + IndexEntryLayout.firstPosition)
+                buffer.storeU32(entry.segmentIndex, at: offset + IndexEntryLayout.segment)
+                buffer.storeU32(entry.offset, at: offset + IndexEntryLayout.offset)
+                buffer.storeU32(entry.eventCount, at: offset + IndexEntryLayout.eventCount)
                 offset += entryBytes
             }
             let bloomStart = headerBytes + entriesBytes
@@ -81,19 +80,19 @@ enum IndexFile {
                 BlockedBloom.insert(entry.streamHash, into: buffer, at: bloomStart, blocks: blocks)
             }
             let readable = UnsafeRawBufferPointer(buffer)
-            _ = magic.withUnsafeBytes { buffer.copy($0, to: 0) }
-            buffer.storeU16(version, at: 8)
-            buffer.storeU16(UInt16(headerBytes), at: 10)
-            buffer.storeU64(segments.lowerBound, at: 16)
-            buffer.storeU64(segments.upperBound, at: 24)
-            buffer.storeU64(UInt64(entries.count), at: 32)
-            buffer.storeU64(UInt64(blocks), at: 40)
-            buffer.storeU64(nextPosition, at: 48)
-            buffer.storeU32(hashID, at: 56)
-            buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: 60)
-            buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: 64)
-            buffer.storeU32(fingerprint, at: 68)
-            buffer.storeU32(CRC32C.checksum(readable.slice(0, headerChecksumOffset)), at: headerChecksumOffset)
+            _ = magic.withUnsafeBytes { buffer.copy($0, to: IndexHeaderLayout.magic) }
+            buffer.storeU16(version, at: IndexHeaderLayout.formatVersion)
+            buffer.storeU16(UInt16(headerBytes), at: IndexHeaderLayout.headerSize)
+            buffer.storeU64(segments.lowerBound, at: IndexHeaderLayout.firstSegment)
+            buffer.storeU64(segments.upperBound, at: IndexHeaderLayout.lastSegment)
+            buffer.storeU64(UInt64(entries.count), at: IndexHeaderLayout.entryCount)
+            buffer.storeU64(UInt64(blocks), at: IndexHeaderLayout.bloomBlocks)
+            buffer.storeU64(nextPosition, at: IndexHeaderLayout.nextPosition)
+            buffer.storeU32(hashID, at: IndexHeaderLayout.hashFunction)
+            buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: IndexHeaderLayout.entriesChecksum)
+            buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: IndexHeaderLayout.bloomChecksum)
+            buffer.storeU32(fingerprint, at: IndexHeaderLayout.segmentsFingerprint)
+            buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexHeaderLayout.headerChecksum)), at: IndexHeaderLayout.headerChecksum)
         }
         return bytes
     }
@@ -113,31 +112,41 @@ enum IndexFile {
         _ bytes: UnsafeRawBufferPointer, segments expected: ClosedRange<UInt64>, hashID: UInt32
     ) -> Result<Summary, CorruptionReason> {
         guard bytes.fits(0, headerBytes) else { return .failure(CorruptionReason(offset: 0, "shorter than a header")) }
-        guard bytes.slice(0, 8).elementsEqual(magic) else { return .failure(CorruptionReason(offset: 0, "bad magic")) }
-        guard CRC32C.checksum(bytes.slice(0, headerChecksumOffset)) == bytes.u32(headerChecksumOffset) else {
-            return .failure(CorruptionReason(offset: headerChecksumOffset, "header checksum mismatch"))
+        guard bytes.slice(IndexHeaderLayout.magic, magic.count).elementsEqual(magic) else {
+            return .failure(CorruptionReason(offset: 0, "bad magic"))
         }
-        guard bytes.u16(8) == version, Int(bytes.u16(10)) == headerBytes else {
-            return .failure(CorruptionReason(offset: 8, "unsupported version \(bytes.u16(8))"))
+        guard CRC32C.checksum(bytes.slice(0, IndexHeaderLayout.headerChecksum)) == bytes.u32(IndexHeaderLayout.headerChecksum) else {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.headerChecksum, "header checksum mismatch"))
         }
-        guard bytes.u64(16) == expected.lowerBound, bytes.u64(24) == expected.upperBound else {
-            return .failure(CorruptionReason(offset: 16, "indexes segments \(bytes.u64(16))-\(bytes.u64(24))"))
+        let fileVersion = bytes.u16(IndexHeaderLayout.formatVersion)
+        guard fileVersion == version, Int(bytes.u16(IndexHeaderLayout.headerSize)) == headerBytes else {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.formatVersion, "unsupported version \(fileVersion)"))
         }
-        guard bytes.u32(56) == hashID else { return .failure(CorruptionReason(offset: 56, "different stream hash function")) }
-        let entryCount = bytes.u64(32)
-        let blocks = bytes.u64(40)
+        let firstSegment = bytes.u64(IndexHeaderLayout.firstSegment), lastSegment = bytes.u64(IndexHeaderLayout.lastSegment)
+        guard firstSegment == expected.lowerBound, lastSegment == expected.upperBound else {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.firstSegment, "indexes segments \(firstSegment)-\(lastSegment)"))
+        }
+        guard bytes.u32(IndexHeaderLayout.hashFunction) == hashID else {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.hashFunction, "different stream hash function"))
+        }
+        let entryCount = bytes.u64(IndexHeaderLayout.entryCount)
+        let blocks = bytes.u64(IndexHeaderLayout.bloomBlocks)
         guard entryCount < UInt64(Int32.max), blocks >= 1, blocks < UInt64(Int32.max),
               bytes.count == headerBytes + Int(entryCount) * entryBytes + Int(blocks) * bloomBlockBytes
-        else { return .failure(CorruptionReason(offset: 32, "sizes do not match the file length \(bytes.count)")) }
+        else {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.entryCount, "sizes do not match the file length \(bytes.count)"))
+        }
         let entriesBytes = Int(entryCount) * entryBytes
-        guard CRC32C.checksum(bytes.slice(headerBytes, entriesBytes)) == bytes.u32(60) else {
+        guard CRC32C.checksum(bytes.slice(headerBytes, entriesBytes)) == bytes.u32(IndexHeaderLayout.entriesChecksum) else {
             return .failure(CorruptionReason(offset: headerBytes, "entries checksum mismatch"))
         }
-        guard CRC32C.checksum(bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)) == bytes.u32(64) else {
+        let bloom = bytes.slice(headerBytes + entriesBytes, Int(blocks) * bloomBlockBytes)
+        guard CRC32C.checksum(bloom) == bytes.u32(IndexHeaderLayout.bloomChecksum) else {
             return .failure(CorruptionReason(offset: headerBytes + entriesBytes, "Bloom filter checksum mismatch"))
         }
-        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks), nextPosition: bytes.u64(48),
-                                fingerprint: bytes.u32(68)))
+        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks),
+                                nextPosition: bytes.u64(IndexHeaderLayout.nextPosition),
+                                fingerprint: bytes.u32(IndexHeaderLayout.segmentsFingerprint)))
     }
 }
 
@@ -153,12 +162,14 @@ extension IndexFile {
         var previous: (hash: UInt64, revision: UInt64) = (0, 0)
         for index in 0..<summary.entries {
             let offset = headerBytes + index * entryBytes
-            let entry = (hash: bytes.u64(offset), revision: bytes.u64(offset + 8))
+            let entry = (hash: bytes.u64(offset + IndexEntryLayout.streamHash),
+                         revision: bytes.u64(offset + IndexEntryLayout.firstRevision))
             if index > 0, entry < previous {
                 return CorruptionReason(offset: offset, "entry \(index) is out of (stream hash, revision) order")
             }
-            guard summary.segments.contains(UInt64(bytes.u32(offset + 24))) else {
-                return CorruptionReason(offset: offset + 24, "entry \(index) names segment \(bytes.u32(offset + 24))")
+            let segment = bytes.u32(offset + IndexEntryLayout.segment)
+            guard summary.segments.contains(UInt64(segment)) else {
+                return CorruptionReason(offset: offset + IndexEntryLayout.segment, "entry \(index) names segment \(segment)")
             }
             visit(index, entry.hash)
             previous = entry

@@ -37,18 +37,18 @@ struct SegmentHeader: Sendable, Equatable {
     func encode(into buffer: UnsafeMutableRawBufferPointer) {
         precondition(buffer.count >= Format.segmentHeaderBytes)
         buffer.zero(0, Format.segmentHeaderBytes)
-        Format.segmentMagic.withUnsafeBytes { _ = buffer.copy($0, to: 0) }
-        buffer.storeU16(formatVersion, at: 8)
-        buffer.storeU16(UInt16(Format.segmentHeaderBytes), at: 10)
+        Format.segmentMagic.withUnsafeBytes { _ = buffer.copy($0, to: SegmentHeaderLayout.magic) }
+        buffer.storeU16(formatVersion, at: SegmentHeaderLayout.formatVersion)
+        buffer.storeU16(UInt16(Format.segmentHeaderBytes), at: SegmentHeaderLayout.headerSize)
         buffer.storeU32((isCompacted ? Format.segmentCompactedFlag : 0) | (hasDurableMarks ? Format.segmentDurableMarksFlag : 0),
-                        at: 12)
-        buffer.storeU64(segmentIndex, at: 16)
-        buffer.storeU64(segmentSizeBytes, at: 24)
-        buffer.storeU64(firstPosition, at: 32)
-        buffer.storeI64(createdAtNanoseconds, at: 40)
-        if isCompacted { buffer.storeU64(lastSegmentIndex, at: 48) }
-        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, Format.segmentHeaderChecksumOffset))
-        buffer.storeU32(checksum, at: Format.segmentHeaderChecksumOffset)
+                        at: SegmentHeaderLayout.flags)
+        buffer.storeU64(segmentIndex, at: SegmentHeaderLayout.segmentIndex)
+        buffer.storeU64(segmentSizeBytes, at: SegmentHeaderLayout.segmentSize)
+        buffer.storeU64(firstPosition, at: SegmentHeaderLayout.firstPosition)
+        buffer.storeI64(createdAtNanoseconds, at: SegmentHeaderLayout.createdAt)
+        if isCompacted { buffer.storeU64(lastSegmentIndex, at: SegmentHeaderLayout.lastSegmentIndex) }
+        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, SegmentHeaderLayout.headerChecksum))
+        buffer.storeU32(checksum, at: SegmentHeaderLayout.headerChecksum)
     }
 
     /// Reads and checks a header: magic, checksum, version, sizes.
@@ -57,27 +57,28 @@ struct SegmentHeader: Sendable, Equatable {
             .corrupt(CorruptionError(file: file, offset: 0, reason: reason))
         }
         guard bytes.fits(0, Format.segmentHeaderBytes) else { throw corrupt("file shorter than a segment header") }
-        guard bytes.slice(0, 8).elementsEqual(Format.segmentMagic) else {
+        guard bytes.slice(SegmentHeaderLayout.magic, Format.segmentMagic.count).elementsEqual(Format.segmentMagic) else {
             throw corrupt("bad segment magic")
         }
-        let stored = bytes.u32(Format.segmentHeaderChecksumOffset)
-        guard CRC32C.checksum(bytes.slice(0, Format.segmentHeaderChecksumOffset)) == stored else {
+        let stored = bytes.u32(SegmentHeaderLayout.headerChecksum)
+        guard CRC32C.checksum(bytes.slice(0, SegmentHeaderLayout.headerChecksum)) == stored else {
             throw corrupt("segment header checksum mismatch")
         }
-        let version = bytes.u16(8)
+        let version = bytes.u16(SegmentHeaderLayout.formatVersion)
         guard version >= 1 && version <= Format.version else {
             throw .unsupportedFormatVersion(path: file, found: Int(version), supported: Int(Format.version))
         }
-        guard Int(bytes.u16(10)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
-        let compacted = version >= Format.compactedSegmentVersion && bytes.u32(12) & Format.segmentCompactedFlag != 0
-        let marked = version >= Format.appendSegmentVersion && bytes.u32(12) & Format.segmentDurableMarksFlag != 0
+        guard Int(bytes.u16(SegmentHeaderLayout.headerSize)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
+        let flags = bytes.u32(SegmentHeaderLayout.flags)
+        let compacted = version >= Format.compactedSegmentVersion && flags & Format.segmentCompactedFlag != 0
+        let marked = version >= Format.appendSegmentVersion && flags & Format.segmentDurableMarksFlag != 0
         let header = SegmentHeader(
             formatVersion: version,
-            segmentIndex: bytes.u64(16),
-            lastSegmentIndex: compacted ? bytes.u64(48) : nil,
-            segmentSizeBytes: bytes.u64(24),
-            firstPosition: bytes.u64(32),
-            createdAtNanoseconds: bytes.i64(40),
+            segmentIndex: bytes.u64(SegmentHeaderLayout.segmentIndex),
+            lastSegmentIndex: compacted ? bytes.u64(SegmentHeaderLayout.lastSegmentIndex) : nil,
+            segmentSizeBytes: bytes.u64(SegmentHeaderLayout.segmentSize),
+            firstPosition: bytes.u64(SegmentHeaderLayout.firstPosition),
+            createdAtNanoseconds: bytes.i64(SegmentHeaderLayout.createdAt),
             isCompacted: compacted,
             hasDurableMarks: marked && !compacted
         )

@@ -41,7 +41,7 @@ public struct BackwardCursor: EventCursor {
             }
             guard let segment, let layout = records.popLast() else { return nil }
             let index = UInt64(records.count)
-            if let rule, !rule.keeps(revision: firstRevision + index, timestamp: segment.bytes.i64(layout.offset + 16)) { continue }
+            if let rule, !rule.keeps(revision: firstRevision + index, timestamp: layout.timestamp(in: segment.bytes)) { continue }
             remaining -= 1
             return RecordedEvent(position: firstPosition + index, stream: stream, revision: firstRevision + index,
                                  segment: segment, layout: layout)

@@ -62,7 +62,7 @@ public struct ForwardCursor: EventCursor {
             revision += 1
             eventsLeftInFrame -= 1
             // Events that retention removed are skipped (they stay in the log until compaction).
-            if let rule, !rule.keeps(revision: eventRevision, timestamp: segment.bytes.i64(layout.offset + 16)) { continue }
+            if let rule, !rule.keeps(revision: eventRevision, timestamp: layout.timestamp(in: segment.bytes)) { continue }
             remaining -= 1
             if remaining == 0 {
                 let hint = Segment.ResumeHint(position: framePosition, offset: frameOffset)
@@ -98,7 +98,8 @@ public struct ForwardCursor: EventCursor {
                 offset = Format.segmentHeaderBytes
                 if slot < snapshot.segments.count, snapshot.segments[slot].firstPosition != expectedPosition {
                     let next = snapshot.segments[slot]
-                    throw .corrupt(next.corruption(at: 32, "segment starts at position \(next.firstPosition), expected \(expectedPosition)"))
+                    throw .corrupt(next.corruption(at: SegmentHeaderLayout.firstPosition,
+                                                   "segment starts at position \(next.firstPosition), expected \(expectedPosition)"))
                 }
                 continue
             }

@@ -58,7 +58,7 @@ enum IndexCatalog {
             case .success(let table):
                 if lastSlot + 1 < segments.count, segments[lastSlot + 1].firstPosition != table.nextPosition {
                     selection.rejected.append(CorruptionError(
-                        file: file.path, offset: 48,
+                        file: file.path, offset: IndexHeaderLayout.nextPosition,
                         reason: "index ends at position \(table.nextPosition), log at \(segments[lastSlot + 1].firstPosition)"))
                     continue
                 }
@@ -68,7 +68,8 @@ enum IndexCatalog {
                     : table.fingerprint != IndexFile.fingerprint(of: indexed)
                 if stale {
                     selection.rejected.append(CorruptionError(
-                        file: file.path, offset: 68, reason: "index was written for other segment files (before a compaction)"))
+                        file: file.path, offset: IndexHeaderLayout.segmentsFingerprint,
+                        reason: "index was written for other segment files (before a compaction)"))
                     continue
                 }
                 covered.append(file.segments)

@@ -93,13 +93,16 @@ final class IndexTable: Sendable {
     func entry(_ index: Int) -> IndexFile.Entry {
         let bytes = file.bytes
         let offset = IndexFile.headerBytes + index * IndexFile.entryBytes
-        return IndexFile.Entry(streamHash: bytes.u64(offset), firstRevision: bytes.u64(offset + 8),
-                               firstPosition: bytes.u64(offset + 16), segmentIndex: bytes.u32(offset + 24),
-                               offset: bytes.u32(offset + 28), eventCount: bytes.u32(offset + 32))
+        return IndexFile.Entry(streamHash: bytes.u64(offset + IndexEntryLayout.streamHash),
+                               firstRevision: bytes.u64(offset + IndexEntryLayout.firstRevision),
+                               firstPosition: bytes.u64(offset + IndexEntryLayout.firstPosition),
+                               segmentIndex: bytes.u32(offset + IndexEntryLayout.segment),
+                               offset: bytes.u32(offset + IndexEntryLayout.offset),
+                               eventCount: bytes.u32(offset + IndexEntryLayout.eventCount))
     }
 
     private func hash(at index: Int) -> UInt64 {
-        file.bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes)
+        file.bytes.u64(IndexFile.headerBytes + index * IndexFile.entryBytes + IndexEntryLayout.streamHash)
     }
 
     /// The entries of the bucket `streamHash` falls in: every entry with that hash is among them.

@@ -50,7 +50,7 @@ struct Liveness {
         for index in 0..<frame.eventCount {
             let revision = frame.firstRevision + UInt64(index)
             let layout = FrameDecoder.record(at: offset, in: segment.bytes)
-            if revision == newest || rule.keeps(revision: revision, timestamp: segment.bytes.i64(layout.offset + 16)) {
+            if revision == newest || rule.keeps(revision: revision, timestamp: layout.timestamp(in: segment.bytes)) {
                 return index
             }
             offset = layout.end
@@ -146,7 +146,7 @@ struct SegmentPlan {
             let stream = segment.streamName(of: frame)
             let firstKept = try liveness.firstKept(frame, stream: stream, in: segment)
             var cursor = frame.recordsOffset
-            var keptBytes = Format.aligned(Format.frameHeaderBytes + frame.streamNameBytes)
+            var keptBytes = Format.aligned(FrameLayout.streamName + frame.streamNameBytes)
             var firstKeptOffset = cursor
             for index in 0..<frame.eventCount {
                 let layout = FrameDecoder.record(at: cursor, in: bytes)
@@ -154,7 +154,7 @@ struct SegmentPlan {
                 if index >= firstKept {
                     keptBytes += Format.aligned(layout.length)
                     if layout.isCompressed {
-                        let dictionary = Int(bytes.u32(layout.bodyOffset))
+                        let dictionary = Int(bytes.u32(layout.dictionaryOffsetField))
                         if dictionary != 0 { usedDictionaries.insert(dictionary) }
                     }
                 }

@@ -69,7 +69,8 @@ struct LogRecovery {
             do { file = try layout.storage.openMappedFile(path: path, writable: false) } catch { throw .system(error) }
             let header = try SegmentHeader.decode(file.bytes, file: path)
             guard header.segmentIndex == index else {
-                throw .corrupt(CorruptionError(file: path, offset: 16, reason: "header names segment \(header.segmentIndex)"))
+                throw .corrupt(CorruptionError(
+                    file: path, offset: SegmentHeaderLayout.segmentIndex, reason: "header names segment \(header.segmentIndex)"))
             }
             segments.append(Segment(header: header, file: file))
         }
@@ -77,7 +78,8 @@ struct LogRecovery {
         // writer continues: never a compacted one, and the only one mapped writable.
         if let last = segments.last {
             if last.isCompacted {
-                throw .corrupt(CorruptionError(file: last.path, offset: 12, reason: "the last segment of a store cannot be a compacted one"))
+                throw .corrupt(CorruptionError(
+                    file: last.path, offset: SegmentHeaderLayout.flags, reason: "the last segment of a store cannot be a compacted one"))
             }
             if writable {
                 let file: MappedFile
@@ -128,7 +130,8 @@ struct LogRecovery {
             // revisions that are gone (never go back).
             compactedSoFar = compactedSoFar || segment.isCompacted
             guard segment.firstPosition == expected else {
-                throw .corrupt(segment.corruption(at: 32, "segment starts at position \(segment.firstPosition), expected \(expected)"))
+                throw .corrupt(segment.corruption(
+                    at: SegmentHeaderLayout.firstPosition, "segment starts at position \(segment.firstPosition), expected \(expected)"))
             }
             let nextFirstPosition = isLast ? nil : segments[arrayIndex + 1].firstPosition
             // Entirely before the checkpoint: sealed and durable. Its index file is all we need.
@@ -266,7 +269,8 @@ struct LogRecovery {
                 }
             }
             if let nextFirstPosition, expected != nextFirstPosition {
-                throw .corrupt(segments[arrayIndex + 1].corruption(at: 32, "segment starts at position \(nextFirstPosition), expected \(expected)"))
+                throw .corrupt(segments[arrayIndex + 1].corruption(
+                    at: SegmentHeaderLayout.firstPosition, "segment starts at position \(nextFirstPosition), expected \(expected)"))
             }
             // A sealed segment gets (or keeps) its index file; its frames leave memory.
             if sealed {
@@ -309,7 +313,7 @@ struct LogRecovery {
     }
 
     private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {
-        segment.bytes.i64(frame.recordsOffset + 16)
+        segment.bytes.i64(frame.recordsOffset + RecordLayout.timestamp)
     }
 
     /// Follows frame headers (no checksums) through data covered by the checkpoint, adding
@@ -387,7 +391,7 @@ struct LogRecovery {
     }
 
     private func streamName(of frame: FrameHeader, in segment: Segment) -> String {
-        String(decoding: segment.bytes.slice(frame.offset + Format.frameHeaderBytes, frame.streamNameBytes), as: UTF8.self)
+        String(decoding: segment.bytes.slice(frame.offset + FrameLayout.streamName, frame.streamNameBytes), as: UTF8.self)
     }
 
     /// Cuts the torn tail at `offset`: zeroes every non-zero byte after it in the frame area

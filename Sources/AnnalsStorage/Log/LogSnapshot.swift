@@ -34,7 +34,8 @@ extension Segment {
     /// Checks a frame's checksum and record structure before any of its events is returned.
     func verify(_ frame: FrameHeader) throws(ReadError) {
         let bytes = self.bytes
-        guard CRC32C.checksum(bytes.slice(frame.offset + 4, frame.length - 4)) == bytes.u32(frame.offset) else {
+        let stored = bytes.u32(frame.offset + FrameLayout.checksum)
+        guard FrameDecoder.checksum(ofFrameAt: frame.offset, length: frame.length, in: bytes) == stored else {
             throw .corrupt(corruption(at: frame.offset, "frame checksum mismatch"))
         }
         if frame.kind == .events, let problem = validateRecords(of: frame) {
@@ -44,7 +45,7 @@ extension Segment {
 
     /// The stream name of an events frame.
     func streamName(of frame: FrameHeader) -> String {
-        String(decoding: bytes.slice(frame.offset + Format.frameHeaderBytes, frame.streamNameBytes), as: UTF8.self)
+        String(decoding: bytes.slice(frame.offset + FrameLayout.streamName, frame.streamNameBytes), as: UTF8.self)
     }
 
     /// The next frame header at `offset` (checksum not yet verified), or nil at the end of data.

@@ -19,7 +19,7 @@ extension Segment {
 
     /// The bytes of the dictionary frame at `offset`, which ``hasDictionary(at:)`` accepted.
     func dictionaryBytes(at offset: Int) -> UnsafeRawBufferPointer {
-        bytes.slice(offset + Format.frameHeaderBytes, Int(bytes.u32(offset + 4)) - Format.frameHeaderBytes)
+        bytes.slice(offset + Format.frameHeaderBytes, Int(bytes.u32(offset + FrameLayout.length)) - Format.frameHeaderBytes)
     }
 
     /// Checks the records of an events frame whose checksum matched (see
@@ -32,7 +32,7 @@ extension Segment {
     /// False when the block does not decode to exactly that many bytes: corruption that the
     /// frame checksum did not catch, reported by the caller, never returned as data.
     func decodeBody(of layout: EventRecordLayout, into target: UnsafeMutableRawBufferPointer) -> Bool {
-        let dictionaryOffset = Int(bytes.u32(layout.bodyOffset))
+        let dictionaryOffset = Int(bytes.u32(layout.dictionaryOffsetField))
         let block = bytes.slice(layout.blockOffset, layout.blockBytes)
         return LZ4.decompress(block, into: target, dictionary: dictionaryOffset == 0 ? nil : dictionaryBytes(at: dictionaryOffset))
     }

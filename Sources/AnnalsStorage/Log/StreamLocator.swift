@@ -95,10 +95,10 @@ struct StreamLocator {
     private func frameBelongs(to stream: String, at offset: Int, in segment: Segment) -> Bool {
         let bytes = segment.bytes
         guard bytes.fits(offset, Format.frameHeaderBytes) else { return false }
-        let length = Int(bytes.u16(offset + 10))
-        guard bytes.fits(offset + Format.frameHeaderBytes, length) else { return false }
+        let length = Int(bytes.u16(offset + FrameLayout.streamNameLength))
+        guard bytes.fits(offset + FrameLayout.streamName, length) else { return false }
         var name = stream
-        return name.withUTF8 { $0.count == length && bytes.slice(offset + Format.frameHeaderBytes, length).elementsEqual($0) }
+        return name.withUTF8 { $0.count == length && bytes.slice(offset + FrameLayout.streamName, length).elementsEqual($0) }
     }
 
     private func segment(_ index: UInt64) -> Segment? {

@@ -20,7 +20,7 @@ struct StreamReader {
             }
             guard frame.firstRevision == location.firstRevision, frame.firstPosition == location.firstPosition,
                   frame.eventCount == Int(location.eventCount),
-                  segment.bytes.slice(offset + Format.frameHeaderBytes, frame.streamNameBytes).elementsEqual(record.name.utf8)
+                  segment.bytes.slice(offset + FrameLayout.streamName, frame.streamNameBytes).elementsEqual(record.name.utf8)
             else {
                 throw .corrupt(segment.corruption(at: offset, "frame does not match the stream index entry for \(record.name)"))
             }
@@ -42,7 +42,7 @@ struct StreamReader {
         guard let segment = segments.segment(numbered: location.segmentIndex) else { return }
         let offset = Int(location.offset)
         guard segment.bytes.fits(offset, Format.frameHeaderBytes) else { return }
-        segment.prefetch(at: offset, count: min(Int(segment.bytes.u32(offset + 4)), Self.prefetchLimitBytes))
+        segment.prefetch(at: offset, count: min(Int(segment.bytes.u32(offset + FrameLayout.length)), Self.prefetchLimitBytes))
     }
 
     /// The most of one frame a read prefetches.

@@ -36,13 +36,13 @@ public struct RecordedEvent: @unchecked Sendable {
     /// The event id (supplied by the caller or generated at append).
     public var id: UUID {
         var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: UnsafeRawBufferPointer(start: record + 24, count: 16)) }
+        withUnsafeMutableBytes(of: &uuid) { $0.copyMemory(from: UnsafeRawBufferPointer(start: record + RecordLayout.eventId, count: 16)) }
         return UUID(uuid: uuid)
     }
 
     /// When the event was committed.
     public var timestamp: Timestamp {
-        Timestamp(nanosecondsSinceEpoch: Int64(littleEndian: record.loadUnaligned(fromByteOffset: 16, as: Int64.self)))
+        Timestamp(nanosecondsSinceEpoch: Int64(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.timestamp, as: Int64.self)))
     }
 
     /// The record's layout, read from its header (checked when its frame was opened).
@@ -51,17 +51,22 @@ public struct RecordedEvent: @unchecked Sendable {
     }
 
     // Record header fields (`format-spec.md` §3.2), for the inlinable accessors below.
-    @inlinable var storedTypeBytes: Int { Int(UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) }
-    @inlinable var storedMetadataBytes: Int { Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) }
-    @inlinable var storedPayloadBytes: Int { Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))) }
-    @inlinable var storedFlags: UInt16 { UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) }
-    /// A raw record's metadata, followed by its payload: past the 40-byte header
-    /// (`Format.eventHeaderBytes`) and the type name.
-    @inlinable var rawBodyStart: UnsafeRawPointer { record + 40 + storedTypeBytes }
+    @inlinable var storedTypeBytes: Int {
+        Int(UInt16(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.typeLength, as: UInt16.self)))
+    }
+    @inlinable var storedMetadataBytes: Int {
+        Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.metadataLength, as: UInt32.self)))
+    }
+    @inlinable var storedPayloadBytes: Int {
+        Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.payloadLength, as: UInt32.self)))
+    }
+    @inlinable var storedFlags: UInt16 { UInt16(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.flags, as: UInt16.self)) }
+    /// A raw record's metadata, followed by its payload: past the 40-byte header and the type name.
+    @inlinable var rawBodyStart: UnsafeRawPointer { record + RecordLayout.type + storedTypeBytes }
 
     /// The event type name.
     public var type: String {
-        String(decoding: UnsafeRawBufferPointer(start: record + Format.eventHeaderBytes, count: storedTypeBytes), as: UTF8.self)
+        String(decoding: UnsafeRawBufferPointer(start: record + RecordLayout.type, count: storedTypeBytes), as: UTF8.self)
     }
 
     /// True when the store holds this event's metadata and payload LZ4-compressed. Reading

@@ -28,21 +28,20 @@ public struct StreamRetention: Sendable, Hashable {
 
     // MARK: The `$retention` record (format-spec.md §7A)
 
-    static let recordHeaderBytes = 32
     static let eventType = "$retention"
     static let stream = "$retention"
 
     func encoded(for stream: String) -> [UInt8] {
         let name = Array(stream.utf8)
-        var bytes = [UInt8](repeating: 0, count: Self.recordHeaderBytes + name.count)
+        var bytes = [UInt8](repeating: 0, count: RetentionRecordLayout.size + name.count)
         bytes.withUnsafeMutableBytes { buffer in
-            buffer.storeU8(1, at: 0)
-            buffer.storeU8(isDeleted ? 1 : 0, at: 1)
-            buffer.storeU16(UInt16(name.count), at: 2)
-            buffer.storeU64(truncateBefore ?? 0, at: 8)
-            buffer.storeU64(maxCount ?? 0, at: 16)
-            buffer.storeI64(maxAgeNanoseconds ?? 0, at: 24)
-            _ = name.withUnsafeBytes { buffer.copy($0, to: Self.recordHeaderBytes) }
+            buffer.storeU8(1, at: RetentionRecordLayout.version)
+            buffer.storeU8(isDeleted ? 1 : 0, at: RetentionRecordLayout.flags)
+            buffer.storeU16(UInt16(name.count), at: RetentionRecordLayout.nameLength)
+            buffer.storeU64(truncateBefore ?? 0, at: RetentionRecordLayout.truncateBefore)
+            buffer.storeU64(maxCount ?? 0, at: RetentionRecordLayout.maxCount)
+            buffer.storeI64(maxAgeNanoseconds ?? 0, at: RetentionRecordLayout.maxAgeNanoseconds)
+            _ = name.withUnsafeBytes { buffer.copy($0, to: RetentionRecordLayout.name) }
         }
         return bytes
     }
@@ -50,15 +49,16 @@ public struct StreamRetention: Sendable, Hashable {
     /// The stream and settings of a `$retention` record; nil when it is not one this version
     /// understands (it is then ignored, as the spec says).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> (stream: String, retention: StreamRetention)? {
-        guard bytes.count >= recordHeaderBytes, bytes.u8(0) == 1 else { return nil }
-        let nameBytes = Int(bytes.u16(2))
-        guard bytes.count == recordHeaderBytes + nameBytes,
-              let name = String(validating: bytes.slice(recordHeaderBytes, nameBytes), as: UTF8.self)
+        guard bytes.count >= RetentionRecordLayout.size, bytes.u8(RetentionRecordLayout.version) == 1 else { return nil }
+        let nameBytes = Int(bytes.u16(RetentionRecordLayout.nameLength))
+        guard bytes.count == RetentionRecordLayout.name + nameBytes,
+              let name = String(validating: bytes.slice(RetentionRecordLayout.name, nameBytes), as: UTF8.self)
         else { return nil }
-        let truncate = bytes.u64(8), count = bytes.u64(16), age = bytes.i64(24)
+        let truncate = bytes.u64(RetentionRecordLayout.truncateBefore), count = bytes.u64(RetentionRecordLayout.maxCount)
+        let age = bytes.i64(RetentionRecordLayout.maxAgeNanoseconds)
         return (name, StreamRetention(
             truncateBefore: truncate == 0 ? nil : truncate, maxCount: count == 0 ? nil : count,
-            maxAge: age <= 0 ? nil : .nanoseconds(age), isDeleted: bytes.u8(1) & 1 != 0))
+            maxAge: age <= 0 ? nil : .nanoseconds(age), isDeleted: bytes.u8(RetentionRecordLayout.flags) & 1 != 0))
     }
 }
 

@@ -121,11 +121,12 @@ enum FuzzTargets {
         guard bytes.count >= IndexFile.headerBytes else { return }
         bytes.withUnsafeMutableBytes { buffer in
             let readable = UnsafeRawBufferPointer(buffer)
-            let entries = Int(min(readable.u64(32), UInt64(buffer.count)))
+            let entries = Int(min(readable.u64(IndexHeaderLayout.entryCount), UInt64(buffer.count)))
             let entriesEnd = min(buffer.count, IndexFile.headerBytes + entries * IndexFile.entryBytes)
-            buffer.storeU32(CRC32C.checksum(readable.slice(IndexFile.headerBytes, entriesEnd - IndexFile.headerBytes)), at: 60)
-            buffer.storeU32(CRC32C.checksum(readable.slice(entriesEnd, buffer.count - entriesEnd)), at: 64)
-            buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexFile.headerChecksumOffset)), at: IndexFile.headerChecksumOffset)
+            buffer.storeU32(CRC32C.checksum(readable.slice(IndexFile.headerBytes, entriesEnd - IndexFile.headerBytes)),
+                            at: IndexHeaderLayout.entriesChecksum)
+            buffer.storeU32(CRC32C.checksum(readable.slice(entriesEnd, buffer.count - entriesEnd)), at: IndexHeaderLayout.bloomChecksum)
+            buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexHeaderLayout.headerChecksum)), at: IndexHeaderLayout.headerChecksum)
         }
     }
 
@@ -147,20 +148,24 @@ enum FuzzTargets {
         var header = body.prefix(Format.segmentHeaderBytes).map { $0 }
         if fixChecksums, header.count == Format.segmentHeaderBytes {
             header.withUnsafeMutableBytes { buffer in
-                buffer.storeU32(CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, 60)), at: 60)
+                let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, SegmentHeaderLayout.headerChecksum))
+                buffer.storeU32(checksum, at: SegmentHeaderLayout.headerChecksum)
             }
         }
         header.withUnsafeBytes { _ = try? SegmentHeader.decode($0, file: "fuzz") }
         var checkpoint = Array(body.prefix(Format.checkpointBytes))
         if fixChecksums, checkpoint.count == Format.checkpointBytes {
             checkpoint.withUnsafeMutableBytes { buffer in
-                buffer.storeU32(CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, 60)), at: Format.checkpointChecksumOffset)
+                let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, CheckpointLayout.checksum))
+                buffer.storeU32(checksum, at: CheckpointLayout.checksum)
             }
         }
         _ = Checkpoint.decode(checkpoint)
         body.withUnsafeBytes { bytes in
             _ = StreamRetention.decode(bytes)
-            if bytes.count >= SnapshotRecord.metadataBytes { _ = (bytes.u64(0), bytes.u32(8)) }
+            if bytes.count >= SnapshotMetadataLayout.size {
+                _ = (bytes.u64(SnapshotMetadataLayout.revision), bytes.u32(SnapshotMetadataLayout.schemaVersion))
+            }
         }
     }
 
@@ -188,7 +193,8 @@ enum FuzzTargets {
                     bytes.withUnsafeMutableBytes { buffer in
                         buffer.storeU64(segment, at: 16)
                         buffer.storeU64(UInt64(buffer.count), at: 24)
-                        buffer.storeU32(CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, 60)), at: 60)
+                        let checksum = CRC32C.checksum(UnsafeRawBufferPointer(buffer).slice(0, SegmentHeaderLayout.headerChecksum))
+                buffer.storeU32(checksum, at: SegmentHeaderLayout.headerChecksum)
                     }
                     fixFrameChecksums(&bytes)
                 }
