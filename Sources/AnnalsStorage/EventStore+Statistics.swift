@@ -103,11 +103,13 @@ extension EventStore {
 extension Segment {
     /// Bytes of a sealed segment in use, through its seal frame (found by a header walk).
     var usedBytes: Int {
-        var offset = Format.segmentHeaderBytes
-        while case .frame(let frame) = probe(at: offset, verifyChecksum: false) {
-            offset = frame.end
-            if frame.kind == .seal { break }
+        var walk = self.walk(verification: .headers)
+        while true {
+            switch walk.next() {
+            case .events, .dictionary: continue
+            case .seal(let frame): return frame.end
+            case .endOfData, .limit, .notAFrame, .corrupt: return walk.offset
+            }
         }
-        return offset
     }
 }

@@ -117,8 +117,12 @@ public final class EventStore: Sendable {
                 // Everything recovery kept is durable: the mark says so before any append (a
                 // repeat of a recovered append is acknowledged without a sync of its own, and a
                 // compaction may move the checkpoint back to the start of this segment).
+                // It also replaces a mark that claims more than recovery kept (a tail discarded on
+                // request). Skipped when the newest mark says exactly this already: the first
+                // write through a new mapping costs a page fault on every reopen.
                 let end = state.writtenEnd
-                state.marks.synced(end, acknowledged: end, in: state.activeSegment)
+                let exact = state.activeSegment.durableMark.map { $0.durableOffset == end.offset && $0.acknowledgedOffset == end.offset }
+                if exact != true { state.marks.synced(end, acknowledged: end, in: state.activeSegment) }
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }

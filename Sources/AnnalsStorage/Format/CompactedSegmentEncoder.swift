@@ -95,31 +95,18 @@ enum CompactedSegmentEncoder {
         do { header = try SegmentHeader.decode(bytes, file: path) } catch {
             return CorruptionError(file: path, offset: 0, reason: "\(error)")
         }
-        var expected = header.firstPosition
-        var offset = Format.segmentHeaderBytes
-        var dictionaries = Set<Int>()
+        guard header.isCompacted else { return CorruptionError(file: path, offset: SegmentHeaderLayout.flags, reason: "not a compacted segment") }
+        var walk = FrameWalker(bytes: bytes, frameAreaEnd: bytes.count, firstPosition: header.firstPosition, isCompacted: true,
+                               allowsCompression: true, verification: .checksumsAndRecords)
         while true {
-            switch FrameDecoder.probe(bytes, at: offset, verifyChecksum: true) {
-            case .frame(let frame):
-                guard frame.firstPosition >= expected else {
-                    return CorruptionError(file: path, offset: offset, reason: "position \(frame.firstPosition) after \(expected)")
-                }
-                switch frame.kind {
-                case .seal:
-                    return offset + Format.sealFrameBytes == bytes.count ? nil
-                        : CorruptionError(file: path, offset: offset, reason: "seal frame does not end the file")
-                case .dictionary:
-                    dictionaries.insert(offset)
-                case .events:
-                    if let problem = FrameDecoder.validateRecords(of: frame, in: bytes, isDictionary: { dictionaries.contains($0) }) {
-                        return CorruptionError(file: path, offset: problem.offset, reason: problem.reason)
-                    }
-                    expected = frame.nextPosition
-                }
-                offset = frame.end
-            case .endOfData:
+            switch walk.next() {
+            case .events, .dictionary:
+                continue
+            case .seal(let frame):
+                return frame.end == bytes.count ? nil : CorruptionError(file: path, offset: frame.offset, reason: "seal frame does not end the file")
+            case .endOfData(let offset), .limit(let offset):
                 return CorruptionError(file: path, offset: offset, reason: "no seal frame")
-            case .invalid(let reason), .malformed(let reason):
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
                 return CorruptionError(file: path, offset: offset, reason: reason)
             }
         }

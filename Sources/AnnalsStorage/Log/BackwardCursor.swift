@@ -86,25 +86,20 @@ public struct BackwardCursor: EventCursor {
 
     private func collectFrames(of segment: Segment) throws(ReadError) -> [FrameHeader] {
         var result: [FrameHeader] = []
-        var offset = Format.segmentHeaderBytes
-        var expected = segment.firstPosition
-        let limit = snapshot.readLimit(of: segment)
-        while offset < limit {
-            guard let frame = try segment.frameHeader(at: offset) else {
-                throw .corrupt(segment.corruption(at: offset, "committed data missing"))
-            }
-            guard segment.accepts(position: frame.firstPosition, expected: expected) else {
-                throw .corrupt(segment.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expected)"))
-            }
-            if frame.kind == .seal { break }
-            guard frame.kind == .events else {
-                offset = frame.end
+        var walk = segment.walk(verification: .headers, limit: snapshot.readLimit(of: segment))
+        while true {
+            switch walk.next() {
+            case .events(let frame):
+                result.append(frame)
+            case .dictionary:
                 continue
+            case .seal, .limit:
+                return result
+            case .endOfData(let offset):
+                throw .corrupt(segment.corruption(at: offset, "committed data missing"))
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
+                throw .corrupt(segment.corruption(at: offset, reason))
             }
-            result.append(frame)
-            expected = frame.nextPosition
-            offset = frame.end
         }
-        return result
     }
 }

@@ -5,8 +5,9 @@ public struct ForwardCursor: EventCursor {
     private let startPosition: UInt64
     private var remaining: Int
     private var slot: Int
-    private var offset: Int
-    private var expectedPosition: UInt64
+    /// The walk over the frames of the segment at `slot`, by header (frames are verified when
+    /// their events are returned).
+    private var walk: FrameWalker
     private var done = false
     // The frame being read.
     private var segment: Segment?
@@ -27,18 +28,16 @@ public struct ForwardCursor: EventCursor {
         self.retention = retention
         self.startPosition = start
         self.remaining = max(0, limit)
-        self.slot = snapshot.slot(for: start)
-        self.offset = Format.segmentHeaderBytes
+        let slot = snapshot.slot(for: start)
+        self.slot = slot
         let first = snapshot.segments[slot]
-        self.expectedPosition = first.firstPosition
         // Batched reads (subscriptions, relays) continue where the previous batch stopped
         // instead of walking the segment from its start again.
         let hint = first.resumeHint.withLock { $0 }
-        if hint.offset > Format.segmentHeaderBytes, hint.position >= first.firstPosition, hint.position <= start,
-           hint.offset < snapshot.readLimit(of: first) {
-            self.offset = hint.offset
-            self.expectedPosition = hint.position
-        }
+        let resume = hint.offset > Format.segmentHeaderBytes && hint.position >= first.firstPosition && hint.position <= start
+            && hint.offset < snapshot.readLimit(of: first)
+        self.walk = first.walk(from: resume ? (hint.offset, hint.position) : nil, verification: .headers,
+                               limit: snapshot.readLimit(of: first))
         if start >= snapshot.end.nextPosition { done = true }
     }
 
@@ -77,35 +76,35 @@ public struct ForwardCursor: EventCursor {
         while slot < snapshot.segments.count {
             let current = snapshot.segments[slot]
             guard current.index <= snapshot.end.segmentIndex else { return false }
-            let limit = snapshot.readLimit(of: current)
-            if offset >= limit {
+            let frame: FrameHeader
+            switch walk.next() {
+            case .events(let found):
+                frame = found
+            case .dictionary:
+                continue
+            case .seal(let seal):
+                try current.verify(seal)
+                slot += 1
+                guard slot < snapshot.segments.count else { continue }
+                let next = snapshot.segments[slot]
+                if next.firstPosition != seal.firstPosition {
+                    throw .corrupt(next.corruption(at: SegmentHeaderLayout.firstPosition,
+                                                   "segment starts at position \(next.firstPosition), expected \(seal.firstPosition)"))
+                }
+                walk = next.walk(verification: .headers, limit: snapshot.readLimit(of: next))
+                continue
+            case .limit(let offset):
                 guard current.index < snapshot.end.segmentIndex else { return false }
                 throw .corrupt(current.corruption(at: offset, "segment ends without a seal frame"))
-            }
-            guard let frame = try current.frameHeader(at: offset) else {
+            case .endOfData(let offset):
                 if current.index == snapshot.end.segmentIndex {
                     throw .corrupt(current.corruption(at: offset, "committed data missing"))
                 }
                 throw .corrupt(current.corruption(at: offset, "segment ends without a seal frame"))
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
+                throw .corrupt(current.corruption(at: offset, reason))
             }
-            guard current.accepts(position: frame.firstPosition, expected: expectedPosition) else {
-                throw .corrupt(current.corruption(at: offset, "frame at position \(frame.firstPosition), expected \(expectedPosition)"))
-            }
-            if frame.kind == .seal {
-                try current.verify(frame)
-                expectedPosition = frame.firstPosition
-                slot += 1
-                offset = Format.segmentHeaderBytes
-                if slot < snapshot.segments.count, snapshot.segments[slot].firstPosition != expectedPosition {
-                    let next = snapshot.segments[slot]
-                    throw .corrupt(next.corruption(at: SegmentHeaderLayout.firstPosition,
-                                                   "segment starts at position \(next.firstPosition), expected \(expectedPosition)"))
-                }
-                continue
-            }
-            offset = frame.end
-            if frame.kind == .events { expectedPosition = frame.nextPosition }
-            guard frame.kind == .events, frame.nextPosition > startPosition else { continue }
+            guard frame.nextPosition > startPosition else { continue }
             try current.verify(frame)
             stream = current.streamName(of: frame)
             rule = retention.isEmpty ? nil : retention.rules[stream]

@@ -127,21 +127,25 @@ struct SegmentPlan {
     /// what stays. Frames are checksum-verified: compaction never copies bytes it has not checked.
     static func make(for segment: Segment, limit: Int? = nil, liveness: inout Liveness) throws(ReadError) -> SegmentPlan {
         var plan = SegmentPlan(segment: segment)
-        var offset = Format.segmentHeaderBytes
         var dictionaries: [Int: Int] = [:]
         var usedDictionaries = Set<Int>()
         let bytes = segment.bytes
-        while limit.map({ offset < $0 }) ?? true {
-            guard let frame = try segment.frameHeader(at: offset) else {
+        var walk = segment.walk(verification: .checksumsAndRecords, limit: limit)
+        walking: while true {
+            let frame: FrameHeader
+            switch walk.next() {
+            case .events(let found):
+                frame = found
+            case .dictionary(let dictionary):
+                dictionaries[dictionary.offset] = Format.aligned(dictionary.length)
+                continue walking
+            case .seal, .limit:
+                break walking
+            case .endOfData(let offset):
                 if limit == nil { throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame")) }
-                break
-            }
-            if frame.kind == .seal { break }
-            try segment.verify(frame)
-            offset = frame.end
-            if frame.kind == .dictionary {
-                dictionaries[frame.offset] = Format.aligned(frame.length)
-                continue
+                break walking
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
+                throw .corrupt(segment.corruption(at: offset, reason))
             }
             let stream = segment.streamName(of: frame)
             let firstKept = try liveness.firstKept(frame, stream: stream, in: segment)
@@ -171,7 +175,7 @@ struct SegmentPlan {
                 plan.removedBytes += Format.aligned(frame.length)
             }
         }
-        plan.usedBytes = offset
+        plan.usedBytes = walk.offset
         plan.dictionaries = usedDictionaries.sorted()
         plan.dictionaryBytes = plan.dictionaries.reduce(0) { $0 + (dictionaries[$1] ?? 0) }
         return plan

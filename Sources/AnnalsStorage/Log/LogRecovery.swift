@@ -185,7 +185,11 @@ struct LogRecovery {
                         try cutTail(of: segment, at: offset, reason: "discarded on request: \(error.reason)", report: &report)
                     }
                 }
+                var walk = segment.walk(from: (offset, expected), verification: .checksumsAndRecords)
                 scan: while true {
+                    // `offset` and `expected` name the frame boundary the walk stands at.
+                    offset = walk.offset
+                    expected = walk.expectedPosition
                     if rescanned, offset == start.offset, expected != start.nextPosition {
                         // Not damage to read around: the checkpoint and the log disagree (§5).
                         throw .corrupt(segment.corruption(at: offset, "checkpoint says position \(start.nextPosition), log says \(expected)"))
@@ -194,39 +198,34 @@ struct LogRecovery {
                         try damaged(segment.corruption(at: offset, "the log has position \(expected) here; \(protected.source) says \(position)"))
                         break scan
                     }
-                    switch segment.probe(at: offset) {
-                    case .frame(let frame):
+                    let step = walk.next()
+                    switch step {
+                    case .events(let frame), .dictionary(let frame), .seal(let frame):
                         if let protected, frame.offset < protected.offset, frame.end > protected.offset {
                             try damaged(protected.damage(in: segment, at: offset, "frame runs past a frame boundary"))
                             break scan
                         }
-                        do throws(OpenError) {
-                            guard segment.accepts(position: frame.firstPosition, expected: expected) else {
-                                throw .corrupt(segment.corruption(at: offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expected)"))
-                            }
-                            switch frame.kind {
-                            case .seal:
-                                if let protected, frame.offset < protected.offset {
-                                    throw .corrupt(protected.damage(in: segment, at: offset, "seal frame"))
-                                }
-                                sealed = true
-                                expected = frame.firstPosition
-                                offset = frame.end
+                        if case .seal = step {
+                            if let protected, frame.offset < protected.offset {
+                                try damaged(protected.damage(in: segment, at: offset, "seal frame"))
                                 break scan
-                            case .dictionary:
-                                dictionary = offset
-                                offset = frame.end
-                                continue scan
-                            case .events:
-                                break
                             }
-                            // Revision continuity is checked where no index file vouches for the
-                            // segment (the open segment, or one being re-indexed), against what
-                            // precedes it: index files ending before it and the frames scanned so far.
-                            let indexed = table(covering: segment.index) != nil
-                            let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
-                            try apply(frame, in: segment, expecting: expected, checkContinuity: !indexed,
-                                      allowSkippedRevisions: compactedSoFar,
+                            sealed = true
+                            expected = frame.firstPosition
+                            offset = frame.end
+                            break scan
+                        }
+                        if case .dictionary = step {
+                            dictionary = frame.offset
+                            continue scan
+                        }
+                        // Revision continuity is checked where no index file vouches for the
+                        // segment (the open segment, or one being re-indexed), against what
+                        // precedes it: index files ending before it and the frames scanned so far.
+                        let indexed = table(covering: segment.index) != nil
+                        let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
+                        do {
+                            try apply(frame, in: segment, checkContinuity: !indexed, allowSkippedRevisions: compactedSoFar,
                                       locator: StreamLocator(tables: before, segments: segments), into: &memory)
                         } catch {
                             guard case .corrupt(let corruption) = error else { throw error }
@@ -234,9 +233,7 @@ struct LogRecovery {
                             break scan
                         }
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
-                        expected = frame.nextPosition
-                        offset = frame.end
-                    case .endOfData:
+                    case .endOfData, .limit:
                         guard isLast else {
                             throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
                         }
@@ -249,7 +246,7 @@ struct LogRecovery {
                             try cutTail(of: segment, at: offset, reason: "stale bytes after the end of data", report: &report)
                         }
                         break scan
-                    case .invalid(let reason):
+                    case .notAFrame(_, let reason):
                         guard isLast else { throw .corrupt(segment.corruption(at: offset, reason)) }
                         if let protected, offset < protected.offset {
                             try damaged(protected.damage(in: segment, at: offset, reason))
@@ -257,8 +254,10 @@ struct LogRecovery {
                         }
                         try cutTail(of: segment, at: offset, reason: reason, report: &report)
                         break scan
-                    case .malformed(let reason):
-                        try damaged(segment.corruption(at: offset, reason))
+                    case .corrupt(let at, let reason):
+                        // A checksummed frame with wrong fields or records, or a position that does
+                        // not continue: corruption wherever it is (the log ends at `offset`).
+                        try damaged(segment.corruption(at: at, reason))
                         break scan
                     }
                 }
@@ -317,69 +316,51 @@ struct LogRecovery {
     }
 
     /// Follows frame headers (no checksums) through data covered by the checkpoint, adding
-    /// frames to the in-memory index. Without `limit`, the whole (sealed) segment: its frames
-    /// are then verified too, since they are about to be indexed.
+    /// frames to the in-memory index; the walk must land exactly on `limit`. Without `limit`,
+    /// the whole (sealed) segment: its frames are then verified too, since they are about to be
+    /// indexed.
     private func walkHeaders(
         of segment: Segment, upTo limit: Int? = nil, expecting position: UInt64, into memory: inout StreamIndex,
         dictionary: inout Int?
     ) throws(OpenError) -> UInt64 {
-        var expected = position
-        var offset = Format.segmentHeaderBytes
-        var previous: FrameHeader?
+        var walk = segment.walk(from: (Format.segmentHeaderBytes, position),
+                                verification: limit == nil ? .checksumsAndRecords : .headers, limit: limit)
         /// A damaged length sends the walk into the middle of a frame; blame the frame whose
         /// checksum fails rather than the garbage it pointed to.
         func culprit(_ offset: Int, _ reason: String) -> OpenError {
-            if let previous, (try? segment.verify(previous)) == nil {
+            if let previous = walk.previous, (try? segment.verify(previous)) == nil {
                 return .corrupt(segment.corruption(at: previous.offset, "frame checksum mismatch"))
             }
             return .corrupt(segment.corruption(at: offset, reason))
         }
-        while limit.map({ offset < $0 }) ?? true {
-            switch segment.probe(at: offset, verifyChecksum: limit == nil) {
-            case .frame(let frame):
-                defer { previous = frame }
-                guard segment.accepts(position: frame.firstPosition, expected: expected) else {
-                    throw culprit(offset, frame.kind == .seal
-                        ? "seal says position \(frame.firstPosition), expected \(expected)"
-                        : "frame at position \(frame.firstPosition), expected \(expected)")
-                }
-                if frame.kind == .seal { return frame.firstPosition }
-                if frame.kind == .dictionary {
-                    dictionary = offset
-                    offset = frame.end
-                    continue
-                }
-                if limit == nil, let problem = segment.validateRecords(of: frame) {
-                    throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
-                }
+        while true {
+            switch walk.next() {
+            case .events(let frame):
                 memory.append(FrameLocation(frame, in: segment), to: streamName(of: frame, in: segment))
-                expected = frame.nextPosition
-                offset = frame.end
-            case .endOfData:
+            case .dictionary(let frame):
+                dictionary = frame.offset
+            case .seal(let frame):
+                return frame.firstPosition
+            case .limit(let offset):
+                // The checkpoint is a frame boundary: a frame running past it has a damaged length.
+                guard offset == limit else {
+                    throw culprit(walk.previous?.offset ?? offset, "frame runs past the checkpoint at offset \(limit ?? 0)")
+                }
+                return walk.expectedPosition
+            case .endOfData(let offset):
                 throw culprit(offset, limit == nil ? "sealed segment ends without a seal frame" : "checkpointed data missing")
-            case .invalid(let reason):
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
                 throw culprit(offset, reason)
-            case .malformed(let reason):
-                throw .corrupt(segment.corruption(at: offset, reason))
             }
         }
-        // The checkpoint is a frame boundary: a frame running past it has a damaged length.
-        if let limit, offset != limit, let previous {
-            throw culprit(previous.offset, "frame runs past the checkpoint at offset \(limit)")
-        }
-        return expected
     }
 
+    /// Checks that `frame` (verified by the walk) continues its stream's revisions and adds it
+    /// to the in-memory index.
     private func apply(
-        _ frame: FrameHeader, in segment: Segment, expecting expected: UInt64, checkContinuity: Bool,
-        allowSkippedRevisions: Bool, locator: StreamLocator, into memory: inout StreamIndex
+        _ frame: FrameHeader, in segment: Segment, checkContinuity: Bool, allowSkippedRevisions: Bool, locator: StreamLocator,
+        into memory: inout StreamIndex
     ) throws(OpenError) {
-        guard segment.accepts(position: frame.firstPosition, expected: expected) else {
-            throw .corrupt(segment.corruption(at: frame.offset, "frame at position \(frame.firstPosition), expected \(expected)"))
-        }
-        if let problem = segment.validateRecords(of: frame) {
-            throw .corrupt(segment.corruption(at: problem.offset, problem.reason))
-        }
         let name = streamName(of: frame, in: segment)
         let hash = hasher.hash(name)
         let current = checkContinuity

@@ -47,15 +47,6 @@ extension Segment {
     func streamName(of frame: FrameHeader) -> String {
         String(decoding: bytes.slice(frame.offset + FrameLayout.streamName, frame.streamNameBytes), as: UTF8.self)
     }
-
-    /// The next frame header at `offset` (checksum not yet verified), or nil at the end of data.
-    func frameHeader(at offset: Int) throws(ReadError) -> FrameHeader? {
-        switch probe(at: offset, verifyChecksum: false) {
-        case .frame(let frame): return frame
-        case .endOfData: return nil
-        case .invalid(let reason), .malformed(let reason): throw .corrupt(corruption(at: offset, reason))
-        }
-    }
 }
 
 extension RandomAccessCollection where Index == Int {

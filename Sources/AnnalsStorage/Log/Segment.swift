@@ -36,12 +36,6 @@ final class Segment: Sendable {
     /// Written by compaction: positions (and a stream's revisions) may skip removed events.
     var isCompacted: Bool { header.isCompacted }
 
-    /// True when a frame starting at `position` may follow data that ended at `expected`:
-    /// exactly there, or (in a compacted segment) further on, past events compaction removed.
-    @inline(__always)
-    func accepts(position: UInt64, expected: UInt64) -> Bool {
-        position == expected || (isCompacted && position > expected)
-    }
     var path: String { file.path }
     var firstPosition: UInt64 { header.firstPosition }
     var bytes: UnsafeRawBufferPointer { file.bytes }

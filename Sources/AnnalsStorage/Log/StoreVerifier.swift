@@ -102,42 +102,39 @@ public enum StoreVerifier {
                 expectedPosition = nil
                 continue
             }
-            if header.segmentIndex != index { problem(file, 16, "header names segment \(header.segmentIndex)") }
+            if header.segmentIndex != index { problem(file, SegmentHeaderLayout.segmentIndex, "header names segment \(header.segmentIndex)") }
             lastNumber = header.lastSegmentIndex
             if header.isCompacted {
                 compactedSeen = true
-                if isLast { problem(file, 12, "the last segment of a store cannot be a compacted one") }
+                if isLast { problem(file, SegmentHeaderLayout.flags, "the last segment of a store cannot be a compacted one") }
             }
             if let expected = expectedPosition, header.firstPosition != expected {
-                problem(file, 32, "segment starts at position \(header.firstPosition), expected \(expected)")
+                problem(file, SegmentHeaderLayout.firstPosition, "segment starts at position \(header.firstPosition), expected \(expected)")
             }
             var expected = header.firstPosition
             let segment = Segment(header: header, file: mapped)
             mappedSegments.append(segment)
-            var offset = Format.segmentHeaderBytes
             var sealed = false
             var entries: [IndexFile.Entry] = []
             // In the last segment, bytes before what the checkpoint and the durable mark vouch for
             // must be valid frames: damage there is corruption, never a torn tail (§3.4, §3.8).
             let protected = isLast ? ProtectedEnd.of(segment, checkpoint: checkpoint, currentBoot: storage.bootID) : nil
+            var walk = segment.walk(verification: .checksums)
             frames: while true {
-                if let protected, offset == protected.offset, let position = protected.position, position != expected {
-                    problem(file, offset, "the log has position \(expected) here; \(protected.source) says \(position)")
+                if let protected, walk.offset == protected.offset, let position = protected.position, position != walk.expectedPosition {
+                    problem(file, walk.offset, "the log has position \(walk.expectedPosition) here; \(protected.source) says \(position)")
                 }
-                switch segment.probe(at: offset) {
-                case .frame(let frame):
+                let step = walk.next()
+                switch step {
+                case .events(let frame), .dictionary(let frame), .seal(let frame):
                     if let protected, frame.offset < protected.offset, frame.end > protected.offset {
-                        let damage = protected.damage(in: segment, at: offset, "frame runs past a frame boundary")
-                        problem(file, offset, damage.reason)
+                        problem(file, frame.offset, protected.damage(in: segment, at: frame.offset, "frame runs past a frame boundary").reason)
                     }
                     report.frames += 1
                     report.bytes += frame.length
-                    if !segment.accepts(position: frame.firstPosition, expected: expected) {
-                        problem(file, offset, "frame at position \(frame.firstPosition), expected \(expected)")
-                    }
-                    if frame.kind == .seal {
+                    if case .seal = step {
                         if let protected, frame.offset < protected.offset {
-                            problem(file, offset, protected.damage(in: segment, at: offset, "seal frame").reason)
+                            problem(file, frame.offset, protected.damage(in: segment, at: frame.offset, "seal frame").reason)
                         }
                         expected = frame.firstPosition
                         sealed = true
@@ -146,9 +143,8 @@ public enum StoreVerifier {
                     if !mapped.bytes.slice(frame.offset + frame.length, frame.end - frame.offset - frame.length).isAllZero() {
                         problem(file, frame.offset + frame.length, "non-zero padding after frame")
                     }
-                    if frame.kind == .dictionary {
+                    if case .dictionary = step {
                         report.dictionaries += 1
-                        offset = frame.end
                         continue frames
                     }
                     if let issue = segment.validateRecords(of: frame) {
@@ -160,24 +156,22 @@ public enum StoreVerifier {
                     let revision = revisions[stream, default: 0]
                     // Compaction removes events: revisions may skip forward, never back.
                     if frame.firstRevision != revision && !(compactedSeen && frame.firstRevision > revision) {
-                        problem(file, offset, "stream \(stream) continues at revision \(frame.firstRevision), expected \(revision)")
+                        problem(file, frame.offset, "stream \(stream) continues at revision \(frame.firstRevision), expected \(revision)")
                     }
                     revisions[stream] = frame.firstRevision + UInt64(frame.eventCount)
                     entries.append(IndexFile.Entry(streamHash: StreamHasher.fnv1a.hash(stream), firstRevision: frame.firstRevision,
                                                    firstPosition: frame.firstPosition, segmentIndex: UInt32(index),
                                                    offset: UInt32(frame.offset), eventCount: UInt32(frame.eventCount)))
                     report.events += UInt64(frame.eventCount)
-                    expected = frame.nextPosition
-                    offset = frame.end
-                case .endOfData:
+                case .endOfData(let offset), .limit(let offset):
                     if let protected, offset < protected.offset {
                         problem(file, offset, protected.damage(in: segment, at: offset, "acknowledged data missing: zero bytes where a frame must be").reason)
                     }
                     break frames
-                case .malformed(let reason):
+                case .corrupt(let offset, let reason):
                     problem(file, offset, reason)
                     break frames
-                case .invalid(let reason):
+                case .notAFrame(let offset, let reason):
                     if let protected, offset >= protected.offset {
                         let tail = mapped.bytes.slice(offset, segment.frameAreaEnd - offset)
                         var lastNonZero = tail.count
@@ -191,7 +185,8 @@ public enum StoreVerifier {
                     break frames
                 }
             }
-            if !isLast && !sealed { problem(file, offset, "sealed segment ends without a seal frame") }
+            if !sealed { expected = walk.expectedPosition }
+            if !isLast && !sealed { problem(file, walk.offset, "sealed segment ends without a seal frame") }
             if sealed {
                 sealedEntries[index] = entries
                 sealedEnds[header.lastSegmentIndex] = expected
