@@ -53,6 +53,13 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     /// Durable operations started so far.
     private(set) var operations = 0
     private var plannedCrashes: [Int: UInt64] = [:]
+    /// Injected failures still to come (see ``fail(_:after:errno:)``).
+    private var plannedFailures: [(operation: Operation?, remaining: Int, errorNumber: Int32)] = []
+
+    /// The operations a fault plan can fail.
+    enum Operation: String, Sendable {
+        case create, sync, writeFile, rename, unlink, syncDirectory
+    }
     /// The images taken at the planned crashes so far: at which operation, with which seed.
     private(set) var crashImages: [(operation: Int, seed: UInt64, image: SimulatedStorage)] = []
 
@@ -64,6 +71,39 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         _ = try? makeDirectory("/sim")
         try? syncDirectory("/")
         operations = 0
+    }
+
+    /// Fails the `count`-th next operation of kind `operation` (of any kind when nil; 1: the very
+    /// next) with `errorNumber`, without performing it: the errno a real file system returns for
+    /// a full disk (`ENOSPC`) or a failing device (`EIO`).
+    func fail(_ operation: Operation?, after count: Int = 1, errno errorNumber: Int32) {
+        lock.withLock { plannedFailures.append((operation, count, errorNumber)) }
+    }
+
+    /// True once every planned failure has happened.
+    var plannedFailuresHappened: Bool { lock.withLock { plannedFailures.isEmpty } }
+
+    /// The failure planned for this operation, if it is the one (call under the lock, before
+    /// performing it).
+    private func injectedFailure(_ operation: Operation, _ call: String, _ path: String) -> SystemError? {
+        var failure: SystemError?
+        for index in plannedFailures.indices.reversed() where plannedFailures[index].operation == nil || plannedFailures[index].operation == operation {
+            plannedFailures[index].remaining -= 1
+            if plannedFailures[index].remaining == 0 {
+                failure = SystemError(call: call, path: path, errorNumber: plannedFailures[index].errorNumber)
+                plannedFailures.remove(at: index)
+            }
+        }
+        return failure
+    }
+
+    /// What a machine that lost power now would find on its disk (as ``crash(atOperation:seed:)``
+    /// takes it, at once).
+    func imageNow(seed: UInt64) -> SimulatedStorage {
+        lock.withLock {
+            var generator = SeededGenerator(seed: seed)
+            return image(using: &generator)
+        }
     }
 
     /// Takes a crash image when the `operation`-th durable operation starts (the run goes on:
@@ -122,6 +162,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             let (parent, name) = split(path)
             guard let directory = directory(parent) else { return .failure(missing("open", path)) }
             guard directory.entries[name] == nil else { return .failure(SystemError(call: "open", path: path, errorNumber: EEXIST)) }
+            if let failure = injectedFailure(.create, "fallocate", path) { return .failure(failure) }
             durableOperation()
             let node = Node(fileOfSize: size, durable: [UInt8](repeating: 0, count: size))
             set(name, to: node, in: directory)
@@ -150,15 +191,18 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
 
         func synced(_ range: Range<Int>) throws(SystemError) {
-            storage.lock.withLock {
+            let failure: SystemError? = storage.lock.withLock { () -> SystemError? in
+                if let failure = storage.injectedFailure(.sync, "msync", "simulated file") { return failure }
                 storage.durableOperation()
                 let upper = min(range.upperBound, node.size)
-                guard range.lowerBound < upper else { return }
+                guard range.lowerBound < upper else { return nil }
                 node.durable.withUnsafeMutableBytes { durable in
                     durable.baseAddress!.advanced(by: range.lowerBound)
                         .copyMemory(from: node.live.baseAddress!.advanced(by: range.lowerBound), byteCount: upper - range.lowerBound)
                 }
+                return nil
             }
+            if let failure { throw failure }
         }
 
         func released(_ range: Range<Int>) {
@@ -179,6 +223,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         let failure: SystemError? = lock.withLock {
             let (parent, name) = split(path)
             guard let directory = directory(parent) else { return missing("open", path) }
+            if let failure = injectedFailure(.writeFile, "write", path) { return failure }
             durableOperation()
             set(name, to: Node(fileOfSize: bytes.count, durable: bytes), in: directory)
             return nil
@@ -192,6 +237,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             guard let source = directory(fromParent), let node = source.entries[fromName], let target = directory(toParent) else {
                 return missing("rename", from)
             }
+            if let failure = injectedFailure(.rename, "rename", from) { return failure }
             durableOperation()
             set(fromName, to: nil, in: source)
             set(toName, to: node, in: target)
@@ -201,17 +247,21 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     func unlinkIfPresent(_ path: String) throws(SystemError) {
-        lock.withLock {
+        let failure: SystemError? = lock.withLock {
             let (parent, name) = split(path)
-            guard let directory = directory(parent), directory.entries[name] != nil else { return }
+            guard let directory = directory(parent), directory.entries[name] != nil else { return nil }
+            if let failure = injectedFailure(.unlink, "unlink", path) { return failure }
             durableOperation()
             set(name, to: nil, in: directory)
+            return nil
         }
+        if let failure { throw failure }
     }
 
     func syncDirectory(_ path: String) throws(SystemError) {
         let failure: SystemError? = lock.withLock {
             guard let node = node(path), node.isDirectory else { return missing("open", path) }
+            if let failure = injectedFailure(.syncDirectory, "fsync", path) { return failure }
             durableOperation()
             node.durableEntries = node.entries
             node.pending.removeAll()
