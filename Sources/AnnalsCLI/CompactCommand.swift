@@ -1,4 +1,5 @@
-import AnnalsStorage
+import Annals
+import AnnalsKafka
 import ArgumentParser
 import Synchronization
 
@@ -29,6 +30,9 @@ struct CompactCommand: AsyncParsableCommand {
         installCrashPointsFromEnvironment()
         let store: EventStore
         do { store = try EventStore.open(at: self.store, options: writableOptions(self.store)) } catch { throw fail(error) }
+        // The layers this command knows keep only their newest checkpoint.
+        store.declareNewestOnlySystemStreams(prefix: ProjectionCheckpoints.streamPrefix)
+        store.declareNewestOnlySystemStreams(prefix: KafkaRelay.checkpointStreamPrefix)
         let progress = Mutex(Progress())
         let report: CompactionReport
         do {

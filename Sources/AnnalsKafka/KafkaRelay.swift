@@ -119,10 +119,15 @@ public final class KafkaRelay: Sendable {
     public init(store: EventStore, configuration: KafkaRelayConfiguration) {
         self.store = store
         self.configuration = configuration
+        // Only the newest checkpoint counts: compaction may remove the older ones.
+        store.declareNewestOnlySystemStreams(prefix: Self.checkpointStreamPrefix)
     }
 
+    /// The prefix of every relay checkpoint stream.
+    public static let checkpointStreamPrefix = "$relay-"
+
     /// The system stream holding the checkpoint of relay `name`.
-    public static func checkpointStream(_ name: String) -> String { "$relay-" + name }
+    public static func checkpointStream(_ name: String) -> String { checkpointStreamPrefix + name }
 
     /// Asks ``run(progress:)`` to finish: it stops reading, waits (up to 10 s) for the
     /// acknowledgements of what is in flight, writes the checkpoint and returns.

@@ -41,10 +41,16 @@ extension EventStore {
     /// stream must start with `$`, and `$all` is refused.
     ///
     /// System streams are ordinary streams in the log: `$all` readers see their events, and
-    /// subscriptions of the `Annals` module skip them unless asked.
+    /// subscriptions of the `Annals` module skip them unless asked. The engine's own system
+    /// streams — `$retention` and the snapshot streams `$snapshot-…` — are written only through
+    /// the engine (``setRetention(_:for:)``, ``saveSnapshot(of:revision:schemaVersion:bytes:)``),
+    /// which checks what goes into them: this method refuses them.
     public func appendToSystemStreams(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
         for item in batch where item.stream.first != StoreLimits.reservedStreamPrefix || item.stream == "$all" {
             throw .invalidStreamName(item.stream, reason: "system stream names start with \"$\" and are not \"$all\"")
+        }
+        for item in batch where item.stream == StreamRetention.stream || item.stream.hasPrefix(Liveness.snapshotPrefix) {
+            throw .invalidStreamName(item.stream, reason: "written only by the store itself (retention settings, snapshots)")
         }
         return try await append(batch, systemStreams: true)
     }

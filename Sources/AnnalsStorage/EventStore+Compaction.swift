@@ -84,6 +84,22 @@ extension EventStore {
 
     /// What is dead now: retention as reads apply it, plus the newest `$retention` record of
     /// each stream (older ones are superseded).
+    /// Declares that in every system stream whose name starts with `prefix`, the newest event
+    /// supersedes all earlier ones (a checkpoint, a committed state): compaction removes the
+    /// earlier ones. The layer that owns such streams declares them — the `Annals` projection
+    /// runner `$projection-`, the Kafka relay `$relay-`, `annals compact` both —; streams of a
+    /// prefix nobody declared are kept whole, so nothing a layer may need is removed. The store's
+    /// own streams (`$retention`, `$snapshot-…`) need no declaration. Thread-safe.
+    ///
+    /// - Precondition: `prefix` starts with `$`, is longer than `$`, and is not one of the
+    ///   store's own streams' prefixes (ignored otherwise).
+    public func declareNewestOnlySystemStreams(prefix: String) {
+        guard prefix.first == StoreLimits.reservedStreamPrefix, prefix.count > 1, prefix != StreamRetention.stream,
+              !prefix.hasPrefix(Liveness.snapshotPrefix), !Liveness.snapshotPrefix.hasPrefix(prefix)
+        else { return }
+        newestOnlyPrefixes.withLock { _ = $0.insert(prefix) }
+    }
+
     private func makeLiveness() throws(CompactionError) -> Liveness {
         var newestRecord: [String: UInt64] = [:]
         var cursor = read(StreamRetention.stream).makeCursor()
@@ -95,7 +111,8 @@ extension EventStore {
             guard case .corrupt(let corruption) = error else { throw .storeClosed }
             throw .corrupt(corruption)
         }
-        return Liveness(rules: retentionView().rules, newestRetentionRecord: newestRecord) { [self] in lastRevision(of: $0) }
+        return Liveness(rules: retentionView().rules, newestRetentionRecord: newestRecord,
+                        newestOnlyPrefixes: newestOnlyPrefixes.withLock { $0 }) { [self] in lastRevision(of: $0) }
     }
 
     /// Seals the open segment when enough of what it holds is dead, so compaction can take it.
@@ -303,7 +320,7 @@ extension EventStore {
         let newTable: IndexTable?
         do {
             newTable = try IndexWriter.write(segments: table.segments, nextPosition: table.nextPosition,
-                                             fingerprint: IndexFile.fingerprint(of: newMembers), entries: entries,
+                                             fingerprint: IndexFile.fingerprint(ofHeaderChecksums: newMembers.map(\.headerChecksum)), entries: entries,
                                              hasher: hasher, layout: layout)
         } catch {
             throw .system(error)

@@ -39,7 +39,7 @@ extension EventStore {
                     state.segments.first { $0.index > segment }?.firstPosition
                 }
                 let fingerprint = self?.state.withLock { state in
-                    state.segments.segment(numbered: segment).map { IndexFile.fingerprint(of: [$0]) }
+                    state.segments.segment(numbered: segment).map { IndexFile.fingerprint(ofHeaderChecksums: [$0.headerChecksum]) }
                 }
                 guard let end, let fingerprint, let table = try? IndexWriter.write(
                     segments: segment...segment, nextPosition: end, fingerprint: fingerprint,

@@ -30,9 +30,9 @@ extension EventStore {
             buffer.storeU64(revision, at: SnapshotMetadataLayout.revision)
             buffer.storeU32(schemaVersion, at: SnapshotMetadataLayout.schemaVersion)
         }
-        let results = try await appendToSystemStreams([StreamAppend(
+        let results = try await append([StreamAppend(
             stream: Self.snapshotStream(of: stream),
-            events: [EventData(type: Self.snapshotEventType, payload: bytes, metadata: metadata)])])
+            events: [EventData(type: Self.snapshotEventType, payload: bytes, metadata: metadata)])], systemStreams: true)
         return results[0]
     }
 

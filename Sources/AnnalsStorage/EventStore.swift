@@ -35,6 +35,9 @@ public final class EventStore: Sendable {
     let commitWatch = CommitWatch()
     /// Every write of the `checkpoint` file goes through it.
     let checkpoints: CheckpointWriter
+    /// Prefixes of system streams whose newest event supersedes every earlier one, as the
+    /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
+    let newestOnlyPrefixes = Locked<Set<String>>([])
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
     var frameLimitBytes: Int {

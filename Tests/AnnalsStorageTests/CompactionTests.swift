@@ -77,6 +77,26 @@ import Testing
         expectSame(actual.streams.flatMap { $0 }, expected.streams.flatMap { $0 }, "stream reads", sourceLocation: sourceLocation)
     }
 
+    /// Compaction removes the superseded events of a system stream only when the layer that
+    /// owns it declared that its newest event supersedes the others; any other system stream
+    /// is kept whole.
+    @Test func onlyDeclaredSystemStreamsLoseTheirSupersededEvents() async throws {
+        for declared in [false, true] {
+            let directory = TemporaryDirectory()
+            let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+            for index in 0..<3 {
+                for stream in ["$checkpoints-a", "$other-b"] {
+                    _ = try await store.appendToSystemStreams([StreamAppend(stream: stream, events: [EventData(type: "C", payload: [UInt8(index)])])])
+                }
+            }
+            if declared { store.declareNewestOnlySystemStreams(prefix: "$checkpoints-") }
+            _ = try await store.compact()
+            #expect(try streamRead(store, "$checkpoints-a").map(\.revision) == (declared ? [2] : [0, 1, 2]))
+            #expect(try streamRead(store, "$other-b").map(\.revision) == [0, 1, 2])
+            try await store.close()
+        }
+    }
+
     @Test func compactionKeepsEveryVisibleEventAndGivesSpaceBack() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")

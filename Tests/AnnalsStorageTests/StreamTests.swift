@@ -89,6 +89,25 @@ private func readStreamBackwards(_ store: EventStore, _ stream: String, from rev
         try await store.close()
     }
 
+    /// The engine's own system streams are written only through the engine, which checks what
+    /// goes into them: `appendToSystemStreams` refuses `$retention` and `$snapshot-…` (and `$all`
+    /// and application names), and writes other `$` streams.
+    @Test func engineSystemStreamsAreWrittenOnlyByTheEngine() async throws {
+        let directory = TemporaryDirectory()
+        let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+        for stream in ["$retention", "$snapshot-order-1", "$all", "order-1"] {
+            await #expect(throws: AppendError.self, "\(stream)") {
+                _ = try await store.appendToSystemStreams([StreamAppend(stream: stream, events: [event()])])
+            }
+        }
+        #expect(try readEverything(store).isEmpty, "nothing was written")
+        _ = try await store.append([event()], to: "order-1")
+        _ = try await store.saveSnapshot(of: "order-1", revision: 0, schemaVersion: 1, bytes: [1])
+        _ = try await store.appendToSystemStreams([StreamAppend(stream: "$projection-p", events: [event()])])
+        #expect(try readEverything(store).map(\.stream) == ["order-1", "$snapshot-order-1", "$projection-p"])
+        try await store.close()
+    }
+
     /// In a multi-stream batch, a failing check anywhere means nothing from the batch is written;
     /// later appends to the same stream in the batch see the earlier ones.
     @Test func batchChecksAreAllOrNothing() async throws {

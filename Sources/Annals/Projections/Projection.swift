@@ -34,7 +34,7 @@ extension Projection {
     /// Every event of every application stream.
     public static var filter: SubscriptionFilter { .all }
     /// The system stream holding the projection's checkpoints.
-    public static var checkpointStream: String { "$projection-\(name)" }
+    public static var checkpointStream: String { ProjectionCheckpoints.streamPrefix + name }
 }
 
 /// A read model outside the store (a database, a search index, a cache) that owns its
@@ -90,4 +90,11 @@ extension Subscription.Iterator {
     mutating func nextForProjection() async throws(ProjectionError) -> SubscriptionMessage? {
         do { return try await next() } catch { throw .read(error) }
     }
+}
+
+/// The system streams that hold projection checkpoints: `$projection-` and the projection's
+/// name, one event per commit, the newest of which supersedes the others.
+public enum ProjectionCheckpoints {
+    /// The prefix of every projection checkpoint stream.
+    public static let streamPrefix = "$projection-"
 }

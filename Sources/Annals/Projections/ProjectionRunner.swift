@@ -41,6 +41,8 @@ public actor ProjectionRunner<P: Projection> {
         store: EventStore, checkpointEvery: Int = 10_000, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters()
     ) {
         self.store = store
+        // Only the newest checkpoint counts: compaction may remove the older ones.
+        store.declareNewestOnlySystemStreams(prefix: ProjectionCheckpoints.streamPrefix)
         self.checkpointEvery = max(1, checkpointEvery)
         self.translator = EventTranslator(codec: codec, upcasters: upcasters)
         self.stateCodec = codec
@@ -225,7 +227,7 @@ extension EventStore {
     }
 
     private func waitUntilProjected(_ name: String, version: Int?, through position: UInt64) async throws(ReadError) {
-        let stream = "$projection-\(name)"
+        let stream = ProjectionCheckpoints.streamPrefix + name
         while !Task.isCancelled {
             let end = endPosition
             var cursor = readBackwards(stream, limit: 1).makeCursor()

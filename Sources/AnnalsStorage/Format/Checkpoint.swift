@@ -22,14 +22,6 @@ struct Checkpoint: Sendable, Equatable {
     /// in time even when the clock does.
     var lastTimestamp: Int64 = 0
 
-    /// True when the checkpoint names `segment` and a frame boundary inside its frame area (a
-    /// log segment, not a compacted one): recovery starts verifying there (§5).
-    func isUsable(for segment: Segment) -> Bool {
-        segmentIndex == segment.index && !segment.isCompacted
-            && segmentOffset >= UInt64(Format.segmentHeaderBytes) && segmentOffset <= UInt64(segment.frameAreaEnd)
-            && segmentOffset % UInt64(Format.frameAlignment) == 0
-    }
-
     func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Format.checkpointBytes)
         bytes.withUnsafeMutableBytes { buffer in

@@ -31,7 +31,7 @@ enum IndexFile {
 
     /// The file's bytes for `entries` (in any order) of segments `segments`, whose frames end
     /// at global position `nextPosition`. `fingerprint` identifies the segment files indexed
-    /// (see ``fingerprint(of:)``).
+    /// (see ``fingerprint(ofHeaderChecksums:)``).
     static func encode(
         segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, entries unsorted: [Entry]
     ) -> [UInt8] {
@@ -42,10 +42,9 @@ enum IndexFile {
     /// CRC-32C over the header checksums (u32, little-endian) of the segment files a file
     /// indexes, in order: compaction gives a rewritten segment a new header, so an index file
     /// written for the old one no longer matches and is never trusted (0: not recorded).
-    static func fingerprint(of segments: some Sequence<Segment>) -> UInt32 {
+    static func fingerprint(ofHeaderChecksums headerChecksums: some Sequence<UInt32>) -> UInt32 {
         var checksums: [UInt8] = []
-        for segment in segments {
-            let checksum = segment.bytes.u32(SegmentHeaderLayout.headerChecksum)
+        for checksum in headerChecksums {
             for shift in stride(from: 0, to: 32, by: 8) { checksums.append(UInt8(truncatingIfNeeded: checksum >> UInt32(shift))) }
         }
         return checksums.withUnsafeBytes { CRC32C.checksum($0) }
@@ -102,7 +101,7 @@ enum IndexFile {
         let entries: Int
         let bloomBlocks: Int
         let nextPosition: UInt64
-        /// ``IndexFile/fingerprint(of:)`` of the segments indexed, 0 when not recorded.
+        /// ``IndexFile/fingerprint(ofHeaderChecksums:)`` of the segments indexed, 0 when not recorded.
         let fingerprint: UInt32
     }
 

@@ -51,9 +51,26 @@ struct SegmentHeader: Sendable, Equatable {
         buffer.storeU32(checksum, at: SegmentHeaderLayout.headerChecksum)
     }
 
+    /// Why a header could not be read (the format layer's own error; the layers above turn it
+    /// into theirs).
+    enum DecodeError: Error, CustomStringConvertible {
+        /// The header fails a check.
+        case corrupt(CorruptionError)
+        /// The header says a format version this code does not read.
+        case unsupportedVersion(file: String, found: Int)
+
+        var description: String {
+            switch self {
+            case .corrupt(let error): return error.description
+            case .unsupportedVersion(let file, let found):
+                return "\(file) has format version \(found); this build supports up to \(Format.version)"
+            }
+        }
+    }
+
     /// Reads and checks a header: magic, checksum, version, sizes.
-    static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws(OpenError) -> SegmentHeader {
-        func corrupt(_ reason: String) -> OpenError {
+    static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws(DecodeError) -> SegmentHeader {
+        func corrupt(_ reason: String) -> DecodeError {
             .corrupt(CorruptionError(file: file, offset: 0, reason: reason))
         }
         guard bytes.fits(0, Format.segmentHeaderBytes) else { throw corrupt("file shorter than a segment header") }
@@ -66,7 +83,7 @@ struct SegmentHeader: Sendable, Equatable {
         }
         let version = bytes.u16(SegmentHeaderLayout.formatVersion)
         guard version >= 1 && version <= Format.version else {
-            throw .unsupportedFormatVersion(path: file, found: Int(version), supported: Int(Format.version))
+            throw .unsupportedVersion(file: file, found: Int(version))
         }
         guard Int(bytes.u16(SegmentHeaderLayout.headerSize)) == Format.segmentHeaderBytes else { throw corrupt("unexpected header size") }
         let flags = bytes.u32(SegmentHeaderLayout.flags)

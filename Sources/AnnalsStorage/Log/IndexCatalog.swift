@@ -65,7 +65,7 @@ enum IndexCatalog {
                 let indexed = segments[firstSlot...lastSlot]
                 let stale = table.fingerprint == 0
                     ? indexed.contains(where: \.isCompacted)
-                    : table.fingerprint != IndexFile.fingerprint(of: indexed)
+                    : table.fingerprint != IndexFile.fingerprint(ofHeaderChecksums: indexed.map(\.headerChecksum))
                 if stale {
                     selection.rejected.append(CorruptionError(
                         file: file.path, offset: IndexHeaderLayout.segmentsFingerprint,

@@ -10,7 +10,7 @@ final class IndexTable: Sendable {
     let entryCount: Int
     /// Global position after the last event of the range (what the index says).
     let nextPosition: UInt64
-    /// Identifies the segment files indexed (``IndexFile/fingerprint(of:)``); 0: not recorded.
+    /// Identifies the segment files indexed (``IndexFile/fingerprint(ofHeaderChecksums:)``); 0: not recorded.
     let fingerprint: UInt32
     /// Where each hash bucket starts: bucket `b` (the top `bucketBits` bits of the stream hash)
     /// holds entries `bucketStarts[b] ..< bucketStarts[b + 1]`. Kept in memory (half a byte to

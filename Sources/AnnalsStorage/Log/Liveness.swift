@@ -8,8 +8,9 @@
 ///   so the next append continues the numbering however much was removed before it;
 /// - it is a snapshot of `S` (stream `$snapshot-S`) other than the newest, or any snapshot of a
 ///   hard-deleted `S`;
-/// - it is a projection checkpoint (`$projection-P`) or a relay checkpoint (`$relay-R`) other
-///   than the newest;
+/// - it is in a system stream whose newest event supersedes the others, as the layer owning it
+///   declared (projection checkpoints `$projection-P`, relay checkpoints `$relay-R`), and is
+///   not the newest;
 /// - it is a `$retention` record that a newer record for the same stream replaced.
 struct Liveness {
     /// Retention as reads apply it when the compaction started.
@@ -20,13 +21,19 @@ struct Liveness {
     private let lastRevisionOf: (String) -> UInt64?
     private var lastRevisions: [String: UInt64?] = [:]
 
-    static let snapshotPrefix = "$snapshot-"
-    static let projectionPrefix = "$projection-"
-    static let relayPrefix = "$relay-"
+    /// Prefixes of system streams whose newest event supersedes the others (declared by the
+    /// layers that own them).
+    let newestOnlyPrefixes: Set<String>
 
-    init(rules: [String: RetentionView.Rule], newestRetentionRecord: [String: UInt64], lastRevision: @escaping (String) -> UInt64?) {
+    static let snapshotPrefix = "$snapshot-"
+
+    init(
+        rules: [String: RetentionView.Rule], newestRetentionRecord: [String: UInt64], newestOnlyPrefixes: Set<String>,
+        lastRevision: @escaping (String) -> UInt64?
+    ) {
         self.rules = rules
         self.newestRetentionRecord = newestRetentionRecord
+        self.newestOnlyPrefixes = newestOnlyPrefixes
         self.lastRevisionOf = lastRevision
     }
 
@@ -64,7 +71,7 @@ struct Liveness {
             if rules[owner]?.deleted == true { return frame.eventCount }
             return keepingNewestOnly(frame, stream: stream)
         }
-        if stream.hasPrefix(Self.projectionPrefix) || stream.hasPrefix(Self.relayPrefix) {
+        if newestOnlyPrefixes.contains(where: { stream.hasPrefix($0) }) {
             return keepingNewestOnly(frame, stream: stream)
         }
         guard stream == StreamRetention.stream else { return 0 }

@@ -67,7 +67,8 @@ struct LogRecovery {
             }
             let file: MappedFile
             do { file = try layout.storage.openMappedFile(path: path, writable: false) } catch { throw .system(error) }
-            let header = try SegmentHeader.decode(file.bytes, file: path)
+            let header: SegmentHeader
+            do { header = try SegmentHeader.decode(file.bytes, file: path) } catch { throw error.openError }
             guard header.segmentIndex == index else {
                 throw .corrupt(CorruptionError(
                     file: path, offset: SegmentHeaderLayout.segmentIndex, reason: "header names segment \(header.segmentIndex)"))
@@ -280,7 +281,7 @@ struct LogRecovery {
                     let written: IndexTable?
                     do {
                         written = try IndexWriter.write(segments: segment.index...segment.lastIndex, nextPosition: expected,
-                                                        fingerprint: IndexFile.fingerprint(of: [segment]),
+                                                        fingerprint: IndexFile.fingerprint(ofHeaderChecksums: [segment.headerChecksum]),
                                                         entries: entries, hasher: hasher, layout: layout)
                     } catch { throw .system(error) }
                     guard let written else {
@@ -402,5 +403,16 @@ extension FrameLocation {
     init(_ frame: FrameHeader, in segment: Segment) {
         self.init(firstRevision: frame.firstRevision, firstPosition: frame.firstPosition, segmentIndex: segment.index,
                   offset: UInt32(frame.offset), eventCount: UInt32(frame.eventCount))
+    }
+}
+
+extension SegmentHeader.DecodeError {
+    /// The error an open reports.
+    var openError: OpenError {
+        switch self {
+        case .corrupt(let error): return .corrupt(error)
+        case .unsupportedVersion(let file, let found):
+            return .unsupportedFormatVersion(path: file, found: found, supported: Int(Format.version))
+        }
     }
 }

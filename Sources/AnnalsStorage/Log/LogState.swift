@@ -54,9 +54,9 @@ struct LogState {
 
     var activeSegment: Segment { segments[segments.count - 1] }
 
-    /// ``IndexFile/fingerprint(of:)`` of the segment files standing for the numbers `range`.
+    /// ``IndexFile/fingerprint(ofHeaderChecksums:)`` of the segment files standing for the numbers `range`.
     func fingerprint(of range: ClosedRange<UInt64>) -> UInt32 {
-        IndexFile.fingerprint(of: segments.lazy.filter { range.contains($0.index) })
+        IndexFile.fingerprint(ofHeaderChecksums: segments.lazy.filter { range.contains($0.index) }.map(\.headerChecksum))
     }
 
     /// The frames of `stream` held in memory (sealed-unindexed, then open), oldest first.

@@ -40,3 +40,13 @@ struct ProtectedEnd: Sendable, Equatable {
         segment.corruption(at: offset, "\(reason), before offset \(self.offset) that \(source) vouches for")
     }
 }
+
+extension Checkpoint {
+    /// True when the checkpoint names `segment` and a frame boundary inside its frame area (a
+    /// log segment, not a compacted one): recovery starts verifying there (§5).
+    func isUsable(for segment: Segment) -> Bool {
+        segmentIndex == segment.index && !segment.isCompacted
+            && segmentOffset >= UInt64(Format.segmentHeaderBytes) && segmentOffset <= UInt64(segment.frameAreaEnd)
+            && segmentOffset % UInt64(Format.frameAlignment) == 0
+    }
+}

@@ -37,6 +37,8 @@ final class Segment: Sendable {
     var isCompacted: Bool { header.isCompacted }
 
     var path: String { file.path }
+    /// The header's checksum: identifies the file's contents for index fingerprints.
+    var headerChecksum: UInt32 { bytes.u32(SegmentHeaderLayout.headerChecksum) }
     var firstPosition: UInt64 { header.firstPosition }
     var bytes: UnsafeRawBufferPointer { file.bytes }
 
