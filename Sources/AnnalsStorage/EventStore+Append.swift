@@ -148,7 +148,7 @@ extension EventStore {
             results.reserveCapacity(prepared.count)
             var end: UInt64 = 0
             // Stamped under the lock and never decreasing, so timestamps follow positions.
-            let timestamp = max(Syscalls.wallClockNanoseconds(), state.lastTimestamp)
+            let timestamp = max(options.clock.clock.nowNanoseconds(), state.lastTimestamp)
             state.lastTimestamp = timestamp
             for (append, decision) in zip(prepared, decisions) {
                 guard case .write(let revision) = decision else {
@@ -307,7 +307,7 @@ extension EventStore {
         let finalPath = layout.segmentPath(index)
         let temporaryPath = finalPath + ".tmp"
         let header = SegmentHeader(segmentIndex: index, segmentSizeBytes: UInt64(options.segmentSizeBytes),
-                                   firstPosition: state.nextPosition, createdAtNanoseconds: Syscalls.wallClockNanoseconds(),
+                                   firstPosition: state.nextPosition, createdAtNanoseconds: options.clock.clock.nowNanoseconds(),
                                    hasDurableMarks: true)
         let file = try layout.storage.createMappedFile(path: temporaryPath, size: options.segmentSizeBytes)
         header.encode(into: file.mutableBytes)

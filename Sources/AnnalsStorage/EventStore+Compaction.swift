@@ -251,7 +251,7 @@ extension EventStore {
             guard let after = segments.first(where: { $0.index > last.lastIndex }) else { continue }
             let output = CompactedSegmentEncoder.encode(
                 inputs, numbers: first.index...last.lastIndex, firstPosition: first.firstPosition,
-                endPosition: after.firstPosition, createdAt: Syscalls.wallClockNanoseconds())
+                endPosition: after.firstPosition, createdAt: options.clock.clock.nowNanoseconds())
             let finalPath = layout.segmentPath(first.index)
             let temporaryPath = finalPath + ".compacting.tmp"
             if let problem = output.bytes.withUnsafeBytes({ CompactedSegmentEncoder.check($0, path: temporaryPath) }) {

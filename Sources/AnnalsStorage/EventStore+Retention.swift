@@ -56,7 +56,7 @@ extension EventStore {
             return state.retention
         }
         guard !settings.isEmpty else { return .none }
-        let now = Syscalls.wallClockNanoseconds()
+        let now = options.clock.clock.nowNanoseconds()
         var view = RetentionView()
         for (name, retention) in settings {
             var first = retention.truncateBefore ?? 0

@@ -225,7 +225,7 @@ public final class EventStore: Sendable {
             try storage.removeDirectoryIfPresent(temporary)
             try storage.makeDirectory(temporary)
             let header = SegmentHeader(segmentIndex: 0, segmentSizeBytes: UInt64(options.segmentSizeBytes),
-                                       firstPosition: 0, createdAtNanoseconds: Syscalls.wallClockNanoseconds(),
+                                       firstPosition: 0, createdAtNanoseconds: options.clock.clock.nowNanoseconds(),
                                        hasDurableMarks: true)
             let segmentPath = temporary + "/" + StoreLayout.segmentFileName(0)
             let file = try storage.createMappedFile(path: segmentPath, size: options.segmentSizeBytes)

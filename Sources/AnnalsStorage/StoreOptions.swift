@@ -43,6 +43,8 @@ public struct StoreOptions: Sendable, Hashable {
     var streamHasher: StreamHasher = .fnv1a
     /// The file operations' implementation. Only tests change it (crash simulation).
     var storage: StorageChoice = .system
+    /// The wall clock. Only tests change it (time-based retention without sleeping).
+    var clock: ClockChoice = .system
 
     /// Options; each defaults as its property says.
     public init(

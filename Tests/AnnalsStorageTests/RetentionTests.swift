@@ -96,20 +96,28 @@ import Testing
         try await store.close()
     }
 
+    /// Max age removes events older than the age from reads as time passes (a clock moved by
+    /// hand: no sleeping), stream reads both ways and `$all` alike; commit timestamps come from
+    /// the same clock.
     @Test func maxAgeRemovesOldEvents() async throws {
         let directory = TemporaryDirectory()
-        let store = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+        let clock = ManualClock()
+        var options = smallSegments
+        options.clock = ClockChoice(clock: clock)
+        let store = try EventStore.open(at: directory.sub("store"), options: options)
         try await fill(store, "sensor-1", 4)
-        try await Task.sleep(for: .milliseconds(1500))
-        let secondGroup = ContinuousClock.now
+        clock.advance(by: .seconds(10))
         try await fill(store, "sensor-1", 3, from: 4)
-        // Old enough to drop the first group (≥ 1.5 s old), young enough to keep the second
-        // with 0.7 s to spare for a loaded machine.
-        let maxAge = (ContinuousClock.now - secondGroup) + .milliseconds(700)
-        try await store.setRetention(StreamRetention(maxAge: maxAge), for: "sensor-1")
+        var cursor = store.read("sensor-1").makeCursor()
+        #expect(try cursor.next()?.timestamp.nanosecondsSinceEpoch == ManualClock().nowNanoseconds())
+        clock.advance(by: .seconds(2))
+        try await store.setRetention(StreamRetention(maxAge: .seconds(5)), for: "sensor-1")
         #expect(try revisions(store, "sensor-1") == [4, 5, 6])
         #expect(try revisions(store, "sensor-1", backwards: true) == [6, 5, 4])
         #expect(try allOf(store, "sensor-1") == [4, 5, 6])
+        clock.advance(by: .seconds(4))
+        #expect(try revisions(store, "sensor-1").isEmpty, "every event is older than 5 s now")
+        #expect(try allOf(store, "sensor-1").isEmpty)
         try await store.close()
     }
 

@@ -92,3 +92,19 @@ func openWhenReleased(_ path: String, options: StoreOptions) async throws -> Eve
 func durableMarkArea(of segment: String) throws -> [UInt8] {
     Array(try Data(contentsOf: URL(fileURLWithPath: segment)).suffix(Format.durableMarkAreaBytes))
 }
+
+/// A wall clock that moves only when told to: time-based behaviour (max-age retention,
+/// timestamps) tested without sleeping.
+final class ManualClock: StoreClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var nanoseconds: Int64
+
+    init(start: Int64 = 1_800_000_000 * 1_000_000_000) { nanoseconds = start }
+
+    func nowNanoseconds() -> Int64 { lock.withLock { nanoseconds } }
+
+    func advance(by duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        lock.withLock { nanoseconds += seconds * 1_000_000_000 + attoseconds / 1_000_000_000 }
+    }
+}
