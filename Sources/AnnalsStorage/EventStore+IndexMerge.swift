@@ -25,50 +25,98 @@ extension EventStore {
     /// sealed, whose last segment is `lastSegment`), on the index queue in roll order, then swaps
     /// them in: the tables join the cover and `frames` leaves memory in one step under the lock,
     /// so a stream read sees each frame exactly once. If a write fails, the frames stay in
-    /// memory (still found by reads) and the next open rebuilds the missing file.
+    /// memory (still found by reads), the failure is counted and the write is tried again
+    /// (``MaintenanceStatus``); a crash before it succeeds makes the next open rebuild the file.
     func scheduleIndexFiles(for frames: StreamIndex, nextPosition: UInt64, lastSegment: UInt64) {
-        let hasher = options.streamHasher, layout = self.layout
         indexMergeQueue.async { [weak self] in
-            guard self != nil else { return }
-            // Every sealed segment gets a file, an empty one too (merges need a contiguous cover).
-            let segments = frames.segmentIndexes.union([lastSegment]).sorted()
-            var tables: [IndexTable] = []
-            for segment in segments {
-                // A segment's end is the next one's first position; the last one's is known.
-                let end = segment == lastSegment ? nextPosition : self?.state.withLock { state in
-                    state.segments.first { $0.index > segment }?.firstPosition
-                }
-                let fingerprint = self?.state.withLock { state in
-                    state.segments.segment(numbered: segment).map { IndexFile.fingerprint(ofHeaderChecksums: [$0.headerChecksum]) }
-                }
-                guard let end, let fingerprint, let table = try? IndexWriter.write(
-                    segments: segment...segment, nextPosition: end, fingerprint: fingerprint,
-                    entries: frames.entries(forSegment: segment), hasher: hasher, layout: layout)
-                else { return }
-                tables.append(table)
+            self?.writeIndexFiles(for: frames, nextPosition: nextPosition, lastSegment: lastSegment)
+        }
+    }
+
+    /// The work of ``scheduleIndexFiles(for:nextPosition:lastSegment:)``, on the index queue.
+    private func writeIndexFiles(for frames: StreamIndex, nextPosition: UInt64, lastSegment: UInt64) {
+        let hasher = options.streamHasher
+        /// Counts the failure; the retry runs on this queue (never after close releases the lock).
+        func failed(_ what: String, _ error: (any Error)?) {
+            maintenanceFailed(what, error) { store in
+                store.writeIndexFiles(for: frames, nextPosition: nextPosition, lastSegment: lastSegment)
             }
-            guard let store = self else { return }
-            store.state.withLock { state in
-                for table in tables {
-                    let position = state.tables.firstIndex { $0.segments.lowerBound > table.segments.lowerBound } ?? state.tables.count
-                    state.tables.insert(table, at: position)
-                }
-                if let pending = state.sealedUnindexed.firstIndex(where: { $0.segmentIndexes == frames.segmentIndexes }) {
-                    state.sealedUnindexed.remove(at: pending)
-                }
+        }
+        // Every sealed segment gets a file, an empty one too (merges need a contiguous cover).
+        let segments = frames.segmentIndexes.union([lastSegment]).sorted()
+        var tables: [IndexTable] = []
+        for segment in segments {
+            // A segment's end is the next one's first position; the last one's is known.
+            let end: UInt64? = segment == lastSegment ? nextPosition : state.withLock { state in
+                state.segments.first { $0.index > segment }?.firstPosition
             }
-            while let sources = store.nextMergeCandidate() {
-                guard store.merge(sources) else { return }
+            let fingerprint = state.withLock { state in
+                state.segments.segment(numbered: segment).map { IndexFile.fingerprint(ofHeaderChecksums: [$0.headerChecksum]) }
             }
+            guard let end, let fingerprint else { return } // compaction replaced the segment meanwhile
+            let written: IndexTable?
+            do {
+                written = try IndexWriter.write(segments: segment...segment, nextPosition: end, fingerprint: fingerprint,
+                                                entries: frames.entries(forSegment: segment), hasher: hasher, layout: layout)
+            } catch {
+                return failed("writing the index file of segment \(segment)", error)
+            }
+            guard let table = written else { return failed("reading back the index file of segment \(segment)", nil) }
+            tables.append(table)
+        }
+        state.withLock { state in
+            for table in tables {
+                let position = state.tables.firstIndex { $0.segments.lowerBound > table.segments.lowerBound } ?? state.tables.count
+                state.tables.insert(table, at: position)
+            }
+            if let pending = state.sealedUnindexed.firstIndex(where: { $0.segmentIndexes == frames.segmentIndexes }) {
+                state.sealedUnindexed.remove(at: pending)
+            }
+        }
+        while let sources = nextMergeCandidate() {
+            guard merge(sources) else { return }
         }
     }
 
     /// Writes a checkpoint on the index queue, after the index files scheduled before it.
     func scheduleCheckpoint(_ checkpoint: Checkpoint) {
         indexMergeQueue.async { [weak self] in
-            try? self?.checkpoints.write(checkpoint)
+            guard let self else { return }
+            writeCheckpointInBackground(checkpoint)
         }
     }
+
+    /// Writes `checkpoint` (on the index queue); a failure is counted and retried there.
+    private func writeCheckpointInBackground(_ checkpoint: Checkpoint) {
+        do { try checkpoints.write(checkpoint) } catch {
+            maintenanceFailed("writing the checkpoint", error) { store in store.writeCheckpointInBackground(checkpoint) }
+        }
+    }
+
+    /// Counts a failed background job with its error and schedules `retry` after the retry
+    /// delay (dropped once the store is closed: the next open redoes what is missing).
+    func maintenanceFailed(_ what: String, _ error: (any Error)?, retry: (@Sendable (EventStore) -> Void)? = nil) {
+        maintenance.withLock { status in
+            status.failures += 1
+            status.lastFailure = error.map { "\(what): \($0)" } ?? what
+            if retry != nil { status.pendingRetries += 1 }
+        }
+        guard let retry else { return }
+        let (seconds, attoseconds) = options.maintenanceRetryDelay.components
+        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        indexMergeQueue.asyncAfter(deadline: .now() + delay) { [weak self] in
+            guard let self else { return }
+            maintenance.withLock { status in
+                status.pendingRetries -= 1
+                status.retries += 1
+            }
+            guard !state.withLock({ $0.closed }) else { return }
+            retry(self)
+        }
+    }
+
+    /// What the background work failed to do since open (see ``MaintenanceStatus``).
+    public var maintenanceStatus: MaintenanceStatus { maintenance.withLock { $0 } }
 
     /// Waits for merges already scheduled (close uses it before releasing the lock).
     func waitForIndexMerges() async {
@@ -116,9 +164,13 @@ extension EventStore {
             table = try IndexWriter.write(segments: range, nextPosition: last.nextPosition, fingerprint: fingerprint,
                                           entries: merged, sorted: true, hasher: options.streamHasher, layout: layout)
         } catch {
+            maintenanceFailed("merging the index files of segments \(range.lowerBound)-\(range.upperBound)", error)
             return false
         }
-        guard let table else { return false }
+        guard let table else {
+            maintenanceFailed("reading back the merged index file of segments \(range.lowerBound)-\(range.upperBound)", nil)
+            return false
+        }
         let swapped = state.withLock { state -> Bool in
             guard let index = state.tables.firstIndex(where: { $0 === first }),
                   index + sources.count <= state.tables.count,

@@ -35,6 +35,8 @@ public final class EventStore: Sendable {
     let commitWatch = CommitWatch()
     /// Every write of the `checkpoint` file goes through it.
     let checkpoints: CheckpointWriter
+    /// What the background work (index files, merges, checkpoints) failed to do; its own lock.
+    let maintenance = Locked(MaintenanceStatus())
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])

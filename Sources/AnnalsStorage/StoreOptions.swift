@@ -45,6 +45,9 @@ public struct StoreOptions: Sendable, Hashable {
     var storage: StorageChoice = .system
     /// The wall clock. Only tests change it (time-based retention without sleeping).
     var clock: ClockChoice = .system
+    /// How long a failed background job (an index file, a checkpoint) waits before it is tried
+    /// again. Only tests change it.
+    var maintenanceRetryDelay: Duration = .seconds(1)
 
     /// Options; each defaults as its property says.
     public init(

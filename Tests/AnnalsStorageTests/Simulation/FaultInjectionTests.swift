@@ -105,4 +105,39 @@ import Testing
         #expect(step > 5, "the roll was failed at only \(step - 1) steps")
         #expect(failedSomewhere, "no injected failure reached an append (the test checked nothing)")
     }
+
+    /// A background job that fails — the index file of a sealed segment, the checkpoint after a
+    /// roll — is counted with its error and tried again until it succeeds, never dropped in
+    /// silence: the store ends with its index file, and a reopen has nothing to rebuild.
+    @Test func failedBackgroundWritesAreReportedAndRetried() async throws {
+        let storage = SimulatedStorage()
+        var options = Self.options(storage)
+        options.maintenanceRetryDelay = .milliseconds(5)
+        let store = try EventStore.open(at: Self.path, options: options)
+        _ = try await store.append([EventData(type: "First", payload: [0])], to: "s-0") // its checkpoint write
+        // The next two file writes fail: the first roll's index file, then whichever comes next
+        // (the checkpoint after the roll, or the index file's retry).
+        storage.fail(.writeFile, errno: EIO)
+        storage.fail(.writeFile, after: 2, errno: EIO)
+        var index = 0
+        while store.state.withLock({ $0.segments.count }) < 2 {
+            _ = try await store.append([EventData(type: "T", payload: Self.payload(index))], to: "s-\(index % 3)")
+            index += 1
+        }
+        var status = store.maintenanceStatus
+        for _ in 0..<400 where store.state.withLock({ $0.tables.isEmpty }) {
+            try await Task.sleep(for: .milliseconds(5))
+            await store.waitForIndexMerges()
+        }
+        status = store.maintenanceStatus
+        #expect(status.failures == 2, "\(status)")
+        #expect(status.lastFailure?.contains("Input/output error") == true, "\(status)")
+        #expect(status.retries >= 2 && status.pendingRetries == 0, "\(status)")
+        #expect(store.state.withLock { $0.tables.map(\.segments) } == [0...0], "the retry wrote segment 0's index file")
+        try await store.close()
+        let reopened = try EventStore.open(at: Self.path, options: Self.options(storage))
+        #expect(reopened.recoveryReport.rebuiltIndexes.isEmpty, "\(reopened.recoveryReport)")
+        #expect(reopened.recoveryReport.cleanShutdown, "the checkpoint was written in the end")
+        try await reopened.close()
+    }
 }
