@@ -83,6 +83,14 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "appendgrowth" 
     exit(0)
 }
 
+if CommandLine.arguments.contains("rolls") {
+    // `annals-headline rolls`: read latency while a writer rolls 4 MiB segments under `.none`.
+    print("Annals roll-latency benchmark in \(directory)")
+    RollLatencyWorkload.print(try await RollLatencyWorkload(directory: directory).run())
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("kafka") {
     // `annals-headline kafka`: relay throughput and append-to-consume latency (mock cluster).
     print("Annals Kafka relay benchmark in \(directory)")
