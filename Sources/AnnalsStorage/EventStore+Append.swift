@@ -44,7 +44,9 @@ extension EventStore {
     /// subscriptions of the `Annals` module skip them unless asked. The engine's own system
     /// streams — `$retention` and the snapshot streams `$snapshot-…` — are written only through
     /// the engine (``setRetention(_:for:)``, ``saveSnapshot(of:revision:schemaVersion:bytes:)``),
-    /// which checks what goes into them: this method refuses them.
+    /// which checks what goes into them: this method refuses them. `$projection-…` belongs to
+    /// the `Annals` layer and `$relay-…` to `AnnalsKafka`, which declare them newest-only
+    /// (``declareNewestOnlySystemStreams(prefix:)``): compaction keeps only their newest event.
     public func appendToSystemStreams(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
         for item in batch where item.stream.first != StoreLimits.reservedStreamPrefix || item.stream == "$all" {
             throw .invalidStreamName(item.stream, reason: "system stream names start with \"$\" and are not \"$all\"")

@@ -82,24 +82,27 @@ extension EventStore {
         return total
     }
 
-    /// What is dead now: retention as reads apply it, plus the newest `$retention` record of
-    /// each stream (older ones are superseded).
     /// Declares that in every system stream whose name starts with `prefix`, the newest event
     /// supersedes all earlier ones (a checkpoint, a committed state): compaction removes the
     /// earlier ones. The layer that owns such streams declares them — the `Annals` projection
     /// runner `$projection-`, the Kafka relay `$relay-`, `annals compact` both —; streams of a
     /// prefix nobody declared are kept whole, so nothing a layer may need is removed. The store's
-    /// own streams (`$retention`, `$snapshot-…`) need no declaration. Thread-safe.
+    /// own streams (`$retention`, `$snapshot-…`) need no declaration and are never affected.
+    /// A declaration lasts as long as the store object. Thread-safe.
     ///
-    /// - Precondition: `prefix` starts with `$`, is longer than `$`, and is not one of the
-    ///   store's own streams' prefixes (ignored otherwise).
+    /// - Precondition: `prefix` starts with `$`, is longer than `$`, and neither contains nor
+    ///   is contained in the name of one of the store's own streams (ignored otherwise: a
+    ///   declaration can never make compaction drop retention records or snapshots).
     public func declareNewestOnlySystemStreams(prefix: String) {
-        guard prefix.first == StoreLimits.reservedStreamPrefix, prefix.count > 1, prefix != StreamRetention.stream,
-              !prefix.hasPrefix(Liveness.snapshotPrefix), !Liveness.snapshotPrefix.hasPrefix(prefix)
+        let own = [StreamRetention.stream, Liveness.snapshotPrefix]
+        guard prefix.first == StoreLimits.reservedStreamPrefix, prefix.count > 1,
+              !own.contains(where: { $0.hasPrefix(prefix) || prefix.hasPrefix($0) })
         else { return }
         newestOnlyPrefixes.withLock { _ = $0.insert(prefix) }
     }
 
+    /// What is dead now: retention as reads apply it, plus the newest `$retention` record of
+    /// each stream (older ones are superseded).
     private func makeLiveness() throws(CompactionError) -> Liveness {
         var newestRecord: [String: UInt64] = [:]
         var cursor = read(StreamRetention.stream).makeCursor()

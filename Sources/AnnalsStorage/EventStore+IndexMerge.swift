@@ -106,11 +106,12 @@ extension EventStore {
         let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
         indexMergeQueue.asyncAfter(deadline: .now() + delay) { [weak self] in
             guard let self else { return }
+            let closed = state.withLock { $0.closed }
             maintenance.withLock { status in
                 status.pendingRetries -= 1
-                status.retries += 1
+                if !closed { status.retries += 1 }
             }
-            guard !state.withLock({ $0.closed }) else { return }
+            guard !closed else { return }
             retry(self)
         }
     }

@@ -89,11 +89,21 @@ import Testing
                     _ = try await store.appendToSystemStreams([StreamAppend(stream: stream, events: [EventData(type: "C", payload: [UInt8(index)])])])
                 }
             }
+            try await store.setRetention(StreamRetention(maxCount: 5), for: "x")
+            try await store.setRetention(StreamRetention(maxCount: 6), for: "y")
             if declared { store.declareNewestOnlySystemStreams(prefix: "$checkpoints-") }
+            // Declarations that would cover the store's own streams are ignored.
+            for prefix in ["$re", "$retention", "$retention-more", "$snap", "$snapshot-x"] {
+                store.declareNewestOnlySystemStreams(prefix: prefix)
+            }
             _ = try await store.compact()
             #expect(try streamRead(store, "$checkpoints-a").map(\.revision) == (declared ? [2] : [0, 1, 2]))
             #expect(try streamRead(store, "$other-b").map(\.revision) == [0, 1, 2])
             try await store.close()
+            let reopened = try EventStore.open(at: directory.sub("store"), options: smallSegments)
+            #expect(reopened.retention(of: "x") == StreamRetention(maxCount: 5), "retention records survive")
+            #expect(reopened.retention(of: "y") == StreamRetention(maxCount: 6))
+            try await reopened.close()
         }
     }
 

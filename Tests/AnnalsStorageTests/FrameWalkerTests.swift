@@ -83,4 +83,44 @@ import Testing
         guard case .limit(let past) = steps(&inside).end else { Issue.record("no limit step"); return }
         #expect(past == third.end && past > third.offset + 8)
     }
+
+    /// A checksummed frame that is wrong — a position that does not continue, records that do
+    /// not add up — is `.corrupt` at the frame (at the record for a record problem), at the
+    /// levels that can see it, and never a torn-looking `.notAFrame`.
+    @Test func checksummedButWrongFramesAreCorrupt() async throws {
+        let directory = TemporaryDirectory()
+        let segment = try await sealedSegment(in: directory)
+        var clean = segment.walk(verification: .headers)
+        let frames = steps(&clean).frames.filter { $0.kind == .events }
+        let victim = frames[frames.count / 2]
+        func walked(_ edit: (inout [UInt8]) -> Void, _ verification: FrameWalker.Verification) -> FrameWalker.Step {
+            var bytes = [UInt8](segment.bytes)
+            edit(&bytes)
+            bytes.withUnsafeMutableBytes { raw in FrameEncoder.storeChecksum(ofFrameAt: victim.offset, length: victim.length, in: raw) }
+            return bytes.withUnsafeBytes { raw in
+                var walk = FrameWalker(bytes: raw, frameAreaEnd: segment.frameAreaEnd, firstPosition: segment.firstPosition,
+                                       isCompacted: false, allowsCompression: true, verification: verification,
+                                       isDictionary: { segment.hasDictionary(at: $0) })
+                return steps(&walk).end
+            }
+        }
+        // A position one ahead.
+        let moved: (inout [UInt8]) -> Void = { bytes in
+            bytes.withUnsafeMutableBytes { $0.storeU64(victim.firstPosition + 1, at: victim.offset + FrameLayout.firstPosition) }
+        }
+        for verification in [FrameWalker.Verification.headers, .checksums, .checksumsAndRecords] {
+            guard case .corrupt(let offset, let reason) = walked(moved, verification) else { Issue.record("\(verification): not corrupt"); continue }
+            #expect(offset == victim.offset && reason.contains("position"), "\(verification): \(reason)")
+        }
+        // The first record's metadata length one larger: the lengths no longer add up.
+        let lengths: (inout [UInt8]) -> Void = { bytes in
+            bytes.withUnsafeMutableBytes { raw in
+                let at = victim.recordsOffset + RecordLayout.metadataLength
+                raw.storeU32(UnsafeRawBufferPointer(raw).u32(at) + 1, at: at)
+            }
+        }
+        guard case .corrupt(let offset, _) = walked(lengths, .checksumsAndRecords) else { Issue.record("records: not corrupt"); return }
+        #expect(offset == victim.recordsOffset)
+        guard case .seal = walked(lengths, .checksums) else { Issue.record("checksums alone should not look at records"); return }
+    }
 }

@@ -53,6 +53,10 @@ struct FrameWalker: @unchecked Sendable {
     private let allowsCompression: Bool
     /// Walk only up to this offset, exclusive (nil: to the end of data or the seal).
     private let limit: Int?
+    /// Whether a frame whose position does not continue the walk ends it (`.corrupt`). Off, the
+    /// walk follows each frame's own positions and the consumer checks them (verification,
+    /// which reports a problem and goes on).
+    private let checksPositions: Bool
     /// Checks a record's dictionary reference (nil: the dictionary frames this walk passed).
     private let isDictionary: (@Sendable (Int) -> Bool)?
 
@@ -75,10 +79,10 @@ struct FrameWalker: @unchecked Sendable {
     /// A walk over `segment` from `start` (a frame boundary and the position expected there;
     /// default: its first frame).
     init(_ segment: Segment, from start: (offset: Int, position: UInt64)? = nil, verification: Verification,
-         limit: Int? = nil) {
+         limit: Int? = nil, checksPositions: Bool = true) {
         self.init(bytes: segment.bytes, frameAreaEnd: segment.frameAreaEnd, firstPosition: segment.firstPosition,
                   isCompacted: segment.isCompacted, allowsCompression: segment.allowsCompression,
-                  from: start, verification: verification, limit: limit,
+                  from: start, verification: verification, limit: limit, checksPositions: checksPositions,
                   isDictionary: { segment.hasDictionary(at: $0) }, segment: segment)
     }
 
@@ -86,8 +90,10 @@ struct FrameWalker: @unchecked Sendable {
     /// output, checked before it replaces anything.
     init(bytes: UnsafeRawBufferPointer, frameAreaEnd: Int, firstPosition: UInt64, isCompacted: Bool,
          allowsCompression: Bool, from start: (offset: Int, position: UInt64)? = nil, verification: Verification,
-         limit: Int? = nil, isDictionary: (@Sendable (Int) -> Bool)? = nil, segment: Segment? = nil) {
+         limit: Int? = nil, checksPositions: Bool = true, isDictionary: (@Sendable (Int) -> Bool)? = nil,
+         segment: Segment? = nil) {
         self.bytes = bytes
+        self.checksPositions = checksPositions
         self.segment = segment
         self.frameAreaEnd = frameAreaEnd
         self.isCompacted = isCompacted
@@ -121,7 +127,7 @@ struct FrameWalker: @unchecked Sendable {
             let reason = "dictionary frame in a version-1 segment"
             return verification == .headers ? .notAFrame(offset: offset, reason: reason) : .corrupt(offset: offset, reason: reason)
         }
-        guard accepts(position: frame.firstPosition) else {
+        guard !checksPositions || accepts(position: frame.firstPosition) else {
             return .corrupt(offset: offset, reason: "\(frame.kind) frame at position \(frame.firstPosition), expected \(expectedPosition)")
         }
         switch frame.kind {
@@ -153,7 +159,7 @@ struct FrameWalker: @unchecked Sendable {
 extension Segment {
     /// A walk over this segment's frames (see ``FrameWalker``).
     func walk(from start: (offset: Int, position: UInt64)? = nil, verification: FrameWalker.Verification,
-              limit: Int? = nil) -> FrameWalker {
-        FrameWalker(self, from: start, verification: verification, limit: limit)
+              limit: Int? = nil, checksPositions: Bool = true) -> FrameWalker {
+        FrameWalker(self, from: start, verification: verification, limit: limit, checksPositions: checksPositions)
     }
 }

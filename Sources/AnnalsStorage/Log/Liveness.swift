@@ -71,10 +71,9 @@ struct Liveness {
             if rules[owner]?.deleted == true { return frame.eventCount }
             return keepingNewestOnly(frame, stream: stream)
         }
-        if newestOnlyPrefixes.contains(where: { stream.hasPrefix($0) }) {
-            return keepingNewestOnly(frame, stream: stream)
+        if stream != StreamRetention.stream {
+            return newestOnlyPrefixes.contains(where: { stream.hasPrefix($0) }) ? keepingNewestOnly(frame, stream: stream) : 0
         }
-        guard stream == StreamRetention.stream else { return 0 }
         let newest = lastRevision(of: stream)
         var offset = frame.recordsOffset
         for index in 0..<frame.eventCount {

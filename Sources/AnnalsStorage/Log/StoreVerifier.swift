@@ -119,16 +119,22 @@ public enum StoreVerifier {
             // In the last segment, bytes before what the checkpoint and the durable mark vouch for
             // must be valid frames: damage there is corruption, never a torn tail (§3.4, §3.8).
             let protected = isLast ? ProtectedEnd.of(segment, checkpoint: checkpoint, currentBoot: storage.bootID) : nil
-            var walk = segment.walk(verification: .checksums)
+            // Positions are checked here, not by the walk: a wrong one is reported and the walk
+            // goes on with the frame's own, so one problem is not followed by false ones.
+            var walk = segment.walk(verification: .checksums, checksPositions: false)
             frames: while true {
                 if let protected, walk.offset == protected.offset, let position = protected.position, position != walk.expectedPosition {
                     problem(file, walk.offset, "the log has position \(walk.expectedPosition) here; \(protected.source) says \(position)")
                 }
+                let expectedHere = walk.expectedPosition
                 let step = walk.next()
                 switch step {
                 case .events(let frame), .dictionary(let frame), .seal(let frame):
                     if let protected, frame.offset < protected.offset, frame.end > protected.offset {
                         problem(file, frame.offset, protected.damage(in: segment, at: frame.offset, "frame runs past a frame boundary").reason)
+                    }
+                    if !(frame.firstPosition == expectedHere || (segment.isCompacted && frame.firstPosition > expectedHere)) {
+                        problem(file, frame.offset, "\(frame.kind) frame at position \(frame.firstPosition), expected \(expectedHere)")
                     }
                     report.frames += 1
                     report.bytes += frame.length

@@ -24,7 +24,7 @@ import Testing
     static func payload(_ index: Int) -> [UInt8] { (0..<300).map { UInt8(truncatingIfNeeded: $0 &+ index &* 31) } }
 
     /// Every acknowledged append is in the store at its position, intact; the store verifies.
-    static func expectEveryAcknowledgedAppend(_ acknowledged: [Acknowledged], in storage: SimulatedStorage, _ context: String) throws {
+    static func expectEveryAcknowledgedAppend(_ acknowledged: [Acknowledged], in storage: SimulatedStorage, _ context: String) async throws {
         let store = try EventStore.open(at: path, options: options(storage))
         var byPosition: [UInt64: [UInt8]] = [:]
         var cursor = store.readAll().makeCursor()
@@ -33,6 +33,7 @@ import Testing
             #expect(byPosition[event.position] == event.payload, "\(context): acknowledged position \(event.position)")
         }
         #expect(StoreVerifier.verify(at: path, storage: storage).isSound, "\(context)")
+        try await store.close()
     }
 
     /// A sync that fails with EIO: the append it would have acknowledged throws `storeFailed`,
@@ -57,8 +58,8 @@ import Testing
         #expect(storage.plannedFailuresHappened)
         let afterPowerLoss = storage.imageNow(seed: 7)
         try? await store.close()
-        try Self.expectEveryAcknowledgedAppend(acknowledged, in: storage, "restart after EIO")
-        try Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "power loss after EIO")
+        try await Self.expectEveryAcknowledgedAppend(acknowledged, in: storage, "restart after EIO")
+        try await Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "power loss after EIO")
     }
 
     /// ENOSPC at every durable step of a roll (the old segment's syncs, the new file, its header
@@ -90,8 +91,8 @@ import Testing
             let happened = storage.plannedFailuresHappened
             let afterPowerLoss = storage.imageNow(seed: UInt64(step))
             try? await store.close()
-            try Self.expectEveryAcknowledgedAppend(acknowledged, in: storage, "ENOSPC at step \(step), restart")
-            try Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "ENOSPC at step \(step), power loss")
+            try await Self.expectEveryAcknowledgedAppend(acknowledged, in: storage, "ENOSPC at step \(step), restart")
+            try await Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "ENOSPC at step \(step), power loss")
             // With room again, appends go on at the next position.
             let reopened = try EventStore.open(at: Self.path, options: Self.options(storage))
             let next = try await reopened.append([EventData(type: "After", payload: [1])], to: "s-0")
@@ -124,12 +125,15 @@ import Testing
             _ = try await store.append([EventData(type: "T", payload: Self.payload(index))], to: "s-\(index % 3)")
             index += 1
         }
-        var status = store.maintenanceStatus
-        for _ in 0..<400 where store.state.withLock({ $0.tables.isEmpty }) {
+        // The index file's write fails first, then the checkpoint queued behind it; both retries
+        // run 5 ms later, in that order.
+        for _ in 0..<400 where store.state.withLock({ $0.tables.isEmpty }) || store.maintenanceStatus.pendingRetries > 0 {
             try await Task.sleep(for: .milliseconds(5))
             await store.waitForIndexMerges()
         }
-        status = store.maintenanceStatus
+        let status = store.maintenanceStatus
+        let checkpoint = try #require(try storage.readFile(Self.path + "/checkpoint", maximumBytes: 64))
+        #expect(try Checkpoint.decode(checkpoint).get().segmentIndex == 1, "the retried checkpoint names the new segment")
         #expect(status.failures == 2, "\(status)")
         #expect(status.lastFailure?.contains("Input/output error") == true, "\(status)")
         #expect(status.retries >= 2 && status.pendingRetries == 0, "\(status)")
