@@ -340,9 +340,11 @@ extension EventStore {
         state.checkpointSaysClean = clean
     }
 
-    func makeCheckpoint(_ state: inout LogState, clean: Bool) -> Checkpoint {
+    /// The next checkpoint (its sequence taken from `state`), naming `end` (default: the end of
+    /// what was written). The one place a checkpoint is built.
+    func makeCheckpoint(_ state: inout LogState, clean: Bool, at end: LogEnd? = nil) -> Checkpoint {
         state.checkpointSequence += 1
-        let end = state.writtenEnd
+        let end = end ?? state.writtenEnd
         var checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
                                     segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
                                     sequence: state.checkpointSequence, lastTimestamp: state.lastTimestamp)

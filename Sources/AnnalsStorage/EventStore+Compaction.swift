@@ -190,13 +190,9 @@ extension EventStore {
     /// A checkpoint at the start of the open segment: always true, since a roll syncs the
     /// sealed segment before the next one exists.
     private func checkpointAtOpenSegmentStart(_ state: inout LogState) -> Checkpoint {
-        state.checkpointSequence += 1
         let active = state.activeSegment
-        var checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: active.index, segmentOffset: UInt64(Format.segmentHeaderBytes),
-                                    nextPosition: active.firstPosition, sequence: state.checkpointSequence,
-                                    lastTimestamp: state.lastTimestamp)
-        if state.segments.contains(where: \.isCompacted) { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
-        return checkpoint
+        return makeCheckpoint(&state, clean: false, at: LogEnd(segmentIndex: active.index, offset: Format.segmentHeaderBytes,
+                                                                 nextPosition: active.firstPosition))
     }
 
     /// Runs of neighbouring segments to rewrite together: a segment joins when rewriting it
