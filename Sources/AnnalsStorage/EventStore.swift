@@ -126,8 +126,7 @@ public final class EventStore: Sendable {
                 // request). Skipped when the newest mark says exactly this already: the first
                 // write through a new mapping costs a page fault on every reopen.
                 let end = state.writtenEnd
-                let exact = state.activeSegment.durableMark.map { $0.durableOffset == end.offset && $0.acknowledgedOffset == end.offset }
-                if exact != true { state.marks.synced(end, acknowledged: end, in: state.activeSegment) }
+                if !state.marks.names(exactly: end) { state.marks.synced(end, acknowledged: end, in: state.activeSegment) }
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }

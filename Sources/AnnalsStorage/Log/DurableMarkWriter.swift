@@ -14,21 +14,28 @@ import Foundation
 struct DurableMarkWriter {
     /// The machine's boot, recorded in every mark.
     let bootID: UUID
-    /// Sequence of the last mark written in the active segment (0: none yet).
-    private(set) var sequence: UInt64
+    /// The newest mark of the active segment: found at open or written since (nil: none yet).
+    private(set) var newest: DurableMark?
     /// The end of the last sync of the active segment: every frame before it is durable.
     private(set) var durable: LogEnd
 
-    init(bootID: UUID, sequence: UInt64, durable: LogEnd) {
+    init(bootID: UUID, newest: DurableMark?, durable: LogEnd) {
         self.bootID = bootID
-        self.sequence = sequence
+        self.newest = newest
         self.durable = durable
     }
 
     /// A new active segment: it is durable up to its header, and has no mark yet.
     mutating func startSegment(at end: LogEnd) {
-        sequence = 0
+        newest = nil
         durable = end
+    }
+
+    /// True when the newest mark says exactly that everything before `end` is acknowledged and
+    /// durable (writing it again would change nothing).
+    func names(exactly end: LogEnd) -> Bool {
+        guard let newest, end.segmentIndex == newest.segmentIndex else { return false }
+        return newest.durableOffset == end.offset && newest.acknowledgedOffset == end.offset
     }
 
     /// The active segment is synced up to `end`; `acknowledged` (at or after it) is what the
@@ -50,11 +57,11 @@ struct DurableMarkWriter {
               durable.segmentIndex == segment.index, acknowledged.offset >= durable.offset,
               acknowledged.offset <= segment.frameAreaEnd
         else { return }
-        sequence += 1
-        DurableMark(sequence: sequence, segmentIndex: segment.index,
-                    acknowledgedOffset: acknowledged.offset, durableOffset: durable.offset,
-                    acknowledgedPosition: acknowledged.nextPosition, durablePosition: durable.nextPosition,
-                    bootID: bootID)
-            .write(into: segment.file.mutableBytes)
+        let mark = DurableMark(sequence: (newest?.sequence ?? 0) + 1, segmentIndex: segment.index,
+                               acknowledgedOffset: acknowledged.offset, durableOffset: durable.offset,
+                               acknowledgedPosition: acknowledged.nextPosition, durablePosition: durable.nextPosition,
+                               bootID: bootID)
+        mark.write(into: segment.file.mutableBytes)
+        newest = mark
     }
 }

@@ -31,8 +31,8 @@ struct LogRecovery {
         /// Offset of the last dictionary frame in the last segment, which new compressed
         /// records keep using (nil: none yet).
         var lastSegmentDictionary: Int?
-        /// Sequence of the last segment's newest durable mark (0: none), which new marks continue.
-        var lastMarkSequence: UInt64
+        /// The last segment's newest durable mark (nil: none), which new marks continue.
+        var lastMark: DurableMark?
         var report: RecoveryReport
     }
 
@@ -124,6 +124,7 @@ struct LogRecovery {
         var sealed = false
         var dictionary: Int?
         var compactedSoFar = false
+        var lastMark: DurableMark?
         for (arrayIndex, segment) in segments.enumerated() {
             dictionary = nil
             let isLast = arrayIndex == segments.count - 1
@@ -176,6 +177,7 @@ struct LogRecovery {
                 let protected = isLast
                     ? ProtectedEnd.of(segment, checkpoint: report.usedCheckpoint ? checkpoint : nil, currentBoot: layout.storage.bootID)
                     : nil
+                if let protected { lastMark = protected.mark }
                 /// Corruption ends the open, except in the last segment of a read-only open,
                 /// which reads the log up to it and reports it, and of a writable open asked to
                 /// discard it, which cuts the log there (the log ends at `offset`).
@@ -309,7 +311,7 @@ struct LogRecovery {
         }
         return Result(segments: segments, end: end, lastSegmentSealed: sealed, tables: tables, streams: memory,
                       lastTimestamp: lastTimestamp, lastSegmentDictionary: sealed ? nil : dictionary,
-                      lastMarkSequence: segments.last?.durableMark?.sequence ?? 0, report: report)
+                      lastMark: lastMark, report: report)
     }
 
     private static func timestamp(of frame: FrameHeader, in segment: Segment) -> Int64 {

@@ -85,7 +85,7 @@ struct LogState {
         visibleEnd = recovered.end
         durablePosition = recovered.end.nextPosition
         syncedOffset = recovered.end.offset
-        marks = DurableMarkWriter(bootID: options.storage.storage.bootID, sequence: recovered.lastMarkSequence,
+        marks = DurableMarkWriter(bootID: options.storage.storage.bootID, newest: recovered.lastMark,
                                   durable: recovered.end)
         streams = recovered.streams
         tables = recovered.tables

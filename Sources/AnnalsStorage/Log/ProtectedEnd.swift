@@ -18,13 +18,16 @@ struct ProtectedEnd: Sendable, Equatable {
     let position: UInt64?
     /// What vouches for it, for error messages.
     let source: String
+    /// The segment's newest valid durable mark, read once here (nil: none).
+    var mark: DurableMark? = nil
 
     static func of(_ segment: Segment, checkpoint: Checkpoint?, currentBoot: UUID) -> ProtectedEnd {
         var end = ProtectedEnd(offset: Format.segmentHeaderBytes, position: nil, source: "the segment header")
         if let checkpoint, checkpoint.isUsable(for: segment), Int(checkpoint.segmentOffset) > end.offset {
             end = ProtectedEnd(offset: Int(checkpoint.segmentOffset), position: checkpoint.nextPosition, source: "the checkpoint")
         }
-        if let mark = segment.durableMark {
+        let mark = segment.durableMark
+        if let mark {
             let vouched = mark.vouchedEnd(currentBoot: currentBoot)
             if vouched.offset > end.offset {
                 end = ProtectedEnd(offset: vouched.offset, position: vouched.position,
@@ -32,6 +35,7 @@ struct ProtectedEnd: Sendable, Equatable {
                                        : "the durable mark (synced appends)")
             }
         }
+        end.mark = mark
         return end
     }
 
