@@ -102,7 +102,7 @@ import Testing
         let directory = TemporaryDirectory()
         let store = try EventStore.open(at: directory.sub("store"))
         _ = try await store.append([EventData(type: "A", payload: [1])], to: "s")
-        let (visible, durable) = store.state.withLock { ($0.visibleEnd.nextPosition, $0.durablePosition) }
+        let (visible, durable) = (store.endPosition, store.durability.withLock { $0.durablePosition })
         #expect(visible <= durable)
         #expect(store.endPosition == 1)
         try await store.close()

@@ -48,7 +48,7 @@ import Testing
         #expect(store.recoveryReport.warnings.isEmpty)
         let streams = try snapshot(store)
         #expect(streams.values.reduce(0) { $0 + $1.count } == eventCount)
-        #expect(store.state.withLock { $0.tables.count } == files.count)
+        #expect(store.view.withLock { $0.tables.count } == files.count)
         try await store.close()
         #expect(StoreVerifier.verify(at: path).indexFiles == files.count)
     }

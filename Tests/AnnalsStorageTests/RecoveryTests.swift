@@ -18,11 +18,11 @@ import Testing
         for index in 0..<frames - 1 {
             _ = try await store.append([checkableEvent(stream: "s-\(index % 3)", index: index, size: 100)], to: "s-\(index % 3)")
         }
-        let before = store.state.withLock { $0.writeOffset }
+        let before = store.writer.withLock { $0.writeOffset }
         let marksBefore = try durableMarkArea(of: try segmentFiles(live)[0])
         _ = try await store.append([checkableEvent(stream: "last", index: 0, size: lastPayloadBytes),
                                     checkableEvent(stream: "last", index: 1, size: 3)], to: "last")
-        let after = store.state.withLock { $0.writeOffset }
+        let after = store.writer.withLock { $0.writeOffset }
         let image = directory.sub("image")
         try copyDirectory(live, to: image)
         try await store.close()

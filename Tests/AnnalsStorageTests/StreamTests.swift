@@ -196,7 +196,7 @@ private func readStreamBackwards(_ store: EventStore, _ stream: String, from rev
         _ = try await store.append([event("B", "b0")], to: "beta", expecting: .noStream)
         _ = try await store.append([event("A", "a1")], to: "alpha", expecting: .exact(0))
         _ = try await store.append([event("C", "c0")], to: "gamma")
-        #expect(store.state.withLock { $0.streams.streamCount } == 3)
+        #expect(store.view.withLock { $0.openFrames.streamCount } == 3)
         for _ in 0..<2 {
             #expect(try readStream(store, "alpha").map { String(decoding: try $0.payload, as: UTF8.self) } == ["a0", "a1"])
             #expect(try readStream(store, "beta").map { String(decoding: try $0.payload, as: UTF8.self) } == ["b0"])

@@ -8,12 +8,15 @@ import Foundation
 /// of reads, one reader reads a whole random stream (100 events, every payload touched) and
 /// asks its `lastRevision`, first with no writer, then while a writer appends 100-event batches
 /// under `.none` (a roll every few milliseconds). Reports p50 / p99 / p99.9 of both reads in
-/// both phases, and how many segments the writer rolled through.
+/// both phases, and how many segments the writer rolled through (at least 100: the reads go
+/// on until it has).
 struct RollLatencyWorkload {
     let directory: String
     static let streams = 1_000
     static let segmentSizeBytes = 4 << 20
     static let reads = 40_000
+    /// The writer rolls at least this many segments while the reads beside it are measured.
+    static let minimumRolls = 100
 
     struct Latencies {
         var streamRead: [Double] = []
@@ -61,7 +64,10 @@ struct RollLatencyWorkload {
             return appended
         }
         let start = ContinuousClock.now
-        let rolling = try measure(store, reads: Self.reads, random: &random)
+        // At least `minimumRolls` rolls happen during the measured reads, however fast they are.
+        let rolling = try measure(store, reads: Self.reads, random: &random) {
+            ((try? store.statistics().segments) ?? 0) - segmentsBefore >= Self.minimumRolls
+        }
         stop.stop()
         let appended = try await writer.value
         let elapsed = ContinuousClock.now - start
@@ -72,12 +78,17 @@ struct RollLatencyWorkload {
         return Figures(idle: idle, rolling: rolling, rolls: rolls, writerEventsPerSecond: Double(appended) / seconds)
     }
 
-    private func measure(_ store: EventStore, reads: Int, random: inout SeededGenerator) throws -> Latencies {
+    /// Reads `reads` streams, and goes on (checking every 1,000 reads) until `enough` says so.
+    private func measure(
+        _ store: EventStore, reads: Int, random: inout SeededGenerator, until enough: () -> Bool = { true }
+    ) throws -> Latencies {
         var latencies = Latencies()
         latencies.streamRead.reserveCapacity(reads)
         latencies.lastRevision.reserveCapacity(reads)
         var touched = 0
-        for _ in 0..<reads {
+        var done = 0
+        while done < reads || (done % 1_000 != 0 || !enough()) {
+            done += 1
             let stream = "acct-\(Int(random.next() % UInt64(Self.streams)))"
             let readStart = ContinuousClock.now
             var cursor = store.read(stream).makeCursor()
@@ -115,7 +126,7 @@ struct RollLatencyWorkload {
             func at(_ fraction: Double) -> String { String(format: "%.1f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] * 1e6) }
             return "\(name.padding(toLength: 36, withPad: " ", startingAt: 0)) p50 \(at(0.5)) µs, p99 \(at(0.99)) µs, p99.9 \(at(0.999)) µs"
         }
-        Swift.print("read latency, \(reads) reads each, 4 MiB segments, 1,000 streams of 100 events")
+        Swift.print("read latency, at least \(reads) reads each, 4 MiB segments, 1,000 streams of 100 events")
         Swift.print("  no writer:")
         Swift.print("    " + row("read a whole 100-event stream", figures.idle.streamRead))
         Swift.print("    " + row("lastRevision", figures.idle.lastRevision))

@@ -1,7 +1,7 @@
 /// Compaction: sealed segments are rewritten without their dead events (see ``Liveness``),
 /// keeping every surviving event's position and revision; small results are merged.
 ///
-/// Online: it runs on the index queue (never beside an index merge), appends and reads go on,
+/// Online: it runs on the maintenance queue (never beside an index write or merge), appends and reads go on,
 /// and a reader holding a segment that gets replaced keeps its mapping of the old file until
 /// it is done. Crash-safe at every step (see `format-spec.md`, "Compaction"): outputs are
 /// written to temporary files and synced, renamed over the first segment they replace (one
@@ -29,15 +29,11 @@ extension EventStore {
         if options.sealOpenSegment { report.sealedOpenSegment = try sealOpenSegmentIfItHasDeadEvents(options) }
         // After the roll's index file: the compaction job queues behind it.
         let initial = report
-        let result: Result<CompactionReport, CompactionError> = await withCheckedContinuation { continuation in
-            indexMergeQueue.async { [self] in
-                continuation.resume(returning: Result { () throws(CompactionError) in
-                    try compactSealedSegments(options, into: initial, progress: progress)
-                })
-            }
+        let result: Result<CompactionReport, CompactionError> = await maintenance.run { [self] in
+            Result { () throws(CompactionError) in try compactSealedSegments(options, into: initial, progress: progress) }
         }
         report = try result.get()
-        scheduleIndexMerge()
+        scheduleMaintenance(.mergeIndexFiles)
         report.allocatedBytesAfter = try allocatedSegmentBytes()
         report.seconds = Double(Syscalls.monotonicNanoseconds() - started) / 1e9
         return report
@@ -50,7 +46,7 @@ extension EventStore {
     ///   ``CompactionError/system(_:)`` when file metadata cannot be read.
     public func spaceUsage() throws(CompactionError) -> [SegmentSpace] {
         var liveness = try makeLiveness()
-        let (segments, end) = state.withLock { ($0.segments, $0.visibleEnd) }
+        let (segments, end) = view.withLock { ($0.segments, $0.visibleEnd) }
         var result: [SegmentSpace] = []
         for segment in segments where segment.index <= end.segmentIndex {
             let isOpen = segment.index == end.segmentIndex
@@ -74,7 +70,7 @@ extension EventStore {
     // MARK: Steps
 
     private func allocatedSegmentBytes() throws(CompactionError) -> Int {
-        let segments = state.withLock { $0.segments }
+        let segments = view.withLock { $0.segments }
         var total = 0
         for segment in segments {
             do { total += try segment.file.allocatedBytes() } catch { throw .system(error) }
@@ -121,7 +117,7 @@ extension EventStore {
     /// Seals the open segment when enough of what it holds is dead, so compaction can take it.
     private func sealOpenSegmentIfItHasDeadEvents(_ options: CompactionOptions) throws(CompactionError) -> Bool {
         var liveness = try makeLiveness()
-        let (active, end) = state.withLock { ($0.activeSegment, $0.visibleEnd) }
+        let (active, end) = view.withLock { ($0.segments[$0.segments.count - 1], $0.visibleEnd) }
         guard active.index == end.segmentIndex, end.offset > Format.segmentHeaderBytes else { return false }
         let plan: SegmentPlan
         do { plan = try SegmentPlan.make(for: active, limit: end.offset, liveness: &liveness) } catch {
@@ -129,16 +125,16 @@ extension EventStore {
             throw .corrupt(corruption)
         }
         guard plan.removedBytes > 0, Double(plan.removedBytes) >= options.minimumGain * Double(plan.usedBytes) else { return false }
-        return try state.withLock { (state) throws(CompactionError) -> Bool in
-            if state.closed { throw .storeClosed }
-            if let failure = state.failure { throw .storeFailed(failure) }
-            guard state.activeSegment === active, !state.activeSealed else { return false }
-            do throws(SystemError) { try startNextSegment(&state) } catch { throw .system(error) }
+        return try writer.withLock { (writer) throws(CompactionError) -> Bool in
+            if closed.load(ordering: .relaxed) { throw .storeClosed }
+            if let failure = durability.withLock({ $0.failure }) { throw .storeFailed(failure) }
+            guard writer.active === active, !writer.activeSealed else { return false }
+            do throws(SystemError) { try startNextSegment(&writer) } catch { throw .system(error) }
             return true
         }
     }
 
-    /// Runs on the index queue: examines the sealed segments of each index file's range and
+    /// Runs on the maintenance queue: examines the sealed segments of each index file's range and
     /// rewrites the groups worth it.
     private func compactSealedSegments(
         _ options: CompactionOptions, into initial: CompactionReport, progress: (@Sendable (CompactionProgress) -> Void)?
@@ -146,18 +142,20 @@ extension EventStore {
         var report = initial
         // Recovery must never start inside a segment about to be rewritten: checkpoint the
         // start of the open segment (everything before it is durable since its roll).
-        let (segments, tables, checkpoint) = try state.withLock { (state) throws(CompactionError) in
-            if state.closed { throw .storeClosed }
-            if let failure = state.failure { throw .storeFailed(failure) }
-            return (state.segments, state.tables, checkpointAtOpenSegmentStart(&state))
+        let checkpoint = try writer.withLock { (writer) throws(CompactionError) in
+            if closed.load(ordering: .relaxed) { throw .storeClosed }
+            if let failure = durability.withLock({ $0.failure }) { throw .storeFailed(failure) }
+            return checkpointAtOpenSegmentStart(writer)
         }
-        do { try checkpoints.write(checkpoint) } catch {
+        // Taken after the checkpoint: every segment before the open one is sealed and durable.
+        let (segments, tables) = view.withLock { ($0.segments, $0.tables) }
+        do { try checkpointer.write(checkpoint) } catch {
             throw .system(error)
         }
         var liveness = try makeLiveness()
         let total = tables.reduce(0) { count, table in count + segments.filter { table.segments.contains($0.index) }.count }
         for table in tables {
-            if state.withLock({ $0.closed }) { throw .storeClosed }
+            if closed.load(ordering: .relaxed) { throw .storeClosed }
             let members = segments.filter { table.segments.contains($0.index) }
             var plans: [SegmentPlan] = []
             do {
@@ -179,8 +177,8 @@ extension EventStore {
             progress?(CompactionProgress(segmentsExamined: report.segmentsExamined, segmentsTotal: total,
                                          bytesWritten: report.bytesWritten))
         }
-        let final = state.withLock { checkpointAtOpenSegmentStart(&$0) }
-        do { try checkpoints.write(final) } catch {
+        let final = writer.withLock { checkpointAtOpenSegmentStart($0) }
+        do { try checkpointer.write(final) } catch {
             throw .system(error)
         }
         CrashPoints.reach("compaction: final checkpoint written")
@@ -189,10 +187,10 @@ extension EventStore {
 
     /// A checkpoint at the start of the open segment: always true, since a roll syncs the
     /// sealed segment before the next one exists.
-    private func checkpointAtOpenSegmentStart(_ state: inout LogState) -> Checkpoint {
-        let active = state.activeSegment
-        return makeCheckpoint(&state, clean: false, at: LogEnd(segmentIndex: active.index, offset: Format.segmentHeaderBytes,
-                                                                 nextPosition: active.firstPosition))
+    private func checkpointAtOpenSegmentStart(_ writer: WriterState) -> Checkpoint {
+        let active = writer.active
+        return makeCheckpoint(writer, clean: false, at: LogEnd(segmentIndex: active.index, offset: Format.segmentHeaderBytes,
+                                                               nextPosition: active.firstPosition))
     }
 
     /// Runs of neighbouring segments to rewrite together: a segment joins when rewriting it
@@ -328,11 +326,11 @@ extension EventStore {
         guard let newTable else {
             throw .corrupt(CorruptionError(file: layout.indexPath(table.segments), offset: 0, reason: "index file unreadable after writing"))
         }
-        state.withLock { state in
-            if let first = state.segments.firstIndex(where: { $0 === members[0] }), first + members.count <= state.segments.count {
-                state.segments.replaceSubrange(first..<first + members.count, with: newMembers)
+        view.withLock { view in
+            if let first = view.segments.firstIndex(where: { $0 === members[0] }), first + members.count <= view.segments.count {
+                view.segments.replaceSubrange(first..<first + members.count, with: newMembers)
             }
-            if let slot = state.tables.firstIndex(where: { $0 === table }) { state.tables[slot] = newTable }
+            if let slot = view.tables.firstIndex(where: { $0 === table }) { view.tables[slot] = newTable }
         }
     }
 }

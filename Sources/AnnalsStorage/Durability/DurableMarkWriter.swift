@@ -7,10 +7,10 @@ import Foundation
 /// Keeps the active segment's durable mark (`format-spec.md` §3.8) up to date, so that
 /// recovery can tell acknowledged frames, which it must never cut, from a torn tail.
 ///
-/// Owned by the log writer and guarded by the store's state lock, like the rest of
-/// ``LogState``. A mark is a plain store into the mapping: it reaches the disk with the next
-/// sync of the segment (which runs to the end of the file) or by the kernel's writeback, and
-/// costs no sync of its own.
+/// Part of ``DurabilityState``, guarded by its lock: the writer updates it after a write under
+/// `.periodic`/`.none` and at a roll, group commit after each sync. A mark is a plain store
+/// into the mapping: it reaches the disk with the next sync of the segment (which runs to the
+/// end of the file) or by the kernel's writeback, and costs no sync of its own.
 struct DurableMarkWriter {
     /// The machine's boot, recorded in every mark.
     let bootID: UUID

@@ -9,21 +9,21 @@ extension EventStore {
     /// - Throws: ``AppendError/storeFailed(_:)`` if the sync fails.
     public func flush() async throws(AppendError) {
         guard !options.readOnly else { return }
-        let target = state.withLock { $0.nextPosition }
+        let target = durability.withLock { $0.written.end.nextPosition }
         try await waitUntilDurable(target)
     }
 
     /// Number of appends written and flushes performed since open (for group-commit checks and
     /// statistics).
     @_spi(Testing) public var commitCounters: (appends: Int, flushes: Int) {
-        state.withLock { ($0.appendCount, $0.flushCount) }
+        (appendCounter.load(ordering: .relaxed), durability.withLock { $0.flushCount })
     }
 
     func waitUntilDurable(_ position: UInt64) async throws(AppendError) {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 enum Outcome { case durable, failed(SystemError), waiting(startFlush: Bool) }
-                let outcome: Outcome = state.withLock { state in
+                let outcome: Outcome = durability.withLock { state in
                     if let failure = state.failure { return .failed(failure) }
                     if state.durablePosition >= position { return .durable }
                     state.waiters.append(DurabilityWaiter(position: position, continuation: continuation))
@@ -52,19 +52,21 @@ extension EventStore {
     enum FlushRole { case queue, timer }
 
     /// Flushes with `flushRunning` set by whoever started it; at most one flush runs at a time.
+    /// The sync runs outside every lock; the durability lock is held to pick the job and to
+    /// publish its result, the view's (inside it) to reveal what became durable.
     func runFlushes(role: FlushRole) {
         let acknowledgesOnSync = options.durability == .fsyncBeforeAck
         while true {
             /// Sync `segment` from `start` (to the end of the file when it has a durable-mark
             /// area, so the last mark goes to disk too): everything up to `end` becomes durable.
             typealias Job = (segment: Segment, start: Int, end: LogEnd)
-            let next: Result<Job, SystemError>? = state.withLock { state in
+            let next: Result<Job, SystemError>? = durability.withLock { state in
                 if let failure = state.failure { return .failure(failure) }
-                if state.waiters.isEmpty && state.durablePosition == state.nextPosition {
+                if state.waiters.isEmpty && state.durablePosition == state.written.end.nextPosition {
                     state.flushRunning = false
                     return nil
                 }
-                return .success((state.activeSegment, state.syncedOffset, state.writtenEnd))
+                return .success((state.written.segment, state.syncedOffset, state.written.end))
             }
             guard let next else { return }
             var outcome = next
@@ -72,7 +74,7 @@ extension EventStore {
                 let syncEnd = job.segment.hasDurableMarks ? job.segment.file.size : job.end.offset
                 do { try job.segment.file.sync(job.start..<syncEnd) } catch { outcome = .failure(error) }
             }
-            let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = state.withLock { state in
+            let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = durability.withLock { state in
                 state.flushCount += 1
                 switch outcome {
                 case .failure(let error):
@@ -83,11 +85,11 @@ extension EventStore {
                     return (all, error, true)
                 case .success(let job):
                     if job.end.nextPosition > state.durablePosition { state.durablePosition = job.end.nextPosition }
-                    if job.end.nextPosition > state.visibleEnd.nextPosition { state.visibleEnd = job.end }
-                    if state.activeSegment === job.segment {
+                    if acknowledgesOnSync { view.withLock { $0.reveal(job.end) } }
+                    if state.written.segment === job.segment {
                         state.syncedOffset = max(state.syncedOffset, job.end.offset)
                         // Before any appender hears of it: recovery must never cut what it acknowledges.
-                        state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.writtenEnd,
+                        state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.written.end,
                                            in: job.segment)
                     }
                     let durable = state.durablePosition
@@ -115,8 +117,10 @@ extension EventStore {
         timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(nanoseconds))
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            let needed = self.state.withLock { state in
-                guard !state.flushRunning, state.durablePosition < state.nextPosition, state.failure == nil else { return false }
+            let needed = self.durability.withLock { state in
+                guard !state.flushRunning, state.durablePosition < state.written.end.nextPosition, state.failure == nil else {
+                    return false
+                }
                 state.flushRunning = true
                 return true
             }

@@ -48,7 +48,7 @@ struct StreamRecord: Sendable {
 }
 
 /// Every stream's frames, keyed by stream hash with exact name comparison. Lives in memory and
-/// is rebuilt when the store opens. Mutated only by the writer under the store lock; readers
+/// is rebuilt when the store opens. Held in ``LogView``: changed only under the view's lock; readers
 /// copy a stream's frame list (copy-on-write, so that is one retain).
 struct StreamIndex: Sendable {
     private enum Bucket: Sendable {

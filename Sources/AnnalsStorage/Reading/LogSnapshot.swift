@@ -1,6 +1,6 @@
 import CAnnalsSupport
 
-/// What a reader sees: the segments and the visible end, taken together under the lock.
+/// What a reader sees: the segments and the visible end, copied together from ``LogView``.
 /// Segments hold their mappings, so a snapshot stays readable whatever the writer does next.
 struct LogSnapshot: Sendable {
     let segments: [Segment]

@@ -46,13 +46,13 @@ extension EventStore {
 
     /// The position the next appended event will get once everything visible is counted: the
     /// number of events ever committed (positions are gapless from 0).
-    public var endPosition: UInt64 { state.withLock { $0.visibleEnd.nextPosition } }
+    public var endPosition: UInt64 { view.withLock { $0.visibleEnd.nextPosition } }
 
     /// True once ``close()`` has been called (or the store failed): no more appends will
     /// commit through this instance.
-    public var isClosed: Bool { state.withLock { $0.closed || $0.failure != nil } }
+    public var isClosed: Bool { closed.load(ordering: .relaxed) || durability.withLock { $0.failure != nil } }
 
     func snapshot() -> LogSnapshot {
-        state.withLock { LogSnapshot(segments: $0.segments, end: $0.visibleEnd) }
+        view.withLock { $0.snapshot }
     }
 }

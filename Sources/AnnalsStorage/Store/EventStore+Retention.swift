@@ -15,10 +15,10 @@ extension EventStore {
         }
         let record = EventData(type: StreamRetention.eventType, payload: retention.encoded(for: stream))
         _ = try await append([StreamAppend(stream: StreamRetention.stream, events: [record])], systemStreams: true) {
-            (state) throws(AppendError) in
-            if state.retention[stream]?.isDeleted == true { throw .streamDeleted(stream: stream) }
-        } afterWrite: { state in
-            state.retention[stream] = retention
+            (settings) throws(AppendError) in
+            if settings[stream]?.isDeleted == true { throw .streamDeleted(stream: stream) }
+        } update: { settings in
+            settings[stream] = retention
         }
     }
 
@@ -43,17 +43,17 @@ extension EventStore {
 
     /// The retention settings of `stream` (``StreamRetention/keepEverything`` when it has none).
     public func retention(of stream: String) -> StreamRetention {
-        state.withLock { $0.retention[stream] } ?? .keepEverything
+        retentionSettings.withLock { $0[stream] } ?? .keepEverything
     }
 
     /// Retention as reads apply it now: per stream with settings, the first revision kept
     /// (truncation, soft delete, max count against its last revision), the oldest timestamp
     /// kept (max age), and tombstones.
     func retentionView(only stream: String? = nil) -> RetentionView {
-        let settings = state.withLock { state -> [String: StreamRetention] in
-            guard !state.retention.isEmpty else { return [:] }
-            if let stream { return state.retention[stream].map { [stream: $0] } ?? [:] }
-            return state.retention
+        let settings = retentionSettings.withLock { settings -> [String: StreamRetention] in
+            guard !settings.isEmpty else { return [:] }
+            if let stream { return settings[stream].map { [stream: $0] } ?? [:] }
+            return settings
         }
         guard !settings.isEmpty else { return .none }
         let now = options.clock.clock.nowNanoseconds()
@@ -84,6 +84,6 @@ extension EventStore {
             guard case .corrupt(let corruption) = error else { return }
             throw .corrupt(corruption)
         }
-        state.withLock { $0.retention = settings }
+        retentionSettings.withLock { $0 = settings }
     }
 }

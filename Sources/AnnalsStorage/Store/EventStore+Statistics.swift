@@ -34,12 +34,12 @@ extension EventStore {
     ///
     /// - Throws: ``SystemError`` if a segment file's metadata cannot be read.
     public func statistics() throws(SystemError) -> StoreStatistics {
-        let (segments, end, tables, memoryHashes, memoryFrames, memoryBytes, appends, flushes) = state.withLock {
-            ($0.segments, $0.visibleEnd, $0.tables, $0.streams.hashes + $0.sealedUnindexed.flatMap(\.hashes),
-             $0.streams.frameCount + $0.sealedUnindexed.reduce(0) { $0 + $1.frameCount },
-             $0.streams.approximateBytes + $0.sealedUnindexed.reduce(0) { $0 + $1.approximateBytes },
-             $0.appendCount, $0.flushCount)
+        let (segments, end, tables, memoryHashes, memoryFrames, memoryBytes) = view.withLock {
+            ($0.segments, $0.visibleEnd, $0.tables, $0.openFrames.hashes + $0.sealedUnindexed.flatMap(\.hashes),
+             $0.openFrames.frameCount + $0.sealedUnindexed.reduce(0) { $0 + $1.frameCount },
+             $0.openFrames.approximateBytes + $0.sealedUnindexed.reduce(0) { $0 + $1.approximateBytes })
         }
+        let (appends, flushes) = commitCounters
         var hashes = Set(memoryHashes)
         var frames = memoryFrames
         var indexFileBytes = 0
@@ -84,7 +84,7 @@ extension EventStore {
 
     /// Bytes in use in the open segment, and its size: how close the next roll is. Cheap.
     @_spi(Testing) public var openSegmentFill: (usedBytes: Int, sizeBytes: Int) {
-        state.withLock { ($0.writeOffset, $0.activeSegment.file.size) }
+        writer.withLock { ($0.writeOffset, $0.active.file.size) }
     }
 
     /// The size of the newest segment file of the store at `path` (nil when there is none): the

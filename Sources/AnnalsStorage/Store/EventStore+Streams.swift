@@ -35,11 +35,11 @@ extension EventStore {
     /// True when `stream` has at least one committed event.
     public func streamExists(_ stream: String) -> Bool { lastRevision(of: stream) != nil }
 
-    /// The stream's frames and what is visible, taken under the lock; the index files are
-    /// searched after it is released.
+    /// The stream's frames and what is visible, taken under the view's lock (never the
+    /// writer's); the index files are searched after it is released.
     private func streamSnapshot(_ stream: String) -> (StreamRecord?, [Segment], UInt64) {
         let hash = options.streamHasher.hash(stream)
-        let (recent, tables, segments, end) = state.withLock {
+        let (recent, tables, segments, end) = view.withLock {
             ($0.recentRecord(for: stream, hash: hash), $0.tables, $0.segments, $0.visibleEnd.nextPosition)
         }
         let record = StreamLocator(tables: tables, segments: segments).record(for: stream, hash: hash, recent: recent)

@@ -10,8 +10,9 @@ import Synchronization
 ///   stable storage, with concurrent appends sharing one flush.
 /// - Ordering: global positions follow commit order; readers see a prefix of the log.
 /// - Thread safety: one `EventStore` may be used from any number of tasks. Appends are
-///   serialized; reads never block appends. One writer per store directory, enforced with a
-///   file lock across processes.
+///   serialized; reads never block appends, and never wait for a segment roll, a flush or any
+///   background work (they take only a short lock that no I/O is done under). One writer per
+///   store directory, enforced with a file lock across processes.
 ///
 /// ```swift
 /// let store = try EventStore.open(at: "/var/lib/app/orders.annals")
@@ -28,15 +29,28 @@ public final class EventStore: Sendable {
     public let recoveryReport: RecoveryReport
 
     let layout: StoreLayout
-    let state: Locked<LogState>
+    /// The single writer: active segment, offsets, compression (``WriterState``).
+    let writer: Locked<WriterState>
+    /// Group commit: what is written, durable, awaited, failed (``DurabilityState``).
+    let durability: Locked<DurabilityState>
+    /// What readers see: segments, index files, in-memory frames, visible end (``LogView``).
+    let view: Locked<LogView>
+    /// Retention settings of the streams that have any (from the `$retention` stream); written
+    /// only under the writer lock, together with the append that records them.
+    let retentionSettings = Locked<[String: StreamRetention]>([:])
+    /// True once ``close()`` has begun; set under the writer lock, read anywhere.
+    let closed = Atomic<Bool>(false)
+    /// Appends written since open (statistics).
+    let appendCounter = Atomic<Int>(0)
+    /// Runs group commit's syncs.
     let flushQueue = DispatchQueue(label: "annals.flush")
-    let indexMergeQueue = DispatchQueue(label: "annals.index-merge", qos: .utility)
     let periodicTimer: Locked<PeriodicTimer?> = Locked(nil)
+    /// Tasks waiting for new commits (``waitForCommit(beyond:)``); its own lock.
     let commitWatch = CommitWatch()
-    /// Every write of the `checkpoint` file goes through it.
-    let checkpoints: CheckpointWriter
-    /// What the background work (index files, merges, checkpoints) failed to do; its own lock.
-    let maintenance = Locked(MaintenanceStatus())
+    /// Builds and writes every checkpoint; its own lock.
+    let checkpointer: Checkpointer
+    /// Index files, merges and background checkpoints, with their failures and retries.
+    let maintenance: MaintenanceQueue
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])
@@ -53,13 +67,19 @@ public final class EventStore: Sendable {
         periodicTimer.withLock { $0?.source.cancel() }
     }
 
-    private init(path: String, options: StoreOptions, layout: StoreLayout, state: LogState, report: RecoveryReport) {
+    private init(path: String, options: StoreOptions, layout: StoreLayout, recovered: LogRecovery.Result,
+                 fileLock: (any Sendable)?, checkpointSequence: UInt64) {
         self.path = path
         self.options = options
         self.layout = layout
-        self.checkpoints = CheckpointWriter(layout: layout)
-        self.state = Locked(state)
-        self.recoveryReport = report
+        recoveryReport = recovered.report
+        writer = Locked(WriterState(recovered: recovered, fileLock: fileLock, options: options))
+        durability = Locked(DurabilityState(recovered: recovered, bootID: options.storage.storage.bootID))
+        view = Locked(LogView(segments: recovered.segments, tables: recovered.tables, visibleEnd: recovered.end,
+                              openFrames: recovered.streams))
+        checkpointer = Checkpointer(layout: layout, sequence: checkpointSequence,
+                                    saysClean: recovered.report.cleanShutdown && recovered.report.scannedBytes == 0)
+        maintenance = MaintenanceQueue(retryDelay: options.maintenanceRetryDelay)
     }
 
     /// Opens (or creates) the store at `path` and recovers it: verifies the log after the last
@@ -96,9 +116,8 @@ public final class EventStore: Sendable {
         let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher,
                                         discardDamagedTail: options.discardDamagedTail)
             .recover(checkpoint: checkpoint, report: report)
-        let state = LogState(recovered: recovered, lock: lock, checkpointSequence: checkpoint?.sequence ?? 0,
-                             options: options)
-        let store = EventStore(path: path, options: options, layout: layout, state: state, report: recovered.report)
+        let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, fileLock: lock,
+                               checkpointSequence: checkpoint?.sequence ?? 0)
         try store.loadRetention()
         if !options.readOnly {
             try store.finishOpening(scanned: recovered.report.scannedBytes > 0)
@@ -108,16 +127,16 @@ public final class EventStore: Sendable {
 
     private func finishOpening(scanned: Bool) throws(OpenError) {
         do {
-            try state.withLock { (state) throws(SystemError) in
+            try writer.withLock { (writer) throws(SystemError) in
+                // A verified tail is checkpointed before anything else is written (and the
+                // clean-shutdown flag cleared; otherwise the first append clears it).
+                if scanned { try writeCheckpoint(writer, clean: false) }
                 // A segment made by an older format version is sealed, never extended with
                 // records its version does not describe; one without a durable-mark area too,
                 // so that every acknowledged append is vouched for (§3.8).
-                // A verified tail is checkpointed before anything else is written (and the
-                // clean-shutdown flag cleared; otherwise the first append clears it).
-                if scanned { try writeCheckpoint(&state, clean: false) }
-                let active = state.activeSegment
-                if state.activeSealed || active.header.formatVersion < Format.appendSegmentVersion || !active.hasDurableMarks {
-                    try startNextSegment(&state)
+                let active = writer.active
+                if writer.activeSealed || active.header.formatVersion < Format.appendSegmentVersion || !active.hasDurableMarks {
+                    try startNextSegment(&writer)
                 }
                 // Everything recovery kept is durable: the mark says so before any append (a
                 // repeat of a recovered append is acknowledged without a sync of its own, and a
@@ -125,12 +144,15 @@ public final class EventStore: Sendable {
                 // It also replaces a mark that claims more than recovery kept (a tail discarded on
                 // request). Skipped when the newest mark says exactly this already: the first
                 // write through a new mapping costs a page fault on every reopen.
-                let end = state.writtenEnd
-                if !state.marks.names(exactly: end) { state.marks.synced(end, acknowledged: end, in: state.activeSegment) }
+                let end = writer.writtenEnd
+                let segment = writer.active
+                durability.withLock { durability in
+                    if !durability.marks.names(exactly: end) { durability.marks.synced(end, acknowledged: end, in: segment) }
+                }
             }
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }
-        scheduleIndexMerge()
+        scheduleMaintenance(.mergeIndexFiles)
     }
 
     /// Makes every append acknowledged so far durable, writes a clean checkpoint and releases
@@ -146,29 +168,31 @@ public final class EventStore: Sendable {
         }
         defer { closeCommitWatch() }
         if options.readOnly {
-            state.withLock { $0.closed = true }
+            closed.store(true, ordering: .sequentiallyConsistent)
             return
         }
         var failure: AppendError?
         do { try await flush() } catch { failure = error }
-        let alreadyClosed = state.withLock { state in
-            defer { state.closed = true }
-            return state.closed
+        let alreadyClosed = writer.withLock { _ in
+            closed.exchange(true, ordering: .sequentiallyConsistent)
         }
         if alreadyClosed { return }
-        // No merge may touch the directory once the lock is released.
-        await waitForIndexMerges()
-        state.withLock { state in
-            if failure == nil, state.failure == nil {
+        // No background job may touch the directory once the lock is released.
+        await maintenance.drain()
+        writer.withLock { writer in
+            let stillFine = durability.withLock { $0.failure == nil }
+            if failure == nil, stillFine {
                 do throws(SystemError) {
-                    let active = state.activeSegment
-                    try active.file.sync(state.syncedOffset..<state.writeOffset)
-                    try writeCheckpoint(&state, clean: true)
+                    let synced = durability.withLock { $0.syncedOffset }
+                    try writer.active.file.sync(min(synced, writer.writeOffset)..<writer.writeOffset)
+                    try writeCheckpoint(writer, clean: true)
                 } catch {
                     failure = .system(error)
                 }
             }
-            state.lock = nil
+            if let prepared = writer.preparedSegment { try? layout.storage.unlinkIfPresent(prepared.file.path) }
+            writer.preparedSegment = nil
+            writer.fileLock = nil
         }
         if let failure, failure != .storeClosed { throw failure }
     }

@@ -71,7 +71,7 @@ enum LZ4 {
     ///
     /// The loaded dictionary is only read while compressing, so several threads may compress
     /// at once, each with its own ``WorkingStream``; the built-in one is for one thread at a
-    /// time (the writer, under the store's lock).
+    /// time (the writer, under the writer lock).
     final class BlockCompressor: @unchecked Sendable {
         /// The dictionary bytes (owned, never moved: liblz4 refers to them while compressing).
         let dictionary: UnsafeMutableRawBufferPointer

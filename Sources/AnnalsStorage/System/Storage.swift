@@ -57,11 +57,11 @@ final class SystemStorage: Storage {
     static let shared = SystemStorage()
 
     func createMappedFile(path: String, size: Int) throws(SystemError) -> MappedFile {
-        try MappedFile.create(path: path, size: size)
+        try SystemFileMapping.create(path: path, size: size)
     }
 
     func openMappedFile(path: String, writable: Bool) throws(SystemError) -> MappedFile {
-        try MappedFile.open(path: path, writable: writable)
+        try SystemFileMapping.open(path: path, writable: writable)
     }
 
     func readFile(_ path: String, maximumBytes: Int) throws(SystemError) -> [UInt8]? {

@@ -18,7 +18,7 @@ public enum Compression: Sendable, Hashable {
 
 /// The writer's compressor for the active segment: LZ4 blocks against the segment's
 /// dictionary frame, or standalone blocks for large bodies before that frame exists. Used
-/// under the store's lock only (``precompress(_:)`` fans out to other threads and joins).
+/// under the writer lock only (``precompress(_:)`` fans out to other threads and joins).
 final class BodyCompressor: @unchecked Sendable {
     /// Offset of the dictionary frame in the active segment; 0 for standalone blocks.
     let dictionaryOffset: Int

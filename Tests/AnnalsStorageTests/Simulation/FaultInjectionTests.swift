@@ -87,7 +87,7 @@ import Testing
             for _ in 0..<6 {
                 do { try await append() } catch { failures += 1 }
             }
-            await store.waitForIndexMerges()
+            await store.maintenance.drain()
             let happened = storage.plannedFailuresHappened
             let afterPowerLoss = storage.imageNow(seed: UInt64(step))
             try? await store.close()
@@ -121,15 +121,15 @@ import Testing
         storage.fail(.writeFile, errno: EIO)
         storage.fail(.writeFile, after: 2, errno: EIO)
         var index = 0
-        while store.state.withLock({ $0.segments.count }) < 2 {
+        while store.view.withLock({ $0.segments.count }) < 2 {
             _ = try await store.append([EventData(type: "T", payload: Self.payload(index))], to: "s-\(index % 3)")
             index += 1
         }
         // The index file's write fails first, then the checkpoint queued behind it; both retries
         // run 5 ms later, in that order.
-        for _ in 0..<400 where store.state.withLock({ $0.tables.isEmpty }) || store.maintenanceStatus.pendingRetries > 0 {
+        for _ in 0..<400 where store.view.withLock({ $0.tables.isEmpty }) || store.maintenanceStatus.pendingRetries > 0 {
             try await Task.sleep(for: .milliseconds(5))
-            await store.waitForIndexMerges()
+            await store.maintenance.drain()
         }
         let status = store.maintenanceStatus
         let checkpoint = try #require(try storage.readFile(Self.path + "/checkpoint", maximumBytes: 64))
@@ -137,7 +137,7 @@ import Testing
         #expect(status.failures == 2, "\(status)")
         #expect(status.lastFailure?.contains("Input/output error") == true, "\(status)")
         #expect(status.retries >= 2 && status.pendingRetries == 0, "\(status)")
-        #expect(store.state.withLock { $0.tables.map(\.segments) } == [0...0], "the retry wrote segment 0's index file")
+        #expect(store.view.withLock { $0.tables.map(\.segments) } == [0...0], "the retry wrote segment 0's index file")
         try await store.close()
         let reopened = try EventStore.open(at: Self.path, options: Self.options(storage))
         #expect(reopened.recoveryReport.rebuiltIndexes.isEmpty, "\(reopened.recoveryReport)")

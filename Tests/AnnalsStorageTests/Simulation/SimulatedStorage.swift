@@ -83,6 +83,11 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     /// True once every planned failure has happened.
     var plannedFailuresHappened: Bool { lock.withLock { plannedFailures.isEmpty } }
 
+    /// Drops the planned failures that have not happened (the disk has room again).
+    func cancelPlannedFailures() {
+        lock.withLock { plannedFailures.removeAll() }
+    }
+
     /// The failure planned for this operation, if it is the one (call under the lock, before
     /// performing it).
     private func injectedFailure(_ operation: Operation, _ call: String, _ path: String) -> SystemError? {
@@ -178,11 +183,13 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     }
 
     private func mapping(of node: Node, path: String, writable: Bool) -> MappedFile {
-        MappedFile(simulating: path, base: node.live.baseAddress!, size: node.size, writable: writable,
-                   backing: Backing(node: node, storage: self))
+        MappedFile(path: path, base: node.live.baseAddress!, size: node.size, writable: writable,
+                   mapping: Backing(node: node, storage: self))
     }
 
-    final class Backing: SimulatedFileBacking, @unchecked Sendable {
+    /// A simulated file's "mapping": its live bytes, owned by the node; a sync copies the
+    /// range to the node's durable bytes (or fails as the fault plan says).
+    final class Backing: FileMapping, @unchecked Sendable {
         let node: Node
         unowned let storage: SimulatedStorage
         init(node: Node, storage: SimulatedStorage) {
@@ -190,7 +197,14 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             self.storage = storage
         }
 
-        func synced(_ range: Range<Int>) throws(SystemError) {
+        func syncFile(path: String) throws(SystemError) { try sync(0..<node.size, path: path) }
+        func protectReadOnly() -> Bool { true }
+        func releaseSpace(_ range: Range<Int>, path: String) throws(SystemError) {
+            storage.lock.withLock { node.released += range.count }
+        }
+        func allocatedBytes(path: String) throws(SystemError) -> Int { storage.lock.withLock { max(0, node.size - node.released) } }
+
+        func sync(_ range: Range<Int>, path: String) throws(SystemError) {
             let failure: SystemError? = storage.lock.withLock { () -> SystemError? in
                 if let failure = storage.injectedFailure(.sync, "msync", "simulated file") { return failure }
                 storage.durableOperation()
@@ -204,12 +218,6 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             }
             if let failure { throw failure }
         }
-
-        func released(_ range: Range<Int>) {
-            storage.lock.withLock { node.released += range.count }
-        }
-
-        var allocatedBytes: Int { storage.lock.withLock { max(0, node.size - node.released) } }
     }
 
     func readFile(_ path: String, maximumBytes: Int) throws(SystemError) -> [UInt8]? {

@@ -1,0 +1,59 @@
+/// Appending: validation, frame writing, segment rolls.
+extension EventStore {
+    /// Appends `events` to `stream` as one atomic frame with consecutive revisions and
+    /// positions, and returns where they landed once the store's ``Durability`` holds.
+    ///
+    /// Idempotent by event id: when every event carries an id and the same ids already sit at
+    /// the place this append would go (`expected` revision + 1; for `.any`/`.streamExists`, the
+    /// end of the stream), nothing is written and the original result is returned — also
+    /// after a restart. A batch that matches only part of what is there throws
+    /// ``AppendError/idempotencyMismatch(stream:revision:reason:)``.
+    ///
+    /// ```swift
+    /// let result = try await store.append([placed], to: "order-123", expecting: .noStream)
+    /// ```
+    ///
+    /// - Throws: ``AppendError``. A failed check (`wrongExpectedRevision`,
+    ///   `idempotencyMismatch`) or invalid input (`invalidStreamName`, `invalidEventType`,
+    ///   `emptyAppend`, `tooLarge`) is detected before anything is written. A failed check is
+    ///   thrown only once the appends it conflicts with are visible to readers (durable, under
+    ///   ``Durability/fsyncBeforeAck``): reading the stream after a `wrongExpectedRevision`
+    ///   shows at least the `actual` revision it reports.
+    public func append(
+        _ events: [EventData], to stream: String, expecting expected: ExpectedRevision = .any
+    ) async throws(AppendError) -> AppendResult {
+        let results = try await append([StreamAppend(stream: stream, events: events, expected: expected)])
+        return results[0]
+    }
+
+    /// Appends several streams' events, each ``StreamAppend`` as its own atomic frame, in order,
+    /// with one durability wait for all of them (how `annals import` commits a batch).
+    ///
+    /// Every element is validated and checked (expected revision, idempotency) before any is
+    /// written; if one fails, nothing is written. If a segment cannot be created midway (e.g.
+    /// `ENOSPC`), the elements before it stay written and the call throws.
+    public func append(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
+        try await append(batch, systemStreams: false)
+    }
+
+    /// Appends to system streams — names starting with `$` — for layers built on the store
+    /// (projection state and checkpoints). Same guarantees as ``append(_:)``; every element's
+    /// stream must start with `$`, and `$all` is refused.
+    ///
+    /// System streams are ordinary streams in the log: `$all` readers see their events, and
+    /// subscriptions of the `Annals` module skip them unless asked. The engine's own system
+    /// streams — `$retention` and the snapshot streams `$snapshot-…` — are written only through
+    /// the engine (``setRetention(_:for:)``, ``saveSnapshot(of:revision:schemaVersion:bytes:)``),
+    /// which checks what goes into them: this method refuses them. `$projection-…` belongs to
+    /// the `Annals` layer and `$relay-…` to `AnnalsKafka`, which declare them newest-only
+    /// (``declareNewestOnlySystemStreams(prefix:)``): compaction keeps only their newest event.
+    public func appendToSystemStreams(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
+        for item in batch where item.stream.first != StoreLimits.reservedStreamPrefix || item.stream == "$all" {
+            throw .invalidStreamName(item.stream, reason: "system stream names start with \"$\" and are not \"$all\"")
+        }
+        for item in batch where item.stream == StreamRetention.stream || item.stream.hasPrefix(Liveness.snapshotPrefix) {
+            throw .invalidStreamName(item.stream, reason: "written only by the store itself (retention settings, snapshots)")
+        }
+        return try await append(batch, systemStreams: true)
+    }
+}

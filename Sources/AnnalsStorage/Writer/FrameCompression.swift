@@ -1,0 +1,60 @@
+/// The writer's compression state for the active segment: the compressor against the
+/// segment's dictionary frame (nil until that frame is written), the standalone compressor for
+/// large bodies before it, and the sampler of recent bodies that becomes the next dictionary.
+/// Part of ``WriterState``, guarded by the writer lock.
+struct FrameCompression {
+    /// Compresses bodies against the active segment's dictionary frame (nil: none there yet).
+    private(set) var compressor: BodyCompressor?
+    /// Compresses large bodies alone while the active segment has no dictionary.
+    private let standaloneCompressor = BodyCompressor(dictionary: UnsafeRawBufferPointer(start: nil, count: 0), at: 0)
+    /// Recent bodies: the next dictionary.
+    private var sampler: DictionarySampler
+
+    /// Continues in `active` with the dictionary frame recovery found at `dictionaryOffset`.
+    init(segmentSizeBytes: Int, active: Segment, dictionaryOffset: Int?) {
+        sampler = DictionarySampler(segmentSizeBytes: segmentSizeBytes)
+        if let dictionaryOffset, active.hasDictionary(at: dictionaryOffset) {
+            let dictionary = active.dictionaryBytes(at: dictionaryOffset)
+            compressor = BodyCompressor(dictionary: dictionary, at: dictionaryOffset)
+            sampler.add(dictionary)
+        }
+    }
+
+    /// The compressor for the next frame.
+    var current: BodyCompressor { compressor ?? standaloneCompressor }
+
+    /// A new active segment: it has no dictionary frame yet (the sampler keeps what it saw).
+    mutating func startSegment() { compressor = nil }
+
+    /// Feeds the bodies just written to the sampler.
+    mutating func sample(_ events: [EventData]) {
+        guard sampler.dictionaryBytes > 0 else { return }
+        for event in events {
+            sampler.add(event.metadata)
+            sampler.add(event.payload)
+        }
+    }
+
+    /// Bytes of the dictionary frame the next append in the active segment writes first: when
+    /// the segment has none yet and enough recent bodies were seen. 0 otherwise.
+    var dueDictionaryFrameBytes: Int {
+        guard compressor == nil, sampler.isReady else { return 0 }
+        return Format.aligned(Format.frameHeaderBytes + sampler.dictionaryBytes)
+    }
+
+    /// Writes the active segment's dictionary frame at `offset` when it is due and fits before
+    /// a frame of `frameBytes`; later records of the segment compress against it. Returns the
+    /// bytes written (0 when none).
+    mutating func writeDictionaryIfDue(
+        in segment: Segment, at offset: Int, nextPosition: UInt64, reserving frameBytes: Int
+    ) -> Int {
+        let bytes = dueDictionaryFrameBytes
+        guard bytes > 0, offset + bytes + frameBytes <= segment.frameCapacity else { return 0 }
+        let target = segment.file.mutableBytes
+        let written = sampler.dictionary.withUnsafeBytes {
+            FrameEncoder.writeDictionaryFrame(into: target, at: offset, nextPosition: nextPosition, dictionary: $0)
+        }
+        compressor = BodyCompressor(dictionary: segment.dictionaryBytes(at: offset), at: offset)
+        return written
+    }
+}

@@ -1,0 +1,219 @@
+/// The single writer: checks appends, writes their frames into the active segment under the
+/// writer lock, and hands the result to group commit and to the readers' view.
+extension EventStore {
+    /// Appends with the hooks retention needs: `check` sees the retention settings before any
+    /// byte is written and may refuse (nothing is written); `update` changes them atomically
+    /// with the write (both under the writer lock).
+    func append(
+        _ batch: [StreamAppend], systemStreams: Bool,
+        check: (([String: StreamRetention]) throws(AppendError) -> Void)? = nil,
+        update: ((inout [String: StreamRetention]) -> Void)? = nil
+    ) async throws(AppendError) -> [AppendResult] {
+        guard !options.readOnly else { throw .readOnly }
+        var prepared: [PreparedAppend] = []
+        prepared.reserveCapacity(batch.count)
+        for item in batch {
+            prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
+        }
+        let written: (results: [AppendResult], end: UInt64)
+        do {
+            written = try write(prepared, check: check, update: update)
+        } catch {
+            try await reportConflictOnceVisible(error)
+        }
+        switch options.durability {
+        case .fsyncBeforeAck:
+            try await waitUntilDurable(written.end)
+        case .periodic, .none:
+            publishCommits()
+        }
+        return written.results
+    }
+
+    private enum Decision {
+        case write(firstRevision: UInt64)
+        case repeatOf(AppendResult)
+    }
+
+    /// Throws `error`. A conflict (`wrongExpectedRevision`, `idempotencyMismatch`) is checked
+    /// against every append already written, some of which readers may not see yet under
+    /// `.fsyncBeforeAck` (they see only durable frames): it is thrown once they are durable,
+    /// so that a caller that reloads the stream sees what it conflicted with.
+    private func reportConflictOnceVisible(_ error: AppendError) async throws(AppendError) -> Never {
+        switch error {
+        case .wrongExpectedRevision, .idempotencyMismatch:
+            if options.durability == .fsyncBeforeAck {
+                try await waitUntilDurable(durability.withLock { $0.written.end.nextPosition })
+            }
+        default:
+            break
+        }
+        throw error
+    }
+
+    /// Checks every append of the batch, then writes them, under the writer lock. Returns the
+    /// results and the position after the last event written (or repeated).
+    private func write(
+        _ prepared: [PreparedAppend], check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
+        update: ((inout [String: StreamRetention]) -> Void)?
+    ) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
+        let acknowledgesUnsynced = options.durability != .fsyncBeforeAck
+        return try writer.withLock { (writer) throws(AppendError) in
+            if let failure = durability.withLock({ $0.failure }) { throw .storeFailed(failure) }
+            if closed.load(ordering: .relaxed) { throw .storeClosed }
+            let retention = retentionSettings.withLock { $0 }
+            try check?(retention)
+            // Pass 1: every check, before any byte is written.
+            let decisions = try decide(prepared, retention: retention)
+            // The checkpoint must not say "closed cleanly" once the log has changed (§5).
+            if checkpointer.saysClean {
+                do throws(SystemError) { try writeCheckpoint(writer, clean: false) } catch { throw .system(error) }
+            }
+            // Pass 2: write.
+            var results: [AppendResult] = []
+            results.reserveCapacity(prepared.count)
+            var written: [(stream: String, frame: FrameLocation)] = []
+            written.reserveCapacity(prepared.count)
+            var end: UInt64 = 0
+            // Stamped under the writer lock and never decreasing, so timestamps follow positions.
+            let timestamp = max(options.clock.clock.nowNanoseconds(), writer.lastTimestamp)
+            writer.lastTimestamp = timestamp
+            for (append, decision) in zip(prepared, decisions) {
+                let revision: UInt64
+                switch decision {
+                case .repeatOf(let original):
+                    results.append(original)
+                    end = max(end, original.lastPosition + 1)
+                    continue
+                case .write(let firstRevision):
+                    revision = firstRevision
+                }
+                // Room for the frame as if stored raw (compression only shrinks it), and for the
+                // segment's dictionary frame when this append is the one to write it.
+                let dictionaryFrameBytes = writer.compression?.dueDictionaryFrameBytes ?? 0
+                if writer.activeSealed || writer.writeOffset + dictionaryFrameBytes + append.frameBytes > writer.active.frameCapacity {
+                    // Frames written so far in this batch are published before the roll moves
+                    // the open segment's frames aside.
+                    publish(written, of: writer, acknowledged: acknowledgesUnsynced)
+                    written.removeAll()
+                    do throws(SystemError) { try startNextSegment(&writer) } catch {
+                        let failed = durability.withLock { $0.failure != nil }
+                        throw failed ? .storeFailed(error) : .system(error)
+                    }
+                }
+                let segment = writer.active
+                if writer.compression != nil {
+                    writer.writeOffset += writer.compression!.writeDictionaryIfDue(
+                        in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition, reserving: append.frameBytes)
+                }
+                let offset = writer.writeOffset
+                let size = FrameEncoder.writeEventsFrame(
+                    into: segment.file.mutableBytes, at: offset,
+                    stream: append.stream, firstPosition: writer.nextPosition, firstRevision: revision,
+                    events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current)
+                writer.compression?.sample(append.events)
+                let count = UInt64(append.events.count)
+                results.append(AppendResult(
+                    stream: append.stream, firstPosition: writer.nextPosition, lastPosition: writer.nextPosition + count - 1,
+                    firstRevision: revision, lastRevision: revision + count - 1))
+                written.append((append.stream, FrameLocation(
+                    firstRevision: revision, firstPosition: writer.nextPosition, segmentIndex: segment.index,
+                    offset: UInt32(offset), eventCount: UInt32(append.events.count))))
+                writer.nextPosition += count
+                writer.writeOffset += size
+                appendCounter.add(1, ordering: .relaxed)
+                end = writer.nextPosition
+            }
+            if let update { retentionSettings.withLock { update(&$0) } }
+            publish(written, of: writer, acknowledged: acknowledgesUnsynced)
+            return (results, end)
+        }
+    }
+
+    /// Hands what the writer just wrote to group commit (and, when appends are acknowledged
+    /// without a sync, to the durable mark) and its frames to the readers' view (visible at
+    /// once under `.periodic`/`.none`; under `.fsyncBeforeAck` when group commit says durable).
+    private func publish(_ frames: [(stream: String, frame: FrameLocation)], of writer: WriterState, acknowledged: Bool) {
+        let end = writer.writtenEnd
+        let segment = writer.active
+        durability.withLock { $0.wrote(end, in: segment, acknowledged: acknowledged) }
+        view.withLock { view in
+            for (stream, frame) in frames { view.openFrames.append(frame, to: stream) }
+            if acknowledged { view.reveal(end) }
+        }
+    }
+
+    /// Pass 1 of a write: expected revisions, idempotent repeats and deleted streams, checked
+    /// against everything written (durable or not). Index files are searched after the view's
+    /// lock is released.
+    private func decide(_ prepared: [PreparedAppend], retention: [String: StreamRetention]) throws(AppendError) -> [Decision] {
+        let hasher = options.streamHasher
+        let hashes = prepared.map { hasher.hash($0.stream) }
+        let (recent, locator) = view.withLock { view in
+            (zip(prepared, hashes).map { view.recentRecord(for: $0.stream, hash: $1) }, view.locator)
+        }
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(prepared.count)
+        var pending: [String: UInt64] = [:] // next revisions after earlier appends of this batch
+        for (slot, append) in prepared.enumerated() {
+            if !retention.isEmpty, retention[append.stream]?.isDeleted == true {
+                throw .streamDeleted(stream: append.stream)
+            }
+            let hash = hashes[slot]
+            let next = pending[append.stream] ?? locator.nextRevision(of: append.stream, hash: hash, recent: recent[slot])
+            if pending[append.stream] == nil, append.hasCallerIDs, next > 0,
+               let record = locator.record(for: append.stream, hash: hash, recent: recent[slot]),
+               let original = try originalResult(of: append, in: record, segments: locator.segments) {
+                decisions.append(.repeatOf(original))
+                continue
+            }
+            let actual = next == 0 ? nil : next - 1
+            guard append.expected.isSatisfied(by: actual) else {
+                throw .wrongExpectedRevision(stream: append.stream, expected: append.expected, actual: actual)
+            }
+            decisions.append(.write(firstRevision: next))
+            pending[append.stream] = next + UInt64(append.events.count)
+        }
+        return decisions
+    }
+
+    /// The earlier append this one repeats, if its event ids are already where it would go.
+    /// Runs under the writer lock: the stream's frames may be written but not yet durable.
+    private func originalResult(
+        of append: PreparedAppend, in record: StreamRecord, segments: [Segment]
+    ) throws(AppendError) -> AppendResult? {
+        guard append.hasCallerIDs else { return nil }
+        let count = UInt64(append.events.count)
+        let next = record.nextRevision
+        let place: UInt64
+        let exactPlace: Bool
+        switch append.expected {
+        case .exact(let revision):
+            place = revision &+ 1
+            exactPlace = true
+        case .noStream:
+            place = 0
+            exactPlace = true
+        case .any, .streamExists:
+            guard next >= count else { return nil }
+            place = next - count
+            exactPlace = false
+        }
+        guard place < next else { return nil }
+        let existing = try StreamReader(record: record, segments: segments)
+            .events(revisions: place..<min(place + count, next))
+        let matches = zip(existing, append.ids).map { $0.id == $1 }
+        if matches.count == append.ids.count, matches.allSatisfy({ $0 }) {
+            return AppendResult(stream: append.stream, firstPosition: existing[0].position,
+                                lastPosition: existing[existing.count - 1].position,
+                                firstRevision: place, lastRevision: place + count - 1)
+        }
+        if exactPlace, matches.contains(true) {
+            let reason = matches.count < append.ids.count
+                ? "the stream ends after \(matches.count) of the \(append.ids.count) events"
+                : "\(matches.filter { $0 }.count) of \(append.ids.count) event ids match"
+            throw .idempotencyMismatch(stream: append.stream, revision: place, reason: reason)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,52 @@
+/// An append checked and measured, ready to be written under the writer lock.
+struct PreparedAppend {
+    let stream: String
+    let events: [EventData]
+    let expected: ExpectedRevision
+    let ids: [UUID]
+    /// True when the caller supplied every event id (only then can an append be a repeat).
+    let hasCallerIDs: Bool
+    let frameBytes: Int
+
+    init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false) throws(AppendError) {
+        let name = append.stream
+        let nameBytes = name.utf8.count
+        guard nameBytes > 0 else { throw .invalidStreamName(name, reason: "empty") }
+        guard nameBytes <= StoreLimits.maximumStreamNameBytes else {
+            throw .invalidStreamName(name, reason: "\(nameBytes) bytes; the maximum is \(StoreLimits.maximumStreamNameBytes)")
+        }
+        guard allowReservedName || name.first != StoreLimits.reservedStreamPrefix else {
+            throw .invalidStreamName(name, reason: "names starting with \"$\" are reserved")
+        }
+        guard !append.events.isEmpty else { throw .emptyAppend(stream: name) }
+        for event in append.events {
+            let typeBytes = event.type.utf8.count
+            guard typeBytes > 0 else { throw .invalidEventType(event.type, reason: "empty") }
+            guard typeBytes <= StoreLimits.maximumEventTypeBytes else {
+                throw .invalidEventType(event.type, reason: "\(typeBytes) bytes; the maximum is \(StoreLimits.maximumEventTypeBytes)")
+            }
+        }
+        let frameBytes = FrameEncoder.alignedFrameBytes(streamNameBytes: nameBytes, events: append.events)
+        guard frameBytes <= frameLimitBytes else {
+            throw .tooLarge(stream: name, frameBytes: frameBytes, limitBytes: frameLimitBytes)
+        }
+        self.stream = name
+        self.events = append.events
+        self.expected = append.expected
+        self.hasCallerIDs = append.events.allSatisfy { $0.id != nil }
+        self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
+        self.frameBytes = frameBytes
+    }
+}
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
