@@ -25,10 +25,19 @@ struct DurableMarkWriter {
         self.durable = durable
     }
 
+    /// A segment being sealed: it gets no mark after the one a roll writes with its seal
+    /// (its contents never change once the seal is synced, and its mapping turns read-only).
+    private var sealedSegment: UInt64?
+
     /// A new active segment: it is durable up to its header, and has no mark yet.
     mutating func startSegment(at end: LogEnd) {
         newest = nil
         durable = end
+    }
+
+    /// The roll sealing segment `index` wrote its last mark: later flushes write none there.
+    mutating func seal(_ index: UInt64) {
+        sealedSegment = index
     }
 
     /// True when the newest mark says exactly that everything before `end` is acknowledged and
@@ -53,7 +62,8 @@ struct DurableMarkWriter {
     }
 
     private mutating func write(acknowledged: LogEnd, in segment: Segment) {
-        guard segment.hasDurableMarks, segment.file.isWritable, acknowledged.segmentIndex == segment.index,
+        guard sealedSegment != segment.index, segment.hasDurableMarks, segment.file.isWritable,
+              acknowledged.segmentIndex == segment.index,
               durable.segmentIndex == segment.index, acknowledged.offset >= durable.offset,
               acknowledged.offset <= segment.frameAreaEnd
         else { return }

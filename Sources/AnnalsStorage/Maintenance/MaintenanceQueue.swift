@@ -7,7 +7,8 @@ enum MaintenanceJob: Sendable {
     case indexFiles(frames: StreamIndex, nextPosition: UInt64, lastSegment: UInt64)
     /// Merges of index files, while four neighbouring files cover the same span.
     case mergeIndexFiles
-    /// A checkpoint, written after the index files scheduled before it.
+    /// A checkpoint, written after the index files scheduled before it (unless one of them
+    /// failed and waits for its retry: the checkpoint does not depend on index files).
     case checkpoint(Checkpoint)
     /// The next segment file, allocated ahead of the roll that needs it.
     case prepareSegment
@@ -25,13 +26,16 @@ struct MaintenanceFailure: Error {
 
 /// Runs the store's background work, one job at a time in the order scheduled, on its own
 /// queue (never on the Swift concurrency pool, never under the writer lock), and keeps
-/// ``MaintenanceStatus``. A failed job is counted with its error and scheduled again after the
-/// retry delay, until it succeeds or the store closes; nothing is dropped in silence. Its own
-/// mutex guards the status. Compaction runs on the same queue, so it never overlaps an index
-/// write or merge.
+/// ``MaintenanceStatus``. A failed job is counted with its error; index files and checkpoints
+/// are scheduled again after the retry delay until they succeed or the store closes, merges
+/// and the next segment file wait for the next roll. Nothing is dropped in silence. Its own
+/// mutexes guard the status and whether it still takes jobs. Compaction runs on the same
+/// queue, so it never overlaps an index write or merge.
 final class MaintenanceQueue: Sendable {
     private let queue = DispatchQueue(label: "annals.maintenance", qos: .utility)
     private let status = Locked(MaintenanceStatus())
+    /// False once the store closes: no job is scheduled after that.
+    private let accepting = Locked(true)
     private let retryDelay: DispatchTimeInterval
 
     init(retryDelay: Duration) {
@@ -49,7 +53,16 @@ final class MaintenanceQueue: Sendable {
         _ job: MaintenanceJob, isClosed: @escaping @Sendable () -> Bool,
         run: @escaping @Sendable (MaintenanceJob) -> MaintenanceFailure?
     ) {
-        queue.async { self.execute(job, isClosed: isClosed, run: run) }
+        accepting.withLock { accepting in
+            guard accepting else { return }
+            queue.async { self.execute(job, isClosed: isClosed, run: run) }
+        }
+    }
+
+    /// Takes no job from now on; the ones scheduled before still run (``drain()`` waits for
+    /// them), their retries do not. So nothing of the store's runs once close has drained.
+    func stopAccepting() {
+        accepting.withLock { $0 = false }
     }
 
     private func execute(

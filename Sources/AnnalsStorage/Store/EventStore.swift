@@ -38,7 +38,8 @@ public final class EventStore: Sendable {
     /// Retention settings of the streams that have any (from the `$retention` stream); written
     /// only under the writer lock, together with the append that records them.
     let retentionSettings = Locked<[String: StreamRetention]>([:])
-    /// True once ``close()`` has begun; set under the writer lock, read anywhere.
+    /// True once ``close()`` has begun (for a writer, set under the writer lock, so no append
+    /// starts after it); read anywhere.
     let closed = Atomic<Bool>(false)
     /// Appends written since open (statistics).
     let appendCounter = Atomic<Int>(0)
@@ -177,7 +178,9 @@ public final class EventStore: Sendable {
             closed.exchange(true, ordering: .sequentiallyConsistent)
         }
         if alreadyClosed { return }
-        // No background job may touch the directory once the lock is released.
+        // No background job may touch the directory once the lock is released: none is taken
+        // from now on, and the ones scheduled run first.
+        maintenance.stopAccepting()
         await maintenance.drain()
         writer.withLock { writer in
             let stillFine = durability.withLock { $0.failure == nil }

@@ -8,7 +8,8 @@ import Musl
 ///
 /// The mapping lives as long as this object; everything that hands out bytes of a segment
 /// (a recorded event, a reader) keeps a reference, so a mapping is never unmapped under a
-/// reader. The writer writes through ``mutableBytes`` under its own lock; readers only read
+/// reader. The writer writes frames through ``mutableBytes`` under the writer lock, group
+/// commit the durable marks under its own (never in a segment being sealed); readers only read
 /// ranges the writer has published, so the class is `@unchecked Sendable`. What lies behind the
 /// bytes — a real `mmap(MAP_SHARED)` of a file (``SystemFileMapping``) or a simulated file in
 /// the crash tests — is a ``FileMapping``.
@@ -34,7 +35,7 @@ final class MappedFile: @unchecked Sendable {
     /// The whole mapping, for reading. Bytes past what the writer has published may change.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
-    /// The whole mapping, for writing. Only the log writer uses this, under its lock.
+    /// The whole mapping, for writing: frames by the writer, durable marks by group commit.
     var mutableBytes: UnsafeMutableRawBufferPointer {
         precondition(isWritable, "write to a read-only mapping of \(path)")
         return UnsafeMutableRawBufferPointer(start: base, count: size)

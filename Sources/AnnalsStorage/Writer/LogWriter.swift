@@ -136,11 +136,12 @@ extension EventStore {
     private func publish(_ frames: [(stream: String, frame: FrameLocation)], of writer: WriterState, acknowledged: Bool) {
         let end = writer.writtenEnd
         let segment = writer.active
-        durability.withLock { $0.wrote(end, in: segment, acknowledged: acknowledged) }
+        // The view first: whatever group commit reveals later has its frames indexed already.
         view.withLock { view in
             for (stream, frame) in frames { view.openFrames.append(frame, to: stream) }
             if acknowledged { view.reveal(end) }
         }
+        durability.withLock { $0.wrote(end, in: segment, acknowledged: acknowledged) }
     }
 
     /// Pass 1 of a write: expected revisions, idempotent repeats and deleted streams, checked

@@ -21,7 +21,11 @@ extension EventStore {
             try old.file.sync(min(synced, writer.writeOffset)..<(writer.writeOffset + Format.sealFrameBytes))
             // Until the next segment exists (creating it may fail), this one is still the last:
             // its durable mark vouches for every frame before the seal, and goes to disk now.
-            durability.withLock { $0.marks.synced(sealed, acknowledged: sealed, in: old) }
+            // It is the segment's last: a flush finishing meanwhile writes none after it.
+            durability.withLock { durability in
+                durability.marks.synced(sealed, acknowledged: sealed, in: old)
+                durability.marks.seal(old.index)
+            }
             if old.hasDurableMarks { try old.file.sync(old.frameAreaEnd..<old.file.size) }
         } catch {
             durability.withLock { $0.failure = $0.failure ?? error }
@@ -58,10 +62,11 @@ extension EventStore {
         writer.writeOffset = Format.segmentHeaderBytes
         writer.compression?.startSegment()
         let start = writer.writtenEnd
-        durability.withLock { $0.started(file, at: start) }
+        // Readers' view first: an end group commit reveals always names a segment in it.
         view.withLock { $0.segments.append(file) }
-        // Off the lock too: until it is written, recovery starts from the previous checkpoint
-        // and scans a little more.
+        durability.withLock { $0.started(file, at: start) }
+        // Written in the background (the writer lock is not held for it): until it is written,
+        // recovery starts from the previous checkpoint and scans a little more.
         scheduleMaintenance(.checkpoint(makeCheckpoint(writer, clean: false)))
         prepareNextSegment()
     }
@@ -84,16 +89,22 @@ extension EventStore {
             file = try layout.storage.createMappedFile(path: temporaryPath, size: options.segmentSizeBytes)
         }
         header.encode(into: file.mutableBytes)
-        try file.sync(0..<Format.segmentHeaderBytes)
-        try layout.storage.rename(temporaryPath, to: finalPath)
+        do {
+            try file.sync(0..<Format.segmentHeaderBytes)
+            try layout.storage.rename(temporaryPath, to: finalPath)
+        } catch {
+            // Nothing of the next segment stays behind (a prepared file included).
+            try? layout.storage.unlinkIfPresent(temporaryPath)
+            throw error
+        }
         try layout.storage.syncDirectory(layout.segmentsDirectory)
         file.path = finalPath
         return Segment(header: header, file: file)
     }
 
     /// Allocates the next segment file in the background (``PreparedSegmentFile``), so that a
-    /// roll only writes and syncs a header. Does nothing when one is ready. Scheduled after each
-    /// roll (not at open: a store that never fills its open segment never allocates another).
+    /// roll only writes and syncs a header. Does nothing when one is ready. Scheduled by each
+    /// roll, so a store that never fills its open segment never allocates another file.
     func prepareNextSegment() {
         guard !options.readOnly else { return }
         scheduleMaintenance(.prepareSegment)
