@@ -56,7 +56,7 @@ test: bench-deps python-deps
 tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
-		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests'
+		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests|ProjectionWaitTests'
 
 # Long torture: `annals import` and `annals compact` killed TORTURE_KILLS times (every committed
 # batch checked after each kill; make test runs 4), and SIMULATION_RUNS workloads of 20

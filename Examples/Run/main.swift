@@ -48,9 +48,9 @@ if let shipped = history.firstIndex(where: { if case .known(.shipped, _) = $0 { 
     print("order 123 before it shipped: \(before.status), carrier \(before.carrier ?? "none")")
 }
 
-// Read your writes on the view.
-try await store.waitUntilProjected(OrdersView.name, through: delivered.append!.lastPosition)
+// Read your writes on the view, then stop the runner (it commits what it applied).
+if let position = delivered.lastPosition { try await store.waitUntilProjected(OrdersView.self, through: position) }
 print("orders view: \(await runner.state)")
-projection.cancel()
-_ = try? await projection.value
+await runner.stop()
+try await projection.value
 try await store.close()

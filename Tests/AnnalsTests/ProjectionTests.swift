@@ -65,7 +65,7 @@ import Testing
                     expectedSum += value
                 }
             }
-            let runner = ProjectionRunner<Ledger>(store: store, checkpointEvery: Int.random(in: 3...40, using: &random))
+            let runner = ProjectionRunner<Ledger>(store: store, checkpoints: .init(everyEvents: Int.random(in: 3...40, using: &random)))
             let task = Task { try await runner.run() }
             try await Task.sleep(for: .microseconds(Int.random(in: 0...3000, using: &random)))
             task.cancel()
@@ -73,7 +73,7 @@ import Testing
             if life % 2 == 0 { try await store.close() } // else: as a crashed process leaves it
         }
         let store = try await openWhenReleased(scratch)
-        let runner = ProjectionRunner<Ledger>(store: store, checkpointEvery: 17)
+        let runner = ProjectionRunner<Ledger>(store: store, checkpoints: .init(everyEvents: 17))
         let task = Task { try await runner.run() }
         try await store.waitUntilProjected(Ledger.name, through: expectedPositions.last!)
         let state = await runner.state

@@ -138,6 +138,77 @@ import Testing
         try await store.close()
     }
 
+    /// A type that declares its upcasters once is read the same by every component built for
+    /// a family that holds it, with nothing passed to any of them.
+    struct Credited: DomainEvent, Equatable {
+        static let eventType = "Credited"
+        static let schemaVersion = 2
+        static let upcasters = Upcasters()
+            .renaming("OldCredited", to: "Credited")
+            .upcasting("Credited", from: 1) { json in json["source"] = "legacy" }
+        var amount: Int
+        var source: String
+    }
+
+    enum Credits: EventFamily, Equatable {
+        case credited(Credited)
+        static let members: [EventMember<Credits>] = [.member(Credited.self, Credits.credited)]
+        var event: any DomainEvent { switch self { case .credited(let event): event } }
+    }
+
+    struct CreditTotal: Projection {
+        typealias Event = Credits
+        static let name = "credit-total"
+        static let version = 1
+        static let initialState = [String]()
+        static func apply(_ event: Credits, recorded: RecordedEvent, to state: inout [String]) {
+            if case .credited(let credited) = event { state.append("\(credited.amount) \(credited.source)") }
+        }
+    }
+
+    /// The same wire name in another family, whose Swift type forgot the rename.
+    struct CreditedWithoutRename: DomainEvent {
+        static let eventType = "Credited"
+        static let schemaVersion = 2
+        static let upcasters = Upcasters().upcasting("Credited", from: 1) { json in json["source"] = "legacy" }
+        var amount: Int
+    }
+
+    enum CreditsWithoutRename: EventFamily {
+        case credited(CreditedWithoutRename)
+        static let members: [EventMember<CreditsWithoutRename>] = [.member(CreditedWithoutRename.self, CreditsWithoutRename.credited)]
+        var event: any DomainEvent { switch self { case .credited(let event): event } }
+    }
+
+    @Test func upcastersDeclaredOnTheTypeApplyEverywhereAndAMissingRenameIsAnError() async throws {
+        let scratch = ScratchStore()
+        let store = try scratch.open()
+        _ = try await store.append([
+            EventData(type: "OldCredited", payload: Array(#"{"amount":3}"#.utf8), metadata: Array(#"{"schemaVersion":1}"#.utf8)),
+            EventData(type: "Credited", payload: Array(#"{"amount":4}"#.utf8)),
+            try EventTranslator<Credits>().encode(.credited(Credited(amount: 5, source: "app"))),
+        ], to: "credit-1")
+        var decoded: [Credits] = []
+        for try await event in store.read("credit-1") {
+            if case .known(let credit, _) = try EventTranslator<Credits>().decode(event) { decoded.append(credit) }
+        }
+        #expect(decoded == [.credited(Credited(amount: 3, source: "legacy")), .credited(Credited(amount: 4, source: "legacy")),
+                            .credited(Credited(amount: 5, source: "app"))])
+        let runner = ProjectionRunner<CreditTotal>(store: store)
+        let task = Task { try await runner.run() }
+        try await runner.waitUntilApplied(through: 2)
+        #expect(await runner.state == ["3 legacy", "4 legacy", "5 app"])
+        task.cancel()
+        try await task.value
+        // A family whose "Credited" lacks the rename is told, instead of skipping the event.
+        var cursor = store.read("credit-1", limit: 1).makeCursor()
+        let old = try #require(try cursor.next())
+        #expect(throws: EventDecodingError.renameNotDeclared(eventType: "OldCredited", renamedTo: "Credited")) {
+            try EventTranslator<CreditsWithoutRename>().decode(old)
+        }
+        try await store.close()
+    }
+
     @Test func unknownEventTypesReachTheAggregateWithoutACrash() async throws {
         let scratch = ScratchStore()
         let store = try scratch.open()

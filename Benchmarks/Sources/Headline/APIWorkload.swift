@@ -79,11 +79,11 @@ enum APIWorkload {
             + "(\(String(format: "%.0f", big / fromSnapshot))x); 50 events alone \(String(format: "%.3f", small * 1e3)) ms")
 
         // Projection catch-up over everything in the store.
-        let runner = ProjectionRunner<Totals>(store: store, checkpointEvery: 50_000)
+        let runner = ProjectionRunner<Totals>(store: store, checkpoints: .init(everyEvents: 50_000))
         let end = store.endPosition
         let start = ContinuousClock.now
         let task = Task { try await runner.run() }
-        await runner.waitUntilApplied(through: end - 1)
+        try await runner.waitUntilApplied(through: end - 1)
         let catchUp = Self.seconds(ContinuousClock.now - start)
         task.cancel()
         _ = try? await task.value

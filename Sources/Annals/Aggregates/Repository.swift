@@ -22,18 +22,14 @@ public struct Repository<A: Aggregate>: Sendable {
 
     /// A repository that replays every event on load (see the `snapshots:` initializer for
     /// aggregates that conform to ``SnapshottingAggregate``).
-    public init(
-        _ store: EventStore, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters(),
-        maximumConflictRetries: Int = 10
-    ) {
-        self.init(store, codec: codec, upcasters: upcasters, maximumConflictRetries: maximumConflictRetries, snapshotter: nil)
+    /// Events are decoded with the upcasters their types declare (``DomainEvent/upcasters``).
+    public init(_ store: EventStore, codec: any EventCodec = JSONEventCodec(), maximumConflictRetries: Int = 10) {
+        self.init(store, codec: codec, maximumConflictRetries: maximumConflictRetries, snapshotter: nil)
     }
 
-    init(
-        _ store: EventStore, codec: any EventCodec, upcasters: Upcasters, maximumConflictRetries: Int, snapshotter: Snapshotter<A>?
-    ) {
+    init(_ store: EventStore, codec: any EventCodec, maximumConflictRetries: Int, snapshotter: Snapshotter<A>?) {
         self.store = store
-        self.translator = EventTranslator(codec: codec, upcasters: upcasters)
+        self.translator = EventTranslator(codec: codec)
         self.maximumConflictRetries = max(0, maximumConflictRetries)
         self.snapshotter = snapshotter
     }
@@ -184,6 +180,9 @@ public struct Executed<A: Aggregate>: Sendable {
 
     /// The aggregate's state after the command.
     public var state: A { loaded.state }
+    /// The global position of the command's last event (nil: nothing was written): what to
+    /// wait for before reading a projection of it.
+    public var lastPosition: UInt64? { append?.lastPosition }
 }
 
 /// Why a repository operation failed.

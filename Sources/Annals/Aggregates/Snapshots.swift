@@ -54,10 +54,8 @@ extension Repository where A: SnapshottingAggregate {
     /// schema version, damaged or undecodable is passed over: the aggregate is replayed from
     /// its events (correct, only slower).
     public init(
-        _ store: EventStore, snapshots: SnapshotPolicy<A>, codec: any EventCodec = JSONEventCodec(),
-        upcasters: Upcasters = Upcasters(), maximumConflictRetries: Int = 10
+        _ store: EventStore, snapshots: SnapshotPolicy<A>, codec: any EventCodec = JSONEventCodec(), maximumConflictRetries: Int = 10
     ) {
-        self.init(store, codec: codec, upcasters: upcasters, maximumConflictRetries: maximumConflictRetries,
-                  snapshotter: Snapshotter(policy: snapshots))
+        self.init(store, codec: codec, maximumConflictRetries: maximumConflictRetries, snapshotter: Snapshotter(policy: snapshots))
     }
 }

@@ -1,13 +1,18 @@
 /// An event type of the domain: a value with a stable wire name and a schema version.
 ///
 /// The wire name (``eventType``) is what the store records as the event's type, so it must
-/// never change once events were written; the Swift type may be renamed or deleted freely (see
-/// ``Upcasters`` for old versions and old names).
+/// never change once events were written; the Swift type may be renamed freely. Older schema
+/// versions and former wire names are read through the type's own ``upcasters``, declared once
+/// with the type and applied wherever it is decoded (repositories, projection runners,
+/// translators): no component can be built without them.
 ///
 /// ```swift
 /// struct Deposited: DomainEvent {
 ///     static let eventType = "Deposited"
 ///     static let schemaVersion = 2
+///     static let upcasters = Upcasters()
+///         .renaming("MoneyDeposited", to: "Deposited")
+///         .upcasting("Deposited", from: 1) { json in json["currency"] = "EUR" }   // v1 → v2
 ///     var amount: Decimal
 ///     var currency: String
 /// }
@@ -16,13 +21,19 @@ public protocol DomainEvent: Codable, Sendable {
     /// The stable wire name recorded with every event of this type.
     static var eventType: String { get }
     /// The schema version this Swift type reads and writes (default 1). Older versions are
-    /// brought up to it by upcasters when read.
+    /// brought up to it by ``upcasters`` when read.
     static var schemaVersion: Int { get }
+    /// How events recorded with an older schema version of this type, or under one of its
+    /// former wire names, are brought up to date when read (default: none). Only entries for
+    /// this type's wire name (and renames to it) belong here.
+    static var upcasters: Upcasters { get }
 }
 
 extension DomainEvent {
     /// Version 1 unless the type says otherwise.
     public static var schemaVersion: Int { 1 }
+    /// No older versions or names unless the type says otherwise.
+    public static var upcasters: Upcasters { Upcasters() }
 }
 
 /// The closed set of event types one aggregate (or projection) understands, usually an enum
@@ -54,11 +65,13 @@ public struct EventMember<Family: EventFamily>: Sendable {
     public let eventType: String
     /// The schema version the member's Swift type reads.
     public let schemaVersion: Int
+    /// The member's ``DomainEvent/upcasters``.
+    public let upcasters: Upcasters
     let decode: @Sendable ([UInt8], any EventCodec) throws -> Family
 
     /// The member for `type`, wrapped into the family by `wrap` (usually the enum case).
     public static func member<Event: DomainEvent>(_ type: Event.Type, _ wrap: @escaping @Sendable (Event) -> Family) -> Self {
-        EventMember(eventType: Event.eventType, schemaVersion: Event.schemaVersion) { bytes, codec in
+        EventMember(eventType: Event.eventType, schemaVersion: Event.schemaVersion, upcasters: Event.upcasters) { bytes, codec in
             wrap(try codec.decode(Event.self, from: bytes))
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A recorded event decoded into an ``EventFamily``, or explicitly unknown.
 public enum TypedEvent<Family: EventFamily>: Sendable {
@@ -8,18 +9,36 @@ public enum TypedEvent<Family: EventFamily>: Sendable {
 
 /// Encodes family events for appending and decodes recorded ones, with upcasting. One per
 /// repository or projection; cheap to copy.
+///
+/// Decoding applies the upcasters of every member type (``DomainEvent/upcasters``). As a
+/// check, every translator records the renames it knows in a process-wide list: an event whose
+/// type another type in the process renames to one of this family's members, without this
+/// family's member declaring the rename, throws ``EventDecodingError/renameNotDeclared(eventType:renamedTo:)``
+/// instead of being skipped as unknown.
 public struct EventTranslator<Family: EventFamily>: Sendable {
     /// How payloads are encoded and decoded.
     public let codec: any EventCodec
-    /// How old versions and old names are brought up to date on read.
+    /// How old versions and old names are brought up to date on read: the members' upcasters
+    /// and any given here.
     public let upcasters: Upcasters
     private let members: [String: EventMember<Family>]
 
-    /// A translator for the family's members, with `codec` and `upcasters`.
-    public init(codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters()) {
+    /// A translator for the family's members, with `codec`, the members' upcasters and
+    /// `extraUpcasters` (for wire types no member declares, e.g. a family read by a tool).
+    ///
+    /// - Precondition: no two upcasters for the same wire type and version, and no name renamed
+    ///   to two different names (a programming error, reported at once).
+    public init(codec: any EventCodec = JSONEventCodec(), upcasters extraUpcasters: Upcasters = Upcasters()) {
         self.codec = codec
+        var upcasters = extraUpcasters
+        for member in Family.members {
+            let (merged, conflicts) = upcasters.merging(member.upcasters)
+            precondition(conflicts.isEmpty, "conflicting upcasters for \(Family.self): \(conflicts.joined(separator: "; "))")
+            upcasters = merged
+        }
         self.upcasters = upcasters
         self.members = Dictionary(Family.members.map { ($0.eventType, $0) }, uniquingKeysWith: { first, _ in first })
+        KnownRenames.record(upcasters.renamedTypes)
     }
 
     /// The `EventData` to append for `event`: its wire type, its payload through the codec,
@@ -53,7 +72,12 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
             .unknown(UnknownEvent(eventType: type, schemaVersion: version, reason: reason, position: recorded.position,
                                   stream: recorded.stream, revision: recorded.revision, payload: payload))
         }
-        guard let member = members[type] else { return unknown(.unknownType) }
+        guard let member = members[type] else {
+            if let renamed = KnownRenames.currentName(of: type), members[renamed] != nil {
+                throw .renameNotDeclared(eventType: type, renamedTo: renamed)
+            }
+            return unknown(.unknownType)
+        }
         guard version <= member.schemaVersion else { return unknown(.newerSchemaVersion(known: member.schemaVersion)) }
         let current: [UInt8]
         do { current = try upcasters.upcast(payload, type: type, from: version, to: member.schemaVersion) } catch {
@@ -97,4 +121,25 @@ struct EventMetadata: Codable {
     }
 
     private struct VersionOnly: Decodable { var schemaVersion: Int? }
+}
+
+/// Every rename of a wire type that a translator in this process knows, so that a family whose
+/// member lacks a rename another type declares is told instead of skipping the events.
+enum KnownRenames {
+    private static let renames = Mutex<[String: String]>([:])
+
+    static func record(_ new: [String: String]) {
+        guard !new.isEmpty else { return }
+        renames.withLock { $0.merge(new) { existing, _ in existing } }
+    }
+
+    /// The name `type` was renamed to, following renames (nil: none known).
+    static func currentName(of type: String) -> String? {
+        renames.withLock { renames in
+            var name = type
+            var seen: Set<String> = [name]
+            while let next = renames[name], seen.insert(next).inserted { name = next }
+            return name == type ? nil : name
+        }
+    }
 }

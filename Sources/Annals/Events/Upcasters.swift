@@ -2,10 +2,11 @@ import Foundation
 
 /// Schema evolution on read: payload transformations registered per (wire type, from
 /// version), chained until the version the reading Swift type expects, and renames of wire
-/// types. Stored events are never rewritten; old Swift types can be deleted.
+/// types. Stored events are never rewritten. Declared on the event type they upgrade
+/// (``DomainEvent/upcasters``), so every component that decodes the type applies them.
 ///
 /// ```swift
-/// let upcasters = Upcasters()
+/// static let upcasters = Upcasters()
 ///     .renaming("MoneyDeposited", to: "Deposited")
 ///     .upcasting("Deposited", from: 1) { payload in payload["currency"] = "EUR" }   // v1 → v2
 /// ```
@@ -48,6 +49,28 @@ public struct Upcasters: Sendable {
         }
     }
 
+    /// These upcasters and `other`'s together. Two transforms for the same wire type and
+    /// version, or two renames of one name to different names, are a programming error: the
+    /// result names them in `conflicts`.
+    func merging(_ other: Upcasters) -> (merged: Upcasters, conflicts: [String]) {
+        var merged = self
+        var conflicts: [String] = []
+        for (type, steps) in other.transforms {
+            for (version, transform) in steps {
+                if merged.transforms[type]?[version] != nil { conflicts.append("two upcasters for \(type) from version \(version)") }
+                merged.transforms[type, default: [:]][version] = transform
+            }
+        }
+        for (old, new) in other.renames {
+            if let existing = merged.renames[old], existing != new { conflicts.append("\(old) renamed to both \(existing) and \(new)") }
+            merged.renames[old] = new
+        }
+        return (merged, conflicts)
+    }
+
+    /// The renames, old name → new name.
+    var renamedTypes: [String: String] { renames }
+
     /// The wire type `type` is read as.
     func currentName(of type: String) -> String {
         var name = type
@@ -80,6 +103,10 @@ public enum EventDecodingError: Error, Sendable, Hashable, CustomStringConvertib
     case missingUpcaster(eventType: String, fromVersion: Int)
     /// An upcaster threw.
     case upcasterFailed(eventType: String, fromVersion: Int, reason: String)
+    /// Another event type in this process declares that `eventType` was renamed to
+    /// `renamedTo`, a member of the reading family, but the family's member does not: the
+    /// event would otherwise be skipped as unknown. Declare the rename on the member's type.
+    case renameNotDeclared(eventType: String, renamedTo: String)
     /// The codec could not decode the (upcast) payload.
     case undecodable(eventType: String, position: UInt64, reason: String)
     /// The store could not read the event.
@@ -89,6 +116,8 @@ public enum EventDecodingError: Error, Sendable, Hashable, CustomStringConvertib
         switch self {
         case .missingUpcaster(let type, let version): "no upcaster for \(type) from schema version \(version)"
         case .upcasterFailed(let type, let version, let reason): "upcaster for \(type) from version \(version) failed: \(reason)"
+        case .renameNotDeclared(let type, let renamed):
+            "\(type) was renamed to \(renamed) elsewhere in this process, but not on this family's \(renamed): declare it there"
         case .undecodable(let type, let position, let reason): "event \(type) at position \(position) does not decode: \(reason)"
         case .read(let error): "\(error)"
         }

@@ -19,12 +19,11 @@ public actor ExternalProjectionRunner<P: ExternalProjection> {
     private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
     /// A runner for `projection` over `store`; call ``run()`` in a task.
-    public init(store: EventStore, projection: P, checkpointEvery: Int = 1000, codec: any EventCodec = JSONEventCodec(),
-                upcasters: Upcasters = Upcasters()) {
+    public init(store: EventStore, projection: P, checkpointEvery: Int = 1000, codec: any EventCodec = JSONEventCodec()) {
         self.store = store
         self.projection = projection
         self.checkpointEvery = max(1, checkpointEvery)
-        self.translator = EventTranslator(codec: codec, upcasters: upcasters)
+        self.translator = EventTranslator(codec: codec)
     }
 
     /// Events committed to the store that the projection has not handled yet.

@@ -5,28 +5,32 @@ import Foundation
 ///
 /// - Exactly once: state and checkpoint are one event of `$projection-<name>`; a crash
 ///   loses only uncommitted progress, which is recomputed from the committed checkpoint.
-/// - Commits every `checkpointEvery` events while catching up, and whenever it has applied
-///   everything committed (so a live projection is at most one commit behind). Each commit
-///   encodes the whole state: keep states small, or raise `checkpointEvery` for big ones.
+/// - Commits as its ``ProjectionCheckpointPolicy`` says: every N consumed events, and once
+///   caught up at most a short delay after the first uncommitted event, and at ``stop()``.
+///   Each commit encodes the whole state: keep states small, or raise the policy's intervals.
+/// - Its position passes every event of the log, consumed or not (other streams, system
+///   events, its own checkpoints), so waiting for any position the log has reached ends.
 /// - Rebuilds from the first event when the stored checkpoint has another ``Projection/version``
 ///   (or on ``rebuild()``).
 ///
 /// ```swift
 /// let runner = ProjectionRunner<OrdersView>(store: store)
 /// let task = Task { try await runner.run() }
-/// try await store.waitUntilProjected(OrdersView.name, through: result.lastPosition)
+/// let result = try await orders.execute(.ship(carrier: "UPS", trackingNumber: "1Z"), on: "3")
+/// try await store.waitUntilProjected(OrdersView.self, through: result.lastPosition)
 /// ```
 public actor ProjectionRunner<P: Projection> {
     /// The store it reads and commits to.
     public let store: EventStore
-    /// Events applied between commits while catching up.
-    public let checkpointEvery: Int
+    /// When it commits.
+    public let checkpoints: ProjectionCheckpointPolicy
     private let translator: EventTranslator<P.Event>
     private let stateCodec: any EventCodec
 
     /// The state including events applied since the last commit.
     public private(set) var state: P.State = P.initialState
-    /// The position of the next event to apply.
+    /// The position of the next event to look at: every event before it was applied or is
+    /// not one the projection consumes.
     public private(set) var position: UInt64 = 0
     /// The position the last commit recorded.
     public private(set) var committedPosition: UInt64 = 0
@@ -34,82 +38,157 @@ public actor ProjectionRunner<P: Projection> {
     public private(set) var unknownEvents = 0
     private var checkpointRevision: UInt64?
     private var loaded = false
+    /// Consumed events applied since the last commit, and when the first of them was.
+    private var uncommitted = 0
+    private var uncommittedSince: ContinuousClock.Instant?
+    private var running = false
+    private var stopRequested = false
+    /// The runner's current wait for commits, cancelled by ``stop()``.
+    private var currentWait: Task<EventStore.CommitWait, Never>?
+    /// Tasks in ``waitUntilApplied(through:timeout:)``, by id.
+    private var waiters: [UInt64: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
+    private var nextWaiterID: UInt64 = 0
 
     /// A runner for `P` over `store`; call ``run()`` in a task. Only one runner of a
     /// projection may run at a time (a second one's commit throws `concurrentRunner`).
+    ///
+    /// - Parameters:
+    ///   - checkpoints: when to commit (default: every 1,000 events, and within 50 ms once live).
+    ///   - codec: how the state and the events are encoded (events are upcast as their types
+    ///     declare: ``DomainEvent/upcasters``).
     public init(
-        store: EventStore, checkpointEvery: Int = 10_000, codec: any EventCodec = JSONEventCodec(), upcasters: Upcasters = Upcasters()
+        store: EventStore, checkpoints: ProjectionCheckpointPolicy = ProjectionCheckpointPolicy(),
+        codec: any EventCodec = JSONEventCodec()
     ) {
         self.store = store
         // Only the newest checkpoint counts: compaction may remove the older ones.
         store.declareNewestOnlySystemStreams(prefix: ProjectionCheckpoints.streamPrefix)
-        self.checkpointEvery = max(1, checkpointEvery)
-        self.translator = EventTranslator(codec: codec, upcasters: upcasters)
+        self.checkpoints = checkpoints
+        self.translator = EventTranslator(codec: codec)
         self.stateCodec = codec
     }
 
-    private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-
-    /// Waits until the runner's in-memory ``state`` includes the event at `position`, or its
-    /// ``run()`` returns. (Called before `run()` starts, it waits for it.) For the committed
-    /// state, see `EventStore.waitUntilProjected`.
-    public func waitUntilApplied(through position: UInt64) async {
-        guard self.position <= position, !stopped else { return }
-        await withCheckedContinuation { waiters.append((position, $0)) }
+    /// Waits until the runner's in-memory ``state`` has passed the event at `position` (applied
+    /// it, or skipped it as not the projection's). Called before ``run()`` starts, it waits for
+    /// it. For the committed state, see ``EventStore/waitUntilProjected(_:through:timeout:)``.
+    ///
+    /// - Throws: ``ProjectionWaitError``: `runnerStopped` when ``run()`` ends (or has ended)
+    ///   before getting there, `timedOut` after `timeout`, `cancelled` when the waiting task is.
+    public func waitUntilApplied(through position: UInt64, timeout: Duration = .seconds(30)) async throws(ProjectionWaitError) {
+        if self.position > position { return }
+        if loaded, !running { throw .runnerStopped(projection: P.name, position: position) }
+        nextWaiterID += 1
+        let id = nextWaiterID
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.resumeWaiter(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume() } else { waiters[id] = (position, continuation) }
+            }
+        } onCancel: {
+            Task { await self.resumeWaiter(id) }
+        }
+        if self.position > position { return }
+        if Task.isCancelled { throw .cancelled }
+        if loaded, !running { throw .runnerStopped(projection: P.name, position: position) }
+        throw .timedOut(projection: P.name, position: position, projectedThrough: self.position)
     }
 
-    private var stopped = false
+    private func resumeWaiter(_ id: UInt64) {
+        waiters.removeValue(forKey: id)?.continuation.resume()
+    }
 
+    /// Resumes the waiters the position has passed (all of them when the run ends).
     private func resumeWaiters(all: Bool) {
         guard !waiters.isEmpty else { return }
-        let ready = waiters.filter { all || $0.position < position }
-        waiters.removeAll { all || $0.position < position }
-        for waiter in ready { waiter.continuation.resume() }
+        for (id, waiter) in waiters where all || waiter.position < position {
+            waiters.removeValue(forKey: id)
+            waiter.continuation.resume()
+        }
     }
 
-    /// Events committed to the store that the projection has not applied yet.
+    /// Events committed to the store that the projection has not looked at yet.
     public var lag: UInt64 {
         let end = store.endPosition
         return end > position ? end - position : 0
     }
 
+    /// Makes ``run()`` commit what it applied and return (the way to shut a projection down;
+    /// cancelling its task instead stops it like a crash, without a commit).
+    public func stop() {
+        stopRequested = true
+        currentWait?.cancel()
+    }
+
     /// Loads the committed checkpoint (or starts fresh), catches up and follows the log until
-    /// the task is cancelled or the store closes. Cancellation stops it where it is, like a
-    /// crash: events applied since the last commit are applied again by the next run (to the
-    /// committed state, so still exactly once). When the store closes, it commits first.
+    /// ``stop()`` (after a final commit), the task is cancelled or the store closes.
+    /// Cancellation and a closed store stop it where it is, like a crash: events applied
+    /// since the last commit are applied again by the next run (to the committed state, so
+    /// still exactly once).
     ///
     /// - Throws: ``ProjectionError``; progress up to the last commit is kept.
     public func run() async throws(ProjectionError) {
-        stopped = false
+        running = true
+        stopRequested = false
         defer {
-            stopped = true
+            running = false
             resumeWaiters(all: true)
         }
         if !loaded, try load() == .otherVersion {
             // Say so at once, so that no reader waits on the old version's checkpoint.
             try await commit(force: true)
         }
-        var iterator = store.projectionFeed(from: position, filter: P.filter)
-        var sinceCommit = 0
-        while true {
-            guard let message = try await iterator.nextForProjection() else { break }
-            switch message {
-            case .event(let recorded):
-                try apply(recorded)
-                sinceCommit += 1
-                position = recorded.position + 1
-                if sinceCommit >= checkpointEvery || iterator.lag == 0 {
-                    try await commit()
-                    sinceCommit = 0
-                }
-            case .caughtUp(let end):
-                position = end
-                if position > committedPosition { try await commit() }
-                sinceCommit = 0
-            }
+        var filter = P.filter
+        filter.includeSystemStreams = false
+        while !Task.isCancelled, !stopRequested {
+            let read = try await catchUp(filter)
             resumeWaiters(all: false)
+            if read > 0 { continue }
+            // Caught up: commit within the policy's delay, and wait for new events meanwhile.
+            var deadline: ContinuousClock.Instant?
+            if uncommitted > 0, let since = uncommittedSince {
+                let due = since + checkpoints.maxDelay
+                if ContinuousClock.now >= due {
+                    try await commit()
+                    continue
+                }
+                deadline = due
+            }
+            if store.isClosed { break }
+            let store = self.store
+            let position = self.position
+            let wait = Task { await store.waitForCommit(beyond: position, until: deadline) }
+            currentWait = wait
+            let outcome = await withTaskCancellationHandler { await wait.value } onCancel: { wait.cancel() }
+            currentWait = nil
+            if outcome == .ended, store.isClosed { break }
         }
-        if !Task.isCancelled, position > committedPosition { try await commit() }
+        if stopRequested, !Task.isCancelled, uncommitted > 0 { try await commit() }
+    }
+
+    /// Reads up to one batch of events from ``position``, applies those the projection
+    /// consumes and passes the others; commits when the policy's event count is reached.
+    /// Returns how many events were read (0: nothing new).
+    private func catchUp(_ filter: SubscriptionFilter) async throws(ProjectionError) -> Int {
+        var cursor = store.readAll(from: position, limit: 512).makeCursor()
+        var read = 0
+        while true {
+            let next: RecordedEvent?
+            do { next = try cursor.next() } catch { throw .read(error) }
+            guard let recorded = next else { break }
+            read += 1
+            if filter.matches(recorded) {
+                try apply(recorded)
+                uncommitted += 1
+                if uncommittedSince == nil { uncommittedSince = .now }
+            }
+            position = recorded.position + 1
+            if uncommitted >= checkpoints.everyEvents { try await commit() }
+        }
+        return read
     }
 
     /// Forgets the committed state: the next ``run()`` starts from the first event with
@@ -151,7 +230,7 @@ public actor ProjectionRunner<P: Projection> {
     }
 
     private func commit(force: Bool = false) async throws(ProjectionError) {
-        guard force || position > committedPosition || checkpointRevision == nil else { return }
+        guard force || uncommitted > 0 || checkpointRevision == nil else { return }
         let record = CheckpointRecord(version: P.version, position: position, unknownEvents: unknownEvents, state: state)
         let payload: [UInt8]
         do { payload = try stateCodec.encode(record) } catch { throw .checkpoint(name: P.name, reason: "\(error)") }
@@ -164,6 +243,8 @@ public actor ProjectionRunner<P: Projection> {
                 expected: expected)])
             checkpointRevision = result[0].lastRevision
             committedPosition = position
+            uncommitted = 0
+            uncommittedSince = nil
         } catch {
             if case .wrongExpectedRevision = error { throw .concurrentRunner(name: P.name) }
             throw .append(error)
@@ -206,37 +287,80 @@ struct CheckpointPosition: Codable {
 
 extension EventStore {
     /// Waits until the projection `name` (run by a ``ProjectionRunner``, in this process or
-    /// having committed to this store) has committed a checkpoint past `position`: the event at
-    /// `position` is in its stored state. Read-your-writes for CQRS callers:
+    /// having committed to this store) has a committed checkpoint that covers `position`: the
+    /// event at `position` is in its stored state, or is a system event (which projections
+    /// never consume). Read-your-writes for CQRS callers. The typed variant
+    /// ``waitUntilProjected(_:through:timeout:)-(P.Type,_,_)`` also counts events outside the
+    /// projection's filter as covered, and ignores checkpoints of other versions.
     ///
     /// ```swift
     /// let result = try await orders.execute(.place(order), on: "123")
-    /// try await store.waitUntilProjected("orders-view", through: result.append!.lastPosition)
+    /// try await store.waitUntilProjected("orders-view", through: result.lastPosition)
     /// ```
     ///
-    /// Returns early when the task is cancelled or the store closes (check `Task.isCancelled`).
-    /// - Throws: ``ReadError`` when the checkpoint stream cannot be read.
-    public func waitUntilProjected(_ name: String, through position: UInt64) async throws(ReadError) {
-        try await waitUntilProjected(name, version: nil, through: position)
+    /// - Throws: ``ProjectionWaitError``: `timedOut` after `timeout`, `cancelled` when the task
+    ///   is cancelled, `storeClosed` when the store closes, `read`/`unreadableCheckpoint` when
+    ///   the checkpoint cannot be read.
+    public func waitUntilProjected(
+        _ name: String, through position: UInt64, timeout: Duration = .seconds(30)
+    ) async throws(ProjectionWaitError) {
+        try await waitUntilProjected(name, version: nil, filter: nil, through: position, timeout: timeout)
     }
 
-    /// As ``waitUntilProjected(_:through:)``, for a checkpoint of this version of the projection
-    /// (a runner of an older version may still have the last word while the new one starts).
-    public func waitUntilProjected<P: Projection>(_ projection: P.Type, through position: UInt64) async throws(ReadError) {
-        try await waitUntilProjected(P.name, version: P.version, through: position)
+    /// As ``waitUntilProjected(_:through:timeout:)``, for a checkpoint of this version of the
+    /// projection (a runner of an older version may still have the last word while the new
+    /// one starts); events `P` does not consume (outside ``Projection/filter``) count as covered.
+    public func waitUntilProjected<P: Projection>(
+        _ projection: P.Type, through position: UInt64, timeout: Duration = .seconds(30)
+    ) async throws(ProjectionWaitError) {
+        try await waitUntilProjected(P.name, version: P.version, filter: P.filter, through: position, timeout: timeout)
     }
 
-    private func waitUntilProjected(_ name: String, version: Int?, through position: UInt64) async throws(ReadError) {
+    /// Events past the checkpoint are examined one by one only up to this many; a projection
+    /// further behind is simply waited for.
+    private static let skippedEventsExamined: UInt64 = 4_096
+
+    private func waitUntilProjected(
+        _ name: String, version: Int?, filter: SubscriptionFilter?, through position: UInt64, timeout: Duration
+    ) async throws(ProjectionWaitError) {
         let stream = ProjectionCheckpoints.streamPrefix + name
-        while !Task.isCancelled {
+        let deadline = ContinuousClock.now + timeout
+        var filter = filter ?? SubscriptionFilter()
+        filter.includeSystemStreams = false
+        while true {
+            if Task.isCancelled { throw .cancelled }
             let end = endPosition
+            var covered: UInt64 = 0
             var cursor = readBackwards(stream, limit: 1).makeCursor()
-            if let last = try cursor.next(),
-               let checkpoint = try? JSONDecoder().decode(CheckpointPosition.self, from: Data(try last.metadata)),
-               checkpoint.position > position, version.map({ $0 == checkpoint.version }) ?? true {
-                return
+            let last: RecordedEvent?
+            do { last = try cursor.next() } catch { throw .read(error) }
+            if let last {
+                let checkpoint: CheckpointPosition
+                do { checkpoint = try JSONDecoder().decode(CheckpointPosition.self, from: Data(try last.metadata)) } catch {
+                    throw .unreadableCheckpoint(projection: name, reason: "\(error)")
+                }
+                if version.map({ $0 == checkpoint.version }) ?? true { covered = checkpoint.position }
             }
-            if await waitForCommit(beyond: end) <= end { return } // cancelled or closed
+            if covered > position { return }
+            // Past the checkpoint, events the projection does not consume count as covered.
+            if position < end, position - covered < Self.skippedEventsExamined {
+                var skipped = readAll(from: covered, limit: Int(position - covered + 1)).makeCursor()
+                var consumed = false
+                do {
+                    while let event = try skipped.next(), !consumed { consumed = filter.matches(event) }
+                } catch {
+                    throw .read(error)
+                }
+                if !consumed { return }
+            }
+            if isClosed { throw .storeClosed }
+            guard ContinuousClock.now < deadline else {
+                throw .timedOut(projection: name, position: position, projectedThrough: covered)
+            }
+            switch await waitForCommit(beyond: end, until: deadline) {
+            case .committed, .deadline: continue
+            case .ended: if Task.isCancelled { throw .cancelled } else { throw .storeClosed }
+            }
         }
     }
 }
