@@ -33,6 +33,19 @@ struct DumpCommand: AsyncParsableCommand {
     @Option(help: "Print at most this many events.")
     var limit: Int = .max
 
+    @Option(help: ArgumentHelp("Print only events committed at or before this time ($all, forwards): the log as it was then.",
+                               valueName: "ISO-8601-UTC"))
+    var untilTime: String?
+
+    func validate() throws {
+        if let untilTime {
+            guard Timestamp(iso8601: untilTime) != nil else {
+                throw ValidationError("--until-time: \(untilTime) is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.fraction]Z")
+            }
+            guard stream == nil, !backwards else { throw ValidationError("--until-time reads $all forwards: no --stream, no --backwards") }
+        }
+    }
+
     func run() async throws {
         let store: EventStore
         do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
@@ -41,7 +54,10 @@ struct DumpCommand: AsyncParsableCommand {
             switch (stream, backwards) {
             case (let name?, false): try Self.print(store.read(name, from: from ?? 0, limit: limit).makeCursor(), to: &output)
             case (let name?, true): try Self.print(store.readBackwards(name, from: from, limit: limit).makeCursor(), to: &output)
-            case (nil, false): try Self.print(store.readAll(from: from ?? 0, limit: limit).makeCursor(), to: &output)
+            case (nil, false):
+                // Timestamps never decrease along positions: the first later one ends the dump.
+                let until = untilTime.flatMap { Timestamp(iso8601: $0) }
+                try Self.print(store.readAll(from: from ?? 0, limit: limit).makeCursor(), until: until, to: &output)
             case (nil, true): try Self.print(store.readAllBackwards(from: from, limit: limit).makeCursor(), to: &output)
             }
         } catch {
@@ -52,9 +68,14 @@ struct DumpCommand: AsyncParsableCommand {
         if let damage = store.recoveryReport.damage { throw fail(OpenError.corrupt(damage)) }
     }
 
-    private static func print<Cursor: EventCursor>(_ cursor: Cursor, to output: inout OutputBuffer) throws(ReadError) {
+    private static func print<Cursor: EventCursor>(
+        _ cursor: Cursor, until: Timestamp? = nil, to output: inout OutputBuffer
+    ) throws(ReadError) {
         var cursor = cursor
-        while let event = try cursor.next() { try EventLine.write(event, to: &output) }
+        while let event = try cursor.next() {
+            if let until, event.timestamp > until { break }
+            try EventLine.write(event, to: &output)
+        }
     }
 }
 

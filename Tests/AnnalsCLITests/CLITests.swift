@@ -30,7 +30,41 @@ final class TemporaryStore: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 }
 
+/// A wall clock that moves only when told to.
+final class SteppingClock: StoreClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var nanoseconds: Int64
+    init(_ start: Timestamp) { nanoseconds = start.nanosecondsSinceEpoch }
+    func nowNanoseconds() -> Int64 { lock.withLock { nanoseconds } }
+    func advance(seconds: Int64) { lock.withLock { nanoseconds += seconds * 1_000_000_000 } }
+}
+
 @Suite struct CLITests {
+    /// `dump --until-time` prints the log as it was at a time, and refuses what it cannot parse.
+    @Test func dumpUntilATimePrintsTheLogAsItWasThen() async throws {
+        let directory = TemporaryStore()
+        let clock = SteppingClock(try #require(Timestamp(iso8601: "2026-01-01T00:00:00Z")))
+        var options = StoreOptions()
+        options.clock = ClockChoice(clock: clock)
+        let store = try EventStore.open(at: directory.path, options: options)
+        for hour in 0..<3 {
+            _ = try await store.append([EventData(type: "Tick", payload: Array("\(hour)".utf8))], to: "clock")
+            clock.advance(seconds: 3600)
+        }
+        try await store.close()
+        func lines(_ time: String) throws -> Int {
+            let dumped = try runAnnals(["dump", directory.path, "--until-time", time])
+            #expect(dumped.status == 0, "\(dumped.stderr)")
+            return dumped.stdout.split(separator: "\n").count
+        }
+        #expect(try lines("2026-01-01T01:00:00Z") == 2, "the commit at exactly 01:00 is included")
+        #expect(try lines("2026-01-01T00:59:59.999999999Z") == 1)
+        #expect(try lines("2026-01-01") == 1, "a date is its midnight")
+        #expect(try lines("2025-12-31T23:00:00Z") == 0)
+        #expect(try runAnnals(["dump", directory.path, "--until-time", "yesterday"]).status != 0)
+        #expect(Timestamp(iso8601: "2026-11-27T03:51:14.123456789Z")?.iso8601 == "2026-11-27T03:51:14.123456789Z")
+    }
+
     @Test func importThenDumpRoundTripsDataByteForByte() throws {
         let store = TemporaryStore()
         let input = """

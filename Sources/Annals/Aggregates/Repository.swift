@@ -1,3 +1,5 @@
+import Foundation
+
 /// Loads aggregates from their streams and executes commands on them with optimistic
 /// concurrency: decide against the loaded state, append expecting the loaded revision, and on a
 /// conflict catch up from the events that won and decide again (up to a bound).
@@ -40,7 +42,44 @@ public struct Repository<A: Aggregate>: Sendable {
     ///
     /// - Throws: ``RepositoryError/read(_:)`` or ``RepositoryError/decoding(_:)``.
     public func load(_ id: String, atRevision revision: UInt64? = nil) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
-        try catchUp(snapshotStart(id, atRevision: revision), through: revision)
+        try catchUp(snapshotStart(id, atRevision: revision), through: revision).0
+    }
+
+    /// Aggregate `id` as it was when the log ended just after global position `position`: its
+    /// events at positions up to `position`, folded from the initial state.
+    ///
+    /// - Throws: ``RepositoryError/read(_:)`` or ``RepositoryError/decoding(_:)``.
+    public func load(_ id: String, atPosition position: UInt64) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        try replay(id) { $0.position <= position }
+    }
+
+    /// Aggregate `id` as it was at `time`: its events committed at or before it (timestamps
+    /// never decrease along positions), folded from the initial state.
+    ///
+    /// - Throws: ``RepositoryError/read(_:)`` or ``RepositoryError/decoding(_:)``.
+    public func load(_ id: String, asOf time: Timestamp) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        try replay(id) { $0.timestamp <= time }
+    }
+
+    /// Aggregate `id` folded from its first event while `includes` says so.
+    private func replay(_ id: String, while includes: (RecordedEvent) -> Bool) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+        var cursor = store.read(A.stream(for: id)).makeCursor()
+        var state = A.initial
+        var last: UInt64?
+        var unknown = 0
+        while true {
+            let next: RecordedEvent?
+            do { next = try cursor.next() } catch { throw .read(error) }
+            guard let recorded = next, includes(recorded) else { break }
+            switch try decode(recorded) {
+            case .known(let event, _): state = state.evolve(event)
+            case .unknown(let event):
+                state = state.evolve(unknown: event)
+                unknown += 1
+            }
+            last = recorded.revision
+        }
+        return Loaded(id: id, state: state, revision: last, unknownEvents: unknown)
     }
 
     /// Where loading starts: the latest snapshot that applies, or the initial state.
@@ -69,24 +108,34 @@ public struct Repository<A: Aggregate>: Sendable {
     }
 
     /// Decides `command` against aggregate `id` and appends the resulting events atomically,
-    /// durable as the store's ``Durability`` says. On a concurrent change it catches up and
-    /// decides again, at most ``maximumConflictRetries`` times.
+    /// durable as the store's ``Durability`` says, with `context` in their ``EventMetadata``.
+    /// On a concurrent change it catches up and decides again, at most
+    /// ``maximumConflictRetries`` times.
+    ///
+    /// With a ``CommandContext/commandID`` the command is idempotent: when its events are
+    /// already in the stream (a retry), nothing is decided or written and the original events
+    /// and positions are returned.
     ///
     /// - Throws: ``RepositoryError/rejected(_:)`` with the aggregate's rejection (nothing
     ///   written), ``RepositoryError/tooManyConflicts(stream:attempts:)``, or a storage error.
     @discardableResult
     public func execute(
-        _ command: A.Command, on id: String, correlationID: String? = nil
+        _ command: A.Command, on id: String, context: CommandContext = CommandContext()
     ) async throws(RepositoryError<A.Rejection>) -> Executed<A> {
         let stream = A.stream(for: id)
-        var loaded = try load(id)
+        let commandID = context.commandID
+        let firstEventID = commandID.map { CommandContext.eventID(of: $0, index: 0) }
+        var (loaded, original) = try catchUp(snapshotStart(id, atRevision: nil), through: nil, finding: firstEventID)
+        let metadata = context.metadata
         for _ in 0...maximumConflictRetries {
+            if let original, let commandID { return try executedBefore(original, commandID: commandID, loaded: loaded) }
             let events: [A.Event]
             do { events = try loaded.state.decide(command) } catch { throw .rejected(error) }
             guard !events.isEmpty else { return Executed(loaded: loaded, events: [], append: nil) }
             var data: [EventData] = []
-            for event in events {
-                do { data.append(try translator.encode(event, correlationID: correlationID)) } catch {
+            for (index, event) in events.enumerated() {
+                let eventID = commandID.map { CommandContext.eventID(of: $0, index: index) }
+                do { data.append(try translator.encode(event, id: eventID, metadata: metadata)) } catch {
                     throw .encoding("\(error)")
                 }
             }
@@ -105,39 +154,69 @@ public struct Repository<A: Aggregate>: Sendable {
                                 events: events, append: result)
             } catch {
                 guard case .wrongExpectedRevision(_, _, let actual) = error else { throw .append(error) }
-                loaded = try await catchUp(loaded, reaching: actual)
+                (loaded, original) = try await catchUp(loaded, reaching: actual, finding: firstEventID)
             }
         }
         throw .tooManyConflicts(stream: stream, attempts: maximumConflictRetries + 1)
     }
 
+    /// The result of the earlier execution of command `commandID`, whose first event is
+    /// `first`: its events (those with the ids derived from the command id, in a row).
+    private func executedBefore(
+        _ first: RecordedEvent, commandID: UUID, loaded: Loaded<A>
+    ) throws(RepositoryError<A.Rejection>) -> Executed<A> {
+        var cursor = store.read(first.stream, from: first.revision).makeCursor()
+        var events: [A.Event] = []
+        var last = first
+        while true {
+            let next: RecordedEvent?
+            do { next = try cursor.next() } catch { throw .read(error) }
+            guard let recorded = next, recorded.id == CommandContext.eventID(of: commandID, index: events.count) else { break }
+            if case .known(let event, _) = try decode(recorded) { events.append(event) } else { break }
+            last = recorded
+        }
+        let append = AppendResult(stream: first.stream, firstPosition: first.position, lastPosition: last.position,
+                                  firstRevision: first.revision, lastRevision: last.revision)
+        return Executed(loaded: loaded, events: events, append: append, isRepeat: true)
+    }
+
     /// `loaded` advanced to at least revision `actual` (what a conflict reported). The winning
     /// append may not be visible yet — under `.fsyncBeforeAck` readers see it once it is
     /// durable — so this waits for commits until it is.
-    private func catchUp(_ loaded: Loaded<A>, reaching actual: UInt64?) async throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+    private func catchUp(
+        _ loaded: Loaded<A>, reaching actual: UInt64?, finding eventID: UUID?
+    ) async throws(RepositoryError<A.Rejection>) -> (Loaded<A>, found: RecordedEvent?) {
         var current = loaded
+        var found: RecordedEvent?
         while true {
             let end = store.endPosition
-            current = try catchUp(current, through: nil)
-            guard let actual, current.revision.map({ $0 < actual }) ?? true else { return current }
+            let step = try catchUp(current, through: nil, finding: eventID)
+            current = step.0
+            found = found ?? step.found
+            guard let actual, current.revision.map({ $0 < actual }) ?? true else { return (current, found) }
             if Task.isCancelled || store.isClosed { throw .append(.storeClosed) }
             _ = await store.waitForCommit(beyond: end)
         }
     }
 
-    /// `loaded` advanced by the events after its revision (up to `revision`).
-    private func catchUp(_ loaded: Loaded<A>, through revision: UInt64?) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
+    /// `loaded` advanced by the events after its revision (up to `revision`), and the first of
+    /// them whose id is `eventID`.
+    private func catchUp(
+        _ loaded: Loaded<A>, through revision: UInt64?, finding eventID: UUID? = nil
+    ) throws(RepositoryError<A.Rejection>) -> (Loaded<A>, found: RecordedEvent?) {
         let from = loaded.revision.map { $0 + 1 } ?? 0
-        if let revision, revision < from { return loaded }
+        if let revision, revision < from { return (loaded, nil) }
         let limit = revision.map { Int(clamping: $0 - from + 1) } ?? .max
         var cursor = store.read(A.stream(for: loaded.id), from: from, limit: limit).makeCursor()
         var state = loaded.state
         var last = loaded.revision
         var unknown = loaded.unknownEvents
+        var found: RecordedEvent?
         while true {
             let next: RecordedEvent?
             do { next = try cursor.next() } catch { throw .read(error) }
             guard let recorded = next else { break }
+            if let eventID, found == nil, recorded.id == eventID { found = recorded }
             switch try decode(recorded) {
             case .known(let event, _): state = state.evolve(event)
             case .unknown(let event):
@@ -146,7 +225,8 @@ public struct Repository<A: Aggregate>: Sendable {
             }
             last = recorded.revision
         }
-        return Loaded(id: loaded.id, state: state, revision: last, unknownEvents: unknown, snapshotRevision: loaded.snapshotRevision)
+        let caughtUp = Loaded(id: loaded.id, state: state, revision: last, unknownEvents: unknown, snapshotRevision: loaded.snapshotRevision)
+        return (caughtUp, found)
     }
 
     private func decode(_ recorded: RecordedEvent) throws(RepositoryError<A.Rejection>) -> TypedEvent<A.Event> {
@@ -169,7 +249,7 @@ public struct Loaded<A: Aggregate>: Sendable {
     public var snapshotRevision: UInt64? = nil
 }
 
-/// What ``Repository/execute(_:on:correlationID:)`` did.
+/// What ``Repository/execute(_:on:context:)`` did.
 public struct Executed<A: Aggregate>: Sendable {
     /// The aggregate after the command's events.
     public let loaded: Loaded<A>
@@ -177,6 +257,9 @@ public struct Executed<A: Aggregate>: Sendable {
     public let events: [A.Event]
     /// Where they landed.
     public let append: AppendResult?
+    /// True when the command had been executed before (same ``CommandContext/commandID``):
+    /// nothing was decided or written, `events` and `append` are the original ones.
+    public var isRepeat = false
 
     /// The aggregate's state after the command.
     public var state: A { loaded.state }

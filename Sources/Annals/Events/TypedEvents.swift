@@ -42,15 +42,20 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
     }
 
     /// The `EventData` to append for `event`: its wire type, its payload through the codec,
-    /// and metadata recording the schema version (`{"schemaVersion":N}`, plus correlation and
-    /// causation ids when given).
-    public func encode(_ event: Family, id: UUID? = nil, correlationID: String? = nil, causationID: String? = nil) throws -> EventData {
+    /// and ``EventMetadata`` recording the schema version and whatever `metadata` says (its
+    /// `schemaVersion` is replaced by the event type's).
+    public func encode(_ event: Family, id: UUID? = nil, metadata: EventMetadata = EventMetadata()) throws -> EventData {
         let domainEvent = event.event
         let type = Swift.type(of: domainEvent)
         let payload = try codec.encode(domainEvent)
-        return EventData(id: id, type: type.eventType, payload: payload,
-                         metadata: EventMetadata(schemaVersion: type.schemaVersion, correlationID: correlationID,
-                                                 causationID: causationID).encoded())
+        var metadata = metadata
+        metadata.schemaVersion = type.schemaVersion
+        return EventData(id: id, type: type.eventType, payload: payload, metadata: metadata.encoded())
+    }
+
+    /// As ``encode(_:id:metadata:)``, with only correlation and causation ids.
+    public func encode(_ event: Family, id: UUID? = nil, correlationID: String?, causationID: String? = nil) throws -> EventData {
+        try encode(event, id: id, metadata: EventMetadata(correlationID: correlationID, causationID: causationID))
     }
 
     /// The family value of a recorded event, or ``TypedEvent/unknown(_:)`` for a type or
@@ -91,17 +96,76 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
     }
 }
 
-/// The metadata the `Annals` layer writes with each event: a small JSON object.
-struct EventMetadata: Codable {
-    var schemaVersion: Int
-    var correlationID: String?
-    var causationID: String?
+/// The metadata the `Annals` layer writes with each event, a small JSON object: the event's
+/// schema version, and who and what caused it. Read it back typed with
+/// ``RecordedEvent/eventMetadata()``.
+///
+/// ```swift
+/// let metadata = try recorded.eventMetadata()
+/// print(metadata.correlationID ?? "-", metadata.user ?? "anonymous", metadata.fields["channel"] ?? "")
+/// ```
+public struct EventMetadata: Codable, Sendable, Hashable {
+    /// The schema version the payload was written with (1 for events written without one).
+    public var schemaVersion: Int
+    /// Shared by everything one request or process caused (the first command's id, usually).
+    public var correlationID: String?
+    /// What directly caused the event: the command (its id) or the event that led to it.
+    public var causationID: String?
+    /// The command that appended the event (see ``CommandContext/commandID``).
+    public var commandID: UUID?
+    /// The user on whose behalf it was appended.
+    public var user: String?
+    /// The tenant it belongs to.
+    public var tenant: String?
+    /// Fields the app defines.
+    public var fields: [String: String]
 
+    /// Metadata with the given fields (the schema version is set when an event is encoded).
+    public init(schemaVersion: Int = 1, correlationID: String? = nil, causationID: String? = nil, commandID: UUID? = nil,
+                user: String? = nil, tenant: String? = nil, fields: [String: String] = [:]) {
+        self.schemaVersion = schemaVersion
+        self.correlationID = correlationID
+        self.causationID = causationID
+        self.commandID = commandID
+        self.user = user
+        self.tenant = tenant
+        self.fields = fields
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case schemaVersion, correlationID, causationID, commandID, user, tenant, fields
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try container.decodeIfPresent(Int.self, forKey: .schemaVersion) ?? 1
+        correlationID = try container.decodeIfPresent(String.self, forKey: .correlationID)
+        causationID = try container.decodeIfPresent(String.self, forKey: .causationID)
+        commandID = try container.decodeIfPresent(UUID.self, forKey: .commandID)
+        user = try container.decodeIfPresent(String.self, forKey: .user)
+        tenant = try container.decodeIfPresent(String.self, forKey: .tenant)
+        fields = try container.decodeIfPresent([String: String].self, forKey: .fields) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(schemaVersion, forKey: .schemaVersion)
+        try container.encodeIfPresent(correlationID, forKey: .correlationID)
+        try container.encodeIfPresent(causationID, forKey: .causationID)
+        try container.encodeIfPresent(commandID, forKey: .commandID)
+        try container.encodeIfPresent(user, forKey: .user)
+        try container.encodeIfPresent(tenant, forKey: .tenant)
+        if !fields.isEmpty { try container.encode(fields, forKey: .fields) }
+    }
+
+    /// The JSON bytes (`{"schemaVersion":N}` alone when nothing else is set).
     func encoded() -> [UInt8] {
-        guard correlationID != nil || causationID != nil else { return Array(#"{"schemaVersion":\#(schemaVersion)}"#.utf8) }
+        let minimal = Array(#"{"schemaVersion":\#(schemaVersion)}"#.utf8)
+        guard correlationID != nil || causationID != nil || commandID != nil || user != nil || tenant != nil || !fields.isEmpty
+        else { return minimal }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? Array(encoder.encode(self))) ?? Array(#"{"schemaVersion":\#(schemaVersion)}"#.utf8)
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? Array(encoder.encode(self))) ?? minimal
     }
 
     /// The schema version recorded in `metadata`; 1 when absent (events written without it).
@@ -121,6 +185,22 @@ struct EventMetadata: Codable {
     }
 
     private struct VersionOnly: Decodable { var schemaVersion: Int? }
+}
+
+extension RecordedEvent {
+    /// The event's ``EventMetadata``: empty metadata reads as schema version 1 and nothing else.
+    ///
+    /// - Throws: ``EventDecodingError/read(_:)`` when the bytes cannot be read,
+    ///   ``EventDecodingError/undecodable(eventType:position:reason:)`` when they are not the
+    ///   `Annals` layer's JSON object (metadata written by other code).
+    public func eventMetadata() throws(EventDecodingError) -> EventMetadata {
+        let bytes: [UInt8]
+        do { bytes = try metadata } catch { throw .read(error) }
+        guard !bytes.isEmpty else { return EventMetadata() }
+        do { return try JSONDecoder().decode(EventMetadata.self, from: Data(bytes)) } catch {
+            throw .undecodable(eventType: type, position: position, reason: "metadata: \(error)")
+        }
+    }
 }
 
 /// Every rename of a wire type that a translator in this process knows, so that a family whose

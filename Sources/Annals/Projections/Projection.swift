@@ -33,6 +33,48 @@ public protocol Projection: Sendable {
 extension Projection {
     /// Every event of every application stream.
     public static var filter: SubscriptionFilter { .all }
+
+    /// The projection's state as it was when the log ended just after global position
+    /// `position`: the events it consumes up to there, folded from ``initialState`` (a replay
+    /// of the log, read-only; the runner and its checkpoint are not involved).
+    ///
+    /// - Throws: ``ProjectionError`` when an event does not read, decode or apply.
+    public static func state(
+        in store: EventStore, atPosition position: UInt64, codec: any EventCodec = JSONEventCodec()
+    ) throws(ProjectionError) -> State {
+        try replay(in: store, codec: codec) { $0.position <= position }
+    }
+
+    /// The projection's state as it was at `time`: the events it consumes committed at or
+    /// before it, folded from ``initialState``.
+    public static func state(
+        in store: EventStore, asOf time: Timestamp, codec: any EventCodec = JSONEventCodec()
+    ) throws(ProjectionError) -> State {
+        try replay(in: store, codec: codec) { $0.timestamp <= time }
+    }
+
+    private static func replay(
+        in store: EventStore, codec: any EventCodec, while includes: (RecordedEvent) -> Bool
+    ) throws(ProjectionError) -> State {
+        var filter = Self.filter
+        filter.includeSystemStreams = false
+        let translator = EventTranslator<Event>(codec: codec)
+        var state = initialState
+        var cursor = store.readAll().makeCursor()
+        while true {
+            let next: RecordedEvent?
+            do { next = try cursor.next() } catch { throw .read(error) }
+            guard let recorded = next, includes(recorded) else { break }
+            guard filter.matches(recorded) else { continue }
+            let typed: TypedEvent<Event>
+            do { typed = try translator.decode(recorded) } catch { throw .decoding(error) }
+            guard case .known(let event, _) = typed else { continue }
+            do { try apply(event, recorded: recorded, to: &state) } catch {
+                throw .projection(name: name, position: recorded.position, reason: "\(error)")
+            }
+        }
+        return state
+    }
     /// The system stream holding the projection's checkpoints.
     public static var checkpointStream: String { ProjectionCheckpoints.streamPrefix + name }
 }

@@ -11,6 +11,16 @@ public struct AppendResult: Sendable, Hashable {
     /// Stream revision of the last event: the stream's current revision after the append.
     public let lastRevision: UInt64
 
+    /// Where an append of `stream` landed (layers above the store rebuild one for an append
+    /// they find again, e.g. a repeated command).
+    public init(stream: String, firstPosition: UInt64, lastPosition: UInt64, firstRevision: UInt64, lastRevision: UInt64) {
+        self.stream = stream
+        self.firstPosition = firstPosition
+        self.lastPosition = lastPosition
+        self.firstRevision = firstRevision
+        self.lastRevision = lastRevision
+    }
+
     /// Number of events the append wrote.
     public var eventCount: Int { Int(lastPosition - firstPosition) + 1 }
 }

@@ -55,4 +55,55 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public var description: String { iso8601 }
+
+    /// Parses ISO 8601 in UTC as ``iso8601`` writes it: `YYYY-MM-DDTHH:MM:SS`, an optional
+    /// fraction of up to nine digits, and `Z`; or a date alone (`YYYY-MM-DD`, midnight UTC).
+    /// Nil for anything else.
+    public init?(iso8601 text: String) {
+        let bytes = Array(text.utf8)
+        var index = 0
+        func number(_ width: Int) -> Int64? {
+            guard index + width <= bytes.count else { return nil }
+            var value: Int64 = 0
+            for byte in bytes[index..<index + width] {
+                guard (48...57).contains(byte) else { return nil }
+                value = value * 10 + Int64(byte - 48)
+            }
+            index += width
+            return value
+        }
+        func expect(_ character: Character) -> Bool {
+            guard index < bytes.count, bytes[index] == character.asciiValue else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
+              (1...12).contains(month), (1...31).contains(day) else { return nil }
+        var secondOfDay: Int64 = 0
+        var fraction: Int64 = 0
+        if index < bytes.count {
+            guard expect("T"), let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
+                  hour < 24, minute < 60, second < 61 else { return nil }
+            secondOfDay = hour * 3600 + minute * 60 + second
+            if expect(".") {
+                var digits = 0
+                while index < bytes.count, (48...57).contains(bytes[index]), digits < 9 {
+                    fraction = fraction * 10 + Int64(bytes[index] - 48)
+                    digits += 1
+                    index += 1
+                }
+                guard digits > 0 else { return nil }
+                for _ in digits..<9 { fraction *= 10 }
+            }
+            guard expect("Z"), index == bytes.count else { return nil }
+        }
+        // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian calendar.
+        let shiftedYear = month <= 2 ? year - 1 : year
+        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
+        let yearOfEra = shiftedYear - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        self.init(nanosecondsSinceEpoch: (days * 86_400 + secondOfDay) * 1_000_000_000 + fraction)
+    }
 }
