@@ -4,6 +4,18 @@ import Foundation
 
 // `swift run annals-example [DIRECTORY [SEGMENT_SIZE_BYTES]]`: the seed's two examples against a
 // real store (kept when DIRECTORY is given).
+// `swift run -c release annals-example library`: the lending library under 8 tasks (a
+// temporary store, fsync before acknowledging), with its invariants checked and commands/s.
+
+if CommandLine.arguments.dropFirst().first == "library" {
+    let directory = FileManager.default.temporaryDirectory.path + "/annals-library-\(ProcessInfo.processInfo.processIdentifier)"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let store = try EventStore.open(at: directory)
+    let report = try await LibraryTrial().run(on: store)
+    try await store.close()
+    print("library trial: \(report)")
+    exit(report.violations.isEmpty ? 0 : 1)
+}
 
 let directory = CommandLine.arguments.dropFirst().first
     ?? FileManager.default.temporaryDirectory.path + "/annals-example-\(ProcessInfo.processInfo.processIdentifier)"
