@@ -58,6 +58,7 @@ let package = Package(
         .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
         .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsTests", dependencies: ["Annals", "AnnalsExamples", "AnnalsTestSupport"]),
+        .testTarget(name: "AnnalsReadmeTests", dependencies: ["Annals"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsKafkaTests", dependencies: ["AnnalsKafka", "AnnalsTestSupport"]),
     ],

@@ -11,7 +11,7 @@ import Foundation
 /// ```swift
 /// let accounts = Repository<Account>(store)
 /// try await accounts.execute(.deposit(500), on: "42")
-/// let account = try await accounts.load("42").state
+/// let account = try accounts.load("42").state
 /// ```
 public struct Repository<A: Aggregate>: Sendable {
     /// The store the aggregates' streams live in.

@@ -17,7 +17,7 @@ import Foundation
 /// let runner = ProjectionRunner<OrdersView>(store: store)
 /// let task = Task { try await runner.run() }
 /// let result = try await orders.execute(.ship(carrier: "UPS", trackingNumber: "1Z"), on: "3")
-/// try await store.waitUntilProjected(OrdersView.self, through: result.lastPosition)
+/// if let position = result.lastPosition { try await store.waitUntilProjected(OrdersView.self, through: position) }
 /// ```
 public actor ProjectionRunner<P: Projection> {
     /// The store it reads and commits to.
@@ -295,7 +295,7 @@ extension EventStore {
     ///
     /// ```swift
     /// let result = try await orders.execute(.place(order), on: "123")
-    /// try await store.waitUntilProjected("orders-view", through: result.lastPosition)
+    /// if let position = result.lastPosition { try await store.waitUntilProjected("orders-view", through: position) }
     /// ```
     ///
     /// - Throws: ``ProjectionWaitError``: `timedOut` after `timeout`, `cancelled` when the task
