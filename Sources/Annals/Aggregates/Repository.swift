@@ -63,23 +63,7 @@ public struct Repository<A: Aggregate>: Sendable {
 
     /// Aggregate `id` folded from its first event while `includes` says so.
     private func replay(_ id: String, while includes: (RecordedEvent) -> Bool) throws(RepositoryError<A.Rejection>) -> Loaded<A> {
-        var cursor = store.read(A.stream(for: id)).makeCursor()
-        var state = A.initial
-        var last: UInt64?
-        var unknown = 0
-        while true {
-            let next: RecordedEvent?
-            do { next = try cursor.next() } catch { throw .read(error) }
-            guard let recorded = next, includes(recorded) else { break }
-            switch try decode(recorded) {
-            case .known(let event, _): state = state.evolve(event)
-            case .unknown(let event):
-                state = state.evolve(unknown: event)
-                unknown += 1
-            }
-            last = recorded.revision
-        }
-        return Loaded(id: id, state: state, revision: last, unknownEvents: unknown)
+        try catchUp(Loaded(id: id, state: A.initial, revision: nil, unknownEvents: 0), through: nil, while: includes).0
     }
 
     /// Where loading starts: the latest snapshot that applies, or the initial state.
@@ -199,10 +183,11 @@ public struct Repository<A: Aggregate>: Sendable {
         }
     }
 
-    /// `loaded` advanced by the events after its revision (up to `revision`), and the first of
-    /// them whose id is `eventID`.
+    /// `loaded` advanced by the events after its revision (up to `revision`, and while
+    /// `includes` says so), and the first of them whose id is `eventID`.
     private func catchUp(
-        _ loaded: Loaded<A>, through revision: UInt64?, finding eventID: UUID? = nil
+        _ loaded: Loaded<A>, through revision: UInt64?, finding eventID: UUID? = nil,
+        while includes: (RecordedEvent) -> Bool = { _ in true }
     ) throws(RepositoryError<A.Rejection>) -> (Loaded<A>, found: RecordedEvent?) {
         let from = loaded.revision.map { $0 + 1 } ?? 0
         if let revision, revision < from { return (loaded, nil) }
@@ -215,7 +200,7 @@ public struct Repository<A: Aggregate>: Sendable {
         while true {
             let next: RecordedEvent?
             do { next = try cursor.next() } catch { throw .read(error) }
-            guard let recorded = next else { break }
+            guard let recorded = next, includes(recorded) else { break }
             if let eventID, found == nil, recorded.id == eventID { found = recorded }
             switch try decode(recorded) {
             case .known(let event, _): state = state.evolve(event)
