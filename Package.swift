@@ -16,6 +16,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev), found through pkg-config.
@@ -34,15 +37,29 @@ let package = Package(
         .target(name: "CAnnalsSupport"),
         .target(
             name: "AnnalsStorage",
-            dependencies: ["CAnnalsSupport", "CLZ4"]
+            dependencies: [
+                "CAnnalsSupport", "CLZ4",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
         .target(
             name: "Annals",
-            dependencies: ["AnnalsStorage"]
+            dependencies: [
+                "AnnalsStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(
             name: "AnnalsKafka",
-            dependencies: ["Annals", "CRdKafka"]
+            dependencies: [
+                "Annals", "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .executableTarget(
             name: "AnnalsCLI",
@@ -55,9 +72,23 @@ let package = Package(
         .target(name: "AnnalsExamples", dependencies: ["Annals"], path: "Examples/Domain"),
         // The examples (bank account, orders) against a real store: `swift run annals-example`.
         .executableTarget(name: "annals-example", dependencies: ["AnnalsExamples"], path: "Examples/Run"),
+        // A store, a projection, the Kafka relay and a writer in one ServiceGroup, stopped by SIGTERM.
+        .executableTarget(
+            name: "annals-service-example",
+            dependencies: [
+                "AnnalsExamples", "AnnalsKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/Service"
+        ),
         .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
-        .testTarget(name: "AnnalsStorageTests", dependencies: ["AnnalsStorage", "AnnalsTestSupport"]),
-        .testTarget(name: "AnnalsTests", dependencies: ["Annals", "AnnalsExamples", "AnnalsTestSupport"]),
+        .testTarget(name: "AnnalsStorageTests", dependencies: [
+            "AnnalsStorage", "AnnalsTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
+        .testTarget(name: "AnnalsTests", dependencies: [
+            "Annals", "AnnalsExamples", "AnnalsTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "AnnalsReadmeTests", dependencies: ["Annals"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsKafkaTests", dependencies: ["AnnalsKafka", "AnnalsTestSupport"]),

@@ -1,3 +1,6 @@
+import CoreMetrics
+import Logging
+import ServiceLifecycle
 import Annals
 import Synchronization
 
@@ -106,14 +109,23 @@ public enum RelayError: Error, Sendable, Hashable, CustomStringConvertible {
 ///   from the checkpoint; a fatal producer error stops it with ``RelayError/fatal(_:)``.
 /// - Backpressure: at most ``KafkaRelayConfiguration/maxInFlight`` unacknowledged events.
 ///
+/// A swift-service-lifecycle `Service` (``run()``): a graceful shutdown stops it like ``stop()``.
+/// Logs through the store's logger (`annals.relay` set) and records `annals_relay_lag_events`,
+/// `annals_relay_delivered_total` and `annals_relay_delivery_failures_total` (dimension `relay`)
+/// with the store's metrics factory.
+///
 /// Thread safety: ``run(progress:)`` runs once; ``stop()`` and ``status`` may be called from any task.
-public final class KafkaRelay: Sendable {
+public final class KafkaRelay: Sendable, Service {
     /// The store it publishes from.
     public let store: EventStore
     /// How it publishes.
     public let configuration: KafkaRelayConfiguration
     private let stopRequested = Atomic<Bool>(false)
     private let current = Mutex(RelayStatus())
+    private let logger: Logger
+    private let lagGauge: Gauge
+    private let deliveredCounter: Counter
+    private let failureCounter: Counter
 
     /// A relay from `store` with `configuration`. Nothing happens until ``run(progress:)``.
     public init(store: EventStore, configuration: KafkaRelayConfiguration) {
@@ -121,6 +133,26 @@ public final class KafkaRelay: Sendable {
         self.configuration = configuration
         // Only the newest checkpoint counts: compaction may remove the older ones.
         store.declareNewestOnlySystemStreams(prefix: Self.checkpointStreamPrefix)
+        var logger = store.options.logger
+        logger[metadataKey: "annals.store"] = "\(store.path)"
+        logger[metadataKey: "annals.relay"] = "\(configuration.name)"
+        self.logger = logger
+        let factory = store.options.metricsFactory ?? MetricsSystem.factory
+        let dimensions = [("relay", configuration.name)]
+        lagGauge = Gauge(label: "annals_relay_lag_events", dimensions: dimensions, factory: factory)
+        deliveredCounter = Counter(label: "annals_relay_delivered_total", dimensions: dimensions, factory: factory)
+        failureCounter = Counter(label: "annals_relay_delivery_failures_total", dimensions: dimensions, factory: factory)
+    }
+
+    /// Publishes until ``stop()`` or a graceful shutdown of the service group it runs in.
+    ///
+    /// - Throws: ``RelayError``.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            _ = try await run(progress: nil)
+        } onGracefulShutdown: { [self] in
+            stop()
+        }
     }
 
     /// The prefix of every relay checkpoint stream.
@@ -152,7 +184,7 @@ public final class KafkaRelay: Sendable {
     /// - Throws: ``RelayError``; the checkpoint in the store is always one that is safe to
     ///   resume from.
     @discardableResult
-    public func run(progress: (@Sendable (RelayStatus) -> Void)? = nil) async throws(RelayError) -> RelayStatus {
+    public func run(progress: (@Sendable (RelayStatus) -> Void)?) async throws(RelayError) -> RelayStatus {
         let tracker = DeliveryTracker()
         let producer = try KafkaProducer(brokers: configuration.brokers, properties: configuration.producerProperties,
                                          tracker: tracker)
@@ -207,7 +239,12 @@ public final class KafkaRelay: Sendable {
                 checkpoint: checkpoint, savedCheckpoint: saved, readPosition: next, published: published,
                 delivered: tracker.deliveredCount, inFlight: tracker.inFlight, retries: retries,
                 lagEvents: end > checkpoint ? end - checkpoint : 0, lagSeconds: lagSeconds, lastError: lastError)
-            current.withLock { $0 = status }
+            let newlyDelivered = current.withLock { previous in
+                defer { previous = status }
+                return status.delivered > previous.delivered ? status.delivered - previous.delivered : 0
+            }
+            deliveredCounter.increment(by: newlyDelivered)
+            lagGauge.record(status.lagEvents)
             progress?(status)
         }
 
@@ -216,6 +253,7 @@ public final class KafkaRelay: Sendable {
             if let fatal = producer.fatalError {
                 try? await saveCheckpoint(force: true)
                 report(force: true)
+                logger.error("the Kafka producer failed for good: the relay stops", metadata: ["annals.error": "\(fatal)"])
                 throw .fatal(fatal)
             }
             if let failure = tracker.failure {
@@ -231,6 +269,9 @@ public final class KafkaRelay: Sendable {
                 tracker.clearFailure()
                 retries += 1
                 lastError = failure.reason
+                failureCounter.increment()
+                logger.warning("a delivery failed: publishing again from the checkpoint",
+                               metadata: ["annals.error": "\(failure.reason)", "annals.position": "\(next)"])
                 report(force: true)
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, configuration.maximumRetryBackoff)

@@ -1,3 +1,6 @@
+import CoreMetrics
+import Logging
+
 /// When an append counts as done.
 public enum Durability: Sendable, Hashable {
     /// `append` returns after the frame is on stable storage (`msync(MS_SYNC)`). Concurrent
@@ -15,7 +18,7 @@ public enum Durability: Sendable, Hashable {
 }
 
 /// How a store is opened.
-public struct StoreOptions: Sendable, Hashable {
+public struct StoreOptions: Sendable {
     /// When appends are acknowledged. Default ``Durability/fsyncBeforeAck``.
     public var durability: Durability = .fsyncBeforeAck
     /// Size of new segment files, a multiple of 4096 between
@@ -48,6 +51,17 @@ public struct StoreOptions: Sendable, Hashable {
     /// How long a failed background job (an index file, a checkpoint) waits before it is tried
     /// again. Only tests change it.
     var maintenanceRetryDelay: Duration = .seconds(1)
+    /// Where the store logs (swift-log). Default: nowhere. The store logs at `debug` what it
+    /// does on the ordinary path, at `notice` what an operator should know (recovery cut a torn
+    /// tail, an index file was rebuilt, compaction gave space back), at `warning` a background
+    /// job that failed and will be retried, at `error` a failed sync (the store stops taking
+    /// writes). Every line carries `annals.store` (the store directory); see the README's
+    /// table of metadata keys. The store never bootstraps the logging system.
+    public var logger = Logger(label: "annals", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Where the store's metrics go (swift-metrics; names and units in the README's table).
+    /// Default nil: the factory the app bootstrapped (`MetricsSystem.bootstrap`), which records
+    /// nothing until it does.
+    public var metricsFactory: (any MetricsFactory)?
 
     /// Options; each defaults as its property says.
     public init(

@@ -67,7 +67,7 @@ import Testing
     /// Runs a relay until everything committed so far is checkpointed, then stops it.
     func relayToEnd(_ store: EventStore, _ kafka: KafkaMockCluster) async throws -> RelayStatus {
         let relay = KafkaRelay(store: store, configuration: configuration(kafka))
-        let running = Task { try await relay.run() }
+        let running = Task { try await relay.run(progress: nil) }
         try await waitUntil { relay.status.checkpoint >= store.endPosition }
         relay.stop()
         return try await running.value
@@ -154,7 +154,7 @@ import Testing
         let store = try EventStore.open(at: directory.store)
         let appended = try await fill(store, count: 3000, seed: 2)
         let first = KafkaRelay(store: store, configuration: configuration(kafka))
-        let running = Task { try await first.run() }
+        let running = Task { try await first.run(progress: nil) }
         try await waitUntil { first.status.delivered >= 300 }
         first.stop()
         let stopped = try await running.value
@@ -234,7 +234,7 @@ import Testing
         kafka.failProduceRequests(10, with: .notLeaderForPartition)
         kafka.failProduceRequests(3, with: .topicAuthorizationFailed)
         let relay = KafkaRelay(store: store, configuration: configuration(kafka))
-        let running = Task { try await relay.run() }
+        let running = Task { try await relay.run(progress: nil) }
         try await waitUntil { relay.status.delivered >= 500 }
         kafka.setBroker(1, up: false)
         try await Task.sleep(for: .milliseconds(800))
@@ -253,7 +253,7 @@ import Testing
         let directory = Directory()
         let store = try EventStore.open(at: directory.store)
         let relay = KafkaRelay(store: store, configuration: configuration(kafka))
-        let running = Task { try await relay.run() }
+        let running = Task { try await relay.run(progress: nil) }
         let consumer = try kafka.consumer(topics: Self.topics)
         var appendedAt: [UInt64: ContinuousClock.Instant] = [:]
         var appended: [Appended] = []

@@ -40,7 +40,7 @@ struct KafkaWorkload {
         let end = backlog.endPosition
         let clock = ContinuousClock()
         let started = clock.now
-        let running = Task { try await relay.run() }
+        let running = Task { try await relay.run(progress: nil) }
         while relay.status.checkpoint < end { try await Task.sleep(for: .milliseconds(5)) }
         let elapsed = clock.now - started
         relay.stop()

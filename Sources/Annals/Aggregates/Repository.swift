@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 
 /// Loads aggregates from their streams and executes commands on them with optimistic
@@ -21,6 +22,9 @@ public struct Repository<A: Aggregate>: Sendable {
     /// How many times `execute` decides again after a conflict before it gives up.
     public let maximumConflictRetries: Int
     let snapshotter: Snapshotter<A>?
+    /// `annals_commands_total` by `aggregate` (the category) and `outcome` (`written`,
+    /// `unchanged`, `repeat`, `rejected`, `failed`), and `annals_command_conflicts_total`.
+    private let outcomes: CommandOutcomes
 
     /// A repository that replays every event on load (see the `snapshots:` initializer for
     /// aggregates that conform to ``SnapshottingAggregate``).
@@ -34,6 +38,7 @@ public struct Repository<A: Aggregate>: Sendable {
         self.translator = EventTranslator(codec: codec)
         self.maximumConflictRetries = max(0, maximumConflictRetries)
         self.snapshotter = snapshotter
+        outcomes = CommandOutcomes(category: A.category, factory: store.options.metricsFactory ?? MetricsSystem.factory)
     }
 
     /// Aggregate `id`: from its latest usable snapshot (snapshotting repositories) plus the
@@ -106,6 +111,19 @@ public struct Repository<A: Aggregate>: Sendable {
     public func execute(
         _ command: A.Command, on id: String, context: CommandContext = CommandContext()
     ) async throws(RepositoryError<A.Rejection>) -> Executed<A> {
+        do {
+            let executed = try await decideAndAppend(command, on: id, context: context)
+            (executed.isRepeat ? outcomes.repeated : executed.events.isEmpty ? outcomes.unchanged : outcomes.written).increment()
+            return executed
+        } catch {
+            if case .rejected = error { outcomes.rejected.increment() } else { outcomes.failed.increment() }
+            throw error
+        }
+    }
+
+    private func decideAndAppend(
+        _ command: A.Command, on id: String, context: CommandContext
+    ) async throws(RepositoryError<A.Rejection>) -> Executed<A> {
         let stream = A.stream(for: id)
         let commandID = context.commandID
         let firstEventID = commandID.map { CommandContext.eventID(of: $0, index: 0) }
@@ -138,6 +156,7 @@ public struct Repository<A: Aggregate>: Sendable {
                                 events: events, append: result)
             } catch {
                 guard case .wrongExpectedRevision(_, _, let actual) = error else { throw .append(error) }
+                outcomes.conflicts.increment()
                 (loaded, original) = try await catchUp(loaded, reaching: actual, finding: firstEventID)
             }
         }
@@ -267,4 +286,21 @@ public enum RepositoryError<Rejection: Error>: Error {
     case decoding(EventDecodingError)
     /// The codec could not encode an event.
     case encoding(String)
+}
+
+/// A repository's command counters.
+struct CommandOutcomes: Sendable {
+    let written, unchanged, repeated, rejected, failed, conflicts: Counter
+
+    init(category: String, factory: any MetricsFactory) {
+        func outcome(_ name: String) -> Counter {
+            Counter(label: "annals_commands_total", dimensions: [("aggregate", category), ("outcome", name)], factory: factory)
+        }
+        written = outcome("written")
+        unchanged = outcome("unchanged")
+        repeated = outcome("repeat")
+        rejected = outcome("rejected")
+        failed = outcome("failed")
+        conflicts = Counter(label: "annals_command_conflicts_total", dimensions: [("aggregate", category)], factory: factory)
+    }
 }

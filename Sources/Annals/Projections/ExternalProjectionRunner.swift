@@ -1,7 +1,11 @@
+import ServiceLifecycle
+
 /// Runs an ``ExternalProjection``: catches up from the read model's own checkpoint, follows
 /// the log live, and saves the checkpoint every `checkpointEvery` events and whenever it has
 /// handled everything committed. Delivery is at least once (see ``ExternalProjection``).
-public actor ExternalProjectionRunner<P: ExternalProjection> {
+/// A swift-service-lifecycle `Service`: a graceful shutdown makes it save its checkpoint and
+/// return, like ``stop()``.
+public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     /// The store it reads.
     public let store: EventStore
     /// The read model it feeds.
@@ -32,10 +36,35 @@ public actor ExternalProjectionRunner<P: ExternalProjection> {
         return end > position ? end - position : 0
     }
 
-    /// Handles events until the task is cancelled or the store closes.
+    /// The loop of the current ``run()``, cancelled by ``stop()``.
+    private var loop: Task<Void, any Error>?
+
+    /// Makes ``run()`` save the checkpoint of what it handled and return.
+    public func stop() {
+        loop?.cancel()
+    }
+
+    /// Handles events until ``stop()`` or a graceful shutdown (after saving its checkpoint),
+    /// the task is cancelled or the store closes.
     ///
     /// - Throws: ``ProjectionError``; the read model keeps what it saved.
     public func run() async throws(ProjectionError) {
+        let loop = Task { try await self.handleUntilStopped() }
+        self.loop = loop
+        do {
+            try await withGracefulShutdownHandler {
+                try await withTaskCancellationHandler { try await loop.value } onCancel: { loop.cancel() }
+            } onGracefulShutdown: { [weak self] in
+                Task { await self?.stop() }
+            }
+        } catch let error as ProjectionError {
+            throw error
+        } catch {
+            throw .projection(name: P.name, position: position, reason: "\(error)")
+        }
+    }
+
+    private func handleUntilStopped() async throws(ProjectionError) {
         do { position = try await projection.loadCheckpoint() ?? 0 } catch {
             throw .checkpoint(name: P.name, reason: "\(error)")
         }

@@ -1,4 +1,7 @@
+import CoreMetrics
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// Runs a ``Projection``: loads its committed state and checkpoint, catches up from there,
 /// follows the log live, and commits state and checkpoint together.
@@ -12,6 +15,11 @@ import Foundation
 ///   events, its own checkpoints), so waiting for any position the log has reached ends.
 /// - Rebuilds from the first event when the stored checkpoint has another ``Projection/version``
 ///   (or on ``rebuild()``).
+/// - A swift-service-lifecycle `Service`: in a `ServiceGroup`, a graceful shutdown makes it
+///   commit and return, like ``stop()``.
+/// - Logs through the store's logger (`annals.projection` set) and records
+///   `annals_projection_events_total`, `annals_projection_checkpoints_total` and
+///   `annals_projection_lag_events` (dimension `projection`) with the store's metrics factory.
 ///
 /// ```swift
 /// let runner = ProjectionRunner<OrdersView>(store: store)
@@ -19,13 +27,17 @@ import Foundation
 /// let result = try await orders.execute(.ship(carrier: "UPS", trackingNumber: "1Z"), on: "3")
 /// if let position = result.lastPosition { try await store.waitUntilProjected(OrdersView.self, through: position) }
 /// ```
-public actor ProjectionRunner<P: Projection> {
+public actor ProjectionRunner<P: Projection>: Service {
     /// The store it reads and commits to.
     public let store: EventStore
     /// When it commits.
     public let checkpoints: ProjectionCheckpointPolicy
     private let translator: EventTranslator<P.Event>
     private let stateCodec: any EventCodec
+    private let logger: Logger
+    private let appliedEvents: Counter
+    private let commits: Counter
+    private let lagGauge: Gauge
 
     /// The state including events applied since the last commit.
     public private(set) var state: P.State = P.initialState
@@ -66,6 +78,15 @@ public actor ProjectionRunner<P: Projection> {
         self.checkpoints = checkpoints
         self.translator = EventTranslator(codec: codec)
         self.stateCodec = codec
+        var logger = store.options.logger
+        logger[metadataKey: "annals.store"] = "\(store.path)"
+        logger[metadataKey: "annals.projection"] = "\(P.name)"
+        self.logger = logger
+        let factory = store.options.metricsFactory ?? MetricsSystem.factory
+        let dimensions = [("projection", P.name)]
+        appliedEvents = Counter(label: "annals_projection_events_total", dimensions: dimensions, factory: factory)
+        commits = Counter(label: "annals_projection_checkpoints_total", dimensions: dimensions, factory: factory)
+        lagGauge = Gauge(label: "annals_projection_lag_events", dimensions: dimensions, factory: factory)
     }
 
     /// Waits until the runner's in-memory ``state`` has passed the event at `position` (applied
@@ -131,6 +152,21 @@ public actor ProjectionRunner<P: Projection> {
     ///
     /// - Throws: ``ProjectionError``; progress up to the last commit is kept.
     public func run() async throws(ProjectionError) {
+        do {
+            try await withGracefulShutdownHandler {
+                try await runUntilStopped()
+            } onGracefulShutdown: { [weak self] in
+                Task { await self?.stop() }
+            }
+        } catch let error as ProjectionError {
+            logger.error("projection stopped", metadata: ["annals.error": "\(error)", "annals.position": "\(position)"])
+            throw error
+        } catch {
+            throw .projection(name: P.name, position: position, reason: "\(error)")
+        }
+    }
+
+    private func runUntilStopped() async throws(ProjectionError) {
         running = true
         stopRequested = false
         defer {
@@ -139,13 +175,17 @@ public actor ProjectionRunner<P: Projection> {
         }
         if !loaded, try load() == .otherVersion {
             // Say so at once, so that no reader waits on the old version's checkpoint.
+            logger.notice("the stored checkpoint is of another version: rebuilding from the first event",
+                          metadata: ["annals.version": "\(P.version)"])
             try await commit(force: true)
         }
+        logger.debug("projection running", metadata: ["annals.position": "\(position)"])
         var filter = P.filter
         filter.includeSystemStreams = false
         while !Task.isCancelled, !stopRequested {
             let read = try await catchUp(filter)
             resumeWaiters(all: false)
+            lagGauge.record(lag)
             if read > 0 { continue }
             // Caught up: commit within the policy's delay, and wait for new events meanwhile.
             var deadline: ContinuousClock.Instant?
@@ -182,6 +222,7 @@ public actor ProjectionRunner<P: Projection> {
             read += 1
             if filter.matches(recorded) {
                 try apply(recorded)
+                appliedEvents.increment()
                 uncommitted += 1
                 if uncommittedSince == nil { uncommittedSince = .now }
             }
@@ -245,6 +286,8 @@ public actor ProjectionRunner<P: Projection> {
             committedPosition = position
             uncommitted = 0
             uncommittedSince = nil
+            commits.increment()
+            logger.trace("checkpoint committed", metadata: ["annals.position": "\(position)"])
         } catch {
             if case .wrongExpectedRevision = error { throw .concurrentRunner(name: P.name) }
             throw .append(error)

@@ -36,6 +36,14 @@ extension EventStore {
         scheduleMaintenance(.mergeIndexFiles)
         report.allocatedBytesAfter = try allocatedSegmentBytes()
         report.seconds = Double(Syscalls.monotonicNanoseconds() - started) / 1e9
+        metrics.compactionExamined.increment(by: report.allocatedBytesBefore)
+        metrics.compactionWritten.increment(by: report.bytesWritten)
+        metrics.compactionReleased.increment(by: max(0, report.allocatedBytesBefore - report.allocatedBytesAfter))
+        logger.notice("compaction done", metadata: [
+            "annals.releasedBytes": "\(max(0, report.allocatedBytesBefore - report.allocatedBytesAfter))",
+            "annals.writtenBytes": "\(report.bytesWritten)", "annals.eventsRemoved": "\(report.eventsRemoved)",
+            "annals.segmentsRewritten": "\(report.segmentsRewritten)",
+        ])
         return report
     }
 
@@ -64,6 +72,8 @@ extension EventStore {
                 reclaimableBytes: isOpen ? plan.removedBytes : max(0, allocated - live),
                 liveEvents: plan.keptEvents, deadEvents: plan.removedEvents))
         }
+        metrics.liveBytes.record(result.reduce(0) { $0 + $1.liveBytes })
+        metrics.deadBytes.record(result.reduce(0) { $0 + $1.deadBytes })
         return result
     }
 

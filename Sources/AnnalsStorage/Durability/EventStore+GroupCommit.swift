@@ -72,7 +72,10 @@ extension EventStore {
             var outcome = next
             if case .success(let job) = next {
                 let syncEnd = job.segment.hasDurableMarks ? job.segment.file.size : job.end.offset
+                let started = ContinuousClock.now
                 do { try job.segment.file.sync(job.start..<syncEnd) } catch { outcome = .failure(error) }
+                metrics.flushes.increment()
+                metrics.flushDuration.recordInterval(since: started)
             }
             let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = durability.withLock { state in
                 state.flushCount += 1
@@ -101,8 +104,11 @@ extension EventStore {
                 }
             }
             if let error {
+                logger.error("a sync failed: the store takes no more writes until it is reopened",
+                             metadata: ["annals.error": "\(error)", "annals.waiting": "\(ready.count)"])
                 for waiter in ready { waiter.continuation.resume(throwing: AppendError.storeFailed(error)) }
             } else {
+                metrics.flushBatch.record(ready.count)
                 publishCommits()
                 for waiter in ready { waiter.continuation.resume() }
             }

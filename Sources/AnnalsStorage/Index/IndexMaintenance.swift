@@ -37,6 +37,7 @@ extension EventStore {
                 return MaintenanceFailure(what: "reading back the index file of segment \(number)", error: nil)
             }
             tables.append(table)
+            metrics.indexFilesWritten.increment()
         }
         view.withLock { view in
             for table in tables {
@@ -126,6 +127,8 @@ extension EventStore {
         guard swapped else { return .superseded }
         // The merged file is durable: the sources are superseded (open readers keep their maps).
         for source in sources { try? layout.storage.unlinkIfPresent(source.file.path) }
+        metrics.indexMerges.increment()
+        logger.debug("index files merged", metadata: ["annals.segments": "\(range.lowerBound)-\(range.upperBound)"])
         return .merged
     }
 }

@@ -13,6 +13,12 @@ extension EventStore {
     }
 
     private func run(_ job: MaintenanceJob) -> MaintenanceFailure? {
+        let failure = perform(job)
+        if let failure { reportMaintenanceFailure(failure) }
+        return failure
+    }
+
+    private func perform(_ job: MaintenanceJob) -> MaintenanceFailure? {
         switch job {
         case .indexFiles(let frames, let nextPosition, let lastSegment):
             if let failure = writeIndexFiles(for: frames, nextPosition: nextPosition, lastSegment: lastSegment) {

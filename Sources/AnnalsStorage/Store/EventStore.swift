@@ -1,4 +1,6 @@
+import CoreMetrics
 import Dispatch
+import Logging
 import Synchronization
 
 /// An embedded, append-only event store kept in a directory.
@@ -55,6 +57,10 @@ public final class EventStore: Sendable {
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])
+    /// ``StoreOptions/logger`` with `annals.store` set.
+    let logger: Logger
+    /// The metrics the store records (``StoreOptions/metricsFactory``).
+    let metrics: StoreMetrics
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
     var frameLimitBytes: Int {
@@ -81,6 +87,10 @@ public final class EventStore: Sendable {
         checkpointer = Checkpointer(layout: layout, sequence: checkpointSequence,
                                     saysClean: recovered.report.cleanShutdown && recovered.report.scannedBytes == 0)
         maintenance = MaintenanceQueue(retryDelay: options.maintenanceRetryDelay)
+        var logger = options.logger
+        logger[metadataKey: "annals.store"] = "\(path)"
+        self.logger = logger
+        metrics = StoreMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
     }
 
     /// Opens (or creates) the store at `path` and recovers it: verifies the log after the last
@@ -114,11 +124,13 @@ public final class EventStore: Sendable {
             throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(checkpoint.formatVersion),
                                             supported: Int(Format.version))
         }
+        let recoveryStarted = ContinuousClock.now
         let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher,
                                         discardDamagedTail: options.discardDamagedTail)
             .recover(checkpoint: checkpoint, report: report)
         let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, fileLock: lock,
                                checkpointSequence: checkpoint?.sequence ?? 0)
+        store.reportRecovery(took: ContinuousClock.now - recoveryStarted)
         try store.loadRetention()
         if !options.readOnly {
             try store.finishOpening(scanned: recovered.report.scannedBytes > 0)

@@ -9,18 +9,36 @@ extension EventStore {
         check: (([String: StreamRetention]) throws(AppendError) -> Void)? = nil,
         update: ((inout [String: StreamRetention]) -> Void)? = nil
     ) async throws(AppendError) -> [AppendResult] {
+        let started = ContinuousClock.now
+        do {
+            let results = try await appendChecked(batch, systemStreams: systemStreams, check: check, update: update)
+            metrics.appendDuration.recordInterval(since: started)
+            return results
+        } catch {
+            metrics.appendFailures.increment()
+            throw error
+        }
+    }
+
+    private func appendChecked(
+        _ batch: [StreamAppend], systemStreams: Bool, check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
+        update: ((inout [String: StreamRetention]) -> Void)?
+    ) async throws(AppendError) -> [AppendResult] {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
         prepared.reserveCapacity(batch.count)
         for item in batch {
             prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
         }
-        let written: (results: [AppendResult], end: UInt64)
+        let written: Written
         do {
             written = try write(prepared, check: check, update: update)
         } catch {
             try await reportConflictOnceVisible(error)
         }
+        metrics.appends.increment(by: written.frames)
+        metrics.appendedEvents.increment(by: written.events)
+        metrics.appendedBytes.increment(by: written.bytes)
         switch options.durability {
         case .fsyncBeforeAck:
             try await waitUntilDurable(written.end)
@@ -28,6 +46,15 @@ extension EventStore {
             publishCommits()
         }
         return written.results
+    }
+
+    /// What a write did: results, the position after it, and what it wrote.
+    private struct Written {
+        var results: [AppendResult] = []
+        var end: UInt64 = 0
+        var frames = 0
+        var events = 0
+        var bytes = 0
     }
 
     private enum Decision {
@@ -56,7 +83,7 @@ extension EventStore {
     private func write(
         _ prepared: [PreparedAppend], check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
         update: ((inout [String: StreamRetention]) -> Void)?
-    ) throws(AppendError) -> (results: [AppendResult], end: UInt64) {
+    ) throws(AppendError) -> Written {
         let acknowledgesUnsynced = options.durability != .fsyncBeforeAck
         return try writer.withLock { (writer) throws(AppendError) in
             if let failure = durability.withLock({ $0.failure }) { throw .storeFailed(failure) }
@@ -70,11 +97,10 @@ extension EventStore {
                 do throws(SystemError) { try writeCheckpoint(writer, clean: false) } catch { throw .system(error) }
             }
             // Pass 2: write.
-            var results: [AppendResult] = []
-            results.reserveCapacity(prepared.count)
+            var outcome = Written()
+            outcome.results.reserveCapacity(prepared.count)
             var written: [(stream: String, frame: FrameLocation)] = []
             written.reserveCapacity(prepared.count)
-            var end: UInt64 = 0
             // Stamped under the writer lock and never decreasing, so timestamps follow positions.
             let timestamp = max(options.clock.clock.nowNanoseconds(), writer.lastTimestamp)
             writer.lastTimestamp = timestamp
@@ -82,8 +108,8 @@ extension EventStore {
                 let revision: UInt64
                 switch decision {
                 case .repeatOf(let original):
-                    results.append(original)
-                    end = max(end, original.lastPosition + 1)
+                    outcome.results.append(original)
+                    outcome.end = max(outcome.end, original.lastPosition + 1)
                     continue
                 case .write(let firstRevision):
                     revision = firstRevision
@@ -113,7 +139,7 @@ extension EventStore {
                     events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current)
                 writer.compression?.sample(append.events)
                 let count = UInt64(append.events.count)
-                results.append(AppendResult(
+                outcome.results.append(AppendResult(
                     stream: append.stream, firstPosition: writer.nextPosition, lastPosition: writer.nextPosition + count - 1,
                     firstRevision: revision, lastRevision: revision + count - 1))
                 written.append((append.stream, FrameLocation(
@@ -122,11 +148,14 @@ extension EventStore {
                 writer.nextPosition += count
                 writer.writeOffset += size
                 appendCounter.add(1, ordering: .relaxed)
-                end = writer.nextPosition
+                outcome.end = writer.nextPosition
+                outcome.frames += 1
+                outcome.events += append.events.count
+                outcome.bytes += size
             }
             if let update { retentionSettings.withLock { update(&$0) } }
             publish(written, of: writer, acknowledged: acknowledgesUnsynced)
-            return (results, end)
+            return outcome
         }
     }
 

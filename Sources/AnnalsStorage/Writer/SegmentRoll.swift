@@ -29,6 +29,8 @@ extension EventStore {
             if old.hasDurableMarks { try old.file.sync(old.frameAreaEnd..<old.file.size) }
         } catch {
             durability.withLock { $0.failure = $0.failure ?? error }
+            logger.error("the sync of a sealed segment failed: the store takes no more writes until it is reopened",
+                         metadata: ["annals.segment": "\(old.index)", "annals.error": "\(error)"])
             throw error
         }
         old.file.protectReadOnly()
@@ -65,6 +67,8 @@ extension EventStore {
         // Readers' view first: an end group commit reveals always names a segment in it.
         view.withLock { $0.segments.append(file) }
         durability.withLock { $0.started(file, at: start) }
+        metrics.rolls.increment()
+        logger.debug("segment sealed, next started", metadata: ["annals.segment": "\(file.index)", "annals.position": "\(start.nextPosition)"])
         // Written in the background (the writer lock is not held for it): until it is written,
         // recovery starts from the previous checkpoint and scans a little more.
         scheduleMaintenance(.checkpoint(makeCheckpoint(writer, clean: false)))

@@ -1,0 +1,54 @@
+import Annals
+import AnnalsExamples
+import Foundation
+import Testing
+
+/// The service example (a store, the orders view, the Kafka relay and an order desk in one
+/// `ServiceGroup`) starts, serves, and on SIGTERM stops cleanly: the view's and the relay's
+/// checkpoints are written and cover what was placed, and the store was closed cleanly.
+@Suite struct ServiceGroupTests {
+    @Test func theServiceGroupStopsOnSIGTERMWithItsCheckpointsWritten() async throws {
+        let scratch = ScratchStore()
+        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals-service-example")
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = [scratch.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let reader = output.fileHandleForReading
+        var text = ""
+        while !text.contains("serving\n") {
+            let chunk = reader.availableData
+            guard !chunk.isEmpty else { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(text.contains("serving"))
+        try await Task.sleep(for: .milliseconds(600)) // a few dozen orders
+        process.terminate() // SIGTERM
+        process.waitUntilExit()
+        text += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("stopped"))
+
+        let store = try scratch.open()
+        #expect(store.recoveryReport.cleanShutdown, "the store was closed by the service group")
+        #expect(store.endPosition > 5, "orders were placed")
+        let lastOrder = try #require(try lastPosition(in: store, prefix: "order-"))
+        try await store.waitUntilProjected(OrdersView.self, through: lastOrder, timeout: .zero)
+        let relayCheckpoint = try #require(store.lastRevision(of: "$relay-desk").map { _ in true })
+        #expect(relayCheckpoint)
+        try await store.close()
+    }
+
+    /// The position of the last event of a stream starting with `prefix`.
+    func lastPosition(in store: EventStore, prefix: String) throws -> UInt64? {
+        var cursor = store.readAllBackwards().makeCursor()
+        while let event = try cursor.next() {
+            if event.stream.hasPrefix(prefix) { return event.position }
+        }
+        return nil
+    }
+}
