@@ -151,12 +151,15 @@ public final class KafkaMockCluster: @unchecked Sendable {
                 var headers: [String: String] = [:]
                 var list: OpaquePointer?
                 if rd_kafka_message_headers(raw, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
-                    for name in ["event-type", "event-id", "position", "revision", "timestamp", "metadata"] {
-                        var pointer: UnsafeRawPointer?
-                        var size = 0
-                        if rd_kafka_header_get_last(list, name, &pointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let pointer {
-                            headers[name] = String(decoding: UnsafeRawBufferPointer(start: pointer, count: size), as: UTF8.self)
+                    var index = 0
+                    var name: UnsafePointer<CChar>?
+                    var pointer: UnsafeRawPointer?
+                    var size = 0
+                    while rd_kafka_header_get_all(list, index, &name, &pointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        if let name, let pointer {
+                            headers[String(cString: name)] = String(decoding: UnsafeRawBufferPointer(start: pointer, count: size), as: UTF8.self)
                         }
+                        index += 1
                     }
                 }
                 messages.append(Message(topic: topic, partition: message.partition, offset: message.offset, key: key,

@@ -133,11 +133,8 @@ public final class KafkaRelay: Sendable, Service {
         self.configuration = configuration
         // Only the newest checkpoint counts: compaction may remove the older ones.
         store.declareNewestOnlySystemStreams(prefix: Self.checkpointStreamPrefix)
-        var logger = store.options.logger
-        logger[metadataKey: "annals.store"] = "\(store.path)"
-        logger[metadataKey: "annals.relay"] = "\(configuration.name)"
-        self.logger = logger
-        let factory = store.options.metricsFactory ?? MetricsSystem.factory
+        logger = store.logger(with: "annals.relay", configuration.name)
+        let factory = store.metricsFactory
         let dimensions = [("relay", configuration.name)]
         lagGauge = Gauge(label: "annals_relay_lag_events", dimensions: dimensions, factory: factory)
         deliveredCounter = Counter(label: "annals_relay_delivered_total", dimensions: dimensions, factory: factory)
@@ -154,6 +151,8 @@ public final class KafkaRelay: Sendable, Service {
             stop()
         }
     }
+
+    private static let traceContextKey = Array(#""traceContext""#.utf8)
 
     /// The prefix of every relay checkpoint stream.
     public static let checkpointStreamPrefix = "$relay-"
@@ -331,7 +330,15 @@ public final class KafkaRelay: Sendable, Service {
             ("timestamp", Array(String(event.timestamp.nanosecondsSinceEpoch).utf8)),
         ]
         let metadata = try event.metadata
-        if !metadata.isEmpty { headers.append(("metadata", metadata)) }
+        if !metadata.isEmpty {
+            headers.append(("metadata", metadata))
+            // The trace the event was appended in continues in the consumer: `traceparent` and
+            // `tracestate` as message headers (parsed only when the metadata carries them).
+            if metadata.count > 14, metadata.firstRange(of: Self.traceContextKey) != nil,
+               let trace = try? event.eventMetadata().traceContext {
+                for (name, value) in trace.sorted(by: { $0.key < $1.key }) { headers.append((name, Array(value.utf8))) }
+            }
+        }
         let topic = configuration.topics.topic(for: event)
         let key = Array(event.stream.utf8)
         tracker.published(position: event.position)

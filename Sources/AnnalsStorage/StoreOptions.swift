@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import Tracing
 
 /// When an append counts as done.
 public enum Durability: Sendable, Hashable {
@@ -62,6 +63,11 @@ public struct StoreOptions: Sendable {
     /// Default nil: the factory the app bootstrapped (`MetricsSystem.bootstrap`), which records
     /// nothing until it does.
     public var metricsFactory: (any MetricsFactory)?
+    /// Where the store's spans go (swift-distributed-tracing): `annals.append` per append call,
+    /// and the layers' `annals.command` and `annals.projection.apply`. Default nil: the tracer
+    /// the app bootstrapped (`InstrumentationSystem.bootstrap`) when the store opens; a no-op
+    /// tracer until it does.
+    public var tracer: (any Tracer)?
 
     /// Options; each defaults as its property says.
     public init(

@@ -148,6 +148,25 @@ import Testing
         try await store.close()
     }
 
+    /// The trace an event was appended in reaches the consumer: the `traceContext` of its
+    /// metadata becomes `traceparent`/`tracestate` message headers.
+    @Test func theTraceContextOfAnEventBecomesMessageHeaders() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let metadata = #"{"schemaVersion":1,"traceContext":{"traceparent":"\#(traceparent)","tracestate":"annals=1"}}"#
+        _ = try await store.append([EventData(type: "Placed", payload: Array("{}".utf8), metadata: Array(metadata.utf8))],
+                                   to: "order-1")
+        _ = try await store.append([EventData(type: "Placed", payload: Array("{}".utf8))], to: "order-2")
+        _ = try await relayToEnd(store, kafka)
+        let messages = try consume(kafka, count: 2).sorted { $0.position < $1.position }
+        #expect(messages[0].headers["traceparent"] == traceparent)
+        #expect(messages[0].headers["tracestate"] == "annals=1")
+        #expect(messages[1].headers["traceparent"] == nil, "no trace, no header")
+        try await store.close()
+    }
+
     @Test func aStoppedRelayResumesFromItsCheckpoint() async throws {
         let kafka = try KafkaMockCluster(topics: Self.topics)
         let directory = Directory()

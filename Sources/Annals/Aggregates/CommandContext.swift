@@ -29,6 +29,9 @@ public struct CommandContext: Sendable, Hashable {
     public var tenant: String?
     /// Fields the app defines, copied to every event.
     public var fields: [String: String]
+    /// The trace the command runs in (see ``EventMetadata/traceContext``); a repository fills
+    /// it from its command span when a tracer is bootstrapped.
+    public var traceContext: [String: String] = [:]
 
     /// A context; every part is optional.
     public init(commandID: UUID? = nil, correlationID: String? = nil, causationID: String? = nil, user: String? = nil,
@@ -44,7 +47,7 @@ public struct CommandContext: Sendable, Hashable {
     /// The metadata of the command's events.
     var metadata: EventMetadata {
         EventMetadata(correlationID: correlationID ?? commandID?.uuidString, causationID: causationID ?? commandID?.uuidString,
-                      commandID: commandID, user: user, tenant: tenant, fields: fields)
+                      commandID: commandID, user: user, tenant: tenant, fields: fields, traceContext: traceContext)
     }
 
     /// The id of the command's event number `index`: a version 8 UUID derived from the

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Tracing
 
 /// Loads aggregates from their streams and executes commands on them with optimistic
 /// concurrency: decide against the loaded state, append expecting the loaded revision, and on a
@@ -38,7 +39,7 @@ public struct Repository<A: Aggregate>: Sendable {
         self.translator = EventTranslator(codec: codec)
         self.maximumConflictRetries = max(0, maximumConflictRetries)
         self.snapshotter = snapshotter
-        outcomes = CommandOutcomes(category: A.category, factory: store.options.metricsFactory ?? MetricsSystem.factory)
+        outcomes = CommandOutcomes(category: A.category, factory: store.metricsFactory)
     }
 
     /// Aggregate `id`: from its latest usable snapshot (snapshotting repositories) plus the
@@ -111,12 +112,32 @@ public struct Repository<A: Aggregate>: Sendable {
     public func execute(
         _ command: A.Command, on id: String, context: CommandContext = CommandContext()
     ) async throws(RepositoryError<A.Rejection>) -> Executed<A> {
-        do {
-            let executed = try await decideAndAppend(command, on: id, context: context)
+        // A span per command; the events carry its trace context in their metadata.
+        let span = store.tracer.startSpan("annals.command", ofKind: .internal)
+        defer { span.end() }
+        var context = context
+        if span.isRecording {
+            span.attributes["annals.aggregate"] = A.category
+            span.attributes["annals.aggregate.id"] = id
+            context.traceContext = TraceContextInjector.headers(of: span.context, by: store.tracer)
+        }
+        do throws(RepositoryError<A.Rejection>) {
+            let executed: Executed<A>
+            do {
+                // The store's `annals.append` span is a child of the command's.
+                executed = try await ServiceContext.withValue(span.context) { [context] in
+                    try await decideAndAppend(command, on: id, context: context)
+                }
+            } catch let error as RepositoryError<A.Rejection> {
+                throw error
+            } catch {
+                throw RepositoryError<A.Rejection>.encoding("\(error)") // not reached: only repository errors are thrown
+            }
             (executed.isRepeat ? outcomes.repeated : executed.events.isEmpty ? outcomes.unchanged : outcomes.written).increment()
             return executed
         } catch {
             if case .rejected = error { outcomes.rejected.increment() } else { outcomes.failed.increment() }
+            span.recordError(error)
             throw error
         }
     }

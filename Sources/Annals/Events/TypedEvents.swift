@@ -119,10 +119,14 @@ public struct EventMetadata: Codable, Sendable, Hashable {
     public var tenant: String?
     /// Fields the app defines.
     public var fields: [String: String]
+    /// The trace the event was appended in, as W3C Trace Context headers (`traceparent`,
+    /// `tracestate`) or whatever the bootstrapped instrument injects: a consumer continues the
+    /// trace from it (the Kafka relay forwards it as message headers). Empty when no tracer ran.
+    public var traceContext: [String: String]
 
     /// Metadata with the given fields (the schema version is set when an event is encoded).
     public init(schemaVersion: Int = 1, correlationID: String? = nil, causationID: String? = nil, commandID: UUID? = nil,
-                user: String? = nil, tenant: String? = nil, fields: [String: String] = [:]) {
+                user: String? = nil, tenant: String? = nil, fields: [String: String] = [:], traceContext: [String: String] = [:]) {
         self.schemaVersion = schemaVersion
         self.correlationID = correlationID
         self.causationID = causationID
@@ -130,10 +134,11 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         self.user = user
         self.tenant = tenant
         self.fields = fields
+        self.traceContext = traceContext
     }
 
     private enum CodingKeys: String, CodingKey {
-        case schemaVersion, correlationID, causationID, commandID, user, tenant, fields
+        case schemaVersion, correlationID, causationID, commandID, user, tenant, fields, traceContext
     }
 
     public init(from decoder: any Decoder) throws {
@@ -145,6 +150,7 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         user = try container.decodeIfPresent(String.self, forKey: .user)
         tenant = try container.decodeIfPresent(String.self, forKey: .tenant)
         fields = try container.decodeIfPresent([String: String].self, forKey: .fields) ?? [:]
+        traceContext = try container.decodeIfPresent([String: String].self, forKey: .traceContext) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -156,12 +162,14 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         try container.encodeIfPresent(user, forKey: .user)
         try container.encodeIfPresent(tenant, forKey: .tenant)
         if !fields.isEmpty { try container.encode(fields, forKey: .fields) }
+        if !traceContext.isEmpty { try container.encode(traceContext, forKey: .traceContext) }
     }
 
     /// The JSON bytes (`{"schemaVersion":N}` alone when nothing else is set).
     func encoded() -> [UInt8] {
         let minimal = Array(#"{"schemaVersion":\#(schemaVersion)}"#.utf8)
         guard correlationID != nil || causationID != nil || commandID != nil || user != nil || tenant != nil || !fields.isEmpty
+            || !traceContext.isEmpty
         else { return minimal }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

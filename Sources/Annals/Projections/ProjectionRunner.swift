@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
+import Tracing
 
 /// Runs a ``Projection``: loads its committed state and checkpoint, catches up from there,
 /// follows the log live, and commits state and checkpoint together.
@@ -78,11 +79,8 @@ public actor ProjectionRunner<P: Projection>: Service {
         self.checkpoints = checkpoints
         self.translator = EventTranslator(codec: codec)
         self.stateCodec = codec
-        var logger = store.options.logger
-        logger[metadataKey: "annals.store"] = "\(store.path)"
-        logger[metadataKey: "annals.projection"] = "\(P.name)"
-        self.logger = logger
-        let factory = store.options.metricsFactory ?? MetricsSystem.factory
+        logger = store.logger(with: "annals.projection", P.name)
+        let factory = store.metricsFactory
         let dimensions = [("projection", P.name)]
         appliedEvents = Counter(label: "annals_projection_events_total", dimensions: dimensions, factory: factory)
         commits = Counter(label: "annals_projection_checkpoints_total", dimensions: dimensions, factory: factory)
@@ -215,12 +213,20 @@ public actor ProjectionRunner<P: Projection>: Service {
     private func catchUp(_ filter: SubscriptionFilter) async throws(ProjectionError) -> Int {
         var cursor = store.readAll(from: position, limit: 512).makeCursor()
         var read = 0
+        // A span per batch that applied something (none for an empty read).
+        var span: (any Span)?
+        defer { span?.end() }
         while true {
             let next: RecordedEvent?
             do { next = try cursor.next() } catch { throw .read(error) }
             guard let recorded = next else { break }
             read += 1
             if filter.matches(recorded) {
+                if span == nil {
+                    span = store.tracer.startSpan("annals.projection.apply", ofKind: .consumer)
+                    span?.attributes["annals.projection"] = P.name
+                    span?.attributes["annals.position"] = Int(recorded.position)
+                }
                 try apply(recorded)
                 appliedEvents.increment()
                 uncommitted += 1

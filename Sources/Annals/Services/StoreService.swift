@@ -36,8 +36,7 @@ public struct StoreService: Service {
     ///
     /// - Throws: what ``EventStore/close()`` throws.
     public func run() async throws {
-        var logger = store.options.logger
-        logger[metadataKey: "annals.store"] = "\(store.path)"
+        let logger = store.logger(with: "annals.service", "store")
         if let compactionInterval, !store.options.readOnly {
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 do {

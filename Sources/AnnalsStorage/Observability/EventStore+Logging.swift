@@ -1,8 +1,21 @@
+import CoreMetrics
 import Logging
 
 /// What the store tells its logger and metrics about recovery, rolls, background work and
 /// compaction (the append and flush paths record theirs where they run).
 extension EventStore {
+    /// The logger layers built on the store log to: ``StoreOptions/logger`` with
+    /// `annals.store` set, and `key` set to `value` (`annals.projection`, `annals.relay`…).
+    public func logger(with key: String, _ value: String) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: key] = "\(value)"
+        return logger
+    }
+
+    /// The factory the store and the layers built on it record metrics with
+    /// (``StoreOptions/metricsFactory``, or the bootstrapped one).
+    public var metricsFactory: any MetricsFactory { options.metricsFactory ?? MetricsSystem.factory }
+
     /// After open: what recovery found and did.
     func reportRecovery(took duration: Duration) {
         let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Dispatch
 import Logging
+import Tracing
 import Synchronization
 
 /// An embedded, append-only event store kept in a directory.
@@ -61,6 +62,9 @@ public final class EventStore: Sendable {
     let logger: Logger
     /// The metrics the store records (``StoreOptions/metricsFactory``).
     let metrics: StoreMetrics
+    /// The tracer the store and the layers built on it start their spans with
+    /// (``StoreOptions/tracer``, or the one bootstrapped when the store opened).
+    public let tracer: any Tracer
 
     /// Largest aligned frame an append may produce (fits an empty segment with its seal).
     var frameLimitBytes: Int {
@@ -91,6 +95,7 @@ public final class EventStore: Sendable {
         logger[metadataKey: "annals.store"] = "\(path)"
         self.logger = logger
         metrics = StoreMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
+        tracer = options.tracer ?? InstrumentationSystem.tracer
     }
 
     /// Opens (or creates) the store at `path` and recovers it: verifies the log after the last

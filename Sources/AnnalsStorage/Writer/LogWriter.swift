@@ -1,3 +1,5 @@
+import Tracing
+
 /// The single writer: checks appends, writes their frames into the active segment under the
 /// writer lock, and hands the result to group commit and to the readers' view.
 extension EventStore {
@@ -10,12 +12,25 @@ extension EventStore {
         update: ((inout [String: StreamRetention]) -> Void)? = nil
     ) async throws(AppendError) -> [AppendResult] {
         let started = ContinuousClock.now
+        // A span per append call (OpenTelemetry database conventions: the store is the
+        // database, a stream the collection); a no-op unless the app bootstrapped a tracer.
+        let span = tracer.startSpan("annals.append", ofKind: .client)
+        defer { span.end() }
+        if span.isRecording {
+            span.attributes["db.system.name"] = "annals"
+            span.attributes["db.operation.name"] = "append"
+            span.attributes["db.namespace"] = path
+            if batch.count == 1 { span.attributes["db.collection.name"] = batch[0].stream }
+            span.attributes["annals.events"] = batch.reduce(0) { $0 + $1.events.count }
+        }
         do {
             let results = try await appendChecked(batch, systemStreams: systemStreams, check: check, update: update)
             metrics.appendDuration.recordInterval(since: started)
             return results
         } catch {
             metrics.appendFailures.increment()
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
             throw error
         }
     }
