@@ -37,12 +37,23 @@ struct DumpCommand: AsyncParsableCommand {
                                valueName: "ISO-8601-UTC"))
     var untilTime: String?
 
+    @Flag(help: "Leave out events of system streams (names starting with \"$\").")
+    var noSystem = false
+
+    @Flag(help: "After what is committed, print new commits as they come ($all, forwards), until interrupted.")
+    var follow = false
+
     func validate() throws {
         if let untilTime {
             guard Timestamp(iso8601: untilTime) != nil else {
                 throw ValidationError("--until-time: \(untilTime) is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.fraction]Z")
             }
             guard stream == nil, !backwards else { throw ValidationError("--until-time reads $all forwards: no --stream, no --backwards") }
+        }
+        if follow {
+            guard stream == nil, !backwards, untilTime == nil, limit == .max else {
+                throw ValidationError("--follow reads $all forwards: no --stream, --backwards, --until-time or --limit")
+            }
         }
     }
 
@@ -52,13 +63,13 @@ struct DumpCommand: AsyncParsableCommand {
         var output = OutputBuffer()
         do {
             switch (stream, backwards) {
-            case (let name?, false): try Self.print(store.read(name, from: from ?? 0, limit: limit).makeCursor(), to: &output)
-            case (let name?, true): try Self.print(store.readBackwards(name, from: from, limit: limit).makeCursor(), to: &output)
+            case (let name?, false): try print(store.read(name, from: from ?? 0, limit: limit).makeCursor(), to: &output)
+            case (let name?, true): try print(store.readBackwards(name, from: from, limit: limit).makeCursor(), to: &output)
             case (nil, false):
                 // Timestamps never decrease along positions: the first later one ends the dump.
                 let until = untilTime.flatMap { Timestamp(iso8601: $0) }
-                try Self.print(store.readAll(from: from ?? 0, limit: limit).makeCursor(), until: until, to: &output)
-            case (nil, true): try Self.print(store.readAllBackwards(from: from, limit: limit).makeCursor(), to: &output)
+                try print(store.readAll(from: from ?? 0, limit: limit).makeCursor(), until: until, to: &output)
+            case (nil, true): try print(store.readAllBackwards(from: from, limit: limit).makeCursor(), to: &output)
             }
         } catch {
             output.flush()
@@ -66,14 +77,31 @@ struct DumpCommand: AsyncParsableCommand {
         }
         output.flush()
         if let damage = store.recoveryReport.damage { throw fail(OpenError.corrupt(damage)) }
+        if follow { try await follow(after: store.endPosition, output: &output) }
     }
 
-    private static func print<Cursor: EventCursor>(
+    /// Prints what other processes commit from `position` on: a read-only open sees the log as
+    /// it was when it opened, so the store is opened again a few times a second.
+    private func follow(after position: UInt64, output: inout OutputBuffer) async throws {
+        var next = position
+        while !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(250))
+            let store: EventStore
+            do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+            guard store.endPosition > next else { continue }
+            do { try print(store.readAll(from: next).makeCursor(), to: &output) } catch { throw fail(error) }
+            next = store.endPosition
+            output.flush()
+        }
+    }
+
+    private func print<Cursor: EventCursor>(
         _ cursor: Cursor, until: Timestamp? = nil, to output: inout OutputBuffer
     ) throws(ReadError) {
         var cursor = cursor
         while let event = try cursor.next() {
             if let until, event.timestamp > until { break }
+            if noSystem, event.stream.utf8.first == UInt8(ascii: "$") { continue }
             try EventLine.write(event, to: &output)
         }
     }

@@ -24,6 +24,27 @@ struct StatsCommand: AsyncParsableCommand {
     struct Output: Encodable {
         let statistics: StoreStatistics
         let space: [SegmentSpace]?
+        let compression: Compression?
+    }
+
+    /// How much smaller compression makes the store.
+    struct Compression: Encodable {
+        /// Metadata and payload bytes as appended ÷ as stored.
+        let bodyRatio: Double
+        /// Used bytes if every body were stored raw ÷ used bytes.
+        let logRatio: Double
+        /// Bodies as appended, and as stored.
+        let bodyBytes: UInt64
+        let storedBodyBytes: UInt64
+
+        init?(_ space: [SegmentSpace], usedBytes: Int) {
+            let body = space.reduce(0) { $0 + $1.bodyBytes }, stored = space.reduce(0) { $0 + $1.storedBodyBytes }
+            guard stored > 0, usedBytes > 0 else { return nil }
+            bodyBytes = body
+            storedBodyBytes = stored
+            bodyRatio = Double(body) / Double(stored)
+            logRatio = Double(Int64(usedBytes) + Int64(body) - Int64(stored)) / Double(usedBytes)
+        }
     }
 
     func run() async throws {
@@ -42,7 +63,9 @@ struct StatsCommand: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(Output(statistics: statistics, space: space)), as: UTF8.self))
+            let compression = space.flatMap { Compression($0, usedBytes: statistics.usedBytes) }
+            print(String(decoding: try encoder.encode(Output(statistics: statistics, space: space, compression: compression)),
+                         as: UTF8.self))
         } else {
             print("""
                 segments        \(statistics.segments)
@@ -55,7 +78,13 @@ struct StatsCommand: AsyncParsableCommand {
                 allocated bytes \(statistics.allocatedBytes)
                 segment size    \(statistics.segmentSizeBytes)
                 """)
-            if let space { printSpace(space) }
+            if let space {
+                if let compression = Compression(space, usedBytes: statistics.usedBytes) {
+                    print(String(format: "compression     metadata+payload %.2f× (%llu bytes stored as %llu); whole log %.2f×",
+                                 compression.bodyRatio, compression.bodyBytes, compression.storedBodyBytes, compression.logRatio))
+                }
+                printSpace(space)
+            }
         }
     }
 

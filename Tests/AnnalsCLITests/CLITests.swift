@@ -40,6 +40,48 @@ final class SteppingClock: StoreClock, @unchecked Sendable {
 }
 
 @Suite struct CLITests {
+    /// `dump --no-system` leaves system streams out; `dump --follow` prints what a writer commits
+    /// after it started; `stats` prints the compression ratios.
+    @Test func dumpFollowsAndFiltersAndStatsPrintsCompression() async throws {
+        let directory = TemporaryStore()
+        let writer = try EventStore.open(at: directory.path)
+        let body = Array(String(repeating: #"{"customer":"ann","sku":"espresso-beans-1kg","quantity":2},"#, count: 8).utf8)
+        _ = try await writer.append([EventData(type: "Placed", payload: body)], to: "order-1")
+        _ = try await writer.appendToSystemStreams([StreamAppend(stream: "$projection-x", events: [EventData(type: "C", payload: [1])])])
+        let all = try runAnnals(["dump", directory.path])
+        #expect(all.stdout.split(separator: "\n").count == 2)
+        let application = try runAnnals(["dump", directory.path, "--no-system"])
+        #expect(application.stdout.split(separator: "\n").count == 1 && !application.stdout.contains("$projection"))
+
+        let stats = try runAnnals(["stats", directory.path])
+        #expect(stats.stdout.contains("compression     metadata+payload"), "\(stats.stdout)")
+        let statsJSON = try runAnnals(["stats", directory.path, "--json"])
+        #expect(statsJSON.stdout.contains(#""bodyRatio""#) && statsJSON.stdout.contains(#""logRatio""#))
+
+        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        let follower = Process()
+        follower.executableURL = executable
+        follower.arguments = ["dump", directory.path, "--follow", "--no-system"]
+        let output = Pipe()
+        follower.standardOutput = output
+        try follower.run()
+        try await Task.sleep(for: .milliseconds(400))
+        for index in 0..<3 { _ = try await writer.append([EventData(type: "Later", payload: Array("\(index)".utf8))], to: "order-2") }
+        var text = ""
+        let deadline = ContinuousClock.now + .seconds(20)
+        while text.components(separatedBy: "\"Later\"").count < 4, ContinuousClock.now < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        follower.interrupt()
+        follower.waitUntilExit()
+        #expect(text.components(separatedBy: "\"Later\"").count == 4, "the three later events followed: \(text)")
+        #expect(text.contains("\"Placed\""), "what was committed first comes first")
+        try await writer.close()
+    }
+
     /// `dump --until-time` prints the log as it was at a time, and refuses what it cannot parse.
     @Test func dumpUntilATimePrintsTheLogAsItWasThen() async throws {
         let directory = TemporaryStore()

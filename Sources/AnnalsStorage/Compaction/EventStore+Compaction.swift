@@ -70,7 +70,8 @@ extension EventStore {
                 firstSegment: segment.index, lastSegment: segment.lastIndex, isOpen: isOpen, isCompacted: segment.isCompacted,
                 fileBytes: segment.file.size, allocatedBytes: allocated, liveBytes: live, deadBytes: plan.removedBytes,
                 reclaimableBytes: isOpen ? plan.removedBytes : max(0, allocated - live),
-                liveEvents: plan.keptEvents, deadEvents: plan.removedEvents))
+                liveEvents: plan.keptEvents, deadEvents: plan.removedEvents, bodyBytes: plan.bodyBytes,
+                storedBodyBytes: plan.storedBodyBytes))
         }
         metrics.liveBytes.record(result.reduce(0) { $0 + $1.liveBytes })
         metrics.deadBytes.record(result.reduce(0) { $0 + $1.deadBytes })

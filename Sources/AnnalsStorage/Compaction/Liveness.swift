@@ -116,6 +116,9 @@ struct SegmentPlan {
     var dictionaryBytes = 0
     var keptEvents: UInt64 = 0
     var removedEvents: UInt64 = 0
+    /// Metadata and payload bytes of every event as appended, and as stored.
+    var bodyBytes: UInt64 = 0
+    var storedBodyBytes: UInt64 = 0
     /// Aligned bytes of the frames as they would be rewritten.
     var keptFrameBytes = 0
     /// Bytes of frames (and parts of frames) that would go.
@@ -160,6 +163,8 @@ struct SegmentPlan {
             var firstKeptOffset = cursor
             for index in 0..<frame.eventCount {
                 let layout = FrameDecoder.record(at: cursor, in: bytes)
+                plan.bodyBytes += UInt64(layout.metadataBytes + layout.payloadBytes)
+                plan.storedBodyBytes += UInt64(layout.offset + layout.length - layout.bodyOffset)
                 if index == firstKept { firstKeptOffset = cursor }
                 if index >= firstKept {
                     keptBytes += Format.aligned(layout.length)

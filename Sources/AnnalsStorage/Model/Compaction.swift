@@ -77,6 +77,11 @@ public struct SegmentSpace: Sendable, Hashable, Codable {
     public var liveEvents: UInt64
     /// Events compaction would remove.
     public var deadEvents: UInt64
+    /// Bytes of the events' metadata and payload as appended.
+    public var bodyBytes: UInt64 = 0
+    /// Bytes the same bodies take in the file (compressed or raw): `bodyBytes /
+    /// storedBodyBytes` is the compression ratio of metadata and payload.
+    public var storedBodyBytes: UInt64 = 0
 }
 
 /// Why a compaction stopped. Every file it had already replaced stays replaced, each
