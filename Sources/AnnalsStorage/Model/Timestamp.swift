@@ -9,6 +9,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Nanoseconds since 1970-01-01T00:00:00Z.
     public let nanosecondsSinceEpoch: Int64
 
+    /// The instant `nanosecondsSinceEpoch` nanoseconds after 1970-01-01T00:00:00Z.
     public init(nanosecondsSinceEpoch: Int64) {
         self.nanosecondsSinceEpoch = nanosecondsSinceEpoch
     }

@@ -18,6 +18,7 @@ public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The `errno` value.
     public let errorNumber: Int32
 
+    /// The failure of system call `call` on `path` with `errno` `errorNumber`.
     public init(call: String, path: String, errorNumber: Int32) {
         self.call = call
         self.path = path
