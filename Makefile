@@ -9,7 +9,7 @@ APT_PACKAGES := liblz4-dev librdkafka-dev pkg-config
 BENCH_APT_PACKAGES := libsqlite3-dev liblmdb-dev
 
 SHELL := /bin/bash
-.PHONY: all deps bench-deps python-deps build test tsan fuzz fuzz-tests fuzz-build fuzz-libfuzzer torture bench bench-full benchmarks benchmarks-check compression-probe clean
+.PHONY: all deps bench-deps python-deps build test docs tsan fuzz fuzz-tests fuzz-build fuzz-libfuzzer torture bench bench-full benchmarks benchmarks-check compression-probe clean
 
 all: build
 
@@ -48,8 +48,18 @@ build: deps
 test: bench-deps python-deps
 	cd Benchmarks && $(SWIFT) build --product annals-headline
 	$(SWIFT) build --build-tests
+	$(PYTHON) Tools/doc-check/check_doc_comments.py
 	ANNALS_BIN=$(CURDIR)/.build/debug/annals $(PYTHON) -m unittest discover -s Tools/python-reader/tests
 	$(SWIFT) test --skip-build
+	$(MAKE) docs
+
+# The DocC catalogs of the three library modules, with warnings as errors (a broken symbol link
+# fails). The docc plugin is resolved only here (ANNALS_DOCS), in a build directory of its own.
+DOCS_MODULES = AnnalsStorage Annals AnnalsKafka
+docs: deps
+	ANNALS_DOCS=1 $(SWIFT) package --scratch-path .build-docs generate-documentation \
+		$(foreach module,$(DOCS_MODULES),--target $(module)) --warnings-as-errors \
+		--disable-indexing
 
 # The concurrency-heavy tests under Thread Sanitizer (a separate build directory), with pthread
 # locks in place of Synchronization.Mutex, whose synchronization TSan cannot see on Linux.

@@ -1,9 +1,11 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
+// Linux only (glibc): the engine relies on Linux's mmap/msync/fallocate semantics and its boot id.
+// macOS is not supported yet, so no Apple platform is declared.
 let package = Package(
     name: "Annals",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Annals", targets: ["Annals"]),
         .library(name: "AnnalsStorage", targets: ["AnnalsStorage"]),
@@ -100,3 +102,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The documentation plugin only when building the docs (`make docs` sets ANNALS_DOCS), so that
+// an app depending on Annals never resolves it.
+if ProcessInfo.processInfo.environment["ANNALS_DOCS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.4.0"))
+}

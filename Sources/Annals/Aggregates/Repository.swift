@@ -98,7 +98,7 @@ public struct Repository<A: Aggregate>: Sendable {
     }
 
     /// Decides `command` against aggregate `id` and appends the resulting events atomically,
-    /// durable as the store's ``Durability`` says, with `context` in their ``EventMetadata``.
+    /// durable as the store's `Durability` says, with `context` in their ``EventMetadata``.
     /// On a concurrent change it catches up and decides again, at most
     /// ``maximumConflictRetries`` times.
     ///
@@ -299,9 +299,9 @@ public enum RepositoryError<Rejection: Error>: Error {
     case rejected(Rejection)
     /// Other writers kept changing the aggregate; gave up after this many decisions.
     case tooManyConflicts(stream: String, attempts: Int)
-    /// The store refused the append (see ``AppendError``).
+    /// The store refused the append (see `AppendError`).
     case append(AppendError)
-    /// Reading the stream failed (see ``ReadError``).
+    /// Reading the stream failed (see `ReadError`).
     case read(ReadError)
     /// An event of a known type could not be decoded.
     case decoding(EventDecodingError)

@@ -98,7 +98,7 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
 
 /// The metadata the `Annals` layer writes with each event, a small JSON object: the event's
 /// schema version, and who and what caused it. Read it back typed with
-/// ``RecordedEvent/eventMetadata()``.
+/// `RecordedEvent/eventMetadata()`.
 ///
 /// ```swift
 /// let metadata = try recorded.eventMetadata()

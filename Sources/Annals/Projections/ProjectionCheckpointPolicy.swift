@@ -5,7 +5,7 @@
 /// with the log, at most ``maxDelay`` after the first event it applied since the last commit;
 /// and when the runner is stopped with ``ProjectionRunner/stop()``. So a busy live projection
 /// commits about once per `maxDelay` however many events arrive, and a read-your-writes wait
-/// (``EventStore/waitUntilProjected(_:through:timeout:)``) returns about `maxDelay` after the
+/// (`EventStore/waitUntilProjected(_:through:timeout:)`) returns about `maxDelay` after the
 /// event was applied. Events the projection does not consume (other streams, system events,
 /// its own checkpoints) never cause a commit.
 public struct ProjectionCheckpointPolicy: Sendable, Hashable {
@@ -22,7 +22,7 @@ public struct ProjectionCheckpointPolicy: Sendable, Hashable {
     }
 }
 
-/// Why a wait for a projection (``EventStore/waitUntilProjected(_:through:timeout:)``,
+/// Why a wait for a projection (`EventStore/waitUntilProjected(_:through:timeout:)`,
 /// ``ProjectionRunner/waitUntilApplied(through:timeout:)``) ended without it getting there.
 public enum ProjectionWaitError: Error, Sendable, Equatable {
     /// The deadline passed; `projectedThrough` is the position before which the projection's

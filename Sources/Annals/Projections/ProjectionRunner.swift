@@ -66,6 +66,7 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// projection may run at a time (a second one's commit throws `concurrentRunner`).
     ///
     /// - Parameters:
+    ///   - store: the store it reads and commits to.
     ///   - checkpoints: when to commit (default: every 1,000 events, and within 50 ms once live).
     ///   - codec: how the state and the events are encoded (events are upcast as their types
     ///     declare: ``DomainEvent/upcasters``).
@@ -89,7 +90,7 @@ public actor ProjectionRunner<P: Projection>: Service {
 
     /// Waits until the runner's in-memory ``state`` has passed the event at `position` (applied
     /// it, or skipped it as not the projection's). Called before ``run()`` starts, it waits for
-    /// it. For the committed state, see ``EventStore/waitUntilProjected(_:through:timeout:)``.
+    /// it. For the committed state, see `EventStore/waitUntilProjected(_:through:timeout:)`.
     ///
     /// - Throws: ``ProjectionWaitError``: `runnerStopped` when ``run()`` ends (or has ended)
     ///   before getting there, `timedOut` after `timeout`, `cancelled` when the waiting task is.

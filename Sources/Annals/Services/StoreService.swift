@@ -34,7 +34,7 @@ public struct StoreService: Service {
     /// Runs until graceful shutdown or cancellation, then closes the store. A failed scheduled
     /// compaction is logged (`warning`) and tried again at the next interval.
     ///
-    /// - Throws: what ``EventStore/close()`` throws.
+    /// - Throws: what `EventStore/close()` throws.
     public func run() async throws {
         let logger = store.logger(with: "annals.service", "store")
         if let compactionInterval, !store.options.readOnly {

@@ -63,7 +63,7 @@ extension EventStore {
     ///   ahead of its consumer; a slow consumer simply falls behind, reading from the log at
     ///   its own pace (the log is the buffer): no event is dropped and memory does not grow.
     ///   ``Subscription/Iterator/lag`` says how far behind it is.
-    /// - Ends when the task is cancelled or the store is closed; throws ``ReadError`` on
+    /// - Ends when the task is cancelled or the store is closed; throws `ReadError` on
     ///   corrupt data. Live delivery needs the store that appends (a read-only store's view is
     ///   fixed when it opens).
     ///
@@ -80,7 +80,7 @@ extension EventStore {
     }
 }
 
-/// An ``EventStore/subscribe(from:filter:batchSize:)`` sequence.
+/// An `EventStore/subscribe(from:filter:batchSize:)` sequence.
 public struct Subscription: AsyncSequence, Sendable {
     public typealias Element = SubscriptionMessage
     public typealias Failure = ReadError

@@ -71,7 +71,7 @@ extension EventStore {
 
     /// Checks what an append would be refused for (names, types, sizes) without writing.
     ///
-    /// - Throws: the ``AppendError`` that ``append(_:to:)`` would throw for this input.
+    /// - Throws: the ``AppendError`` that ``append(_:to:expecting:)`` would throw for this input.
     public func validate(_ events: [EventData], to stream: String) throws(AppendError) {
         _ = try PreparedAppend(StreamAppend(stream: stream, events: events), frameLimitBytes: frameLimitBytes, generateIDs: false)
     }

@@ -8,7 +8,7 @@ import Darwin
 
 /// A failed system call: which call, on which path, and the `errno` it returned.
 ///
-/// Every syscall the engine makes goes through ``Syscalls`` and fails with this error, so a
+/// Every syscall the engine makes goes through one small wrapper and fails with this error, so a
 /// message always says what was attempted where (`fdatasync("/data/orders/segments/…"): EIO`).
 public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The C function that failed, e.g. `"msync"`.
