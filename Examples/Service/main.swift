@@ -3,10 +3,13 @@ import AnnalsExamples
 import AnnalsKafka
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
 
-// `annals-service-example STORE`: a store, the orders view, a Kafka relay (to an in-process
-// mock cluster) and an order desk that places an order every 20 ms, in one `ServiceGroup`.
+// `annals-service-example STORE [--metrics-port PORT]`: a store, the orders view, a Kafka relay
+// (to an in-process mock cluster) and an order desk that places an order every 20 ms, in one
+// `ServiceGroup`; with --metrics-port, the store's metrics on http://127.0.0.1:PORT/metrics
+// through swift-prometheus (0: a free port, printed as "metrics on port N").
 // SIGTERM or SIGINT shuts them down in reverse order: the desk stops, the relay and the view
 // write their checkpoints, then the store closes. Prints "serving" when up and "stopped" at
 // the end (the tests drive it in a child process).
@@ -35,6 +38,14 @@ guard let path = CommandLine.arguments.dropFirst().first else {
 }
 var options = StoreOptions()
 options.logger = logger
+if let flag = CommandLine.arguments.firstIndex(of: "--metrics-port"), flag + 1 < CommandLine.arguments.count,
+   let port = UInt16(CommandLine.arguments[flag + 1]) {
+    let registry = PrometheusCollectorRegistry()
+    options.metricsFactory = PrometheusMetricsFactory(registry: registry)
+    let endpoint = try MetricsEndpoint(registry: registry, port: port)
+    endpoint.start()
+    FileHandle.standardOutput.write(Data("metrics on port \(endpoint.port)\n".utf8))
+}
 let store = try EventStore.open(at: path, options: options)
 let cluster = try KafkaMockCluster(brokers: 1, topics: ["desk"], partitions: 1)
 let relay = KafkaRelay(store: store, configuration: KafkaRelayConfiguration(brokers: cluster.bootstrap, name: "desk",

@@ -1,11 +1,15 @@
 import Annals
 import AnnalsExamples
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 
 /// The service example (a store, the orders view, the Kafka relay and an order desk in one
-/// `ServiceGroup`) starts, serves, and on SIGTERM stops cleanly: the view's and the relay's
-/// checkpoints are written and cover what was placed, and the store was closed cleanly.
+/// `ServiceGroup`) starts, serves (its metrics on a Prometheus endpoint), and on SIGTERM stops
+/// cleanly: the view's and the relay's checkpoints are written and cover what was placed, and
+/// the store was closed cleanly.
 @Suite struct ServiceGroupTests {
     @Test func theServiceGroupStopsOnSIGTERMWithItsCheckpointsWritten() async throws {
         let scratch = ScratchStore()
@@ -13,7 +17,7 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("annals-service-example")
         let process = Process()
         process.executableURL = executable
-        process.arguments = [scratch.path]
+        process.arguments = [scratch.path, "--metrics-port", "0"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -27,6 +31,11 @@ import Testing
         }
         #expect(text.contains("serving"))
         try await Task.sleep(for: .milliseconds(600)) // a few dozen orders
+        let port = try #require(text.split(separator: "\n").first { $0.hasPrefix("metrics on port ") }?.split(separator: " ").last)
+        let (body, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        let exposition = String(decoding: body, as: UTF8.self)
+        #expect(exposition.contains("annals_appends_total"), "\(exposition.prefix(500))")
+        #expect(exposition.contains("annals_commands_total"))
         process.terminate() // SIGTERM
         process.waitUntilExit()
         text += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
