@@ -66,6 +66,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .executableTarget(
@@ -101,7 +102,9 @@ let package = Package(
         ]),
         .testTarget(name: "AnnalsReadmeTests", dependencies: ["Annals"]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
-        .testTarget(name: "AnnalsKafkaTests", dependencies: ["AnnalsKafka", "AnnalsTestSupport"]),
+        .testTarget(name: "AnnalsKafkaTests", dependencies: [
+            "AnnalsKafka", "AnnalsTestSupport", .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

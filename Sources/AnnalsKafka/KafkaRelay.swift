@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 import ServiceLifecycle
+import Tracing
 import Annals
 import Synchronization
 
@@ -283,10 +284,19 @@ public final class KafkaRelay: Sendable, Service {
             }
             var cursor = store.readAll(from: next, limit: min(room, 1000)).makeCursor()
             var read = 0
+            // A span per batch handed to the producer (none when nothing was read).
+            var span: (any Span)?
+            let batchStart = published
             do {
                 reading: while let event = try cursor.next() {
                     read += 1
                     if configuration.filter.matches(event) {
+                        if span == nil {
+                            span = store.tracer.startSpan("annals.relay.publish", ofKind: .producer)
+                            span?.attributes["messaging.system"] = "kafka"
+                            span?.attributes["annals.relay"] = configuration.name
+                            span?.attributes["annals.position"] = Int(event.position)
+                        }
                         switch try publish(event, with: producer, tracker: tracker) {
                         case .queued: published += 1
                         case .stop: break reading
@@ -295,9 +305,13 @@ public final class KafkaRelay: Sendable, Service {
                     next = event.position + 1
                 }
             } catch {
+                span?.recordError(error)
+                span?.end()
                 try? await saveCheckpoint(force: true)
                 throw .read(error)
             }
+            span?.attributes["messaging.batch.message_count"] = Int(published - batchStart)
+            span?.end()
             if tracker.deliveredCount > 0, tracker.failure == nil { backoff = configuration.retryBackoff }
             if clock.now - lastSave >= configuration.checkpointInterval { try await saveCheckpoint(force: false) }
             report()

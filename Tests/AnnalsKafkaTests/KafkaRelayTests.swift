@@ -2,6 +2,7 @@ import AnnalsKafka
 import AnnalsStorage
 import AnnalsTestSupport
 import Foundation
+import InMemoryTracing
 import Testing
 
 /// The relay against librdkafka's mock cluster (the Kafka protocol, in process), read back by a
@@ -149,13 +150,16 @@ import Testing
     }
 
     /// The trace an event was appended in reaches the consumer: the `traceContext` of its
-    /// metadata becomes `traceparent`/`tracestate` message headers.
+    /// metadata becomes `traceparent`/`tracestate` message headers; each published batch is a span.
     @Test func theTraceContextOfAnEventBecomesMessageHeaders() async throws {
         let kafka = try KafkaMockCluster(topics: Self.topics)
         let directory = Directory()
-        let store = try EventStore.open(at: directory.store)
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let metadata = #"{"schemaVersion":1,"traceContext":{"traceparent":"\#(traceparent)","tracestate":"annals=1"}}"#
+        let tracer = InMemoryTracer()
+        var options = StoreOptions()
+        options.tracer = tracer
+        let store = try EventStore.open(at: directory.store, options: options)
         _ = try await store.append([EventData(type: "Placed", payload: Array("{}".utf8), metadata: Array(metadata.utf8))],
                                    to: "order-1")
         _ = try await store.append([EventData(type: "Placed", payload: Array("{}".utf8))], to: "order-2")
@@ -164,6 +168,7 @@ import Testing
         #expect(messages[0].headers["traceparent"] == traceparent)
         #expect(messages[0].headers["tracestate"] == "annals=1")
         #expect(messages[1].headers["traceparent"] == nil, "no trace, no header")
+        #expect(tracer.finishedSpans.contains { $0.operationName == "annals.relay.publish" }, "the relay's batches are spans")
         try await store.close()
     }
 

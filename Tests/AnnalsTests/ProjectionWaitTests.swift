@@ -1,5 +1,6 @@
 import Annals
 import Foundation
+import MetricsTestKit
 import Testing
 
 /// Waiting for a projection ends: positions the projection does not consume count as passed,
@@ -33,6 +34,28 @@ import Testing
         #expect(await runner.state.positions.count == 10)
         task.cancel()
         try await task.value
+        try await store.close()
+    }
+
+    /// A live projection's lag and a named subscription's lag are gauges.
+    @Test func projectionAndSubscriptionLagAreRecorded() async throws {
+        let scratch = ScratchStore()
+        let metrics = TestMetrics()
+        var options = StoreOptions(durability: .none, segmentSizeBytes: 256 * 1024)
+        options.metricsFactory = metrics
+        let store = try EventStore.open(at: scratch.path, options: options)
+        for value in 0..<20 { _ = try await store.append([try counted(value)], to: "count-0") }
+        var iterator = store.subscribe(from: .start, name: "audit").makeAsyncIterator()
+        _ = try await iterator.next()
+        #expect(try metrics.expectGauge("annals_subscription_lag_events", [("subscription", "audit")]).lastValue != nil)
+        let runner = ProjectionRunner<Ledger>(store: store)
+        let task = Task { try await runner.run() }
+        try await runner.waitUntilApplied(through: 19)
+        await runner.stop()
+        try await task.value
+        #expect(try metrics.expectGauge("annals_projection_lag_events", [("projection", Ledger.name)]).lastValue == 0)
+        #expect(try metrics.expectCounter("annals_projection_events_total", [("projection", Ledger.name)]).totalValue == 20)
+        #expect(try metrics.expectCounter("annals_projection_checkpoints_total", [("projection", Ledger.name)]).totalValue >= 1)
         try await store.close()
     }
 

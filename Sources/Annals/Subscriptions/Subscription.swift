@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// Which events a subscription delivers.
 public struct SubscriptionFilter: Sendable, Hashable {
     /// Streams whose names start with one of these (nil: every stream).
@@ -75,8 +77,14 @@ extension EventStore {
     ///     }
     /// }
     /// ```
-    public func subscribe(from start: SubscriptionStart = .start, filter: SubscriptionFilter = .all, batchSize: Int = 256) -> Subscription {
-        Subscription(store: self, start: start, filter: filter, batchSize: max(1, batchSize))
+    ///
+    /// A subscription given a `name` records its lag (events committed and not yet delivered
+    /// or skipped) as the gauge `annals_subscription_lag_events{subscription=name}` with the
+    /// store's metrics factory, each time it reads a batch.
+    public func subscribe(
+        from start: SubscriptionStart = .start, filter: SubscriptionFilter = .all, batchSize: Int = 256, name: String? = nil
+    ) -> Subscription {
+        Subscription(store: self, start: start, filter: filter, batchSize: max(1, batchSize), name: name)
     }
 }
 
@@ -89,6 +97,7 @@ public struct Subscription: AsyncSequence, Sendable {
     let start: SubscriptionStart
     let filter: SubscriptionFilter
     let batchSize: Int
+    let name: String?
 
     public func makeAsyncIterator() -> Iterator {
         let position: UInt64
@@ -97,7 +106,8 @@ public struct Subscription: AsyncSequence, Sendable {
         case .end: position = store.endPosition
         case .position(let value): position = value
         }
-        return Iterator(store: store, readPosition: position, filter: filter, batchSize: batchSize)
+        let lag = name.map { Gauge(label: "annals_subscription_lag_events", dimensions: [("subscription", $0)], factory: store.metricsFactory) }
+        return Iterator(store: store, readPosition: position, filter: filter, batchSize: batchSize, lagGauge: lag)
     }
 
     /// Pulls messages; `next()` suspends while the subscription waits for new commits.
@@ -110,12 +120,15 @@ public struct Subscription: AsyncSequence, Sendable {
         private var buffer: [RecordedEvent] = []
         private var bufferIndex = 0
         private var caughtUp = false
+        /// The named subscription's lag gauge (nil: not named).
+        private let lagGauge: Gauge?
 
-        init(store: EventStore, readPosition: UInt64, filter: SubscriptionFilter, batchSize: Int) {
+        init(store: EventStore, readPosition: UInt64, filter: SubscriptionFilter, batchSize: Int, lagGauge: Gauge? = nil) {
             self.store = store
             self.readPosition = readPosition
             self.filter = filter
             self.batchSize = batchSize
+            self.lagGauge = lagGauge
         }
 
         /// The position from which events are still to be delivered: everything before it was
@@ -140,6 +153,7 @@ public struct Subscription: AsyncSequence, Sendable {
                 }
                 if Task.isCancelled { return nil }
                 let read = try fill()
+                if let lagGauge { lagGauge.record(lag) }
                 if read > 0 { continue }
                 if !caughtUp {
                     caughtUp = true
