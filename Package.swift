@@ -100,7 +100,12 @@ let package = Package(
             "Annals", "AnnalsExamples", "AnnalsTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
             .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
         ]),
-        .testTarget(name: "AnnalsReadmeTests", dependencies: ["Annals"]),
+        // The README's example and the doc comments' examples, compiled (and the README's run).
+        .testTarget(name: "AnnalsReadmeTests", dependencies: [
+            "Annals", "AnnalsKafka",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "AnnalsCLITests", dependencies: ["AnnalsCLI", "AnnalsStorage", "AnnalsTestSupport"]),
         .testTarget(name: "AnnalsKafkaTests", dependencies: [
             "AnnalsKafka", "AnnalsTestSupport", .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),

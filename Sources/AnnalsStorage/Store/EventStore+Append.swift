@@ -19,6 +19,7 @@ extension EventStore {
     ///   thrown only once the appends it conflicts with are visible to readers (durable, under
     ///   ``Durability/fsyncBeforeAck``): reading the stream after a `wrongExpectedRevision`
     ///   shows at least the `actual` revision it reports.
+    @discardableResult
     public func append(
         _ events: [EventData], to stream: String, expecting expected: ExpectedRevision = .any
     ) async throws(AppendError) -> AppendResult {
