@@ -177,8 +177,8 @@ public final class KafkaRelay: Sendable, Service {
         }
     }
 
-    /// Publishes until ``stop()`` (or a fatal error). `progress` is called about four times a
-    /// second with the status.
+    /// Publishes until ``stop()``, the task's cancellation (handled the same way) or a fatal
+    /// error. `progress` is called about four times a second with the status.
     ///
     /// - Returns: the final status, after the checkpoint was written.
     /// - Throws: ``RelayError``; the checkpoint in the store is always one that is safe to
@@ -248,7 +248,7 @@ public final class KafkaRelay: Sendable, Service {
             progress?(status)
         }
 
-        while !stopRequested.load(ordering: .acquiring) {
+        while !stopRequested.load(ordering: .acquiring), !Task.isCancelled {
             producer.poll(timeoutMilliseconds: 0)
             if let fatal = producer.fatalError {
                 try? await saveCheckpoint(force: true)
@@ -259,7 +259,7 @@ public final class KafkaRelay: Sendable, Service {
             if let failure = tracker.failure {
                 // Publish again from the oldest failed event, once nothing is in flight (so the
                 // checkpoint cannot pass a failure): at-least-once, in order per stream.
-                while tracker.inFlight > 0, !stopRequested.load(ordering: .acquiring) {
+                while tracker.inFlight > 0, !stopRequested.load(ordering: .acquiring), !Task.isCancelled {
                     producer.poll(timeoutMilliseconds: 0)
                     try? await Task.sleep(for: .milliseconds(2))
                     if let fatal = producer.fatalError { throw .fatal(fatal) }

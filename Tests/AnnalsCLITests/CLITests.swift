@@ -105,6 +105,13 @@ final class SteppingClock: StoreClock, @unchecked Sendable {
         #expect(try lines("2025-12-31T23:00:00Z") == 0)
         #expect(try runAnnals(["dump", directory.path, "--until-time", "yesterday"]).status != 0)
         #expect(Timestamp(iso8601: "2026-11-27T03:51:14.123456789Z")?.iso8601 == "2026-11-27T03:51:14.123456789Z")
+        #expect(Timestamp(iso8601: "2000-02-29")?.nanosecondsSinceEpoch == Int64(11_016) * 86_400 * 1_000_000_000)
+        #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.nanosecondsSinceEpoch == Int64(-1_000_000_000))
+        for impossible in ["2026-02-30", "2001-02-29", "2026-11-31", "2026-13-01", "2026-11-30T24:00:00Z", "9999-12-31",
+                           "2026-11-30T12:00:60Z", "2026-11-30T12:00:00", "2026-11-30T12:00:00.Z"] {
+            #expect(Timestamp(iso8601: impossible) == nil, "\(impossible)")
+        }
+        #expect(try runAnnals(["dump", directory.path, "--until-time", "9999-12-31"]).status != 0, "refused, not a crash")
     }
 
     @Test func importThenDumpRoundTripsDataByteForByte() throws {

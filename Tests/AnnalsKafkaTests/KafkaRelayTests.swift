@@ -172,6 +172,21 @@ import Testing
         try await store.close()
     }
 
+    /// Cancelling the relay's task stops it like stop(): it returns, with its checkpoint written.
+    @Test func aCancelledRelayStopsAndCheckpoints() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let store = try EventStore.open(at: directory.store)
+        _ = try await fill(store, count: 200, seed: 4)
+        let relay = KafkaRelay(store: store, configuration: configuration(kafka))
+        let running = Task { try await relay.run(progress: nil) }
+        try await waitUntil { relay.status.delivered >= 200 }
+        running.cancel()
+        let status = try await running.value
+        #expect(status.savedCheckpoint >= 200, "\(status)")
+        try await store.close()
+    }
+
     @Test func aStoppedRelayResumesFromItsCheckpoint() async throws {
         let kafka = try KafkaMockCluster(topics: Self.topics)
         let directory = Directory()

@@ -59,6 +59,50 @@ import Testing
         try await store.close()
     }
 
+    /// A stop() before run() ends that run at once; a second run() of a running runner, and a
+    /// rebuild() during a run, are refused.
+    @Test func stopBeforeRunAndASecondRunAreHandled() async throws {
+        let scratch = ScratchStore()
+        let store = try scratch.open()
+        for value in 0..<5 { _ = try await store.append([try counted(value)], to: "count-0") }
+        let runner = ProjectionRunner<Ledger>(store: store)
+        await runner.stop()
+        try await runner.run() // returns: stopped before it started
+        let task = Task { try await runner.run() }
+        try await runner.waitUntilApplied(through: 4)
+        await #expect(throws: ProjectionError.self) { try await runner.run() }
+        await #expect(throws: ProjectionError.self) { try await runner.rebuild() }
+        await runner.stop()
+        try await task.value
+        #expect(await runner.state.positions.count == 5, "each event applied once")
+        try await store.close()
+    }
+
+    /// Under a steady flow of events (every read finds some), commits still come within the
+    /// policy's delay, and a wait for an application event the projection skips ends.
+    @Test func commitsComeWithinTheDelayUnderASteadyFlow() async throws {
+        let scratch = ScratchStore()
+        let store = try scratch.open()
+        let runner = ProjectionRunner<Ledger>(store: store, checkpoints: .init(everyEvents: 1_000_000, maxDelay: .milliseconds(20)))
+        let task = Task { try await runner.run() }
+        let writer = Task {
+            for value in 0..<3_000 {
+                _ = try await store.append([try counted(value)], to: value % 10 == 0 ? "other-\(value)" : "count-0")
+                if value % 50 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(await runner.committedPosition > 0, "committed while events kept coming")
+        try await writer.value
+        // The last event is one the projection skips (another stream): the untyped wait ends too.
+        let other = try await store.append([try counted(1)], to: "other-last")
+        try await store.waitUntilProjected(Ledger.name, through: other.lastPosition, timeout: .seconds(10))
+        try await store.waitUntilProjected(Ledger.self, through: other.lastPosition, timeout: .seconds(10))
+        await runner.stop()
+        try await task.value
+        try await store.close()
+    }
+
     @Test func aWaitWithNoRunnerTimesOutWithWhereTheProjectionIs() async throws {
         let scratch = ScratchStore()
         let store = try scratch.open()

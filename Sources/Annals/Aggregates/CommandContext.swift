@@ -5,12 +5,14 @@ import Foundation
 ///
 /// With a ``commandID`` the command is idempotent: executing it again (a retry after a timeout
 /// or a crash, a duplicate message) appends nothing and returns the original result, also
-/// after a restart. The command's events get ids derived from it, so the store itself refuses
-/// a second copy, and a repository that finds them while loading the aggregate returns them
-/// instead of deciding again. A repository sees the events after the aggregate's latest
-/// snapshot: with snapshots, a retry is recognised as long as no snapshot taken after the
-/// original covers it (snapshots are taken every N events, so keep N above the retries'
-/// reach).
+/// after a restart. The command's events get ids derived from it. A repository that finds
+/// them while loading the aggregate returns them instead of deciding again (``Executed/isRepeat``);
+/// two copies that race, both deciding against the same revision, append the same ids at the
+/// same place, and the store writes them once (both copies then report `isRepeat == false`,
+/// with the events ``Aggregate/decide(_:)`` made, which must therefore be deterministic). A
+/// repository sees the events after the aggregate's latest snapshot: with snapshots, a retry
+/// is recognised as long as no snapshot taken after the original covers it (snapshots are
+/// taken every N events, so keep N above the retries' reach); past that it is decided again.
 ///
 /// ```swift
 /// let context = CommandContext(commandID: request.id, correlationID: request.traceID, user: "ann")

@@ -138,6 +138,7 @@ public struct Repository<A: Aggregate>: Sendable {
         } catch {
             if case .rejected = error { outcomes.rejected.increment() } else { outcomes.failed.increment() }
             span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
             throw error
         }
     }

@@ -14,7 +14,9 @@ public enum TypedEvent<Family: EventFamily>: Sendable {
 /// check, every translator records the renames it knows in a process-wide list: an event whose
 /// type another type in the process renames to one of this family's members, without this
 /// family's member declaring the rename, throws ``EventDecodingError/renameNotDeclared(eventType:renamedTo:)``
-/// instead of being skipped as unknown.
+/// instead of being skipped as unknown. The check knows the renames of the translators made so
+/// far in the process (every repository and runner makes one): make them at startup, before
+/// any of them reads, so that it does not depend on which ran first.
 public struct EventTranslator<Family: EventFamily>: Sendable {
     /// How payloads are encoded and decoded.
     public let codec: any EventCodec

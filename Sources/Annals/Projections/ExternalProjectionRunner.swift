@@ -4,7 +4,8 @@ import ServiceLifecycle
 /// the log live, and saves the checkpoint every `checkpointEvery` events and whenever it has
 /// handled everything committed. Delivery is at least once (see ``ExternalProjection``).
 /// A swift-service-lifecycle `Service`: a graceful shutdown makes it save its checkpoint and
-/// return, like ``stop()``.
+/// return, like ``stop()``. Saves happen every `checkpointEvery` handled events and whenever it
+/// has caught up; cancellation of its task stops it like a crash would, after a last save.
 public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     /// The store it reads.
     public let store: EventStore
@@ -36,24 +37,34 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
         return end > position ? end - position : 0
     }
 
-    /// The loop of the current ``run()``, cancelled by ``stop()``.
-    private var loop: Task<Void, any Error>?
+    private var stopRequested = false
+    private var running = false
+    /// The current wait for commits, cancelled by ``stop()`` (never the handling of an event).
+    private var currentWait: Task<Bool, Never>?
 
-    /// Makes ``run()`` save the checkpoint of what it handled and return.
+    /// Makes ``run()`` save the checkpoint of what it handled and return (a `stop()` before
+    /// `run()` makes that run return at once, after loading and saving the checkpoint).
     public func stop() {
-        loop?.cancel()
+        stopRequested = true
+        currentWait?.cancel()
     }
 
-    /// Handles events until ``stop()`` or a graceful shutdown (after saving its checkpoint),
-    /// the task is cancelled or the store closes.
+    /// Handles events until ``stop()`` or a graceful shutdown (then saves its checkpoint and
+    /// returns), the task is cancelled or the store closes. The read model's `handle` and
+    /// `saveCheckpoint` never run in a cancelled task because of `stop()`.
     ///
     /// - Throws: ``ProjectionError``; the read model keeps what it saved.
     public func run() async throws(ProjectionError) {
-        let loop = Task { try await self.handleUntilStopped() }
-        self.loop = loop
+        guard !running else { throw .alreadyRunning(name: P.name) }
+        running = true
+        defer {
+            running = false
+            stopRequested = false
+            resumeWaiters(all: true)
+        }
         do {
             try await withGracefulShutdownHandler {
-                try await withTaskCancellationHandler { try await loop.value } onCancel: { loop.cancel() }
+                try await handleUntilStopped()
             } onGracefulShutdown: { [weak self] in
                 Task { await self?.stop() }
             }
@@ -69,35 +80,49 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
             throw .checkpoint(name: P.name, reason: "\(error)")
         }
         savedPosition = position
-        var iterator = store.projectionFeed(from: position, filter: P.filter)
+        var filter = P.filter
+        filter.includeSystemStreams = false
         var sinceSave = 0
-        defer { resumeWaiters(all: true) }
-        while true {
-            guard let message = try await iterator.nextForProjection() else { break }
-            switch message {
-            case .event(let recorded):
-                let typed: TypedEvent<P.Event>
-                do { typed = try translator.decode(recorded) } catch { throw .decoding(error) }
-                switch typed {
-                case .known(let event, _):
-                    do { try await projection.handle(event, recorded: recorded) } catch {
-                        throw .projection(name: P.name, position: recorded.position, reason: "\(error)")
+        while !Task.isCancelled, !stopRequested {
+            var cursor = store.readAll(from: position, limit: 512).makeCursor()
+            var read = 0
+            while !stopRequested {
+                let next: RecordedEvent?
+                do { next = try cursor.next() } catch { throw .read(error) }
+                guard let recorded = next else { break }
+                read += 1
+                if filter.matches(recorded) {
+                    let typed: TypedEvent<P.Event>
+                    do { typed = try translator.decode(recorded) } catch { throw .decoding(error) }
+                    switch typed {
+                    case .known(let event, _):
+                        do { try await projection.handle(event, recorded: recorded) } catch {
+                            throw .projection(name: P.name, position: recorded.position, reason: "\(error)")
+                        }
+                    case .unknown:
+                        unknownEvents += 1
                     }
-                case .unknown:
-                    unknownEvents += 1
+                    sinceSave += 1
                 }
                 position = recorded.position + 1
-                sinceSave += 1
-                if sinceSave >= checkpointEvery || iterator.lag == 0 {
+                if sinceSave >= checkpointEvery {
                     try await save()
                     sinceSave = 0
                 }
-            case .caughtUp(let end):
-                position = end
-                try await save()
-                sinceSave = 0
             }
             resumeWaiters(all: false)
+            if read > 0 { continue }
+            // Caught up: save what was handled, then wait for new commits.
+            try await save()
+            sinceSave = 0
+            if store.isClosed || stopRequested { break }
+            let store = self.store
+            let position = self.position
+            let wait = Task { await store.waitForCommit(beyond: position) > position }
+            currentWait = wait
+            let committed = await withTaskCancellationHandler { await wait.value } onCancel: { wait.cancel() }
+            currentWait = nil
+            if !committed, store.isClosed { break }
         }
         try await save()
     }

@@ -116,6 +116,9 @@ public enum ProjectionError: Error, Sendable {
     case projection(name: String, position: UInt64, reason: String)
     /// The stored checkpoint could not be decoded or encoded.
     case checkpoint(name: String, reason: String)
+    /// ``ProjectionRunner/run()`` or ``ProjectionRunner/rebuild()`` was called on a runner
+    /// whose `run()` is running.
+    case alreadyRunning(name: String)
 }
 
 extension EventStore {

@@ -6,8 +6,9 @@
 /// and when the runner is stopped with ``ProjectionRunner/stop()``. So a busy live projection
 /// commits about once per `maxDelay` however many events arrive, and a read-your-writes wait
 /// (`EventStore/waitUntilProjected(_:through:timeout:)`) returns about `maxDelay` after the
-/// event was applied. Events the projection does not consume (other streams, system events,
-/// its own checkpoints) never cause a commit.
+/// event was applied. Application events the projection passes without consuming make a commit
+/// due in the same way (so that waiting for them ends too); system events (snapshots, other
+/// projections' checkpoints, its own) never do.
 public struct ProjectionCheckpointPolicy: Sendable, Hashable {
     /// Consumed events between commits (at least 1). Default 1,000.
     public var everyEvents: Int

@@ -51,10 +51,24 @@ public actor ProjectionRunner<P: Projection>: Service {
     public private(set) var unknownEvents = 0
     private var checkpointRevision: UInt64?
     private var loaded = false
-    /// Consumed events applied since the last commit, and when the first of them was.
+    /// Consumed events applied since the last commit.
     private var uncommitted = 0
-    private var uncommittedSince: ContinuousClock.Instant?
+    /// Application events passed (not consumed) since the last commit: a commit is due for
+    /// them too, so that waiting for them ends (system events, the runner's own checkpoints
+    /// among them, never make one due).
+    private var passedUnconsumed = 0
+    /// When a commit became due (the first event that made it so).
+    private var pendingSince: ContinuousClock.Instant?
+    /// A commit is due after this many events of any kind, so that a wait never has to
+    /// examine more than this many events past the checkpoint.
+    static var passedEventsBetweenCommits: UInt64 { 4_096 }
+    /// True when the next commit would record something new.
+    private var commitDue: Bool {
+        uncommitted > 0 || passedUnconsumed > 0 || position - committedPosition >= Self.passedEventsBetweenCommits
+    }
     private var running = false
+    /// How many runs have ended (a waiter woken by the end of a run tells it from a timeout).
+    private var runsEnded = 0
     private var stopRequested = false
     /// The runner's current wait for commits, cancelled by ``stop()``.
     private var currentWait: Task<EventStore.CommitWait, Never>?
@@ -92,11 +106,11 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// it, or skipped it as not the projection's). Called before ``run()`` starts, it waits for
     /// it. For the committed state, see `EventStore/waitUntilProjected(_:through:timeout:)`.
     ///
-    /// - Throws: ``ProjectionWaitError``: `runnerStopped` when ``run()`` ends (or has ended)
-    ///   before getting there, `timedOut` after `timeout`, `cancelled` when the waiting task is.
+    /// - Throws: ``ProjectionWaitError``: `runnerStopped` when a ``run()`` ends while it waits
+    ///   (before getting there), `timedOut` after `timeout`, `cancelled` when the waiting task is.
     public func waitUntilApplied(through position: UInt64, timeout: Duration = .seconds(30)) async throws(ProjectionWaitError) {
         if self.position > position { return }
-        if loaded, !running { throw .runnerStopped(projection: P.name, position: position) }
+        let runsEndedBefore = runsEnded
         nextWaiterID += 1
         let id = nextWaiterID
         let timer = Task { [weak self] in
@@ -113,7 +127,7 @@ public actor ProjectionRunner<P: Projection>: Service {
         }
         if self.position > position { return }
         if Task.isCancelled { throw .cancelled }
-        if loaded, !running { throw .runnerStopped(projection: P.name, position: position) }
+        if runsEnded != runsEndedBefore { throw .runnerStopped(projection: P.name, position: position) }
         throw .timedOut(projection: P.name, position: position, projectedThrough: self.position)
     }
 
@@ -166,10 +180,12 @@ public actor ProjectionRunner<P: Projection>: Service {
     }
 
     private func runUntilStopped() async throws(ProjectionError) {
+        guard !running else { throw .alreadyRunning(name: P.name) }
         running = true
-        stopRequested = false
         defer {
             running = false
+            runsEnded += 1
+            stopRequested = false // a stop() before run() ends that run; the next one runs
             resumeWaiters(all: true)
         }
         if !loaded, try load() == .otherVersion {
@@ -185,10 +201,9 @@ public actor ProjectionRunner<P: Projection>: Service {
             let read = try await catchUp(filter)
             resumeWaiters(all: false)
             lagGauge.record(lag)
-            if read > 0 { continue }
-            // Caught up: commit within the policy's delay, and wait for new events meanwhile.
+            // Commit within the policy's delay, whether or not more events keep coming.
             var deadline: ContinuousClock.Instant?
-            if uncommitted > 0, let since = uncommittedSince {
+            if commitDue, let since = pendingSince {
                 let due = since + checkpoints.maxDelay
                 if ContinuousClock.now >= due {
                     try await commit()
@@ -196,6 +211,8 @@ public actor ProjectionRunner<P: Projection>: Service {
                 }
                 deadline = due
             }
+            if read > 0 { continue }
+            // Caught up: wait for new events (or until the commit is due).
             if store.isClosed { break }
             let store = self.store
             let position = self.position
@@ -205,7 +222,7 @@ public actor ProjectionRunner<P: Projection>: Service {
             currentWait = nil
             if outcome == .ended, store.isClosed { break }
         }
-        if stopRequested, !Task.isCancelled, uncommitted > 0 { try await commit() }
+        if stopRequested, !Task.isCancelled, commitDue { try await commit() }
     }
 
     /// Reads up to one batch of events from ``position``, applies those the projection
@@ -228,12 +245,18 @@ public actor ProjectionRunner<P: Projection>: Service {
                     span?.attributes["annals.projection"] = P.name
                     span?.attributes["annals.position"] = Int(recorded.position)
                 }
-                try apply(recorded)
+                do { try apply(recorded) } catch {
+                    span?.recordError(error)
+                    span?.setStatus(SpanStatus(code: .error))
+                    throw error
+                }
                 appliedEvents.increment()
                 uncommitted += 1
-                if uncommittedSince == nil { uncommittedSince = .now }
+            } else if recorded.stream.utf8.first != UInt8(ascii: "$") {
+                passedUnconsumed += 1
             }
             position = recorded.position + 1
+            if pendingSince == nil, commitDue { pendingSince = .now }
             if uncommitted >= checkpoints.everyEvents { try await commit() }
         }
         return read
@@ -241,7 +264,10 @@ public actor ProjectionRunner<P: Projection>: Service {
 
     /// Forgets the committed state: the next ``run()`` starts from the first event with
     /// ``Projection/initialState``. Commits the reset, so it holds across restarts.
+    ///
+    /// - Throws: ``ProjectionError/alreadyRunning(name:)`` while ``run()`` runs.
     public func rebuild() async throws(ProjectionError) {
+        guard !running else { throw .alreadyRunning(name: P.name) }
         if !loaded { _ = try load() }
         state = P.initialState
         position = 0
@@ -278,7 +304,7 @@ public actor ProjectionRunner<P: Projection>: Service {
     }
 
     private func commit(force: Bool = false) async throws(ProjectionError) {
-        guard force || uncommitted > 0 || checkpointRevision == nil else { return }
+        guard force || commitDue || checkpointRevision == nil else { return }
         let record = CheckpointRecord(version: P.version, position: position, unknownEvents: unknownEvents, state: state)
         let payload: [UInt8]
         do { payload = try stateCodec.encode(record) } catch { throw .checkpoint(name: P.name, reason: "\(error)") }
@@ -292,7 +318,8 @@ public actor ProjectionRunner<P: Projection>: Service {
             checkpointRevision = result[0].lastRevision
             committedPosition = position
             uncommitted = 0
-            uncommittedSince = nil
+            passedUnconsumed = 0
+            pendingSince = nil
             commits.increment()
             logger.trace("checkpoint committed", metadata: ["annals.position": "\(position)"])
         } catch {
@@ -366,8 +393,8 @@ extension EventStore {
         try await waitUntilProjected(P.name, version: P.version, filter: P.filter, through: position, timeout: timeout)
     }
 
-    /// Events past the checkpoint are examined one by one only up to this many; a projection
-    /// further behind is simply waited for.
+    /// Events past the checkpoint are examined one by one only up to this many (a runner
+    /// commits at least that often: ``ProjectionRunner``'s passed-events rule).
     private static let skippedEventsExamined: UInt64 = 4_096
 
     private func waitUntilProjected(

@@ -59,7 +59,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Parses ISO 8601 in UTC as ``iso8601`` writes it: `YYYY-MM-DDTHH:MM:SS`, an optional
     /// fraction of up to nine digits, and `Z`; or a date alone (`YYYY-MM-DD`, midnight UTC).
-    /// Nil for anything else.
+    /// Nil for anything else: an impossible date (February 30), a leap second, a year outside
+    /// 1678–2261 (what nanoseconds since 1970 hold).
     public init?(iso8601 text: String) {
         let bytes = Array(text.utf8)
         var index = 0
@@ -79,12 +80,16 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
             return true
         }
         guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-              (1...12).contains(month), (1...31).contains(day) else { return nil }
+              (1...12).contains(month), day >= 1 else { return nil }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        // Nanoseconds since 1970 fit in Int64 from 1677-09-21 to 2262-04-11: whole years of it.
+        guard day <= monthDays[Int(month) - 1], (1678...2261).contains(year) else { return nil }
         var secondOfDay: Int64 = 0
         var fraction: Int64 = 0
         if index < bytes.count {
             guard expect("T"), let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
-                  hour < 24, minute < 60, second < 61 else { return nil }
+                  hour < 24, minute < 60, second < 60 else { return nil }
             secondOfDay = hour * 3600 + minute * 60 + second
             if expect(".") {
                 var digits = 0

@@ -51,15 +51,16 @@ extension EventStore {
         } catch {
             try await reportConflictOnceVisible(error)
         }
-        metrics.appends.increment(by: written.frames)
-        metrics.appendedEvents.increment(by: written.events)
-        metrics.appendedBytes.increment(by: written.bytes)
         switch options.durability {
         case .fsyncBeforeAck:
             try await waitUntilDurable(written.end)
         case .periodic, .none:
             publishCommits()
         }
+        // Counted once acknowledged (an append whose sync failed counts as a failure only).
+        metrics.appends.increment(by: written.frames)
+        metrics.appendedEvents.increment(by: written.events)
+        metrics.appendedBytes.increment(by: written.bytes)
         return written.results
     }
 
