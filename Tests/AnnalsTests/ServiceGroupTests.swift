@@ -1,5 +1,6 @@
 import Annals
 import AnnalsExamples
+import Dispatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -23,11 +24,16 @@ import Testing
         process.standardError = FileHandle.nullDevice
         try process.run()
         let reader = output.fileHandleForReading
-        var text = ""
-        while !text.contains("serving\n") {
-            let chunk = reader.availableData
-            guard !chunk.isEmpty else { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        // Blocking reads and waits run on a dispatch thread, not on the tasks' pool (other tests
+        // run beside this one).
+        var text = await Self.offThePool {
+            var text = ""
+            while !text.contains("serving\n") {
+                let chunk = reader.availableData
+                guard !chunk.isEmpty else { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
         }
         #expect(text.contains("serving"))
         try await Task.sleep(for: .milliseconds(600)) // a few dozen orders
@@ -37,8 +43,10 @@ import Testing
         #expect(exposition.contains("annals_appends_total"), "\(exposition.prefix(500))")
         #expect(exposition.contains("annals_commands_total"))
         process.terminate() // SIGTERM
-        process.waitUntilExit()
-        text += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        text += await Self.offThePool {
+            process.waitUntilExit()
+            return String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        }
         #expect(process.terminationReason == .exit && process.terminationStatus == 0, "\(text)")
         #expect(text.contains("stopped"))
 
@@ -50,6 +58,13 @@ import Testing
         let relayCheckpoint = try #require(store.lastRevision(of: "$relay-desk").map { _ in true })
         #expect(relayCheckpoint)
         try await store.close()
+    }
+
+    /// Runs blocking `body` on a dispatch thread.
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
+        }
     }
 
     /// The position of the last event of a stream starting with `prefix`.

@@ -1,9 +1,11 @@
 /// When a ``ProjectionRunner`` commits its state and checkpoint (one event of
 /// `$projection-<name>` each time, carrying the whole state).
 ///
-/// A commit happens after ``everyEvents`` consumed events, and, once the runner has caught up
-/// with the log, at most ``maxDelay`` after the first event it applied since the last commit;
-/// and when the runner is stopped with ``ProjectionRunner/stop()``. So a busy live projection
+/// A commit happens after ``everyEvents`` consumed events, and, once the runner is at the head
+/// of the log (a read finds less than a full batch, however many events keep arriving), at most
+/// ``maxDelay`` after the first event it applied since the last commit; and when the runner is
+/// stopped with ``ProjectionRunner/stop()``. While it catches up (full batches), only the count
+/// applies: each commit encodes the whole state. So a busy live projection
 /// commits about once per `maxDelay` however many events arrive, and a read-your-writes wait
 /// (`EventStore/waitUntilProjected(_:through:timeout:)`) returns about `maxDelay` after the
 /// event was applied. Application events the projection passes without consuming make a commit

@@ -59,6 +59,8 @@ public actor ProjectionRunner<P: Projection>: Service {
     private var passedUnconsumed = 0
     /// When a commit became due (the first event that made it so).
     private var pendingSince: ContinuousClock.Instant?
+    /// Events read at a time.
+    static var batchSize: Int { 512 }
     /// A commit is due after this many events of any kind, so that a wait never has to
     /// examine more than this many events past the checkpoint.
     static var passedEventsBetweenCommits: UInt64 { 4_096 }
@@ -201,7 +203,10 @@ public actor ProjectionRunner<P: Projection>: Service {
             let read = try await catchUp(filter)
             resumeWaiters(all: false)
             lagGauge.record(lag)
-            // Commit within the policy's delay, whether or not more events keep coming.
+            // A full batch: still catching up, where only the event count makes commits (each
+            // encodes the whole state). Otherwise the runner is at the head of the log, whether
+            // or not more events keep coming: commit within the policy's delay.
+            if read == Self.batchSize { continue }
             var deadline: ContinuousClock.Instant?
             if commitDue, let since = pendingSince {
                 let due = since + checkpoints.maxDelay
@@ -229,7 +234,7 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// consumes and passes the others; commits when the policy's event count is reached.
     /// Returns how many events were read (0: nothing new).
     private func catchUp(_ filter: SubscriptionFilter) async throws(ProjectionError) -> Int {
-        var cursor = store.readAll(from: position, limit: 512).makeCursor()
+        var cursor = store.readAll(from: position, limit: Self.batchSize).makeCursor()
         var read = 0
         // A span per batch that applied something (none for an empty read).
         var span: (any Span)?
