@@ -40,6 +40,26 @@ final class SteppingClock: StoreClock, @unchecked Sendable {
 }
 
 @Suite struct CLITests {
+    /// `annals backup` copies a store (a second time, only what is new) and `annals restore`
+    /// puts it back and verifies it, refusing to replace a store unless told.
+    @Test func backupAndRestoreRoundTrip() throws {
+        let directory = TemporaryStore()
+        let lines = (0..<300).map { #"{"stream":"order-\#($0 % 9)","type":"Placed","data":{"n":\#($0)}}"# }.joined(separator: "\n")
+        #expect(try runAnnals(["import", directory.path], input: lines).status == 0)
+        let backup = directory.directory + "/backup"
+        let first = try runAnnals(["backup", directory.path, backup])
+        #expect(first.status == 0 && first.stdout.contains("backed up events 0..<300"), "\(first.stdout)\(first.stderr)")
+        #expect(try runAnnals(["import", directory.path], input: lines).status == 0)
+        let second = try runAnnals(["backup", directory.path, backup])
+        #expect(second.stdout.contains("backed up events 0..<600"), "\(second.stdout)")
+        let restored = directory.directory + "/restored"
+        let restore = try runAnnals(["restore", backup, restored])
+        #expect(restore.status == 0 && restore.stdout.contains("ok"), "\(restore.stdout)\(restore.stderr)")
+        #expect(try runAnnals(["restore", backup, restored]).status != 0, "refuses to replace a store")
+        #expect(try runAnnals(["restore", backup, restored, "--overwrite"]).status == 0)
+        #expect(try runAnnals(["dump", restored]).stdout.split(separator: "\n").count == 600)
+    }
+
     /// `dump --no-system` leaves system streams out; `dump --follow` prints what a writer commits
     /// after it started; `stats` prints the compression ratios.
     @Test func dumpFollowsAndFiltersAndStatsPrintsCompression() async throws {
