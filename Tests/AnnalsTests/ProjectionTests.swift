@@ -41,6 +41,21 @@ import Testing
         static func apply(_ event: CountedEvents, recorded: RecordedEvent, to state: inout State) { state.count += 1 }
     }
 
+    /// LedgerV2 that fails at position 1,500: a build that stops midway.
+    struct CrashingLedgerV2: Projection {
+        typealias State = LedgerV2.State
+        typealias Event = CountedEvents
+        static let name = LedgerV2.name
+        static let version = LedgerV2.version
+        static let filter = LedgerV2.filter
+        static let initialState = LedgerV2.initialState
+        struct Crash: Error {}
+        static func apply(_ event: CountedEvents, recorded: RecordedEvent, to state: inout State) throws {
+            if recorded.position == 1_500 { throw Crash() }
+            LedgerV2.apply(event, recorded: recorded, to: &state)
+        }
+    }
+
     func counted(_ value: Int) throws -> EventData {
         try EventTranslator<CountedEvents>().encode(.counted(Counted(value: value)))
     }
@@ -121,6 +136,44 @@ import Testing
         try await second.value
         try await v2.rebuild()
         #expect(await v2.position == 0)
+        try await store.close()
+    }
+
+    /// A new version builds beside the served one while the old runner goes on serving and
+    /// appends go on: readers of the committed state see the old version, never a half-built
+    /// new one; a crash during the build resumes it from its build checkpoint; once caught up
+    /// the new version takes over and the old runner stops, superseded.
+    @Test func aNewVersionBuildsBesideTheServedOneAndTakesOver() async throws {
+        let scratch = ScratchStore()
+        let store = try scratch.open()
+        for value in 0..<3_000 { _ = try await store.append([try counted(value)], to: "count-\(value % 3)") }
+        let v1 = ProjectionRunner<Ledger>(store: store, checkpoints: .init(maxDelay: .milliseconds(5)))
+        let serving = Task { try await v1.run() }
+        try await store.waitUntilProjected(Ledger.self, through: 2_999)
+
+        // The new version stops mid-build, as a crash would (its apply fails at position 1,500
+        // after build commits at 500 and 1,000), then starts again.
+        let first = ProjectionRunner<CrashingLedgerV2>(store: store, checkpoints: .init(everyEvents: 500))
+        await #expect(throws: ProjectionError.self) { try await first.run() }
+        #expect(await first.isBuilding, "it was building, not served")
+        #expect(store.lastRevision(of: LedgerV2.buildStream) == 2, "build checkpoints at 500, 1,000 and 1,500")
+        let v1Served = try #require(try Ledger.committedState(in: store))
+        #expect(v1Served.state.positions.count == 3_000, "the served state is v1's, whole")
+        #expect(try LedgerV2.committedState(in: store) == nil, "no half-built v2 is served")
+
+        let second = ProjectionRunner<LedgerV2>(store: store)
+        let resumed = Task { try await second.run() }
+        let writer = Task { for value in 0..<300 { _ = try await store.append([try counted(value)], to: "count-0") } }
+        try await writer.value
+        try await store.waitUntilProjected(LedgerV2.self, through: store.endPosition - 1, timeout: .seconds(60))
+        #expect(await !second.isBuilding)
+        #expect(try LedgerV2.committedState(in: store)?.state.count == 3_300, "v2 served, every event once")
+        #expect(await second.state.count == 3_300)
+        // v1 commits no more: it stops, superseded (at its next commit).
+        _ = try await store.append([try counted(1)], to: "count-1")
+        await #expect(throws: ProjectionError.self) { try await serving.value }
+        await second.stop()
+        try await resumed.value
         try await store.close()
     }
 

@@ -20,7 +20,8 @@ public protocol Projection: Sendable {
 
     /// Unique among the store's projections; names the stream `$projection-<name>`.
     static var name: String { get }
-    /// Bump it when `apply` changes meaning: the runner then rebuilds from the first event.
+    /// Bump it when `apply` changes meaning: the runner of the new version builds from the first
+    /// event beside the served one, and takes over once it has caught up.
     static var version: Int { get }
     /// Which events it reads (system streams never). Default: all.
     static var filter: SubscriptionFilter { get }
@@ -75,8 +76,24 @@ extension Projection {
         }
         return state
     }
-    /// The system stream holding the projection's checkpoints.
+    /// The system stream holding the projection's served checkpoints.
     public static var checkpointStream: String { ProjectionCheckpoints.streamPrefix + name }
+    /// The system stream where this version builds while an older one is served:
+    /// `$projection-<name>@v<version>`.
+    public static var buildStream: String { checkpointStream + "@v\(version)" }
+
+    /// The state of this version as last committed to the served stream, with the position it
+    /// covers; nil when another version (older, or one still building) is served, or none is.
+    /// What a reader of the projection's committed state sees: never a half-built version.
+    ///
+    /// - Throws: ``ProjectionError`` when the checkpoint cannot be read or decoded.
+    public static func committedState(
+        in store: EventStore, codec: any EventCodec = JSONEventCodec()
+    ) throws(ProjectionError) -> (state: State, position: UInt64)? {
+        guard let served = try ProjectionRunner<Self>.checkpoint(in: checkpointStream, store: store, codec: codec),
+              let record = served.record else { return nil }
+        return (record.state, record.position)
+    }
 }
 
 /// A read model outside the store (a database, a search index, a cache) that owns its
@@ -119,6 +136,9 @@ public enum ProjectionError: Error, Sendable {
     /// ``ProjectionRunner/run()`` or ``ProjectionRunner/rebuild()`` was called on a runner
     /// whose `run()` is running.
     case alreadyRunning(name: String)
+    /// A newer version of the projection is served now: this runner stops (its state is no
+    /// longer the served one).
+    case superseded(name: String, version: Int)
 }
 
 extension EventStore {

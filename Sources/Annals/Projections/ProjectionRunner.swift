@@ -14,8 +14,13 @@ import Tracing
 ///   Each commit encodes the whole state: keep states small, or raise the policy's intervals.
 /// - Its position passes every event of the log, consumed or not (other streams, system
 ///   events, its own checkpoints), so waiting for any position the log has reached ends.
-/// - Rebuilds from the first event when the stored checkpoint has another ``Projection/version``
-///   (or on ``rebuild()``).
+/// - A new ``Projection/version`` rebuilds without downtime: while an older version is served
+///   (its runner may go on), the new one builds from the first event into
+///   ``Projection/buildStream`` (a crash resumes it there), and once it has caught up it takes
+///   over in one append to the served stream; the older runner then stops with
+///   ``ProjectionError/superseded(name:version:)``. ``isBuilding`` and ``lag`` show progress;
+///   readers of ``Projection/committedState(in:codec:)`` never see a half-built version.
+///   ``rebuild()`` starts this version again from the first event.
 /// - A swift-service-lifecycle `Service`: in a `ServiceGroup`, a graceful shutdown makes it
 ///   commit and return, like ``stop()``.
 /// - Logs through the store's logger (`annals.projection` set) and records
@@ -49,7 +54,16 @@ public actor ProjectionRunner<P: Projection>: Service {
     public private(set) var committedPosition: UInt64 = 0
     /// Events skipped because their type is not in the projection's family.
     public private(set) var unknownEvents = 0
+    /// The last revision of the stream it commits to (nil: that stream has no event yet).
     private var checkpointRevision: UInt64?
+    /// The stream it commits to: `$projection-<name>`, or the build stream while a new version
+    /// builds beside the one being served.
+    private var target: String = P.checkpointStream
+    /// While building: the served stream's last revision (what the takeover expects).
+    private var servedRevision: UInt64?
+    /// True while this version builds beside an older one that goes on being served: its
+    /// commits go to `$projection-<name>@v<version>`, and it takes over when it has caught up.
+    public private(set) var isBuilding = false
     private var loaded = false
     /// Consumed events applied since the last commit.
     private var uncommitted = 0
@@ -190,11 +204,9 @@ public actor ProjectionRunner<P: Projection>: Service {
             stopRequested = false // a stop() before run() ends that run; the next one runs
             resumeWaiters(all: true)
         }
-        if !loaded, try load() == .otherVersion {
-            // Say so at once, so that no reader waits on the old version's checkpoint.
-            logger.notice("the stored checkpoint is of another version: rebuilding from the first event",
-                          metadata: ["annals.version": "\(P.version)"])
-            try await commit(force: true)
+        if !loaded, try load() == .building {
+            logger.notice("an older version is served: building this one beside it from its build checkpoint",
+                          metadata: ["annals.version": "\(P.version)", "annals.position": "\(position)"])
         }
         logger.debug("projection running", metadata: ["annals.position": "\(position)"])
         var filter = P.filter
@@ -207,6 +219,11 @@ public actor ProjectionRunner<P: Projection>: Service {
             // encodes the whole state). Otherwise the runner is at the head of the log, whether
             // or not more events keep coming: commit within the policy's delay.
             if read == Self.batchSize { continue }
+            // Built up to the head of the log: this version is served from now on.
+            if isBuilding {
+                try await takeOver()
+                continue
+            }
             var deadline: ContinuousClock.Instant?
             if commitDue, let since = pendingSince {
                 let due = since + checkpoints.maxDelay
@@ -294,58 +311,126 @@ public actor ProjectionRunner<P: Projection>: Service {
         }
     }
 
-    private enum LoadOutcome { case fresh, resumed, otherVersion }
+    private enum LoadOutcome { case fresh, resumed, building }
 
+    /// The committed state to start from: the served checkpoint of this version; or, when an
+    /// older version is served, this version's build checkpoint (or nothing: build from the
+    /// first event) while the older one goes on being served.
     private func load() throws(ProjectionError) -> LoadOutcome {
         loaded = true
-        guard let stored = try Self.lastCheckpoint(in: store, codec: stateCodec) else { return .fresh }
-        checkpointRevision = stored.revision
-        guard let record = stored.record else { return .otherVersion } // rebuild from scratch
+        guard let served = try Self.checkpoint(in: P.checkpointStream, store: store, codec: stateCodec) else {
+            target = P.checkpointStream
+            return .fresh
+        }
+        if served.version > P.version { throw .superseded(name: P.name, version: served.version) }
+        if let record = served.record {
+            target = P.checkpointStream
+            checkpointRevision = served.revision
+            resume(from: record)
+            return .resumed
+        }
+        target = P.buildStream
+        servedRevision = served.revision
+        isBuilding = true
+        if let build = try Self.checkpoint(in: P.buildStream, store: store, codec: stateCodec), let record = build.record {
+            checkpointRevision = build.revision
+            resume(from: record)
+        } else {
+            checkpointRevision = try Self.checkpoint(in: P.buildStream, store: store, codec: stateCodec)?.revision
+        }
+        return .building
+    }
+
+    private func resume(from record: CheckpointRecord<P.State>) {
         state = record.state
         position = record.position
         committedPosition = record.position
         unknownEvents = record.unknownEvents
-        return .resumed
+    }
+
+    /// Makes this version the served one: its state and checkpoint go to `$projection-<name>`
+    /// in one append that expects the served stream unchanged since last read (an older runner
+    /// committing meanwhile makes it read again and retry).
+    private func takeOver() async throws(ProjectionError) {
+        while true {
+            let record = CheckpointRecord(version: P.version, position: position, unknownEvents: unknownEvents, state: state)
+            do {
+                let revision = try await append(record, to: P.checkpointStream, expected: servedRevision.map { .exact($0) } ?? .noStream)
+                target = P.checkpointStream
+                checkpointRevision = revision
+                servedRevision = nil
+                isBuilding = false
+                didCommit()
+                logger.notice("the new version has caught up and is served now", metadata: ["annals.position": "\(position)"])
+                return
+            } catch .append(.wrongExpectedRevision) {
+                guard let served = try Self.checkpoint(in: P.checkpointStream, store: store, codec: stateCodec) else { return }
+                if served.version >= P.version {
+                    throw served.version > P.version ? .superseded(name: P.name, version: served.version) : .concurrentRunner(name: P.name)
+                }
+                servedRevision = served.revision
+            }
+        }
     }
 
     private func commit(force: Bool = false) async throws(ProjectionError) {
         guard force || commitDue || checkpointRevision == nil else { return }
         let record = CheckpointRecord(version: P.version, position: position, unknownEvents: unknownEvents, state: state)
+        do {
+            checkpointRevision = try await append(record, to: target, expected: checkpointRevision.map { .exact($0) } ?? .noStream)
+            didCommit()
+        } catch .append(.wrongExpectedRevision) {
+            // A newer version took over the served stream, or another runner of this one runs.
+            if target == P.checkpointStream, let served = try Self.checkpoint(in: P.checkpointStream, store: store, codec: stateCodec),
+               served.version > P.version {
+                logger.notice("a newer version took over", metadata: ["annals.version": "\(served.version)"])
+                throw .superseded(name: P.name, version: served.version)
+            }
+            throw .concurrentRunner(name: P.name)
+        }
+    }
+
+    private func didCommit() {
+        committedPosition = position
+        uncommitted = 0
+        passedUnconsumed = 0
+        pendingSince = nil
+        commits.increment()
+        logger.trace("checkpoint committed", metadata: ["annals.position": "\(position)"])
+    }
+
+    /// Appends `record` as the newest checkpoint of `stream`; returns its revision.
+    private func append(
+        _ record: CheckpointRecord<P.State>, to stream: String, expected: ExpectedRevision
+    ) async throws(ProjectionError) -> UInt64 {
         let payload: [UInt8]
         do { payload = try stateCodec.encode(record) } catch { throw .checkpoint(name: P.name, reason: "\(error)") }
-        let expected: ExpectedRevision = checkpointRevision.map { .exact($0) } ?? .noStream
         do {
             let result = try await store.appendToSystemStreams([StreamAppend(
-                stream: P.checkpointStream,
+                stream: stream,
                 events: [EventData(type: CheckpointRecord<P.State>.eventType, payload: payload,
-                                   metadata: Array(#"{"position":\#(position),"version":\#(P.version)}"#.utf8))],
+                                   metadata: Array(#"{"position":\#(record.position),"version":\#(P.version)}"#.utf8))],
                 expected: expected)])
-            checkpointRevision = result[0].lastRevision
-            committedPosition = position
-            uncommitted = 0
-            passedUnconsumed = 0
-            pendingSince = nil
-            commits.increment()
-            logger.trace("checkpoint committed", metadata: ["annals.position": "\(position)"])
+            return result[0].lastRevision
         } catch {
-            if case .wrongExpectedRevision = error { throw .concurrentRunner(name: P.name) }
             throw .append(error)
         }
     }
 
-    /// The last checkpoint's revision, and its record when it was written by this version of
-    /// the projection (nil: another version, whose state this code must not decode).
-    static func lastCheckpoint(
-        in store: EventStore, codec: any EventCodec
-    ) throws(ProjectionError) -> (record: CheckpointRecord<P.State>?, revision: UInt64)? {
-        var cursor = store.readBackwards(P.checkpointStream, limit: 1).makeCursor()
+    /// The newest checkpoint of `stream`: its revision, its version, and its record when it
+    /// was written by this version of the projection (nil: another version, whose state this
+    /// code must not decode).
+    static func checkpoint(
+        in stream: String, store: EventStore, codec: any EventCodec
+    ) throws(ProjectionError) -> (record: CheckpointRecord<P.State>?, revision: UInt64, version: Int)? {
+        var cursor = store.readBackwards(stream, limit: 1).makeCursor()
         let last: RecordedEvent?
         do { last = try cursor.next() } catch { throw .read(error) }
         guard let last else { return nil }
         do {
             let header = try JSONDecoder().decode(CheckpointPosition.self, from: Data(try last.metadata))
-            guard header.version == P.version else { return (nil, last.revision) }
-            return (try codec.decode(CheckpointRecord<P.State>.self, from: try last.payload), last.revision)
+            guard header.version == P.version else { return (nil, last.revision, header.version) }
+            return (try codec.decode(CheckpointRecord<P.State>.self, from: try last.payload), last.revision, header.version)
         } catch {
             throw .checkpoint(name: P.name, reason: "\(error)")
         }
