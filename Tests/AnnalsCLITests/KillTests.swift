@@ -146,6 +146,66 @@ import Testing
         try await reopened.close()
     }
 
+    /// `annals backup` and `annals restore` killed with SIGKILL at seeded moments: the backup's
+    /// destination is absent (a first backup) or a store that verifies and holds a prefix of
+    /// the source at least as long as the previous backup's; the restored store is absent or
+    /// whole.
+    @Test func backupAndRestoreKilledAtRandomMomentsLeaveStoresThatOpen() async throws {
+        let store = TemporaryStore()
+        let lines = (0..<20_000).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+        try lines.joined(separator: "\n").write(toFile: store.directory + "/input.jsonl", atomically: true, encoding: .utf8)
+        let imported = try runAnnals(["import", store.path, "--segment-size-bytes", "262144"],
+                                     input: try String(contentsOfFile: store.directory + "/input.jsonl", encoding: .utf8))
+        #expect(imported.status == 0)
+        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        func runAndKill(_ arguments: [String], after microseconds: UInt32) throws {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(microseconds)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        var random = SystemRandomNumberGenerator()
+        let backup = store.directory + "/backup"
+        var previous: UInt64 = 0
+        var checked = 0
+        var total: UInt64 = 20_000
+        for round in 0..<8 {
+            let delay = UInt32.random(in: 500...30_000, using: &random)
+            try runAndKill(["backup", store.path, backup], after: delay)
+            if FileManager.default.fileExists(atPath: backup) {
+                let copy = try EventStore.open(at: backup, options: StoreOptions(readOnly: true))
+                #expect(copy.endPosition >= previous && copy.endPosition <= total, "round \(round), killed after \(delay) µs")
+                #expect(StoreVerifier.verify(at: backup).isSound, "round \(round), killed after \(delay) µs")
+                previous = copy.endPosition
+                checked += 1
+            } else {
+                #expect(previous == 0, "a backup once made never disappears (round \(round))")
+            }
+            // Some rounds add events, so that the next backup has something new to copy.
+            if round % 2 == 1 {
+                let more = (0..<500).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"more":\#($0)}}"# }
+                #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "262144"], input: more.joined(separator: "\n")).status == 0)
+                total += 500
+            }
+        }
+        #expect(try runAnnals(["backup", store.path, backup]).status == 0)
+        for round in 0..<6 {
+            let restored = store.directory + "/restored-\(round)"
+            let delay = UInt32.random(in: 1_000...40_000, using: &random)
+            try runAndKill(["restore", backup, restored], after: delay)
+            if FileManager.default.fileExists(atPath: restored + "/segments") {
+                #expect(StoreVerifier.verify(at: restored).isSound, "restore round \(round), killed after \(delay) µs")
+            }
+        }
+        print("backup kill rounds with a backup to check: \(checked)")
+    }
+
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its
     /// first commit, and returns what it printed.
     private func runImportAndKill(
