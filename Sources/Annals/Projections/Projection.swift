@@ -119,7 +119,7 @@ extension ExternalProjection {
 }
 
 /// Why a projection runner stopped.
-public enum ProjectionError: Error, Sendable {
+public enum ProjectionError: Error, Sendable, Equatable {
     /// Reading the log failed.
     case read(ReadError)
     /// Committing the checkpoint failed.

@@ -276,6 +276,10 @@ public actor ProjectionRunner<P: Projection>: Service {
                 uncommitted += 1
             } else if recorded.stream.utf8.first != UInt8(ascii: "$") {
                 passedUnconsumed += 1
+            } else if !isBuilding, recorded.stream == P.checkpointStream, recorded.revision > (checkpointRevision ?? 0) || checkpointRevision == nil {
+                // Someone else committed to the served stream: a newer version took over (or
+                // another runner of this one runs). Known now, not at the next commit.
+                try checkServedStream(after: recorded)
             }
             position = recorded.position + 1
             if pendingSince == nil, commitDue { pendingSince = .now }
@@ -284,13 +288,21 @@ public actor ProjectionRunner<P: Projection>: Service {
         return read
     }
 
-    /// Forgets the committed state: the next ``run()`` starts from the first event with
-    /// ``Projection/initialState``. Commits the reset, so it holds across restarts.
+    /// Starts this version again from the first event, without downtime: the next ``run()``
+    /// builds it from ``Projection/initialState`` in ``Projection/buildStream`` while the
+    /// served state stays as it is, and takes over once caught up. The reset is committed to
+    /// the build stream, so it holds across restarts.
     ///
     /// - Throws: ``ProjectionError/alreadyRunning(name:)`` while ``run()`` runs.
     public func rebuild() async throws(ProjectionError) {
         guard !running else { throw .alreadyRunning(name: P.name) }
         if !loaded { _ = try load() }
+        if !isBuilding {
+            servedRevision = checkpointRevision
+            checkpointRevision = try Self.checkpoint(in: P.buildStream, store: store, codec: stateCodec)?.revision
+            target = P.buildStream
+            isBuilding = true
+        }
         state = P.initialState
         position = 0
         unknownEvents = 0
@@ -341,6 +353,20 @@ public actor ProjectionRunner<P: Projection>: Service {
         return .building
     }
 
+    /// The served stream has a checkpoint this runner did not write: stop, superseded by a
+    /// newer version, or as a concurrent runner.
+    private func checkServedStream(after recorded: RecordedEvent) throws(ProjectionError) {
+        let header: CheckpointPosition
+        do { header = try JSONDecoder().decode(CheckpointPosition.self, from: Data(try recorded.metadata)) } catch {
+            throw .checkpoint(name: P.name, reason: "\(error)")
+        }
+        if header.version > P.version {
+            logger.notice("a newer version took over", metadata: ["annals.version": "\(header.version)"])
+            throw .superseded(name: P.name, version: header.version)
+        }
+        throw .concurrentRunner(name: P.name)
+    }
+
     private func resume(from record: CheckpointRecord<P.State>) {
         state = record.state
         position = record.position
@@ -353,6 +379,15 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// committing meanwhile makes it read again and retry).
     private func takeOver() async throws(ProjectionError) {
         while true {
+            // Never behind what is served: the served position must not move back.
+            if let served = try Self.checkpoint(in: P.checkpointStream, store: store, codec: stateCodec) {
+                if served.version > P.version { throw .superseded(name: P.name, version: served.version) }
+                if served.version == P.version { throw .concurrentRunner(name: P.name) }
+                servedRevision = served.revision
+                if served.position > position { return } // catch up further, then try again
+            } else {
+                servedRevision = nil
+            }
             let record = CheckpointRecord(version: P.version, position: position, unknownEvents: unknownEvents, state: state)
             do {
                 let revision = try await append(record, to: P.checkpointStream, expected: servedRevision.map { .exact($0) } ?? .noStream)
@@ -364,11 +399,7 @@ public actor ProjectionRunner<P: Projection>: Service {
                 logger.notice("the new version has caught up and is served now", metadata: ["annals.position": "\(position)"])
                 return
             } catch .append(.wrongExpectedRevision) {
-                guard let served = try Self.checkpoint(in: P.checkpointStream, store: store, codec: stateCodec) else { return }
-                if served.version >= P.version {
-                    throw served.version > P.version ? .superseded(name: P.name, version: served.version) : .concurrentRunner(name: P.name)
-                }
-                servedRevision = served.revision
+                continue // the served stream moved: read it again
             }
         }
     }
@@ -422,15 +453,16 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// code must not decode).
     static func checkpoint(
         in stream: String, store: EventStore, codec: any EventCodec
-    ) throws(ProjectionError) -> (record: CheckpointRecord<P.State>?, revision: UInt64, version: Int)? {
+    ) throws(ProjectionError) -> (record: CheckpointRecord<P.State>?, revision: UInt64, version: Int, position: UInt64)? {
         var cursor = store.readBackwards(stream, limit: 1).makeCursor()
         let last: RecordedEvent?
         do { last = try cursor.next() } catch { throw .read(error) }
         guard let last else { return nil }
         do {
             let header = try JSONDecoder().decode(CheckpointPosition.self, from: Data(try last.metadata))
-            guard header.version == P.version else { return (nil, last.revision, header.version) }
-            return (try codec.decode(CheckpointRecord<P.State>.self, from: try last.payload), last.revision, header.version)
+            guard header.version == P.version else { return (nil, last.revision, header.version, header.position) }
+            return (try codec.decode(CheckpointRecord<P.State>.self, from: try last.payload), last.revision, header.version,
+                    header.position)
         } catch {
             throw .checkpoint(name: P.name, reason: "\(error)")
         }
