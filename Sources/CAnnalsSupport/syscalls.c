@@ -1,4 +1,6 @@
 #define _GNU_SOURCE
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "AnnalsSyscalls.h"
 
 #include <fcntl.h>
@@ -18,4 +20,8 @@ ptrdiff_t annals_getrandom(void *buffer, size_t length) {
 
 int annals_stat(const char *path, struct stat *result) {
     return stat(path, result);
+}
+
+int annals_rename_exchange(const char *a, const char *b) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, (unsigned int)(1 << 1) /* RENAME_EXCHANGE */);
 }

@@ -6,21 +6,21 @@ extension EventStore {
     /// prefix of the log, with a checkpoint naming its end and the index files that match it.
     ///
     /// - Incremental: when `destination` holds an earlier backup of this store, the sealed
-    ///   segment files already there (same header, sealed) are kept, not copied again; only
-    ///   what is new is written (``BackupReport`` says what).
-    /// - Crash-safe: the first backup is built beside `destination` and renamed into place; a
-    ///   later one replaces files one at a time, in segment order, each through a temporary file,
-    ///   a rename and a directory sync. A backup stopped at any moment leaves `destination`
-    ///   absent (first backup), or a store that opens and reads as a prefix of the log at least as
-    ///   long as the previous backup's.
+    ///   segment files already there (same header, sealed) are hard-linked into the new backup,
+    ///   not copied again; only what is new is written (``BackupReport`` says what).
+    /// - Crash-safe: the new backup is built beside `destination` (`destination.backup-tmp`),
+    ///   synced, and swapped with the old one in one atomic step (`renameat2` with
+    ///   `RENAME_EXCHANGE`; a plain rename for a first backup). A backup stopped at any moment
+    ///   leaves `destination` the previous backup, or the new one, or absent before the first.
+    /// - `destination` must be absent, empty, or a backup of this store (an `annals-backup`
+    ///   file in it names the store); a store a writer has open there is refused.
     /// - Runs on the store's maintenance queue: no compaction or index merge runs meanwhile.
     /// - From a read-only store (another process writes), it copies the log as that store sees
     ///   it (what it recovered when it opened).
     ///
-    /// - Throws: ``BackupError``: `.storeClosed`, `.storeFailed`,
-    ///   `.foreignDestination` when `destination` holds something that is not a backup of this
-    ///   store, `.system` when a file operation fails (the destination stays as the guarantees
-    ///   above say).
+    /// - Throws: ``BackupError``: `.storeClosed`, `.storeFailed`, `.foreignDestination` for a
+    ///   destination that is something else, `.system` when a file operation fails (the
+    ///   destination stays the previous backup).
     public func backup(to destination: String) async throws(BackupError) -> BackupReport {
         if !options.readOnly {
             do { try await flush() } catch {
@@ -41,6 +41,9 @@ extension EventStore {
         return report
     }
 
+    /// The file in a backup directory that names the store it backs up.
+    static let backupMarker = "annals-backup"
+
     /// The work of ``backup(to:)``, on the maintenance queue.
     private func copyDurablePrefix(to destination: String) throws(BackupError) -> BackupReport {
         if closed.load(ordering: .relaxed) { throw .storeClosed }
@@ -50,21 +53,35 @@ extension EventStore {
         let lastTimestamp = writer.withLock { $0.lastTimestamp }
         let storage = layout.storage
         let target = StoreLayout(root: destination, storage: storage)
+        let building = StoreLayout(root: destination + ".backup-tmp", storage: storage)
         var report = BackupReport()
         report.events = end.nextPosition
         do {
-            let firstBackup = try !storage.exists(destination)
-            // The first backup is built beside the destination and renamed into place.
-            let building = firstBackup ? StoreLayout(root: destination + ".backup-tmp", storage: storage) : target
-            if firstBackup { try Self.remove(building) }
+            // The previous backup: held locked (a writer there refuses it), checked, linked from.
+            var previousLock: (any Sendable)?
+            var previous: Set<String> = []
+            if try storage.exists(destination) {
+                let entries = try storage.directoryEntries(destination) ?? []
+                if !entries.isEmpty {
+                    guard entries.contains(Self.backupMarker),
+                          let marker = try storage.readFile(destination + "/" + Self.backupMarker, maximumBytes: 4096),
+                          String(decoding: marker, as: UTF8.self) == path
+                    else { throw BackupError.foreignDestination(path: destination, reason: "it is not a backup of \(path)") }
+                    previousLock = try storage.lock(target.lockPath)
+                    guard previousLock != nil else {
+                        throw BackupError.foreignDestination(path: destination, reason: "a writer has it open")
+                    }
+                    previous = Set(try storage.directoryEntries(target.segmentsDirectory) ?? [])
+                }
+            }
+            try Self.remove(building)
             try storage.makeDirectory(building.root)
             try storage.makeDirectory(building.segmentsDirectory)
-            if !firstBackup { try checkDestination(building, against: segments) }
-            let existing = Set(try storage.directoryEntries(building.segmentsDirectory) ?? [])
             for segment in segments where segment.index <= end.segmentIndex {
                 let name = StoreLayout.segmentFileName(segment.index)
                 let isOpen = segment.index == end.segmentIndex
-                if !isOpen, existing.contains(name), try isSameSealedSegment(building.segmentPath(segment.index), as: segment) {
+                if !isOpen, previous.contains(name), try isSameSealedSegment(target.segmentPath(segment.index), as: segment) {
+                    try storage.link(target.segmentPath(segment.index), to: building.segmentPath(segment.index))
                     report.segmentsKept += 1
                     continue
                 }
@@ -72,59 +89,52 @@ extension EventStore {
                 // checkpoint names the end); a sealed one whole.
                 var bytes = Array(segment.bytes)
                 if isOpen { for offset in end.offset..<bytes.count { bytes[offset] = 0 } }
-                try replace(building.segmentPath(segment.index), with: bytes, in: building)
+                try storage.writeFile(bytes, to: building.segmentPath(segment.index))
                 report.segmentsCopied += 1
                 report.bytesCopied += bytes.count
-                // A compacted file stands for a range: the older files of its numbers go.
-                for superseded in (segment.index + 1)...max(segment.index + 1, segment.lastIndex) where segment.isCompacted {
-                    try storage.unlinkIfPresent(building.segmentPath(superseded))
-                }
             }
-            // Index files of the sealed segments copied: identical files, so their fingerprints
-            // match; any other index file in the destination is stale and goes.
-            var indexNames: Set<String> = []
+            // The index files of the sealed segments copied: identical files, whose
+            // fingerprints match them.
             for table in tables where table.segments.upperBound < end.segmentIndex {
-                let path = building.indexPath(table.segments)
-                indexNames.insert(String(path.split(separator: "/").last ?? ""))
                 let bytes = Array(table.file.bytes)
-                if existing.contains(String(path.split(separator: "/").last ?? "")),
-                   try storage.readFile(path, maximumBytes: bytes.count + 1) == bytes { continue }
-                try replace(path, with: bytes, in: building)
+                let name = String(building.indexPath(table.segments).split(separator: "/").last ?? "")
+                let previousPath = target.indexPath(table.segments)
+                if previous.contains(name), try storage.readFile(previousPath, maximumBytes: bytes.count + 1) == bytes {
+                    try storage.link(previousPath, to: building.indexPath(table.segments))
+                    continue
+                }
+                try storage.writeFile(bytes, to: building.indexPath(table.segments))
                 report.bytesCopied += bytes.count
             }
-            for name in existing where name.hasSuffix(".idx") && !indexNames.contains(name) {
-                try storage.unlinkIfPresent(building.segmentsDirectory + "/" + name)
-            }
             try storage.syncDirectory(building.segmentsDirectory)
-            let previous = try storage.readFile(building.checkpointPath, maximumBytes: Format.checkpointBytes + 1)
-                .flatMap { try? Checkpoint.decode($0).get() }
             var checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: end.segmentIndex, segmentOffset: UInt64(end.offset),
-                                        nextPosition: end.nextPosition, sequence: (previous?.sequence ?? 0) + 1,
-                                        lastTimestamp: lastTimestamp)
+                                        nextPosition: end.nextPosition, sequence: 1, lastTimestamp: lastTimestamp)
             if segments.contains(where: \.isCompacted) { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
-            try storage.writeFileAtomically(checkpoint.encoded(), to: building.checkpointPath, directory: building.root)
-            if firstBackup {
-                try storage.syncDirectory(building.root)
+            try storage.writeFile(checkpoint.encoded(), to: building.checkpointPath)
+            try storage.writeFile(Array(path.utf8), to: building.root + "/" + Self.backupMarker)
+            try storage.syncDirectory(building.root)
+            // One atomic step from the old backup to the new one.
+            if previousLock != nil {
+                try storage.exchange(destination, building.root)
+                try storage.syncDirectory(target.parentDirectory)
+                previousLock = nil
+                try Self.remove(building) // the old backup, now under the temporary name
+            } else {
+                try storage.removeDirectoryIfPresent(destination) // empty
                 try storage.rename(building.root, to: destination)
                 try storage.syncDirectory(target.parentDirectory)
             }
         } catch let error as BackupError {
+            try? Self.remove(building)
             throw error
         } catch let error as SystemError {
+            try? Self.remove(building)
             throw .system(error)
         } catch {
+            try? Self.remove(building)
             throw .system(SystemError(call: "backup", path: destination, errorNumber: 5))
         }
         return report
-    }
-
-    /// Writes `bytes` to `path` through a temporary file, a rename and a directory sync: the
-    /// file is either the old one or the new one, and durable before the next step.
-    private func replace(_ path: String, with bytes: [UInt8], in layout: StoreLayout) throws(SystemError) {
-        let temporary = path + ".backup.tmp"
-        try layout.storage.writeFile(bytes, to: temporary)
-        try layout.storage.rename(temporary, to: path)
-        try layout.storage.syncDirectory(layout.segmentsDirectory)
     }
 
     /// True when the file at `path` is `segment` as sealed: the same header and a seal frame
@@ -136,45 +146,25 @@ extension EventStore {
         let copied = Segment(header: decoded, file: copy)
         return copied.headerChecksum == segment.headerChecksum && copied.usedBytes == segment.usedBytes
     }
-
-    /// Refuses a destination that holds another store: its first segment file must have the
-    /// header of this store's segment of that number (or of the file that replaced it).
-    private func checkDestination(_ destination: StoreLayout, against segments: [Segment]) throws(BackupError) {
-        let listing: (indexes: [UInt64], temporaryFiles: [String])
-        do { listing = try destination.listSegments() } catch { throw .system(error) }
-        for file in listing.temporaryFiles { try? destination.storage.unlinkIfPresent(file) }
-        guard let first = listing.indexes.first else { return }
-        guard let source = segments.segment(numbered: first) else {
-            throw .foreignDestination(path: destination.root, reason: "its segment \(first) is not this store's")
-        }
-        let copy: MappedFile
-        do { copy = try destination.storage.openMappedFile(path: destination.segmentPath(first), writable: false) } catch {
-            throw .system(error)
-        }
-        // The same first position (a compacted file keeps it), and the same header when the
-        // source still has that very file.
-        guard let header = try? SegmentHeader.decode(copy.bytes, file: copy.path), header.firstPosition == source.firstPosition,
-              source.index != first || source.isCompacted || header.isCompacted
-                || Segment(header: header, file: copy).headerChecksum == source.headerChecksum
-        else { throw .foreignDestination(path: destination.root, reason: "its segment \(first) is not this store's") }
-    }
 }
 
 /// Restoring a backup.
 extension EventStore {
     /// Copies the store directory `backup` (made by ``backup(to:)``, or any closed store) to
-    /// `destination`, through a temporary directory renamed into place, then opens it for
-    /// writing (recovery verifies its tail) and closes it cleanly.
+    /// `destination`, through a temporary directory that is checked (it must open, and read
+    /// with no damage) before it takes `destination`'s place in one atomic step; then opens it
+    /// for writing (recovery verifies its tail) and closes it cleanly.
     ///
     /// - Parameters:
     ///   - backup: the backup's directory.
     ///   - destination: the store directory to create.
     ///   - overwrite: replace a `destination` that exists and is not empty (default: refuse).
-    ///     The old directory is moved aside to `destination.restore-old` and deleted once the
-    ///     new one is in place; a crash between the two renames leaves both beside
-    ///     `destination`, to be restored again.
+    ///     A store a writer has open there is refused even so. The old directory is swapped
+    ///     out atomically and deleted afterwards.
     /// - Throws: ``OpenError``: `.notAStore` when `backup` is not a store or `destination` is
-    ///   not empty and `overwrite` is false; what opening the result throws.
+    ///   not empty and `overwrite` is false; `.storeLocked` when a writer has `destination`
+    ///   open; `.corrupt` when the copy does not read whole (nothing is replaced); what opening
+    ///   the result throws.
     public static func restore(backup: String, to destination: String, overwrite: Bool = false) async throws(OpenError) {
         try await restore(backup: backup, to: destination, overwrite: overwrite, storage: SystemStorage.shared)
     }
@@ -183,14 +173,18 @@ extension EventStore {
         let source = StoreLayout(root: backup, storage: storage)
         let target = StoreLayout(root: destination, storage: storage)
         let building = StoreLayout(root: destination + ".restore-tmp", storage: storage)
-        let aside = StoreLayout(root: destination + ".restore-old", storage: storage)
         do {
             guard try storage.exists(source.segmentsDirectory) else {
                 throw OpenError.notAStore(path: backup, reason: "no segments directory")
             }
             let occupied = try !(storage.directoryEntries(destination) ?? []).isEmpty
-            if occupied, !overwrite {
-                throw OpenError.notAStore(path: destination, reason: "exists and is not empty (restore with overwrite to replace it)")
+            var lock: (any Sendable)?
+            if occupied {
+                guard overwrite else {
+                    throw OpenError.notAStore(path: destination, reason: "exists and is not empty (restore with overwrite to replace it)")
+                }
+                lock = try storage.lock(target.lockPath)
+                guard lock != nil else { throw OpenError.storeLocked(path: destination) }
             }
             try Self.remove(building)
             try storage.makeDirectory(building.root)
@@ -206,14 +200,23 @@ extension EventStore {
                 try storage.writeFile(checkpoint, to: building.checkpointPath)
             }
             try storage.syncDirectory(building.root)
-            if try storage.exists(destination) {
-                try Self.remove(aside)
-                try storage.rename(destination, to: aside.root)
+            // Checked before it replaces anything.
+            var readOptions = StoreOptions(readOnly: true)
+            readOptions.storage = StorageChoice(storage: storage)
+            let copy = try EventStore.open(at: building.root, options: readOptions)
+            if let damage = copy.recoveryReport.damage { throw OpenError.corrupt(damage) }
+            if occupied {
+                try storage.exchange(destination, building.root)
+                try storage.syncDirectory(target.parentDirectory)
+                lock = nil
+                try Self.remove(building) // the replaced store, now under the temporary name
+            } else {
+                try storage.removeDirectoryIfPresent(destination)
+                try storage.rename(building.root, to: destination)
+                try storage.syncDirectory(target.parentDirectory)
             }
-            try storage.rename(building.root, to: destination)
-            try storage.syncDirectory(target.parentDirectory)
-            try Self.remove(aside)
         } catch let error as OpenError {
+            try? Self.remove(building)
             throw error
         } catch let error as SystemError {
             throw .system(error)
@@ -234,16 +237,18 @@ extension EventStore {
         return storage.fileSize(layout.segmentPath(last))
     }
 
-    /// Deletes a store directory left by an interrupted backup or restore.
+    /// Deletes a directory tree left by an interrupted backup or restore (or swapped out by
+    /// one): files, then directories, depth first.
     static func remove(_ layout: StoreLayout) throws(SystemError) {
-        let storage = layout.storage
-        for name in try storage.directoryEntries(layout.segmentsDirectory) ?? [] {
-            try storage.unlinkIfPresent(layout.segmentsDirectory + "/" + name)
+        try removeTree(layout.root, storage: layout.storage)
+    }
+
+    private static func removeTree(_ path: String, storage: any Storage) throws(SystemError) {
+        guard let entries = try storage.directoryEntries(path) else {
+            try storage.unlinkIfPresent(path)
+            return
         }
-        try storage.removeDirectoryIfPresent(layout.segmentsDirectory)
-        for name in try storage.directoryEntries(layout.root) ?? [] {
-            try storage.unlinkIfPresent(layout.root + "/" + name)
-        }
-        try storage.removeDirectoryIfPresent(layout.root)
+        for name in entries { try removeTree(path + "/" + name, storage: storage) }
+        try storage.removeDirectoryIfPresent(path)
     }
 }

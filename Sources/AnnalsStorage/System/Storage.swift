@@ -20,6 +20,12 @@ protocol Storage: AnyObject, Sendable {
     /// Creates or truncates `path`, writes `bytes` and fsyncs the file (not its name).
     func writeFile(_ bytes: [UInt8], to path: String) throws(SystemError)
     func rename(_ from: String, to: String) throws(SystemError)
+    /// Swaps the names `a` and `b` (files or directories) in one atomic step; durable after
+    /// ``syncDirectory(_:)``.
+    func exchange(_ a: String, _ b: String) throws(SystemError)
+    /// A second name `new` for the existing file `existing` (a hard link); durable after
+    /// ``syncDirectory(_:)``.
+    func link(_ existing: String, to new: String) throws(SystemError)
     /// A missing file is not an error.
     func unlinkIfPresent(_ path: String) throws(SystemError)
     /// Makes the directory's entries (creations, renames, deletions) durable.
@@ -28,7 +34,7 @@ protocol Storage: AnyObject, Sendable {
     func makeDirectory(_ path: String) throws(SystemError)
     /// A missing directory is not an error.
     func removeDirectoryIfPresent(_ path: String) throws(SystemError)
-    /// Names in a directory; nil when it does not exist.
+    /// Names in a directory; nil when it does not exist or is not a directory.
     func directoryEntries(_ path: String) throws(SystemError) -> [String]?
     /// True when something exists at `path`.
     func exists(_ path: String) throws(SystemError) -> Bool
@@ -79,6 +85,8 @@ final class SystemStorage: Storage {
     }
 
     func rename(_ from: String, to: String) throws(SystemError) { try Syscalls.rename(from, to: to) }
+    func exchange(_ a: String, _ b: String) throws(SystemError) { try Syscalls.exchange(a, b) }
+    func link(_ existing: String, to new: String) throws(SystemError) { try Syscalls.link(existing, to: new) }
     func unlinkIfPresent(_ path: String) throws(SystemError) { try Syscalls.unlinkIfPresent(path) }
     func syncDirectory(_ path: String) throws(SystemError) { try Syscalls.syncDirectory(path) }
     func makeDirectory(_ path: String) throws(SystemError) { try Syscalls.makeDirectory(path) }

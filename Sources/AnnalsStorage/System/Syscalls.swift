@@ -86,6 +86,16 @@ enum Syscalls {
         _ = try retrying("rename", from) { Glibc.rename(from, to) }
     }
 
+    /// `renameat2(…, RENAME_EXCHANGE)`: `a` and `b` swap names in one atomic step.
+    static func exchange(_ a: String, _ b: String) throws(SystemError) {
+        _ = try retrying("renameat2", a) { annals_rename_exchange(a, b) }
+    }
+
+    /// The corresponding C function is `link`: a second name for an existing file.
+    static func link(_ existing: String, to new: String) throws(SystemError) {
+        _ = try retrying("link", new) { Glibc.link(existing, new) }
+    }
+
     /// The corresponding C function is `unlink`. A missing file is not an error.
     static func unlinkIfPresent(_ path: String) throws(SystemError) {
         if Glibc.unlink(path) == 0 || errno == ENOENT { return }
@@ -151,7 +161,7 @@ enum Syscalls {
     /// Names in a directory (without `.` and `..`); nil when the directory does not exist.
     static func directoryEntries(_ path: String) throws(SystemError) -> [String]? {
         guard let directory = opendir(path) else {
-            if errno == ENOENT { return nil }
+            if errno == ENOENT || errno == ENOTDIR { return nil }
             throw SystemError(call: "opendir", path: path, errorNumber: errno)
         }
         defer { closedir(directory) }

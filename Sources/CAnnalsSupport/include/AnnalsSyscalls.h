@@ -19,4 +19,7 @@ ptrdiff_t annals_getrandom(void *buffer, size_t length);
 /// `stat(path, result)` (the Swift importer cannot call `stat` beside `struct stat`).
 int annals_stat(const char *path, struct stat *result);
 
+/// `renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)`: swaps two paths atomically (Linux 3.15+).
+int annals_rename_exchange(const char *a, const char *b);
+
 #endif

@@ -24,7 +24,9 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         // Directories.
         var entries: [String: Node] = [:]
         var durableEntries: [String: Node] = [:]
-        var pending: [(name: String, node: Node?)] = []
+        /// Entry changes since the last directory sync, in order; a crash keeps a prefix of
+        /// them. One element may change several names at once (an exchange is atomic).
+        var pending: [[(name: String, node: Node?)]] = []
 
         init(directory: Bool) {
             isDirectory = directory
@@ -157,7 +159,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
 
     private func set(_ name: String, to node: Node?, in directory: Node) {
         directory.entries[name] = node
-        directory.pending.append((name, node))
+        directory.pending.append([(name, node)])
     }
 
     // MARK: Storage
@@ -254,6 +256,37 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         if let failure { throw failure }
     }
 
+    func exchange(_ a: String, _ b: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            let (aParent, aName) = split(a), (bParent, bName) = split(b)
+            guard aParent == bParent, let directory = directory(aParent), let aNode = directory.entries[aName],
+                  let bNode = directory.entries[bName]
+            else { return missing("renameat2", a) }
+            if let failure = injectedFailure(.rename, "renameat2", a) { return failure }
+            durableOperation()
+            directory.entries[aName] = bNode
+            directory.entries[bName] = aNode
+            directory.pending.append([(aName, bNode), (bName, aNode)])
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    func link(_ existing: String, to new: String) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            let (sourceParent, sourceName) = split(existing), (targetParent, targetName) = split(new)
+            guard let source = directory(sourceParent), let node = source.entries[sourceName], !node.isDirectory,
+                  let target = directory(targetParent)
+            else { return missing("link", existing) }
+            guard target.entries[targetName] == nil else { return SystemError(call: "link", path: new, errorNumber: EEXIST) }
+            if let failure = injectedFailure(.rename, "link", new) { return failure }
+            durableOperation()
+            set(targetName, to: node, in: target)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
     func unlinkIfPresent(_ path: String) throws(SystemError) {
         let failure: SystemError? = lock.withLock {
             let (parent, name) = split(path)
@@ -336,7 +369,7 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             let copy = Node(directory: true)
             var entries = directory.durableEntries
             let survivors = directory.pending.isEmpty ? 0 : Int(generator.next() % UInt64(directory.pending.count + 1))
-            for (name, node) in directory.pending.prefix(survivors) { entries[name] = node }
+            for change in directory.pending.prefix(survivors) { for (name, node) in change { entries[name] = node } }
             for (name, node) in entries {
                 if let existing = copies[ObjectIdentifier(node)] {
                     copy.entries[name] = existing
