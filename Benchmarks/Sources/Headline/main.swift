@@ -33,6 +33,13 @@ let directory = base + "/annals-bench-\(ProcessInfo.processInfo.processIdentifie
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: directory) }
 
+if CommandLine.arguments.contains("rebuild") {
+    // `annals-headline rebuild`: a 1M-event projection to a new version while appends go on.
+    try await RebuildWorkload.run(directory: directory, events: full ? 10_000_000 : 1_000_000)
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("api") {
     // `annals-headline api`: aggregate loads, projection catch-up, subscription latency.
     try await APIWorkload.run(directory: directory)
