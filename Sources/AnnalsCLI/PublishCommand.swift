@@ -19,7 +19,10 @@ struct PublishCommand: AsyncParsableCommand {
             the category being the stream name up to its first '-'. The checkpoint (stream \
             $relay-<name>) only passes events Kafka acknowledged: after a crash the relay \
             resumes there and nothing is lost; consumers drop the few duplicates by event-id. \
-            SIGINT or SIGTERM stop it cleanly after the acknowledgements of what is in flight.
+            SIGINT or SIGTERM stop it cleanly after the acknowledgements of what is in flight. \
+            When another process has the store open for writing, it publishes beside it: it reads \
+            the store read-only, opens it again to see new commits, and keeps its checkpoint in \
+            readers/relay-<name>.checkpoint.
             """
     )
 
@@ -69,7 +72,15 @@ struct PublishCommand: AsyncParsableCommand {
             filter: SubscriptionFilter(streamPrefixes: prefixes.isEmpty ? nil : prefixes, eventTypes: types.isEmpty ? nil : types),
             maxInFlight: maxInFlight, checkpointInterval: .milliseconds(checkpointIntervalMs), producerProperties: producerProperties)
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: writableOptions(self.store)) } catch { throw fail(error) }
+        // Beside a writer in another process, the relay reads the store read-only and keeps its
+        // checkpoint in a reader file (`readers/relay-<name>.checkpoint`).
+        do {
+            store = try EventStore.open(at: self.store, options: writableOptions(self.store))
+        } catch OpenError.storeLocked {
+            do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+        } catch {
+            throw fail(error)
+        }
         let relay = KafkaRelay(store: store, configuration: configuration)
         var signalSources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {

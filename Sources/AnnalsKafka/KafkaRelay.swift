@@ -168,12 +168,42 @@ public final class KafkaRelay: Sendable, Service {
     /// The relay's state now.
     public var status: RelayStatus { current.withLock { $0 } }
 
-    /// The position a relay named `name` resumes from (0 when it never checkpointed).
+    /// The position a relay named `name` resumes from (0 when it never checkpointed): the
+    /// newer of its checkpoint stream (written when it ran beside no other writer) and its
+    /// reader file (written when it ran read-only beside a writer in another process).
     public static func savedCheckpoint(of name: String, in store: EventStore) throws(ReadError) -> UInt64 {
         var cursor = store.readBackwards(checkpointStream(name), limit: 1).makeCursor()
-        guard let event = try cursor.next() else { return 0 }
-        return try event.withPayloadBytes { bytes in
-            bytes.count == 8 ? bytes.loadUnaligned(as: UInt64.self).littleEndian : 0
+        var position: UInt64 = 0
+        if let event = try cursor.next() {
+            position = try event.withPayloadBytes { bytes in
+                bytes.count == 8 ? bytes.loadUnaligned(as: UInt64.self).littleEndian : 0
+            }
+        }
+        if let file = try? store.readerFile(named: checkpointFileName(name)), let saved = decodeCheckpointFile(file) {
+            position = max(position, saved)
+        }
+        return position
+    }
+
+    /// The reader file of relay `name`'s checkpoint: `readers/relay-<name>.checkpoint`.
+    static func checkpointFileName(_ name: String) -> String { "relay-\(name).checkpoint" }
+
+    /// 8 bytes of position (little-endian), then their CRC-32C (4 bytes, little-endian).
+    static func encodeCheckpointFile(_ position: UInt64) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 12)
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: position.littleEndian, as: UInt64.self)
+            raw.storeBytes(of: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<8])).littleEndian, toByteOffset: 8, as: UInt32.self)
+        }
+        return bytes
+    }
+
+    static func decodeCheckpointFile(_ bytes: [UInt8]) -> UInt64? {
+        guard bytes.count == 12 else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            let position = raw.loadUnaligned(as: UInt64.self).littleEndian
+            let stored = raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
+            return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<8])) == stored ? position : nil
         }
     }
 
@@ -188,6 +218,10 @@ public final class KafkaRelay: Sendable, Service {
         let tracker = DeliveryTracker()
         let producer = try KafkaProducer(brokers: configuration.brokers, properties: configuration.producerProperties,
                                          tracker: tracker)
+        // A read-only store (another process writes) is opened again to see new commits, and
+        // the checkpoint goes to a reader file instead of the store.
+        var store = self.store
+        let readOnly = store.options.readOnly
         var next: UInt64
         do { next = try Self.savedCheckpoint(of: configuration.name, in: store) } catch { throw .read(error) }
         var saved = next
@@ -206,6 +240,14 @@ public final class KafkaRelay: Sendable, Service {
             // Past the saved checkpoint there is only its own event: nothing new to record.
             if let own = ownCheckpointPosition, saved == own, safe == own + 1 { return }
             guard safe > saved, force || tracker.takeDeliveredSinceCheckpoint() else { return }
+            if readOnly {
+                do { try store.writeReaderFile(named: Self.checkpointFileName(configuration.name), bytes: Self.encodeCheckpointFile(safe)) } catch {
+                    throw .checkpoint(.system(error))
+                }
+                saved = safe
+                lastSave = clock.now
+                return
+            }
             var bytes = [UInt8](repeating: 0, count: 8)
             bytes.withUnsafeMutableBytes { $0.storeBytes(of: safe.littleEndian, as: UInt64.self) }
             let written: AppendResult
@@ -316,8 +358,18 @@ public final class KafkaRelay: Sendable, Service {
             if clock.now - lastSave >= configuration.checkpointInterval { try await saveCheckpoint(force: false) }
             report()
             if read == 0 {
-                // Caught up: wait for a commit, waking often while acknowledgements are due.
-                await waitForCommit(beyond: next, atMost: tracker.inFlight > 0 ? .milliseconds(2) : .milliseconds(200))
+                if readOnly {
+                    // Caught up with the log as this open sees it: look again a little later.
+                    if tracker.inFlight > 0 {
+                        producer.poll(timeoutMilliseconds: 2)
+                    } else {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        if let newer = try? store.reopened() { store = newer }
+                    }
+                } else {
+                    // Caught up: wait for a commit, waking often while acknowledgements are due.
+                    await waitForCommit(beyond: next, atMost: tracker.inFlight > 0 ? .milliseconds(2) : .milliseconds(200))
+                }
             }
         }
         // Stopping: the acknowledgements of what is in flight, then the checkpoint.

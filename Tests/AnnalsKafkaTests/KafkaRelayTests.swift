@@ -1,4 +1,4 @@
-import AnnalsKafka
+@testable import AnnalsKafka
 import AnnalsStorage
 import AnnalsTestSupport
 import Foundation
@@ -147,6 +147,71 @@ import Testing
         #expect(final.inFlight == 0 && final.lagEvents == 0, "\(final)")
         #expect(try KafkaRelay.savedCheckpoint(of: "kafka", in: store) == final.savedCheckpoint)
         try await store.close()
+    }
+
+    /// A relay reading the store read-only beside its writer follows the writer's new commits
+    /// (opening the store again), keeps its checkpoint in a reader file, and a relay started
+    /// again resumes from that file.
+    @Test func aReadOnlyRelayBesideTheWriterFollowsItAndResumesFromItsReaderFile() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let writer = try EventStore.open(at: directory.store)
+        var appended = try await fill(writer, count: 300, seed: 5)
+        let reader = try EventStore.open(at: directory.store, options: StoreOptions(readOnly: true))
+        let relay = KafkaRelay(store: reader, configuration: configuration(kafka))
+        let running = Task { try await relay.run(progress: nil) }
+        appended += try await fill(writer, count: 300, seed: 6) // committed after the relay opened
+        try await waitUntil { relay.status.checkpoint >= writer.endPosition }
+        relay.stop()
+        let first = try await running.value
+        #expect(first.savedCheckpoint == writer.endPosition, "\(first)")
+        let file = try #require(try writer.readerFile(named: "relay-kafka.checkpoint"))
+        #expect(KafkaRelay.decodeCheckpointFile(file) == writer.endPosition)
+        #expect(writer.lastRevision(of: KafkaRelay.checkpointStream("kafka")) == nil, "a read-only relay writes nothing into the log")
+        // More events, a new read-only relay: it resumes from the file.
+        appended += try await fill(writer, count: 200, seed: 7)
+        let again = KafkaRelay(store: try reader.reopened(), configuration: configuration(kafka))
+        let resumed = Task { try await again.run(progress: nil) }
+        try await waitUntil { again.status.checkpoint >= writer.endPosition }
+        again.stop()
+        _ = try await resumed.value
+        let messages = try consume(kafka, count: appended.count)
+        expectComplete(messages, appended, duplicatesFrom: first.savedCheckpoint)
+        #expect(messages.count == appended.count, "a clean stop leaves no duplicates")
+        try await writer.close()
+    }
+
+    /// `annals publish` in another process beside this process's writer, killed with SIGKILL
+    /// at random moments while the writer appends: after a last run to the end, every event
+    /// arrived, in order per stream (the last copy of each), republished ones included.
+    @Test func aRelayProcessBesideAWriterIsKilledAndLosesNothing() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        let writer = try EventStore.open(at: directory.store)
+        var appended = try await fill(writer, count: 400, seed: 8)
+        let arguments = ["publish", directory.store, "--brokers", kafka.bootstrap, "--topic-prefix", "test.",
+                         "--checkpoint-interval-ms", "20"]
+        var random = SystemRandomNumberGenerator()
+        for round in 0..<4 {
+            let relay = try annals(arguments)
+            try relay.run()
+            appended += try await fill(writer, count: 150, seed: UInt64(20 + round))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...400, using: &random)))
+            kill(relay.processIdentifier, SIGKILL)
+            relay.waitUntilExit()
+        }
+        let last = try annals(arguments)
+        try last.run()
+        let end = writer.endPosition
+        try await waitUntil {
+            (try? writer.readerFile(named: "relay-kafka.checkpoint")).flatMap { $0.flatMap(KafkaRelay.decodeCheckpointFile) } ?? 0 >= end
+        }
+        last.terminate()
+        last.waitUntilExit()
+        let messages = try consume(kafka, count: appended.count)
+        // Killed relays publish again from their last checkpoint: duplicates are expected there.
+        expectComplete(messages, appended, duplicatesFrom: 0)
+        try await writer.close()
     }
 
     /// The trace an event was appended in reaches the consumer: the `traceContext` of its
