@@ -220,14 +220,24 @@ import Testing
         let ledger = ExternalLedger()
         let runner = ExternalProjectionRunner(store: store, projection: ledger, checkpointEvery: 30)
         let task = Task { try await runner.run() }
-        await runner.waitUntilHandled(through: 99)
+        try await runner.waitUntilHandled(through: 99)
         for value in 100..<150 { _ = try await store.append([try counted(value)], to: "count-0") }
-        await runner.waitUntilHandled(through: 149)
+        try await runner.waitUntilHandled(through: 149)
         task.cancel()
         try await task.value
         #expect(await ledger.handled == (0..<150).map { UInt64($0) })
         #expect(await ledger.saved == 150)
         #expect(await runner.lag == 0)
+        // Waits end with their own errors: a deadline, and a run that stops before getting there.
+        await #expect(throws: ProjectionWaitError.self) { try await runner.waitUntilHandled(through: 10_000, timeout: .milliseconds(20)) }
+        let again = Task { try await runner.run() }
+        let waiting = Task { try await runner.waitUntilHandled(through: 10_000, timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(50))
+        await runner.stop()
+        try await again.value
+        await #expect(throws: ProjectionWaitError.runnerStopped(projection: ExternalLedger.name, position: 10_000)) {
+            try await waiting.value
+        }
         try await store.close()
     }
 }

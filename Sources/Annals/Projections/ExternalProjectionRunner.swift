@@ -21,7 +21,11 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     public private(set) var savedPosition: UInt64 = 0
     /// Events skipped because their type is not in the projection's family.
     public private(set) var unknownEvents = 0
-    private var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    /// Tasks in ``waitUntilHandled(through:timeout:)``, by id.
+    private var waiters: [UInt64: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
+    private var nextWaiterID: UInt64 = 0
+    /// How many runs have ended (a waiter woken by the end of a run tells it from a timeout).
+    private var runsEnded = 0
 
     /// A runner for `projection` over `store`; call ``run()`` in a task.
     public init(store: EventStore, projection: P, checkpointEvery: Int = 1000, codec: any EventCodec = JSONEventCodec()) {
@@ -59,6 +63,7 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
         running = true
         defer {
             running = false
+            runsEnded += 1
             stopRequested = false
             resumeWaiters(all: true)
         }
@@ -127,11 +132,36 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
         try await save()
     }
 
-    /// Waits until the event at `position` has been handled (by this runner, since it started)
-    /// or the runner stops.
-    public func waitUntilHandled(through position: UInt64) async {
-        guard self.position <= position else { return }
-        await withCheckedContinuation { waiters.append((position, $0)) }
+    /// Waits until the runner has passed the event at `position` (handled it, or skipped it as
+    /// not the read model's). Called before ``run()`` starts, it waits for it.
+    ///
+    /// - Throws: ``ProjectionWaitError``: `runnerStopped` when a ``run()`` ends while it waits
+    ///   (before getting there), `timedOut` after `timeout`, `cancelled` when the waiting task is.
+    public func waitUntilHandled(through position: UInt64, timeout: Duration = .seconds(30)) async throws(ProjectionWaitError) {
+        if self.position > position { return }
+        let runsEndedBefore = runsEnded
+        nextWaiterID += 1
+        let id = nextWaiterID
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.resumeWaiter(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume() } else { waiters[id] = (position, continuation) }
+            }
+        } onCancel: {
+            Task { await self.resumeWaiter(id) }
+        }
+        if self.position > position { return }
+        if Task.isCancelled { throw .cancelled }
+        if runsEnded != runsEndedBefore { throw .runnerStopped(projection: P.name, position: position) }
+        throw .timedOut(projection: P.name, position: position, projectedThrough: self.position)
+    }
+
+    private func resumeWaiter(_ id: UInt64) {
+        waiters.removeValue(forKey: id)?.continuation.resume()
     }
 
     private func save() async throws(ProjectionError) {
@@ -143,8 +173,9 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     }
 
     private func resumeWaiters(all: Bool) {
-        let ready = waiters.filter { all || $0.position < position }
-        waiters.removeAll { all || $0.position < position }
-        for waiter in ready { waiter.continuation.resume() }
+        for (id, waiter) in waiters where all || waiter.position < position {
+            waiters.removeValue(forKey: id)
+            waiter.continuation.resume()
+        }
     }
 }
