@@ -6,7 +6,7 @@ import ServiceLifecycle
 /// A swift-service-lifecycle `Service`: a graceful shutdown makes it save its checkpoint and
 /// return, like ``stop()``. Saves happen every `checkpointEvery` handled events and whenever it
 /// has caught up; cancellation of its task stops it like a crash would, after a last save.
-public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
+public actor ExternalProjectionRunner<P: ExternalProjection>: Service, WaitsForPosition {
     /// The store it reads.
     public let store: EventStore
     /// The read model it feeds.
@@ -21,11 +21,9 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     public private(set) var savedPosition: UInt64 = 0
     /// Events skipped because their type is not in the projection's family.
     public private(set) var unknownEvents = 0
-    /// Tasks in ``waitUntilHandled(through:timeout:)``, by id.
-    private var waiters: [UInt64: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
-    private var nextWaiterID: UInt64 = 0
-    /// How many runs have ended (a waiter woken by the end of a run tells it from a timeout).
-    private var runsEnded = 0
+    /// Tasks in ``waitUntilHandled(through:timeout:)``.
+    var positionWaiters = PositionWaiters()
+    nonisolated var waitName: String { P.name }
 
     /// A runner for `projection` over `store`; call ``run()`` in a task.
     public init(store: EventStore, projection: P, checkpointEvery: Int = 1000, codec: any EventCodec = JSONEventCodec()) {
@@ -63,9 +61,8 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
         running = true
         defer {
             running = false
-            runsEnded += 1
             stopRequested = false
-            resumeWaiters(all: true)
+            positionWaiters.runEnded()
         }
         do {
             try await withGracefulShutdownHandler {
@@ -115,7 +112,7 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
                     sinceSave = 0
                 }
             }
-            resumeWaiters(all: false)
+            positionWaiters.resumePassed(position)
             if read > 0 { continue }
             // Caught up: save what was handled, then wait for new commits.
             try await save()
@@ -138,30 +135,7 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
     /// - Throws: ``ProjectionWaitError``: `runnerStopped` when a ``run()`` ends while it waits
     ///   (before getting there), `timedOut` after `timeout`, `cancelled` when the waiting task is.
     public func waitUntilHandled(through position: UInt64, timeout: Duration = .seconds(30)) async throws(ProjectionWaitError) {
-        if self.position > position { return }
-        let runsEndedBefore = runsEnded
-        nextWaiterID += 1
-        let id = nextWaiterID
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.resumeWaiter(id)
-        }
-        defer { timer.cancel() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume() } else { waiters[id] = (position, continuation) }
-            }
-        } onCancel: {
-            Task { await self.resumeWaiter(id) }
-        }
-        if self.position > position { return }
-        if Task.isCancelled { throw .cancelled }
-        if runsEnded != runsEndedBefore { throw .runnerStopped(projection: P.name, position: position) }
-        throw .timedOut(projection: P.name, position: position, projectedThrough: self.position)
-    }
-
-    private func resumeWaiter(_ id: UInt64) {
-        waiters.removeValue(forKey: id)?.continuation.resume()
+        try await waitUntilPassed(position, timeout: timeout)
     }
 
     private func save() async throws(ProjectionError) {
@@ -170,12 +144,5 @@ public actor ExternalProjectionRunner<P: ExternalProjection>: Service {
             throw .checkpoint(name: P.name, reason: "\(error)")
         }
         savedPosition = position
-    }
-
-    private func resumeWaiters(all: Bool) {
-        for (id, waiter) in waiters where all || waiter.position < position {
-            waiters.removeValue(forKey: id)
-            waiter.continuation.resume()
-        }
     }
 }

@@ -33,7 +33,7 @@ import Tracing
 /// let result = try await orders.execute(.ship(carrier: "UPS", trackingNumber: "1Z"), on: "3")
 /// if let position = result.lastPosition { try await store.waitUntilProjected(OrdersView.self, through: position) }
 /// ```
-public actor ProjectionRunner<P: Projection>: Service {
+public actor ProjectionRunner<P: Projection>: Service, WaitsForPosition {
     /// The store it reads and commits to.
     public let store: EventStore
     /// When it commits.
@@ -83,14 +83,12 @@ public actor ProjectionRunner<P: Projection>: Service {
         uncommitted > 0 || passedUnconsumed > 0 || position - committedPosition >= Self.passedEventsBetweenCommits
     }
     private var running = false
-    /// How many runs have ended (a waiter woken by the end of a run tells it from a timeout).
-    private var runsEnded = 0
     private var stopRequested = false
     /// The runner's current wait for commits, cancelled by ``stop()``.
     private var currentWait: Task<EventStore.CommitWait, Never>?
-    /// Tasks in ``waitUntilApplied(through:timeout:)``, by id.
-    private var waiters: [UInt64: (position: UInt64, continuation: CheckedContinuation<Void, Never>)] = [:]
-    private var nextWaiterID: UInt64 = 0
+    /// Tasks in ``waitUntilApplied(through:timeout:)``.
+    var positionWaiters = PositionWaiters()
+    nonisolated var waitName: String { P.name }
 
     /// A runner for `P` over `store`; call ``run()`` in a task. Only one runner of a
     /// projection may run at a time (a second one's commit throws `concurrentRunner`).
@@ -125,39 +123,7 @@ public actor ProjectionRunner<P: Projection>: Service {
     /// - Throws: ``ProjectionWaitError``: `runnerStopped` when a ``run()`` ends while it waits
     ///   (before getting there), `timedOut` after `timeout`, `cancelled` when the waiting task is.
     public func waitUntilApplied(through position: UInt64, timeout: Duration = .seconds(30)) async throws(ProjectionWaitError) {
-        if self.position > position { return }
-        let runsEndedBefore = runsEnded
-        nextWaiterID += 1
-        let id = nextWaiterID
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.resumeWaiter(id)
-        }
-        defer { timer.cancel() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume() } else { waiters[id] = (position, continuation) }
-            }
-        } onCancel: {
-            Task { await self.resumeWaiter(id) }
-        }
-        if self.position > position { return }
-        if Task.isCancelled { throw .cancelled }
-        if runsEnded != runsEndedBefore { throw .runnerStopped(projection: P.name, position: position) }
-        throw .timedOut(projection: P.name, position: position, projectedThrough: self.position)
-    }
-
-    private func resumeWaiter(_ id: UInt64) {
-        waiters.removeValue(forKey: id)?.continuation.resume()
-    }
-
-    /// Resumes the waiters the position has passed (all of them when the run ends).
-    private func resumeWaiters(all: Bool) {
-        guard !waiters.isEmpty else { return }
-        for (id, waiter) in waiters where all || waiter.position < position {
-            waiters.removeValue(forKey: id)
-            waiter.continuation.resume()
-        }
+        try await waitUntilPassed(position, timeout: timeout)
     }
 
     /// Events committed to the store that the projection has not looked at yet.
@@ -200,9 +166,8 @@ public actor ProjectionRunner<P: Projection>: Service {
         running = true
         defer {
             running = false
-            runsEnded += 1
             stopRequested = false // a stop() before run() ends that run; the next one runs
-            resumeWaiters(all: true)
+            positionWaiters.runEnded()
         }
         if !loaded, try load() == .building {
             logger.notice("an older version is served: building this one beside it from its build checkpoint",
@@ -213,7 +178,7 @@ public actor ProjectionRunner<P: Projection>: Service {
         filter.includeSystemStreams = false
         while !Task.isCancelled, !stopRequested {
             let read = try await catchUp(filter)
-            resumeWaiters(all: false)
+            positionWaiters.resumePassed(position)
             lagGauge.record(lag)
             // A full batch: still catching up, where only the event count makes commits (each
             // encodes the whole state). Otherwise the runner is at the head of the log, whether
