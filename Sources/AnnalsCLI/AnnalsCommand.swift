@@ -9,7 +9,7 @@ struct AnnalsCommand: AsyncParsableCommand {
         abstract: "Import, dump, verify, inspect, delete from, compact, publish and repair Annals event stores.",
         subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self,
                       DeleteCommand.self, CompactCommand.self, PublishCommand.self, RepairCommand.self, BackupCommand.self,
-                      RestoreCommand.self]
+                      RestoreCommand.self, ArchiveCommand.self]
     )
 }
 

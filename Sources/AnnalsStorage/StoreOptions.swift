@@ -43,6 +43,12 @@ public struct StoreOptions: Sendable {
     /// ``RecoveryReport/truncatedBytes``. For an operator who has kept a copy of the store and
     /// decided to lose those events (`annals repair --discard-damaged-tail`).
     public var discardDamagedTail = false
+    /// Moves sealed segments to another directory as they age (see ``ArchivePolicy`` and
+    /// ``EventStore/archiveSegments(olderThan:to:)``), in the background after each roll and
+    /// when the store opens; a run that fails is logged, counted in
+    /// ``EventStore/maintenanceStatus`` and tried again. Default nil: segments stay in the
+    /// store directory (an archive made earlier is read all the same).
+    public var archive: ArchivePolicy?
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
     /// The file operations' implementation. Only tests change it (crash simulation).

@@ -20,6 +20,16 @@ import Testing
         #expect(Self.names.contains("v2-system-streams"))
         #expect(Self.names.contains("v3-compacted"))
         #expect(Self.names.contains("v4-durable-marks"))
+        #expect(Self.names.contains("v5-archived"))
+    }
+
+    /// A fixture's store and, beside it, its archive directory (`v5-archived`'s `archive`
+    /// file names `../archive`), copied to `scratch`.
+    static func copy(_ name: String, to scratch: TemporaryStore) throws {
+        try FileManager.default.copyItem(atPath: fixtures + "/" + name + "/store", toPath: scratch.path)
+        if FileManager.default.fileExists(atPath: fixtures + "/" + name + "/archive") {
+            try FileManager.default.copyItem(atPath: fixtures + "/" + name + "/archive", toPath: scratch.directory + "/archive")
+        }
     }
 
     /// The checkpoint of `v4-durable-marks` names the start of its last segment (as a `kill -9`
@@ -58,7 +68,7 @@ import Testing
         let expected = try String(contentsOfFile: directory + "/expected.jsonl", encoding: .utf8)
         // On a copy: a read-only open changes nothing, but a test must not be able to.
         let scratch = TemporaryStore()
-        try FileManager.default.copyItem(atPath: directory + "/store", toPath: scratch.path)
+        try Self.copy(name, to: scratch)
         let dump = try runAnnals(["dump", scratch.path])
         #expect(dump.status == 0, "\(dump.stderr)")
         #expect(dump.stdout == expected, "fixture \(name): annals dump differs from expected.jsonl")
@@ -68,7 +78,7 @@ import Testing
 
     @Test(arguments: names) func writerContinuesAFixture(name: String) async throws {
         let scratch = TemporaryStore()
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/" + name + "/store", toPath: scratch.path)
+        try Self.copy(name, to: scratch)
         let before = try runAnnals(["dump", scratch.path]).stdout
         let store = try EventStore.open(at: scratch.path, options: StoreOptions(segmentSizeBytes: 16384))
         let end = store.endPosition

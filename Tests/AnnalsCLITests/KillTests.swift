@@ -206,6 +206,48 @@ import Testing
         print("backup kill rounds with a backup to check: \(checked)")
     }
 
+    /// `annals archive` killed with SIGKILL at seeded moments while segments move: after each
+    /// kill the store dumps exactly as before and verifies, and a run to the end moves every
+    /// sealed segment (the copies a killed run left are cleaned up, never read twice).
+    @Test func archiveKilledAtRandomMomentsLosesNothing() async throws {
+        let store = TemporaryStore()
+        let archive = store.directory + "/cold"
+        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        var random = SystemRandomNumberGenerator()
+        var checked = 0
+        for round in 0..<8 {
+            let lines = (0..<2_500).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"round":\#(round),"n":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+            #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "262144", "--compression", "none"],
+                                  input: lines.joined(separator: "\n")).status == 0)
+            let before = try runAnnals(["dump", store.path]).stdout
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["archive", store.path, archive, "--older-than", "0"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let delay = UInt32.random(in: 200...20_000, using: &random)
+            usleep(delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let after = try runAnnals(["dump", store.path])
+            #expect(after.status == 0, "round \(round), killed after \(delay) µs: \(after.stderr)")
+            #expect(after.stdout == before, "round \(round), killed after \(delay) µs: the same events")
+            #expect(try runAnnals(["verify", store.path]).status == 0, "round \(round), killed after \(delay) µs")
+            checked += 1
+        }
+        let finished = try runAnnals(["archive", store.path, archive, "--older-than", "0"])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        let local = try FileManager.default.contentsOfDirectory(atPath: store.path + "/segments").filter { $0.hasSuffix(".seg") }
+        let cold = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasSuffix(".seg") || $0.hasSuffix(".tmp") }
+        #expect(local.count == 1, "only the open segment stays: \(local)")
+        #expect(cold.count >= 15 && Set(cold).isDisjoint(with: local) && !cold.contains { $0.hasSuffix(".tmp") }, "\(cold)")
+        let dump = try runAnnals(["dump", store.path])
+        #expect(dump.stdout.split(separator: "\n").count == 8 * 2_500)
+        print("archive kill rounds checked: \(checked)")
+    }
+
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its
     /// first commit, and returns what it printed.
     private func runImportAndKill(

@@ -29,6 +29,8 @@ import Testing
         Table(heading: "## 5.", index: 0, layout: "CheckpointLayout", fields: CheckpointLayout.fields),
         Table(heading: "### 7.2", index: 0, layout: "IndexHeaderLayout", fields: IndexHeaderLayout.fields),
         Table(heading: "### 7.2", index: 1, layout: "IndexEntryLayout", fields: IndexEntryLayout.fields),
+        Table(heading: "## 1A.", index: 0, layout: "ArchiveManifestLayout", fields: ArchiveManifestLayout.fields),
+        Table(heading: "## 1A.", index: 1, layout: "ArchiveMarkerLayout", fields: ArchiveMarkerLayout.fields),
     ]
 
     /// One row of a spec table, as written.
@@ -113,6 +115,8 @@ import Testing
         #expect(dictionary.size == "\(CompressedBodyLayout.fields[0].size)", "§3.2 dictionaryOffset size")
         #expect(try row("block", under: "### 3.2", table: 1).offset == "\(RecordLayout.type + CompressedBodyLayout.block)+t",
                 "§3.2 block")
+        #expect(try row("directory", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory)", "§1A directory")
+        #expect(try row("checksum", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory) + d", "§1A checksum")
     }
 
     /// A structure's fields and size.
@@ -134,6 +138,8 @@ import Testing
         Structure(layout: "IndexEntryLayout", fields: IndexEntryLayout.fields, size: IndexEntryLayout.size),
         Structure(layout: "RetentionRecordLayout", fields: RetentionRecordLayout.fields, size: RetentionRecordLayout.size),
         Structure(layout: "SnapshotMetadataLayout", fields: SnapshotMetadataLayout.fields, size: SnapshotMetadataLayout.size),
+        Structure(layout: "ArchiveManifestLayout", fields: ArchiveManifestLayout.fields, size: ArchiveManifestLayout.size),
+        Structure(layout: "ArchiveMarkerLayout", fields: ArchiveMarkerLayout.fields, size: ArchiveMarkerLayout.size),
     ]
 
     /// Every structure's fields follow each other from offset 0 without a gap or an overlap and

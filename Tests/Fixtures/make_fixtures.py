@@ -70,6 +70,21 @@ def rewind_checkpoint_to_last_segment(path):
         file.write(data)
 
 
+def make_archive_path_relative(path, relative):
+    """The `archive` file naming its directory relative to the store directory (§1A), as the
+    API writes it when given a relative path, so the fixture reads wherever it is."""
+    with open(os.path.join(path, "archive"), "rb") as file:
+        data = file.read()
+    length = int.from_bytes(data[12:16], "little")
+    name = relative.encode()
+    fixed = bytearray(data[:40])
+    fixed[12:16] = len(name).to_bytes(4, "little")
+    body = bytes(fixed) + name
+    with open(os.path.join(path, "archive"), "wb") as file:
+        file.write(body + crc32c(body).to_bytes(4, "little"))
+    assert length > 0
+
+
 def make(name):
     directory = os.path.join(HERE, name)
     if os.path.exists(directory):
@@ -125,6 +140,18 @@ def make(name):
         annals("import", store, "--durability", "fsync", "--segment-size-bytes", "16384", "--batch", "3",
                stdin=("\n".join(lines) + "\n").encode())
         rewind_checkpoint_to_last_segment(store)
+    elif name == "v5-archived":
+        # Archived segments (§1A): the oldest segments (compacted ones among them) moved to
+        # `../archive`, named relative to the store directory in the `archive` file; index files
+        # kept in the store; events appended after the move.
+        import_into(store, import_lines(rng, 300, ["keep-1", "trunc-1", "order-2", "Zürich-€-1"]),
+                    "--segment-size-bytes", "16384", "--batch", "5")
+        annals("retention", store, "trunc-1", "--truncate-before", "40")
+        annals("compact", store)
+        import_into(store, import_lines(rng, 40, streams), "--segment-size-bytes", "16384")
+        annals("archive", store, os.path.join(directory, "archive"), "--older-than", "0")
+        make_archive_path_relative(store, "../archive")
+        import_into(store, import_lines(rng, 40, streams), "--segment-size-bytes", "16384")
     else:
         raise SystemExit(f"unknown fixture {name}")
     for leftover in os.listdir(store):

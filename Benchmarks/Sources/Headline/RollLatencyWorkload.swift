@@ -38,14 +38,7 @@ struct RollLatencyWorkload {
         var generator = RealisticEvents(seed: 11)
         let pool = generator.events(20_000).map(\.event)
         let store = try EventStore.open(at: path, options: options)
-        for round in 0..<10 {
-            var batch: [StreamAppend] = []
-            for stream in 0..<Self.streams {
-                let first = (round * Self.streams + stream) * 10 % (pool.count - 10)
-                batch.append(StreamAppend(stream: "acct-\(stream)", events: Array(pool[first..<first + 10])))
-            }
-            _ = try await store.append(batch)
-        }
+        try await Self.populate(store, streams: Self.streams, from: pool)
         var random = SeededGenerator(seed: 12)
         _ = try measure(store, reads: 2_000, random: &random) // warm up
         let idle = try measure(store, reads: Self.reads, random: &random)
@@ -76,6 +69,19 @@ struct RollLatencyWorkload {
         try await store.close()
         try? FileManager.default.removeItem(atPath: path)
         return Figures(idle: idle, rolling: rolling, rolls: rolls, writerEventsPerSecond: Double(appended) / seconds)
+    }
+
+    /// `streams` streams (`acct-N`) of 100 events from `pool`, appended in ten rounds of one
+    /// 10-event batch per stream, so each stream's events lie in ten frames across the log.
+    static func populate(_ store: EventStore, streams: Int, from pool: [EventData]) async throws {
+        for round in 0..<10 {
+            var batch: [StreamAppend] = []
+            for stream in 0..<streams {
+                let first = (round * streams + stream) * 10 % (pool.count - 10)
+                batch.append(StreamAppend(stream: "acct-\(stream)", events: Array(pool[first..<first + 10])))
+            }
+            _ = try await store.append(batch)
+        }
     }
 
     /// Reads `reads` streams, and goes on (checking every 1,000 reads) until `enough` says so.

@@ -98,6 +98,14 @@ if CommandLine.arguments.contains("rolls") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("archive") {
+    // `annals-headline archive`: stream-read latency from archived segments, warm and cold.
+    print("Annals archive-read benchmark in \(directory)")
+    ArchiveReadWorkload.print(try await ArchiveReadWorkload(directory: directory).run())
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("kafka") {
     // `annals-headline kafka`: relay throughput and append-to-consume latency (mock cluster).
     print("Annals Kafka relay benchmark in \(directory)")

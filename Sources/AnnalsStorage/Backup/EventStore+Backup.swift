@@ -14,6 +14,8 @@ extension EventStore {
     ///   leaves `destination` the previous backup, or the new one, or absent before the first.
     /// - `destination` must be absent, empty, or a backup of this store (an `annals-backup`
     ///   file in it names the store); a store a writer has open there is refused.
+    /// - Self-contained: archived segments (``archiveSegments(olderThan:to:)``) are copied into
+    ///   the backup with the others; the backup needs no archive directory.
     /// - Runs on the store's maintenance queue: no compaction or index merge runs meanwhile.
     /// - From a read-only store (another process writes), it copies the log as that store sees
     ///   it (what it recovered when it opened).
@@ -153,7 +155,9 @@ extension EventStore {
     /// Copies the store directory `backup` (made by ``backup(to:)``, or any closed store) to
     /// `destination`, through a temporary directory that is checked (it must open, and read
     /// with no damage) before it takes `destination`'s place in one atomic step; then opens it
-    /// for writing (recovery verifies its tail) and closes it cleanly.
+    /// for writing (recovery verifies its tail) and closes it cleanly. Segments `backup` has
+    /// in an archive directory are copied in with the others: the restored store holds every
+    /// segment itself.
     ///
     /// - Parameters:
     ///   - backup: the backup's directory.
@@ -163,8 +167,9 @@ extension EventStore {
     ///     out atomically and deleted afterwards.
     /// - Throws: ``OpenError``: `.notAStore` when `backup` is not a store or `destination` is
     ///   not empty and `overwrite` is false; `.storeLocked` when a writer has `destination`
-    ///   open; `.corrupt` when the copy does not read whole (nothing is replaced); what opening
-    ///   the result throws.
+    ///   open; `.corrupt` when the copy does not read whole (nothing is replaced);
+    ///   `.archiveUnavailable` when `backup` has archived segments whose directory is not
+    ///   there; what opening the result throws.
     public static func restore(backup: String, to destination: String, overwrite: Bool = false) async throws(OpenError) {
         try await restore(backup: backup, to: destination, overwrite: overwrite, storage: SystemStorage.shared)
     }
@@ -189,11 +194,14 @@ extension EventStore {
             try Self.remove(building)
             try storage.makeDirectory(building.root)
             try storage.makeDirectory(building.segmentsDirectory)
-            for name in (try storage.directoryEntries(source.segmentsDirectory) ?? []).sorted()
-            where StoreLayout.segmentIndex(fileName: name) != nil || name.hasSuffix(".idx") {
-                let path = source.segmentsDirectory + "/" + name
+            // Archived segments come home: the restored store holds every segment itself.
+            let archive = try ArchiveLocation.load(source)
+            var files = try source.listSegments(archive: archive).files.map(\.path)
+            files += (try storage.directoryEntries(source.segmentsDirectory) ?? []).sorted()
+                .filter { $0.hasSuffix(".idx") }.map { source.segmentsDirectory + "/" + $0 }
+            for path in files {
                 let bytes = try storage.readFile(path, maximumBytes: storage.fileSize(path) ?? 0) ?? []
-                try storage.writeFile(bytes, to: building.segmentsDirectory + "/" + name)
+                try storage.writeFile(bytes, to: building.segmentsDirectory + "/" + String(path.split(separator: "/").last ?? ""))
             }
             try storage.syncDirectory(building.segmentsDirectory)
             if let checkpoint = try storage.readFile(source.checkpointPath, maximumBytes: Format.checkpointBytes + 1) {
@@ -233,8 +241,9 @@ extension EventStore {
     /// The size of the newest segment file under `path`, through `storage`.
     static func currentSegmentSize(at path: String, storage: any Storage) -> Int? {
         let layout = StoreLayout(root: path, storage: storage)
-        guard let last = (try? layout.listSegments())?.indexes.last else { return nil }
-        return storage.fileSize(layout.segmentPath(last))
+        // The last segment is never archived: the local files suffice.
+        guard let last = (try? layout.listSegments(archive: nil))?.files.last else { return nil }
+        return storage.fileSize(last.path)
     }
 
     /// Deletes a directory tree left by an interrupted backup or restore (or swapped out by

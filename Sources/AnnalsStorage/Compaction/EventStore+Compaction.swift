@@ -179,8 +179,12 @@ extension EventStore {
             for member in members {
                 do { allocated.append(try member.file.allocatedBytes()) } catch { throw .system(error) }
             }
+            // A compacted file replaces files of one directory: groups never span the archive's
+            // boundary, and an archived group's output goes to the archive.
+            let archiveBoundary = archive.withLock { $0?.firstLocalSegment ?? 0 }
             let groups = Self.groups(plans, allocated: allocated, targetBytes: self.options.segmentSizeBytes,
                                      minimumGain: options.minimumGain)
+                .flatMap { Self.split($0) { members[$0].index < archiveBoundary } }
             if !groups.isEmpty {
                 try rewrite(table, members: members, plans: plans, groups: groups, segments: segments, report: &report)
             }
@@ -198,7 +202,7 @@ extension EventStore {
 
     /// A checkpoint at the start of the open segment: always true, since a roll syncs the
     /// sealed segment before the next one exists.
-    private func checkpointAtOpenSegmentStart(_ writer: WriterState) -> Checkpoint {
+    func checkpointAtOpenSegmentStart(_ writer: WriterState) -> Checkpoint {
         let active = writer.active
         return makeCheckpoint(writer, clean: false, at: LogEnd(segmentIndex: active.index, offset: Format.segmentHeaderBytes,
                                                                nextPosition: active.firstPosition))
@@ -239,6 +243,19 @@ extension EventStore {
         return groups
     }
 
+    /// `group` cut where `isArchived` changes: runs of segments in one directory.
+    static func split(_ group: [Int], isArchived: (Int) -> Bool) -> [[Int]] {
+        var runs: [[Int]] = []
+        for slot in group {
+            if let previous = runs.last?.last, isArchived(previous) == isArchived(slot) {
+                runs[runs.count - 1].append(slot)
+            } else {
+                runs.append([slot])
+            }
+        }
+        return runs
+    }
+
     /// Replaces the `groups` of `members` (the segment files of `table`'s range) by compacted
     /// files, rewrites the table and swaps both in.
     private func rewrite(
@@ -260,7 +277,7 @@ extension EventStore {
             let output = CompactedSegmentEncoder.encode(
                 inputs, numbers: first.index...last.lastIndex, firstPosition: first.firstPosition,
                 endPosition: after.firstPosition, createdAt: options.clock.clock.nowNanoseconds())
-            let finalPath = layout.segmentPath(first.index)
+            let finalPath = first.path // in the store directory or in the archive
             let temporaryPath = finalPath + ".compacting.tmp"
             if let problem = output.bytes.withUnsafeBytes({ CompactedSegmentEncoder.check($0, path: temporaryPath) }) {
                 throw .corrupt(problem)
@@ -275,7 +292,8 @@ extension EventStore {
                 try layout.storage.rename(item.temporaryPath, to: item.finalPath)
                 CrashPoints.reach("compaction: output renamed into place")
             }
-            try layout.storage.syncDirectory(layout.segmentsDirectory)
+            let directories = Set(written.map { StoreLayout(root: $0.finalPath, storage: layout.storage).parentDirectory })
+            for directory in directories.sorted() { try layout.storage.syncDirectory(directory) }
             CrashPoints.reach("compaction: renames durable")
             for item in written {
                 for slot in item.group.dropFirst() {
@@ -283,7 +301,7 @@ extension EventStore {
                     CrashPoints.reach("compaction: replaced input deleted")
                 }
             }
-            try layout.storage.syncDirectory(layout.segmentsDirectory)
+            for directory in directories.sorted() { try layout.storage.syncDirectory(directory) }
         } catch {
             throw .system(error)
         }

@@ -282,3 +282,43 @@ enum SnapshotMetadataLayout {
         FieldSpec("reserved", at: reserved, size: 4),
     ]
 }
+
+/// §1A: the store's `archive` file. `directory` (`directoryLength` bytes of UTF-8) follows
+/// the fixed part; the checksum follows the directory.
+enum ArchiveManifestLayout {
+    static let magic = 0
+    static let formatVersion = 8
+    static let reserved = 10
+    static let directoryLength = 12
+    static let firstLocalSegment = 16
+    static let archiveID = 24
+    static let size = 40
+    /// `directoryLength` bytes of UTF-8, right after the fixed part.
+    static let directory = size
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("magic", at: magic, size: 8),
+        FieldSpec("formatVersion", at: formatVersion, size: 2),
+        FieldSpec("reserved", at: reserved, size: 2),
+        FieldSpec("directoryLength", at: directoryLength, size: 4),
+        FieldSpec("firstLocalSegment", at: firstLocalSegment, size: 8),
+        FieldSpec("archiveID", at: archiveID, size: 16),
+    ]
+}
+
+/// §1A: the `annals-archive` file in an archive directory.
+enum ArchiveMarkerLayout {
+    static let magic = 0
+    static let archiveID = 8
+    static let reserved = 24
+    /// CRC-32C of the bytes before it.
+    static let checksum = 28
+    static let size = 32
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("magic", at: magic, size: 8),
+        FieldSpec("archiveID", at: archiveID, size: 16),
+        FieldSpec("reserved", at: reserved, size: 4),
+        FieldSpec("checksum", at: checksum, size: 4),
+    ]
+}

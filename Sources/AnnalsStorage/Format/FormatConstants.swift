@@ -4,9 +4,13 @@ enum Format {
     /// The newest format version this code reads and writes. Version 2 added dictionary
     /// frames and LZ4-compressed event records; version 3 added compacted segments; version 4
     /// added durable marks (which version-3 readers read past, but version-3 writers would
-    /// overwrite: the checkpoint's version keeps them out). Files of every earlier version
-    /// read unchanged.
-    static let version: UInt16 = 4
+    /// overwrite: the checkpoint's version keeps them out); version 5 added archived segments
+    /// (the `archive` file, which older readers do not know: they would read the store
+    /// without its archived part, so the checkpoint's minimum reader version keeps them out).
+    /// Files of every earlier version read unchanged.
+    static let version: UInt16 = 5
+    /// The minimum reader version of a store with archived segments (`format-spec.md` §1A).
+    static let archiveVersion: UInt16 = 5
     /// The version written into the header of a segment the log writer creates: its contents
     /// are version 2 (frames with gapless positions), which version-2 readers read.
     static let appendSegmentVersion: UInt16 = 2

@@ -142,18 +142,82 @@ struct StoreLayout: Sendable {
         return UInt64(fileName.dropLast(4))
     }
 
-    /// Lists segment indexes in order, and names of left-over temporary files.
-    func listSegments() throws(SystemError) -> (indexes: [UInt64], temporaryFiles: [String]) {
-        let names = try storage.directoryEntries(segmentsDirectory) ?? []
-        var indexes: [UInt64] = []
-        var temporary: [String] = []
-        for name in names {
+    /// Where segment `index` is: in the archive directory below its boundary, else here.
+    func segmentPath(_ index: UInt64, archive: ArchiveLocation?) -> String {
+        if let archive, index < archive.firstLocalSegment { return archive.segmentPath(index) }
+        return segmentPath(index)
+    }
+
+    /// The store's `archive` file (§1A).
+    var archiveManifestPath: String { root + "/" + ArchiveManifest.fileName }
+
+    /// The segment files of the store, in `segments/` and in its archive (`format-spec.md`
+    /// §1, §1A).
+    func listSegments(archive: ArchiveLocation?) throws(SystemError) -> SegmentListing {
+        var listing = SegmentListing()
+        var local: [UInt64: String] = [:]
+        for name in try storage.directoryEntries(segmentsDirectory) ?? [] {
             if let index = Self.segmentIndex(fileName: name) {
-                indexes.append(index)
+                local[index] = segmentsDirectory + "/" + name
             } else if name.hasSuffix(".tmp") {
-                temporary.append(segmentsDirectory + "/" + name)
+                listing.temporaryFiles.append(segmentsDirectory + "/" + name)
             }
         }
-        return (indexes.sorted(), temporary)
+        var archived: [UInt64: String] = [:]
+        // With nothing archived yet, the archive directory holds nothing of the log.
+        if let archive, archive.firstLocalSegment > 0 {
+            for name in try storage.directoryEntries(archive.directory) ?? [] {
+                if let index = Self.segmentIndex(fileName: name) {
+                    archived[index] = archive.directory + "/" + name
+                } else if name.hasSuffix(".tmp") {
+                    listing.temporaryFiles.append(archive.directory + "/" + name)
+                }
+            }
+        }
+        let boundary = archive?.firstLocalSegment ?? 0
+        var files: [SegmentListing.File] = []
+        // Archived files at or above the boundary are copies a run made before it stopped: never
+        // read, and replaced when that number is archived. Local files below it are archived:
+        // left-overs once their archived copy is there (without it, recovery reports the
+        // archived file missing and nothing is deleted).
+        for (index, path) in archived where index < boundary {
+            files.append(SegmentListing.File(index: index, path: path, archived: true))
+        }
+        for (index, path) in local {
+            if index >= boundary {
+                files.append(SegmentListing.File(index: index, path: path, archived: false))
+            } else if let copy = archived[index] {
+                listing.leftoverCopies.append(SegmentListing.LeftoverCopy(path: path, archivedCopy: copy))
+            }
+        }
+        listing.files = files.sorted { $0.index < $1.index }
+        return listing
     }
+}
+
+/// The segment files of a store, wherever they are (`segments/` or the archive directory).
+struct SegmentListing: Sendable {
+    struct File: Sendable {
+        let index: UInt64
+        let path: String
+        /// In the archive directory.
+        let archived: Bool
+    }
+
+    /// In number order, each number at most once: below the archive's boundary the archived
+    /// file, at or above it the local one.
+    var files: [File] = []
+    /// `.tmp` files in `segments/`, and in the archive directory once it holds segments: a
+    /// writer's open deletes them.
+    var temporaryFiles: [String] = []
+    /// Local files of archived segments, left by an archive run that stopped after its commit:
+    /// a writer's open deletes each one that is byte for byte its archived copy.
+    var leftoverCopies: [LeftoverCopy] = []
+
+    struct LeftoverCopy: Sendable {
+        let path: String
+        let archivedCopy: String
+    }
+
+    var indexes: [UInt64] { files.map(\.index) }
 }

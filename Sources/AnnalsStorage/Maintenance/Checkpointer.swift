@@ -31,8 +31,9 @@ final class Checkpointer: Sendable {
     var saysClean: Bool { numbers.withLock { $0.saysClean } }
 
     /// The next checkpoint, naming `end`. `compacted`: some segment is a compacted file, so
-    /// readers need the version that reads them.
-    func make(at end: LogEnd, lastTimestamp: Int64, clean: Bool, compacted: Bool) -> Checkpoint {
+    /// readers need the version that reads them; `archived`: the store has (or is about to
+    /// have) archived segments, which only version-5 readers find.
+    func make(at end: LogEnd, lastTimestamp: Int64, clean: Bool, compacted: Bool, archived: Bool) -> Checkpoint {
         let sequence = numbers.withLock { numbers in
             numbers.builtSequence += 1
             return numbers.builtSequence
@@ -41,6 +42,7 @@ final class Checkpointer: Sendable {
                                     segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
                                     sequence: sequence, lastTimestamp: lastTimestamp)
         if compacted { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
+        if archived { checkpoint.minimumReaderVersion = Format.archiveVersion }
         return checkpoint
     }
 

@@ -34,6 +34,8 @@ extension EventStore {
             return nil
         case .prepareSegment:
             return prepareSegmentFile()
+        case .archiveSegments:
+            return archiveByPolicy()
         }
     }
 

@@ -12,6 +12,8 @@ enum MaintenanceJob: Sendable {
     case checkpoint(Checkpoint)
     /// The next segment file, allocated ahead of the roll that needs it.
     case prepareSegment
+    /// Sealed segments old enough for ``StoreOptions/archive`` move to the archive.
+    case archiveSegments
 }
 
 /// A job that did not complete: what it was doing and why.

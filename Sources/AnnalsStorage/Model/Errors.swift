@@ -30,11 +30,17 @@ public enum OpenError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidOptions(String)
     /// Committed data failed a check during recovery.
     case corrupt(CorruptionError)
+    /// The store has archived segments (``EventStore/archiveSegments(olderThan:to:)``), and the
+    /// directory that holds them is missing or is not this store's archive (an unmounted file
+    /// system, another store's archive). Nothing was read or changed.
+    case archiveUnavailable(directory: String, reason: String)
     /// A system call failed.
     case system(SystemError)
 
     public var description: String {
         switch self {
+        case .archiveUnavailable(let directory, let reason):
+            return "the store's archive \(directory) cannot be used: \(reason)"
         case .storeLocked(let path):
             return "store is locked by another writer: \(path)"
         case .notAStore(let path, let reason):

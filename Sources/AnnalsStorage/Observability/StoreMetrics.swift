@@ -36,6 +36,8 @@ final class StoreMetrics: Sendable {
     let compactionExamined: Counter
     let compactionWritten: Counter
     let compactionReleased: Counter
+    /// `annals_archived_bytes_total`: bytes of segment files moved to the archive.
+    let archivedBytes: Counter
     /// `annals_live_bytes`, `annals_dead_bytes`: as the last space measurement
     /// (``EventStore/spaceUsage()``, a compaction) found them.
     let liveBytes: Gauge
@@ -61,6 +63,7 @@ final class StoreMetrics: Sendable {
         compactionExamined = counter("annals_compaction_examined_bytes_total")
         compactionWritten = counter("annals_compaction_written_bytes_total")
         compactionReleased = counter("annals_compaction_released_bytes_total")
+        archivedBytes = counter("annals_archived_bytes_total")
         liveBytes = Gauge(label: "annals_live_bytes", factory: factory)
         deadBytes = Gauge(label: "annals_dead_bytes", factory: factory)
     }

@@ -11,6 +11,8 @@
 /// reports it (`format-spec.md` §3.4, §3.8).
 struct LogRecovery {
     let layout: StoreLayout
+    /// Where archived segments are (nil: the store has none).
+    let archive: ArchiveLocation?
     let writable: Bool
     let hasher: StreamHasher
     /// Cut damaged acknowledged data in the last segment instead of refusing the store.
@@ -38,23 +40,38 @@ struct LogRecovery {
 
     func recover(checkpoint: Checkpoint?, report initialReport: RecoveryReport) throws(OpenError) -> Result {
         var report = initialReport
-        let listing: (indexes: [UInt64], temporaryFiles: [String])
-        do { listing = try layout.listSegments() } catch { throw .system(error) }
+        let listing: SegmentListing
+        do { listing = try layout.listSegments(archive: archive) } catch { throw .system(error) }
         if writable {
             for file in listing.temporaryFiles {
                 do { try layout.storage.unlinkIfPresent(file) } catch { throw .system(error) }
                 report.removedTemporaryFiles.append(file)
             }
+            for leftover in listing.leftoverCopies {
+                do {
+                    guard try Self.sameBytes(leftover.path, leftover.archivedCopy, storage: layout.storage) else {
+                        report.warnings.append("\(leftover.path) differs from its archived copy \(leftover.archivedCopy): kept, not read")
+                        continue
+                    }
+                    try layout.storage.unlinkIfPresent(leftover.path)
+                } catch { throw .system(error) }
+                report.removedTemporaryFiles.append(leftover.path)
+            }
         }
-        guard !listing.indexes.isEmpty else {
+        guard let firstFile = listing.files.first else {
             throw .notAStore(path: layout.root, reason: "no segment files in \(layout.segmentsDirectory)")
+        }
+        // Every store's log starts at segment 0: a later first number means files are missing
+        // (an archive whose `archive` file was lost, files deleted by hand).
+        guard firstFile.index == 0 else {
+            throw .corrupt(CorruptionError(file: layout.segmentPath(0, archive: archive), offset: 0, reason: "segment file missing"))
         }
         // A compacted file stands for a range of segment numbers; a file whose number lies in
         // the range of the file before it is an input of a compaction that was interrupted
         // after its output was in place: superseded.
         var segments: [Segment] = []
-        for index in listing.indexes {
-            let path = layout.segmentPath(index)
+        for listed in listing.files {
+            let index = listed.index, path = listed.path
             if let previous = segments.last, index <= previous.lastIndex {
                 if writable {
                     do { try layout.storage.unlinkIfPresent(path) } catch { throw .system(error) }
@@ -63,7 +80,8 @@ struct LogRecovery {
                 continue
             }
             if let previous = segments.last, index != previous.lastIndex + 1 {
-                throw .corrupt(CorruptionError(file: layout.segmentPath(previous.lastIndex + 1), offset: 0, reason: "segment file missing"))
+                throw .corrupt(CorruptionError(file: layout.segmentPath(previous.lastIndex + 1, archive: archive), offset: 0,
+                                               reason: "segment file missing"))
             }
             let file: MappedFile
             do { file = try layout.storage.openMappedFile(path: path, writable: false) } catch { throw .system(error) }
@@ -74,6 +92,10 @@ struct LogRecovery {
                     file: path, offset: SegmentHeaderLayout.segmentIndex, reason: "header names segment \(header.segmentIndex)"))
             }
             segments.append(Segment(header: header, file: file))
+        }
+        if let archive, let last = segments.last, last.index < archive.firstLocalSegment {
+            throw .corrupt(CorruptionError(file: layout.segmentPath(archive.firstLocalSegment), offset: 0,
+                                           reason: "segment file missing (the archive holds every segment before it)"))
         }
         // The last file standing (files after it may have been superseded) is the one the
         // writer continues: never a compacted one, and the only one mapped writable.
@@ -416,5 +438,15 @@ extension SegmentHeader.DecodeError {
         case .unsupportedVersion(let file, let found):
             return .unsupportedFormatVersion(path: file, found: found, supported: Int(Format.version))
         }
+    }
+}
+
+extension LogRecovery {
+    /// True when the files at `a` and `b` hold the same bytes.
+    static func sameBytes(_ a: String, _ b: String, storage: any Storage) throws(SystemError) -> Bool {
+        guard let size = storage.fileSize(a), size == storage.fileSize(b) else { return false }
+        let first = try storage.openMappedFile(path: a, writable: false)
+        let second = try storage.openMappedFile(path: b, writable: false)
+        return first.bytes.elementsEqual(second.bytes)
     }
 }

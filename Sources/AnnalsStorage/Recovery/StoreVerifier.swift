@@ -49,6 +49,21 @@ public enum StoreVerifier {
 
     /// As above, through `storage` (the crash-simulation tests verify simulated stores).
     static func verify(at path: String, storage: any Storage, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
+        // A writer in another process may move segments to the archive meanwhile: when the
+        // `archive` file changed during the walk, walk again (a few times).
+        let manifestPath = StoreLayout(root: path, storage: storage).archiveManifestPath
+        func manifest() -> [UInt8]? { (try? storage.readFile(manifestPath, maximumBytes: ArchiveManifest.maximumDirectoryBytes + 64)) ?? nil }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let before = manifest()
+            let report = verifyOnce(at: path, storage: storage, progress: progress)
+            if attempt < 4, manifest() != before { continue }
+            return report
+        }
+    }
+
+    private static func verifyOnce(at path: String, storage: any Storage, progress: ((Int, Int) -> Void)?) -> VerificationReport {
         var report = VerificationReport()
         let layout = StoreLayout(root: path, storage: storage)
         func problem(_ file: String, _ offset: Int, _ reason: String) {
@@ -56,12 +71,30 @@ public enum StoreVerifier {
                 report.problems.append(CorruptionError(file: file, offset: offset, reason: reason))
             }
         }
-        let indexes: [UInt64]
-        do { indexes = try layout.listSegments().indexes } catch {
+        var archive: ArchiveLocation?
+        do { archive = try ArchiveLocation.load(layout) } catch {
+            switch error {
+            case .corrupt(let corruption): problem(corruption.file, corruption.offset, corruption.reason)
+            default: problem(layout.archiveManifestPath, 0, error.description)
+            }
+            return report
+        }
+        let listing: SegmentListing
+        do { listing = try layout.listSegments(archive: archive) } catch {
             problem(layout.segmentsDirectory, 0, error.description)
             return report
         }
+        func expectedPath(_ index: UInt64) -> String { layout.segmentPath(index, archive: archive) }
+        for leftover in listing.leftoverCopies {
+            report.notes.append("\(leftover.path) is archived (\(leftover.archivedCopy)): a copy an interrupted archive run left; "
+                + "the next writable open deletes it")
+        }
+        let indexes = listing.indexes
         if indexes.isEmpty { problem(layout.segmentsDirectory, 0, "no segment files") }
+        if let first = indexes.first, first != 0 { problem(expectedPath(0), 0, "segment file missing") }
+        if let archive, let last = indexes.last, last < archive.firstLocalSegment {
+            problem(layout.segmentPath(archive.firstLocalSegment), 0, "segment file missing (the archive holds every segment before it)")
+        }
         // Data before the checkpoint was durable when it was written: a bad frame there is
         // corruption, never a torn tail.
         var checkpoint: Checkpoint?
@@ -78,9 +111,10 @@ public enum StoreVerifier {
         var mappedSegments: [Segment] = []
         var lastNumber: UInt64?
         var compactedSeen = false
-        for (slot, index) in indexes.enumerated() {
+        for (slot, listed) in listing.files.enumerated() {
+            let index = listed.index
             let isLast = slot == indexes.count - 1
-            let file = layout.segmentPath(index)
+            let file = listed.path
             defer { progress?(slot + 1, indexes.count) }
             if let lastNumber, index <= lastNumber {
                 report.notes.append("\(file) is left over by an interrupted compaction (a compacted file stands for it); "
@@ -88,7 +122,7 @@ public enum StoreVerifier {
                 continue
             }
             report.segments += 1
-            if let lastNumber, index != lastNumber + 1 { problem(layout.segmentPath(lastNumber + 1), 0, "segment file missing") }
+            if let lastNumber, index != lastNumber + 1 { problem(expectedPath(lastNumber + 1), 0, "segment file missing") }
             lastNumber = index
             let mapped: MappedFile
             do { mapped = try storage.openMappedFile(path: file, writable: false) } catch {

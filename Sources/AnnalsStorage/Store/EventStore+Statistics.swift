@@ -91,8 +91,9 @@ extension EventStore {
     /// segment size to open an existing store with, so that new segments match the old ones.
     public static func currentSegmentSize(at path: String) -> Int? {
         let layout = StoreLayout(root: path)
-        guard let last = (try? layout.listSegments())?.indexes.last,
-              let status = try? Syscalls.status(layout.segmentPath(last)) else { return nil }
+        // The last segment is never archived: the local files suffice.
+        guard let last = (try? layout.listSegments(archive: nil))?.files.last,
+              let status = try? Syscalls.status(last.path) else { return nil }
         return Int(status.st_size)
     }
 

@@ -55,6 +55,12 @@ public final class EventStore: Sendable {
     let checkpointer: Checkpointer
     /// Index files, merges and background checkpoints, with their failures and retries.
     let maintenance: MaintenanceQueue
+    /// Where the archived segments are (nil: none yet): changed only on the maintenance queue,
+    /// by an archive run; its own lock, taken after any other.
+    let archive: Locked<ArchiveLocation?>
+    /// Set (for good) when a first archive is being set up: checkpoints say version 5 from
+    /// then on, before the `archive` file exists (``archive`` is set only once it does).
+    let checkpointsNameArchives = Atomic<Bool>(false)
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])
@@ -79,11 +85,12 @@ public final class EventStore: Sendable {
     }
 
     private init(path: String, options: StoreOptions, layout: StoreLayout, recovered: LogRecovery.Result,
-                 fileLock: (any Sendable)?, checkpointSequence: UInt64) {
+                 archive: ArchiveLocation?, fileLock: (any Sendable)?, checkpointSequence: UInt64) {
         self.path = path
         self.options = options
         self.layout = layout
         recoveryReport = recovered.report
+        self.archive = Locked(archive)
         writer = Locked(WriterState(recovered: recovered, fileLock: fileLock, options: options))
         durability = Locked(DurabilityState(recovered: recovered, bootID: options.storage.storage.bootID))
         view = Locked(LogView(segments: recovered.segments, tables: recovered.tables, visibleEnd: recovered.end,
@@ -130,17 +137,36 @@ public final class EventStore: Sendable {
                                             supported: Int(Format.version))
         }
         let recoveryStarted = ContinuousClock.now
-        let recovered = try LogRecovery(layout: layout, writable: !options.readOnly, hasher: options.streamHasher,
-                                        discardDamagedTail: options.discardDamagedTail)
-            .recover(checkpoint: checkpoint, report: report)
-        let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, fileLock: lock,
-                               checkpointSequence: checkpoint?.sequence ?? 0)
+        let (archive, recovered) = try recover(layout, checkpoint: checkpoint, report: report, options: options)
+        let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, archive: archive,
+                               fileLock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
         store.reportRecovery(took: ContinuousClock.now - recoveryStarted)
         try store.loadRetention()
         if !options.readOnly {
             try store.finishOpening(scanned: recovered.report.scannedBytes > 0)
         }
         return store
+    }
+
+    /// The archive and the recovered log. A read-only open may race an archive run of the
+    /// writer in another process (files move between the listing and their mapping): when the
+    /// `archive` file changed meanwhile, it starts over (a few times), so it never reports a
+    /// file missing that moved, nor reads the log with its start in neither place.
+    private static func recover(
+        _ layout: StoreLayout, checkpoint: Checkpoint?, report: RecoveryReport, options: StoreOptions
+    ) throws(OpenError) -> (ArchiveLocation?, LogRecovery.Result) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let archive = try ArchiveLocation.load(layout)
+            let recovery = LogRecovery(layout: layout, archive: archive, writable: !options.readOnly, hasher: options.streamHasher,
+                                       discardDamagedTail: options.discardDamagedTail)
+            let result: Result<LogRecovery.Result, OpenError> = Result { () throws(OpenError) in
+                try recovery.recover(checkpoint: checkpoint, report: report)
+            }
+            if options.readOnly, attempt < 4, (try? ArchiveLocation.load(layout)) != archive { continue }
+            return (archive, try result.get())
+        }
     }
 
     private func finishOpening(scanned: Bool) throws(OpenError) {
@@ -171,6 +197,7 @@ public final class EventStore: Sendable {
         } catch { throw .system(error) }
         if case .periodic(let interval) = options.durability { startPeriodicFlush(every: interval) }
         scheduleMaintenance(.mergeIndexFiles)
+        if options.archive != nil { scheduleMaintenance(.archiveSegments) }
     }
 
     /// Makes every append acknowledged so far durable, writes a clean checkpoint and releases

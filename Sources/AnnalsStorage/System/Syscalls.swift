@@ -202,6 +202,14 @@ enum Syscalls {
     }
 
     /// Fills `buffer` from the kernel's CSPRNG (`getrandom`).
+    /// The canonical absolute path of an existing file or directory (symbolic links, `.` and
+    /// `..` resolved), or nil when it does not exist.
+    static func canonicalPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
         var done = 0
         while done < buffer.count {

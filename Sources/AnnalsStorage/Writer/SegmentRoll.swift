@@ -73,6 +73,7 @@ extension EventStore {
         // recovery starts from the previous checkpoint and scans a little more.
         scheduleMaintenance(.checkpoint(makeCheckpoint(writer, clean: false)))
         prepareNextSegment()
+        if options.archive != nil { scheduleMaintenance(.archiveSegments) }
     }
 
     /// Segment `index`, durable under its final name (§9): the prepared file when there is one
@@ -150,7 +151,8 @@ extension EventStore {
     func makeCheckpoint(_ writer: WriterState, clean: Bool, at end: LogEnd? = nil) -> Checkpoint {
         let compacted = view.withLock { $0.segments.contains(where: \.isCompacted) }
         return checkpointer.make(at: end ?? writer.writtenEnd, lastTimestamp: writer.lastTimestamp, clean: clean,
-                                 compacted: compacted)
+                                 compacted: compacted,
+                                 archived: checkpointsNameArchives.load(ordering: .relaxed) || archive.withLock { $0 != nil })
     }
 }
 

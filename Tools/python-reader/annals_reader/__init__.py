@@ -1,4 +1,4 @@
-"""An independent reader for Annals stores, written from format-spec.md (format version 4).
+"""An independent reader for Annals stores, written from format-spec.md (format version 5).
 
     from annals_reader import Store
     with Store("orders.annals") as store:
@@ -6,8 +6,8 @@
             print(event.position, event.stream, event.type, event.payload)
 """
 
-from .store import (AnnalsError, CorruptionError, Mark, NotAStoreError, RecordedEvent, Store,
+from .store import (AnnalsError, ArchiveUnavailableError, CorruptionError, Mark, NotAStoreError, RecordedEvent, Store,
                     SUPPORTED_VERSION, UnsupportedVersionError, current_boot_id)
 
-__all__ = ["AnnalsError", "CorruptionError", "Mark", "NotAStoreError", "RecordedEvent", "Store",
+__all__ = ["AnnalsError", "ArchiveUnavailableError", "CorruptionError", "Mark", "NotAStoreError", "RecordedEvent", "Store",
            "SUPPORTED_VERSION", "UnsupportedVersionError", "current_boot_id"]

@@ -16,7 +16,7 @@ import lz4.block
 from .crc32c import crc32c
 
 #: Newest format version this reader understands (§6).
-SUPPORTED_VERSION = 4
+SUPPORTED_VERSION = 5
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32
@@ -56,8 +56,69 @@ class UnsupportedVersionError(AnnalsError):
     """A file written by a newer format version than this reader supports (§6)."""
 
 
+class ArchiveUnavailableError(AnnalsError):
+    """The store has archived segments (§1A) and their directory is missing or not its archive."""
+
+
 class NotAStoreError(AnnalsError):
     """The directory is not an Annals store (§1)."""
+
+
+ARCHIVE_MAGIC = b"ANNALSAR"
+ARCHIVE_MARKER_MAGIC = b"ANNALSAM"
+ARCHIVE_MARKER = "annals-archive"
+
+
+def read_archive(path):
+    """The store's archive (§1A) as (directory, firstLocalSegment), or None without an
+    `archive` file. Raises CorruptionError for a damaged file and ArchiveUnavailableError when
+    segments are archived but the directory is not this store's archive."""
+    name = os.path.join(path, "archive")
+    try:
+        with open(name, "rb") as file:
+            data = file.read(4096 + 64)
+    except FileNotFoundError:
+        return None
+    if len(data) < 44 or data[:8] != ARCHIVE_MAGIC:
+        raise CorruptionError(name, 0, "bad archive magic" if len(data) >= 44 else f"archive file of {len(data)} bytes")
+    length = struct.unpack_from("<I", data, 12)[0]
+    if length > 4096 or len(data) != 40 + length + 4:
+        raise CorruptionError(name, 12, f"directory length {length} does not match the file's size")
+    if crc32c(data[:40 + length]) != struct.unpack_from("<I", data, 40 + length)[0]:
+        raise CorruptionError(name, 40 + length, "archive file checksum mismatch")
+    version = struct.unpack_from("<H", data, 8)[0]
+    if version != 1:
+        raise CorruptionError(name, 8, f"archive file version {version}")
+    if length == 0:
+        raise CorruptionError(name, 12, "empty archive directory")
+    first_local = struct.unpack_from("<Q", data, 16)[0]
+    archive_id = data[24:40]
+    directory = data[40:40 + length].decode("utf-8", "replace")
+    if not directory.startswith("/"):
+        directory = os.path.join(path, directory)
+    if first_local > 0:
+        def unavailable(reason):
+            return ArchiveUnavailableError(f"the store's archive {directory} cannot be used: {reason}")
+        try:
+            with open(os.path.join(directory, ARCHIVE_MARKER), "rb") as file:
+                marker = file.read(33)
+        except FileNotFoundError:
+            if os.path.isdir(directory):
+                raise unavailable(f"it has no {ARCHIVE_MARKER} file (is the right file system mounted there?)") from None
+            raise unavailable("it does not exist (is its file system mounted?)") from None
+        except OSError as error:
+            raise unavailable(str(error)) from None
+        if (len(marker) != 32 or marker[:8] != ARCHIVE_MARKER_MAGIC
+                or crc32c(marker[:28]) != struct.unpack_from("<I", marker, 28)[0]):
+            raise unavailable(f"its {ARCHIVE_MARKER} file is damaged")
+        if marker[8:24] != archive_id:
+            raise unavailable("it is the archive of another store")
+    return directory, first_local
+
+
+def _segment_numbers(directory):
+    return {int(name[:-4]): os.path.join(directory, name) for name in os.listdir(directory)
+            if name.endswith(".seg") and len(name) == 20 and name[:-4].isdigit()}
 
 
 def align8(n):
@@ -452,25 +513,18 @@ class Store:
         directory = os.path.join(path, "segments")
         if not os.path.isdir(directory):
             raise NotAStoreError(f"{path}: no segments/ directory")
-        numbers = sorted(int(name[:-4]) for name in os.listdir(directory)
-                         if name.endswith(".seg") and len(name) == 20 and name[:-4].isdigit())
-        if not numbers:
-            raise NotAStoreError(f"{path}: no segment files")
         self.segments = []
         try:
-            # Each file stands for its number up to its header's last number (§1); a file inside
-            # a compacted file's range is a replaced input a stopped compaction left: skipped.
-            for number in numbers:
-                if self.segments and number <= self.segments[-1].last_index:
-                    continue
-                if self.segments and number != self.segments[-1].last_index + 1:
-                    missing = self.segments[-1].last_index + 1
-                    raise CorruptionError(os.path.join(directory, f"{missing:016d}.seg"), 0, "segment file missing")
-                try:
-                    self.segments.append(Segment(os.path.join(directory, f"{number:016d}.seg"), number))
-                except FileNotFoundError:
-                    # Deleted by a compaction after the listing: its data is in a file already open.
-                    continue
+            # A writer in another process may move segments to the archive while we list and
+            # open them: when the `archive` file changed meanwhile, start over (§1A).
+            for attempt in range(4):
+                archive = read_archive(path)
+                self._open_segments(path, directory, archive)
+                if attempt == 3 or read_archive(path) == archive:
+                    break
+                for segment in self.segments:
+                    segment.close()
+                self.segments = []
             self.compacted = any(segment.compacted for segment in self.segments)
             self._seal_positions = {}
             self.boot_id = current_boot_id() if boot_id is CURRENT_BOOT else boot_id
@@ -484,6 +538,41 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    def _open_segments(self, path, directory, archive):
+        """Opens the segment files (§1, §1A): below the archive's boundary those of the archive
+        directory, the others those of `segments/`; a file on the wrong side of the boundary
+        is a copy an archive run left, never read."""
+        first_local = archive[1] if archive else 0
+        files = {number: name for number, name in _segment_numbers(directory).items() if number >= first_local}
+        if first_local > 0:
+            files.update((number, name) for number, name in _segment_numbers(archive[0]).items() if number < first_local)
+
+        def expected_path(number):
+            return os.path.join(archive[0] if number < first_local else directory, f"{number:016d}.seg")
+
+        numbers = sorted(files)
+        if not numbers:
+            raise NotAStoreError(f"{path}: no segment files")
+        if numbers[0] != 0:
+            raise CorruptionError(expected_path(0), 0, "segment file missing")
+        # Each file stands for its number up to its header's last number (§1); a file inside a
+        # compacted file's range is a replaced input a stopped compaction left: skipped.
+        for number in numbers:
+            if self.segments and number <= self.segments[-1].last_index:
+                continue
+            if self.segments and number != self.segments[-1].last_index + 1:
+                raise CorruptionError(expected_path(self.segments[-1].last_index + 1), 0, "segment file missing")
+            try:
+                self.segments.append(Segment(files[number], number))
+            except FileNotFoundError:
+                if not self.segments:
+                    raise CorruptionError(files[number], 0, "segment file missing") from None
+                # Deleted by a compaction after the listing: its data is in a file already open.
+                continue
+        if self.segments[-1].index < first_local:
+            raise CorruptionError(os.path.join(directory, f"{first_local:016d}.seg"), 0,
+                                  "segment file missing (the archive holds every segment before it)")
 
     def close(self):
         for segment in self.segments:
