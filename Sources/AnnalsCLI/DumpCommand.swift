@@ -128,6 +128,15 @@ enum EventLine {
         output.append(event.id.uuidString.lowercased())
         output.append("\",\"type\":")
         output.appendJSONString(event.type)
+        let tags = event.tags
+        if !tags.isEmpty {
+            output.append(",\"tags\":[")
+            for (index, tag) in tags.enumerated() {
+                if index > 0 { output.append(",") }
+                output.appendJSONString(tag)
+            }
+            output.append("]")
+        }
         output.append(",\"timestamp\":\"")
         output.append(event.timestamp.iso8601)
         output.append("\"")

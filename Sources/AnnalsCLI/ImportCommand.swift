@@ -10,8 +10,8 @@ struct ImportCommand: AsyncParsableCommand {
         discussion: """
             One event per line: {"stream": "order-1", "type": "OrderPlaced", "data": {...}, \
             "metadata": {...}, "id": "UUID"}. "data" and "metadata" are any JSON value, stored \
-            byte for byte as written; "dataBase64"/"metadataBase64" give raw bytes instead. \
-            "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
+            byte for byte as written; "dataBase64"/"metadataBase64" give raw bytes instead; \
+            "tags" is an array of strings. "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
             and ignored: the store assigns them. "expectedRevision" (a number, or "any", \
             "noStream", "streamExists") makes the line's append conditional: a line that does \
             not match is reported with its line number and stops the import. Blank lines are \
@@ -153,7 +153,7 @@ struct Importer {
     }
 
     static let knownKeys: Set<String> = [
-        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision",
+        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision", "tags",
         "position", "revision", "timestamp",
     ]
 
@@ -220,8 +220,15 @@ struct Importer {
                     throw LineError(line: lineNumber, message: "\"expectedRevision\" must be a number, \"any\", \"noStream\" or \"streamExists\"")
                 }
             }
+            var tags: [String] = []
+            if let member = fields["tags"] {
+                guard member.kind == .array, let strings = try JSONScanner.stringArray(raw, member.range) else {
+                    throw LineError(line: lineNumber, message: "\"tags\" must be an array of strings")
+                }
+                tags = strings
+            }
             let event = EventData(id: id, type: type, payload: try bytes("data", base64Key: "dataBase64"),
-                                  metadata: try bytes("metadata", base64Key: "metadataBase64"))
+                                  metadata: try bytes("metadata", base64Key: "metadataBase64"), tags: tags)
             return (stream, event, expected)
         }
     }

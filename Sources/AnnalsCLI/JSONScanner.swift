@@ -49,6 +49,46 @@ struct JSONScanner {
         return members
     }
 
+    /// The members of the object at `range` of `bytes` (a value an earlier scan found).
+    static func objectMembers(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> [Member] {
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound]))
+        scanner.index = range.lowerBound
+        guard scanner.peek() == UInt8(ascii: "{") else { throw Failure(offset: scanner.index, message: "expected a JSON object") }
+        var members: [Member] = []
+        try scanner.object { key, kind, range in members.append(Member(key: key, kind: kind, range: range)) }
+        return members
+    }
+
+    /// The elements (kind and byte range) of the array at `range` of `bytes`.
+    static func arrayElements(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> [(kind: Kind, range: Range<Int>)] {
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound]))
+        scanner.index = range.lowerBound
+        try scanner.expect(UInt8(ascii: "["))
+        var elements: [(kind: Kind, range: Range<Int>)] = []
+        scanner.skipWhitespace()
+        if scanner.peek() == UInt8(ascii: "]") { return elements }
+        while true {
+            scanner.skipWhitespace()
+            let start = scanner.index
+            let kind = try scanner.value()
+            elements.append((kind, start..<scanner.index))
+            scanner.skipWhitespace()
+            if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; continue }
+            try scanner.expect(UInt8(ascii: "]"))
+            return elements
+        }
+    }
+
+    /// The strings of the array of strings at `range` of `bytes`; nil when an element is not a string.
+    static func stringArray(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> [String]? {
+        var strings: [String] = []
+        for element in try arrayElements(bytes, range) {
+            guard element.kind == .string else { return nil }
+            strings.append(try decodeString(bytes, element.range))
+        }
+        return strings
+    }
+
     /// Decodes the JSON string whose opening quote is at `range.lowerBound`.
     static func decodeString(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> String {
         var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound]))

@@ -21,6 +21,7 @@ import Testing
         #expect(Self.names.contains("v3-compacted"))
         #expect(Self.names.contains("v4-durable-marks"))
         #expect(Self.names.contains("v5-archived"))
+        #expect(Self.names.contains("v6-tags"))
     }
 
     /// A fixture's store and, beside it, its archive directory (`v5-archived`'s `archive`

@@ -29,6 +29,7 @@ import Testing
         Table(heading: "## 5.", index: 0, layout: "CheckpointLayout", fields: CheckpointLayout.fields),
         Table(heading: "### 7.2", index: 0, layout: "IndexHeaderLayout", fields: IndexHeaderLayout.fields),
         Table(heading: "### 7.2", index: 1, layout: "IndexEntryLayout", fields: IndexEntryLayout.fields),
+        Table(heading: "### 3.2", index: 1, layout: "TagBlockLayout", fields: TagBlockLayout.fields),
         Table(heading: "## 1A.", index: 0, layout: "ArchiveManifestLayout", fields: ArchiveManifestLayout.fields),
         Table(heading: "## 1A.", index: 1, layout: "ArchiveMarkerLayout", fields: ArchiveMarkerLayout.fields),
     ]
@@ -107,13 +108,15 @@ import Testing
         }
         #expect(try row("streamName", under: "### 3.1").offset == "\(FrameLayout.streamName)", "§3.1 streamName")
         #expect(try row("type", under: "### 3.2").offset == "\(RecordLayout.type)", "§3.2 type")
-        let header = try row("header", under: "### 3.2", table: 1)
+        #expect(try row("tags", under: "### 3.2").offset == "\(RecordLayout.type)+t", "§3.2 tags")
+        #expect(try row("tag", under: "### 3.2", table: 1).offset == "\(TagBlockLayout.firstTag)", "§3.2 tag")
+        let header = try row("header", under: "### 3.2", table: 2)
         #expect(header.offset == "0 … \(RecordLayout.size - 1)" && header.size == "\(RecordLayout.size)", "§3.2 compressed record header")
-        #expect(try row("type", under: "### 3.2", table: 1).offset == "\(RecordLayout.type)", "§3.2 compressed record type")
-        let dictionary = try row("dictionaryOffset", under: "### 3.2", table: 1)
-        #expect(dictionary.offset == "\(RecordLayout.type + CompressedBodyLayout.dictionaryOffset)+t", "§3.2 dictionaryOffset offset")
+        #expect(try row("type", under: "### 3.2", table: 2).offset == "\(RecordLayout.type)", "§3.2 compressed record type")
+        let dictionary = try row("dictionaryOffset", under: "### 3.2", table: 2)
+        #expect(dictionary.offset == "\(RecordLayout.type + CompressedBodyLayout.dictionaryOffset)+t+g", "§3.2 dictionaryOffset offset")
         #expect(dictionary.size == "\(CompressedBodyLayout.fields[0].size)", "§3.2 dictionaryOffset size")
-        #expect(try row("block", under: "### 3.2", table: 1).offset == "\(RecordLayout.type + CompressedBodyLayout.block)+t",
+        #expect(try row("block", under: "### 3.2", table: 2).offset == "\(RecordLayout.type + CompressedBodyLayout.block)+t+g",
                 "§3.2 block")
         #expect(try row("directory", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory)", "§1A directory")
         #expect(try row("checksum", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory) + d", "§1A checksum")
@@ -133,6 +136,7 @@ import Testing
         Structure(layout: "FrameLayout", fields: FrameLayout.fields, size: FrameLayout.size),
         Structure(layout: "RecordLayout", fields: RecordLayout.fields, size: RecordLayout.size),
         Structure(layout: "CompressedBodyLayout", fields: CompressedBodyLayout.fields, size: CompressedBodyLayout.size),
+        Structure(layout: "TagBlockLayout", fields: TagBlockLayout.fields, size: TagBlockLayout.size),
         Structure(layout: "CheckpointLayout", fields: CheckpointLayout.fields, size: CheckpointLayout.size),
         Structure(layout: "IndexHeaderLayout", fields: IndexHeaderLayout.fields, size: IndexHeaderLayout.size),
         Structure(layout: "IndexEntryLayout", fields: IndexEntryLayout.fields, size: IndexEntryLayout.size),

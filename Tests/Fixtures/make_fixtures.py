@@ -152,6 +152,11 @@ def make(name):
         annals("archive", store, os.path.join(directory, "archive"), "--older-than", "0")
         make_archive_path_relative(store, "../archive")
         import_into(store, import_lines(rng, 40, streams), "--segment-size-bytes", "16384")
+    elif name == "v6-tags":
+        # Tagged records (§3.2): tag blocks in compressed and raw records, non-ASCII and escaped
+        # tags, events without tags between them, over several segments.
+        import_into(store, import_lines(rng, 300, streams, tagged=True), "--segment-size-bytes", "16384", "--batch", "5")
+        import_into(store, import_lines(rng, 60, streams, tagged=True), "--compression", "none", "--segment-size-bytes", "16384")
     else:
         raise SystemExit(f"unknown fixture {name}")
     for leftover in os.listdir(store):

@@ -111,7 +111,11 @@ extension EventStore {
             try storage.syncDirectory(building.segmentsDirectory)
             var checkpoint = Checkpoint(cleanShutdown: false, segmentIndex: end.segmentIndex, segmentOffset: UInt64(end.offset),
                                         nextPosition: end.nextPosition, sequence: 1, lastTimestamp: lastTimestamp)
-            if segments.contains(where: \.isCompacted) { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
+            checkpoint.minimumReaderVersion = minimumReaderVersion
+            if checkpoint.minimumReaderVersion == Format.archiveVersion {
+                // The backup has no archive: only compaction or tags raise its readers' version.
+                checkpoint.minimumReaderVersion = segments.contains(where: \.isCompacted) ? Format.compactedSegmentVersion : Format.appendSegmentVersion
+            }
             try storage.writeFile(checkpoint.encoded(), to: building.checkpointPath)
             try storage.writeFile(Array(path.utf8), to: building.root + "/" + Self.backupMarker)
             try storage.syncDirectory(building.root)

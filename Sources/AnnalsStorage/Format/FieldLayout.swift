@@ -151,6 +151,26 @@ enum CompressedBodyLayout {
     ]
 }
 
+/// §3.2, tagged records: the tag block after the type name (at `RecordLayout.type +
+/// typeLength`), from the block's start: the count, then each tag as a u16 length and its bytes.
+enum TagBlockLayout {
+    static let tagCount = 0
+    static let size = 2
+    /// The first tag's u16 length, right after the count.
+    static let firstTag = size
+    /// Bytes before each tag's UTF-8.
+    static let tagLengthBytes = 2
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("tagCount", at: tagCount, size: 2),
+    ]
+
+    /// Bytes of the block for `tags`.
+    static func bytes(_ tags: [String]) -> Int {
+        tags.isEmpty ? 0 : tags.reduce(size) { $0 + tagLengthBytes + $1.utf8.count }
+    }
+}
+
 /// §5: the `checkpoint` file.
 enum CheckpointLayout {
     static let magic = 0

@@ -7,8 +7,12 @@ enum Format {
     /// overwrite: the checkpoint's version keeps them out); version 5 added archived segments
     /// (the `archive` file, which older readers do not know: they would read the store
     /// without its archived part, so the checkpoint's minimum reader version keeps them out).
+    /// Version 6 added tags in event records (record flag bit 1), which older readers take
+    /// for corruption: checkpoints of a store with a tagged record name version 6.
     /// Files of every earlier version read unchanged.
-    static let version: UInt16 = 5
+    static let version: UInt16 = 6
+    /// The minimum reader version of a store with tagged records (`format-spec.md` §3.2).
+    static let taggedRecordsVersion: UInt16 = 6
     /// The minimum reader version of a store with archived segments (`format-spec.md` §1A).
     static let archiveVersion: UInt16 = 5
     /// The version written into the header of a segment the log writer creates: its contents
@@ -53,6 +57,8 @@ enum Format {
     // MARK: Compression
     /// Event record flag: the metadata and payload are stored as one LZ4 block.
     static let recordCompressedFlag: UInt16 = 1
+    /// Event record flag: a tag block follows the type name (§3.2, version 6).
+    static let recordTaggedFlag: UInt16 = 2
     /// Bytes before the LZ4 block of a compressed record: the u32 dictionary frame offset.
     static let compressedBodyHeaderBytes = CompressedBodyLayout.size
     /// Largest dictionary a dictionary frame may carry (LZ4 looks back at most 64 KiB).

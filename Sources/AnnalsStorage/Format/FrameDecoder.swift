@@ -25,6 +25,8 @@ struct EventRecordLayout: Sendable {
     /// Record length without padding, as stored.
     let length: Int
     let typeBytes: Int
+    /// Bytes of the tag block after the type name (0: no tags).
+    let tagBytes: Int
     /// Decoded sizes: the same whether the record is stored raw or compressed.
     let metadataBytes: Int
     let payloadBytes: Int
@@ -32,8 +34,10 @@ struct EventRecordLayout: Sendable {
     let isCompressed: Bool
 
     var typeOffset: Int { offset + RecordLayout.type }
+    /// The tag block (when `tagBytes` > 0).
+    var tagsOffset: Int { typeOffset + typeBytes }
     /// Raw record: metadata then payload. Compressed: the dictionary offset, then the block.
-    var bodyOffset: Int { typeOffset + typeBytes }
+    var bodyOffset: Int { tagsOffset + tagBytes }
     /// Raw record only: where the metadata and payload bytes are.
     var metadataOffset: Int { bodyOffset }
     var payloadOffset: Int { bodyOffset + metadataBytes }
@@ -137,8 +141,13 @@ enum FrameDecoder {
                 return CorruptionReason(offset: cursor, "event record \(index) past end of frame")
             }
             let flags = bytes.u16(cursor + RecordLayout.flags)
-            guard flags & ~Format.recordCompressedFlag == 0 else {
+            guard flags & ~(Format.recordCompressedFlag | Format.recordTaggedFlag) == 0 else {
                 return CorruptionReason(offset: cursor, "event record \(index) has unknown flags \(flags)")
+            }
+            if flags & Format.recordTaggedFlag != 0 {
+                if let problem = validateTags(ofRecordAt: cursor, index: index, in: bytes, recordEnd: frameEnd, allowsTags: allowsCompression) {
+                    return problem
+                }
             }
             let layout = record(at: cursor, in: bytes)
             guard allowsCompression || !layout.isCompressed else {
@@ -149,7 +158,7 @@ enum FrameDecoder {
             }
             if layout.isCompressed {
                 let decoded = layout.metadataBytes + layout.payloadBytes
-                let headerBytes = Format.eventHeaderBytes + layout.typeBytes + Format.compressedBodyHeaderBytes
+                let headerBytes = Format.eventHeaderBytes + layout.typeBytes + layout.tagBytes + Format.compressedBodyHeaderBytes
                 guard layout.length > headerBytes, decoded > 0, decoded <= LZ4.maximumInputBytes,
                       decoded <= (layout.length - headerBytes) * LZ4.maximumExpansion
                 else { return CorruptionReason(offset: cursor, "compressed event record \(index) has inconsistent lengths") }
@@ -157,7 +166,7 @@ enum FrameDecoder {
                 guard dictionaryOffset == 0 || (dictionaryOffset < frame.offset && isDictionary(dictionaryOffset)) else {
                     return CorruptionReason(offset: cursor, "compressed event record \(index): no valid dictionary frame at offset \(dictionaryOffset)")
                 }
-            } else if Format.eventHeaderBytes + layout.typeBytes + layout.metadataBytes + layout.payloadBytes != layout.length {
+            } else if Format.eventHeaderBytes + layout.typeBytes + layout.tagBytes + layout.metadataBytes + layout.payloadBytes != layout.length {
                 return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths")
             }
             if index == frame.eventCount - 1, cursor + layout.length != frameEnd {
@@ -168,6 +177,47 @@ enum FrameDecoder {
         return nil
     }
 
+    /// Checks the tag block of a tagged record before anything reads it: a count of 1 to
+    /// ``StoreLimits/maximumTagsPerEvent``, lengths of 1 to ``StoreLimits/maximumTagBytes``, all
+    /// inside the record, which must end after the block. `recordEnd` bounds the record (its
+    /// frame's end) until its own length is checked.
+    static func validateTags(
+        ofRecordAt offset: Int, index: Int, in bytes: UnsafeRawBufferPointer, recordEnd: Int, allowsTags: Bool
+    ) -> CorruptionReason? {
+        guard allowsTags else { return CorruptionReason(offset: offset, "tagged event record \(index) in a version-1 segment") }
+        let length = Int(bytes.u32(offset + RecordLayout.recordLength))
+        let end = min(recordEnd, offset + length)
+        let start = offset + RecordLayout.type + Int(bytes.u16(offset + RecordLayout.typeLength))
+        guard start + TagBlockLayout.size <= end else { return CorruptionReason(offset: offset, "event record \(index): tag block past its end") }
+        let count = Int(bytes.u16(start + TagBlockLayout.tagCount))
+        guard count >= 1, count <= StoreLimits.maximumTagsPerEvent else {
+            return CorruptionReason(offset: offset, "event record \(index) has \(count) tags")
+        }
+        var cursor = start + TagBlockLayout.firstTag
+        for _ in 0..<count {
+            guard cursor + TagBlockLayout.tagLengthBytes <= end else { return CorruptionReason(offset: offset, "event record \(index): tag past its end") }
+            let tagBytes = Int(bytes.u16(cursor))
+            guard tagBytes >= 1, tagBytes <= StoreLimits.maximumTagBytes, cursor + TagBlockLayout.tagLengthBytes + tagBytes <= end else {
+                return CorruptionReason(offset: offset, "event record \(index) has a tag of \(tagBytes) bytes")
+            }
+            cursor += TagBlockLayout.tagLengthBytes + tagBytes
+        }
+        return nil
+    }
+
+    /// Bytes of the tag block of the record at `offset` (0 when untagged), whose block passed
+    /// ``validateTags(ofRecordAt:index:in:recordEnd:allowsTags:)``.
+    @inline(__always)
+    static func tagBlockBytes(ofRecordAt offset: Int, in bytes: UnsafeRawBufferPointer) -> Int {
+        guard bytes.u16(offset + RecordLayout.flags) & Format.recordTaggedFlag != 0 else { return 0 }
+        let start = offset + RecordLayout.type + Int(bytes.u16(offset + RecordLayout.typeLength))
+        var cursor = start + TagBlockLayout.firstTag
+        for _ in 0..<Int(bytes.u16(start + TagBlockLayout.tagCount)) {
+            cursor += TagBlockLayout.tagLengthBytes + Int(bytes.u16(cursor))
+        }
+        return cursor - start
+    }
+
     /// The layout of the record at `offset` of a frame that passed ``validateRecords(of:in:isDictionary:)``.
     @inline(__always)
     static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
@@ -175,10 +225,26 @@ enum FrameDecoder {
             offset: offset,
             length: Int(bytes.u32(offset + RecordLayout.recordLength)),
             typeBytes: Int(bytes.u16(offset + RecordLayout.typeLength)),
+            tagBytes: tagBlockBytes(ofRecordAt: offset, in: bytes),
             metadataBytes: Int(bytes.u32(offset + RecordLayout.metadataLength)),
             payloadBytes: Int(bytes.u32(offset + RecordLayout.payloadLength)),
             isCompressed: bytes.u16(offset + RecordLayout.flags) & Format.recordCompressedFlag != 0
         )
+    }
+
+    /// The tags of a record of a validated frame, in the order written.
+    static func tags(of layout: EventRecordLayout, in bytes: UnsafeRawBufferPointer) -> [String] {
+        guard layout.tagBytes > 0 else { return [] }
+        let count = Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount))
+        var tags: [String] = []
+        tags.reserveCapacity(count)
+        var cursor = layout.tagsOffset + TagBlockLayout.firstTag
+        for _ in 0..<count {
+            let length = Int(bytes.u16(cursor))
+            tags.append(String(decoding: bytes.slice(cursor + TagBlockLayout.tagLengthBytes, length), as: UTF8.self))
+            cursor += TagBlockLayout.tagLengthBytes + length
+        }
+        return tags
     }
 }
 

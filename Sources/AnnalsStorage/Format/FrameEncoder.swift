@@ -18,7 +18,7 @@ enum FrameEncoder {
 
     @inline(__always)
     static func recordBytes(_ event: EventData) -> Int {
-        Format.eventHeaderBytes + event.type.utf8.count + event.metadata.count + event.payload.count
+        Format.eventHeaderBytes + event.type.utf8.count + TagBlockLayout.bytes(event.tags) + event.metadata.count + event.payload.count
     }
 
     /// Writes an events frame at `offset` and returns its aligned size, which is at most
@@ -76,9 +76,11 @@ enum FrameEncoder {
         buffer.storeU32(UInt32(event.payload.count), at: offset + RecordLayout.payloadLength)
         buffer.storeI64(timestamp, at: offset + RecordLayout.timestamp)
         withUnsafeBytes(of: id.uuid) { _ = buffer.copy($0, to: offset + RecordLayout.eventId) }
-        let bodyOffset = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + RecordLayout.type) }
-        var length = Format.eventHeaderBytes + typeBytes + bodyBytes
-        var flags: UInt16 = 0
+        let tagsOffset = type.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: offset + RecordLayout.type) }
+        let bodyOffset = writeTags(event.tags, into: buffer, at: tagsOffset)
+        let tagBytes = bodyOffset - tagsOffset
+        var length = Format.eventHeaderBytes + typeBytes + tagBytes + bodyBytes
+        var flags: UInt16 = tagBytes > 0 ? Format.recordTaggedFlag : 0
         // The block must leave the record strictly smaller than the raw one, header included.
         let blockCapacity = bodyBytes - Format.compressedBodyHeaderBytes - 1
         let blockBytes: Int?
@@ -95,8 +97,8 @@ enum FrameEncoder {
         }
         if let compressor, let blockBytes {
             buffer.storeU32(UInt32(compressor.dictionaryOffset), at: bodyOffset + CompressedBodyLayout.dictionaryOffset)
-            length = Format.eventHeaderBytes + typeBytes + Format.compressedBodyHeaderBytes + blockBytes
-            flags = Format.recordCompressedFlag
+            length = Format.eventHeaderBytes + typeBytes + tagBytes + Format.compressedBodyHeaderBytes + blockBytes
+            flags |= Format.recordCompressedFlag
         } else {
             let cursor = event.metadata.withUnsafeBytes { buffer.copy($0, to: bodyOffset) }
             _ = event.payload.withUnsafeBytes { buffer.copy($0, to: cursor) }
@@ -105,6 +107,21 @@ enum FrameEncoder {
         buffer.storeU16(flags, at: offset + RecordLayout.flags)
         buffer.zero(offset + length, Format.aligned(length) - length)
         return length
+    }
+
+    /// Writes the tag block (§3.2) of `tags` at `offset`, nothing when there are none; returns
+    /// where the record's body starts.
+    private static func writeTags(_ tags: [String], into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        guard !tags.isEmpty else { return offset }
+        buffer.storeU16(UInt16(tags.count), at: offset + TagBlockLayout.tagCount)
+        var cursor = offset + TagBlockLayout.firstTag
+        for tag in tags {
+            var tag = tag
+            let written = tag.withUTF8 { buffer.copy(UnsafeRawBufferPointer($0), to: cursor + TagBlockLayout.tagLengthBytes) }
+            buffer.storeU16(UInt16(written - cursor - TagBlockLayout.tagLengthBytes), at: cursor)
+            cursor = written
+        }
+        return cursor
     }
 
     /// Writes a dictionary frame holding `dictionary` and returns its aligned size.

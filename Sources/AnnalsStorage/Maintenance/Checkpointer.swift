@@ -30,10 +30,8 @@ final class Checkpointer: Sendable {
     /// must clear it (synchronously) before it writes a byte (§5).
     var saysClean: Bool { numbers.withLock { $0.saysClean } }
 
-    /// The next checkpoint, naming `end`. `compacted`: some segment is a compacted file, so
-    /// readers need the version that reads them; `archived`: the store has (or is about to
-    /// have) archived segments, which only version-5 readers find.
-    func make(at end: LogEnd, lastTimestamp: Int64, clean: Bool, compacted: Bool, archived: Bool) -> Checkpoint {
+    /// The next checkpoint, naming `end`, for readers of at least `minimumReaderVersion`.
+    func make(at end: LogEnd, lastTimestamp: Int64, clean: Bool, minimumReaderVersion: UInt16) -> Checkpoint {
         let sequence = numbers.withLock { numbers in
             numbers.builtSequence += 1
             return numbers.builtSequence
@@ -41,8 +39,7 @@ final class Checkpointer: Sendable {
         var checkpoint = Checkpoint(cleanShutdown: clean, segmentIndex: end.segmentIndex,
                                     segmentOffset: UInt64(end.offset), nextPosition: end.nextPosition,
                                     sequence: sequence, lastTimestamp: lastTimestamp)
-        if compacted { checkpoint.minimumReaderVersion = Format.compactedSegmentVersion }
-        if archived { checkpoint.minimumReaderVersion = Format.archiveVersion }
+        checkpoint.minimumReaderVersion = minimumReaderVersion
         return checkpoint
     }
 

@@ -64,6 +64,9 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidStreamName(String, reason: String)
     /// An event type name is empty or too long.
     case invalidEventType(String, reason: String)
+    /// An event has too many tags, or a tag that is empty or too long
+    /// (``StoreLimits/maximumTagsPerEvent``, ``StoreLimits/maximumTagBytes``).
+    case invalidTag(String, reason: String)
     /// An append with no events.
     case emptyAppend(stream: String)
     /// The stream is not where the caller expected it. `actual` is the stream's last revision,
@@ -96,6 +99,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "invalid stream name \"\(name.prefix(80))\": \(reason)"
         case .invalidEventType(let type, let reason):
             return "invalid event type \"\(type.prefix(80))\": \(reason)"
+        case .invalidTag(let tag, let reason):
+            return "invalid tag \"\(tag.prefix(80))\": \(reason)"
         case .emptyAppend(let stream):
             return "append to \(stream) has no events"
         case .wrongExpectedRevision(let stream, let expected, let actual):

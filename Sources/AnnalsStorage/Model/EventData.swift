@@ -21,13 +21,19 @@ public struct EventData: Sendable, Hashable {
     public var metadata: [UInt8]
     /// Opaque payload bytes (often JSON).
     public var payload: [UInt8]
+    /// Tags (such as `member:42`): what queries and conditional appends select events by,
+    /// across streams (``EventQuery``). At most ``StoreLimits/maximumTagsPerEvent``, each 1 to
+    /// ``StoreLimits/maximumTagBytes`` bytes of UTF-8. Stored in the record, covered by its
+    /// checksum, never compressed and never encrypted: keep personal data out of them.
+    public var tags: [String]
 
     /// An event to append; without `id`, one is generated at append.
-    public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = []) {
+    public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = [], tags: [String] = []) {
         self.id = id
         self.type = type
         self.payload = payload
         self.metadata = metadata
+        self.tags = tags
     }
 }
 
@@ -56,6 +62,10 @@ public enum StoreLimits {
     public static let maximumStreamNameBytes = 1024
     /// Maximum length of an event type name in UTF-8 bytes.
     public static let maximumEventTypeBytes = 1024
+    /// Most tags one event may carry.
+    public static let maximumTagsPerEvent = 32
+    /// Maximum length of one tag in UTF-8 bytes.
+    public static let maximumTagBytes = 256
     /// Smallest segment size a store accepts (small, so tests can roll segments often).
     public static let minimumSegmentSizeBytes = 4096
     /// Largest segment size a store accepts.

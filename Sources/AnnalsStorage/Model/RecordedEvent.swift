@@ -61,8 +61,27 @@ public struct RecordedEvent: @unchecked Sendable {
         Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.payloadLength, as: UInt32.self)))
     }
     @inlinable var storedFlags: UInt16 { UInt16(littleEndian: record.loadUnaligned(fromByteOffset: RecordLayout.flags, as: UInt16.self)) }
-    /// A raw record's metadata, followed by its payload: past the 40-byte header and the type name.
-    @inlinable var rawBodyStart: UnsafeRawPointer { record + RecordLayout.type + storedTypeBytes }
+    /// A raw record's metadata, followed by its payload: past the 40-byte header, the type name
+    /// and the tag block, if any.
+    @inlinable var rawBodyStart: UnsafeRawPointer {
+        let afterType = record + RecordLayout.type + storedTypeBytes
+        guard storedFlags & 2 != 0 else { return afterType }
+        return afterType + storedTagBlockBytes(at: afterType)
+    }
+
+    /// Bytes of the tag block at `start` (§3.2; checked when the frame was opened).
+    @usableFromInline
+    func storedTagBlockBytes(at start: UnsafeRawPointer) -> Int {
+        let count = Int(UInt16(littleEndian: start.loadUnaligned(as: UInt16.self)))
+        var cursor = TagBlockLayout.firstTag
+        for _ in 0..<count {
+            cursor += TagBlockLayout.tagLengthBytes + Int(UInt16(littleEndian: (start + cursor).loadUnaligned(as: UInt16.self)))
+        }
+        return cursor
+    }
+
+    /// The event's tags, in the order they were appended (empty when it has none).
+    public var tags: [String] { FrameDecoder.tags(of: layout, in: segment.bytes) }
 
     /// The event type name.
     public var type: String {

@@ -108,6 +108,9 @@ extension EventStore {
             try check?(retention)
             // Pass 1: every check, before any byte is written.
             let decisions = try decide(prepared, retention: retention)
+            if !checkpointsNameTags.load(ordering: .relaxed), prepared.contains(where: \.hasTags) {
+                checkpointsNameTags.store(true, ordering: .relaxed)
+            }
             // The checkpoint must not say "closed cleanly" once the log has changed (§5).
             if checkpointer.saysClean {
                 do throws(SystemError) { try writeCheckpoint(writer, clean: false) } catch { throw .system(error) }

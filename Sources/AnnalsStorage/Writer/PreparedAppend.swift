@@ -7,6 +7,8 @@ struct PreparedAppend {
     /// True when the caller supplied every event id (only then can an append be a repeat).
     let hasCallerIDs: Bool
     let frameBytes: Int
+    /// Some event carries tags (checkpoints then name format version 6).
+    let hasTags: Bool
 
     init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false) throws(AppendError) {
         let name = append.stream
@@ -25,6 +27,17 @@ struct PreparedAppend {
             guard typeBytes <= StoreLimits.maximumEventTypeBytes else {
                 throw .invalidEventType(event.type, reason: "\(typeBytes) bytes; the maximum is \(StoreLimits.maximumEventTypeBytes)")
             }
+            guard event.tags.count <= StoreLimits.maximumTagsPerEvent else {
+                throw .invalidTag(event.tags[StoreLimits.maximumTagsPerEvent],
+                                  reason: "an event has \(event.tags.count) tags; the maximum is \(StoreLimits.maximumTagsPerEvent)")
+            }
+            for tag in event.tags {
+                let tagBytes = tag.utf8.count
+                guard tagBytes > 0 else { throw .invalidTag(tag, reason: "empty") }
+                guard tagBytes <= StoreLimits.maximumTagBytes else {
+                    throw .invalidTag(tag, reason: "\(tagBytes) bytes; the maximum is \(StoreLimits.maximumTagBytes)")
+                }
+            }
         }
         let frameBytes = FrameEncoder.alignedFrameBytes(streamNameBytes: nameBytes, events: append.events)
         guard frameBytes <= frameLimitBytes else {
@@ -36,6 +49,7 @@ struct PreparedAppend {
         self.hasCallerIDs = append.events.allSatisfy { $0.id != nil }
         self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
         self.frameBytes = frameBytes
+        self.hasTags = append.events.contains { !$0.tags.isEmpty }
     }
 }
 

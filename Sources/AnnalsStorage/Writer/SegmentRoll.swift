@@ -149,10 +149,17 @@ extension EventStore {
 
     /// The next checkpoint, naming `end` (default: the end of what `writer` wrote).
     func makeCheckpoint(_ writer: WriterState, clean: Bool, at end: LogEnd? = nil) -> Checkpoint {
-        let compacted = view.withLock { $0.segments.contains(where: \.isCompacted) }
         return checkpointer.make(at: end ?? writer.writtenEnd, lastTimestamp: writer.lastTimestamp, clean: clean,
-                                 compacted: compacted,
-                                 archived: checkpointsNameArchives.load(ordering: .relaxed) || archive.withLock { $0 != nil })
+                                 minimumReaderVersion: minimumReaderVersion)
+    }
+
+    /// The oldest reader that reads the store as it is (§5, §6): 6 once a record has tags, 5
+    /// once it has (or is setting up) an archive, 3 once a segment is compacted, else 2.
+    var minimumReaderVersion: UInt16 {
+        if checkpointsNameTags.load(ordering: .relaxed) { return Format.taggedRecordsVersion }
+        if checkpointsNameArchives.load(ordering: .relaxed) || archive.withLock({ $0 != nil }) { return Format.archiveVersion }
+        if view.withLock({ $0.segments.contains(where: \.isCompacted) }) { return Format.compactedSegmentVersion }
+        return Format.appendSegmentVersion
     }
 }
 

@@ -220,6 +220,7 @@ def event_line(event) -> bytes:
             + b',"revision":' + str(event.revision).encode()
             + b',"id":"' + str(event.id).encode()
             + b'","type":' + json_string(event.type)
+            + (b',"tags":[' + b",".join(json_string(tag) for tag in event.tags) + b"]" if event.tags else b"")
             + b',"timestamp":"' + iso8601(event.timestamp_ns).encode() + b'"'
             + _bytes_member(event.metadata, "metadata")
             + _bytes_member(event.payload, "data")

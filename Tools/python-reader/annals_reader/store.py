@@ -16,7 +16,7 @@ import lz4.block
 from .crc32c import crc32c
 
 #: Newest format version this reader understands (§6).
-SUPPORTED_VERSION = 5
+SUPPORTED_VERSION = 6
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32
@@ -24,6 +24,9 @@ SEAL_FRAME_BYTES = 32
 EVENT_HEADER_BYTES = 40
 KIND_EVENTS, KIND_SEAL, KIND_DICTIONARY = 1, 2, 3
 FLAG_COMPRESSED = 1
+FLAG_TAGGED = 2
+MAX_TAGS = 32
+MAX_TAG_BYTES = 256
 SEGMENT_FLAG_COMPACTED = 1
 SEGMENT_FLAG_DURABLE_MARKS = 2
 MARK_AREA_BYTES = 128
@@ -206,6 +209,7 @@ class RecordedEvent:
     metadata: bytes
     payload: bytes
     compressed: bool
+    tags: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,7 @@ class _Record:
     metadata_bytes: int
     payload_bytes: int
     timestamp: int
+    tag_bytes: int = 0
 
     @property
     def compressed(self):
@@ -390,28 +395,65 @@ class Segment:
                 raise CorruptionError(path, cursor, f"event record {index} past end of frame")
             length, type_bytes, flags, meta_bytes, payload_bytes, timestamp = struct.unpack_from(
                 "<IHHIIq", data, cursor)
-            if flags & ~FLAG_COMPRESSED:
+            if flags & ~(FLAG_COMPRESSED | FLAG_TAGGED):
                 raise CorruptionError(path, cursor, f"event record {index} has unknown flags {flags}")
             if flags & FLAG_COMPRESSED and self.version < 2:
                 raise CorruptionError(path, cursor, f"compressed event record {index} in a version-1 segment")
+            tag_bytes = 0
+            if flags & FLAG_TAGGED:
+                tag_bytes = self._check_tags(cursor, index, min(frame_end, cursor + length))
             if length < EVENT_HEADER_BYTES or cursor + length > frame_end:
                 raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
             if flags & FLAG_COMPRESSED:
                 decoded_size = meta_bytes + payload_bytes
-                block_bytes = length - EVENT_HEADER_BYTES - type_bytes - 4
+                block_bytes = length - EVENT_HEADER_BYTES - type_bytes - tag_bytes - 4
                 if block_bytes < 1 or decoded_size < 1 or decoded_size > LZ4_MAX_INPUT \
                         or decoded_size > 255 * block_bytes:
                     raise CorruptionError(path, cursor, f"compressed event record {index} has inconsistent lengths")
-                dictionary_offset = struct.unpack_from("<I", data, cursor + EVENT_HEADER_BYTES + type_bytes)[0]
+                dictionary_offset = struct.unpack_from("<I", data, cursor + EVENT_HEADER_BYTES + type_bytes + tag_bytes)[0]
                 if dictionary_offset and not self._has_dictionary(dictionary_offset, frame.offset):
                     raise CorruptionError(path, cursor, f"compressed event record {index}: no valid dictionary frame at offset {dictionary_offset}")
-            elif EVENT_HEADER_BYTES + type_bytes + meta_bytes + payload_bytes != length:
+            elif EVENT_HEADER_BYTES + type_bytes + tag_bytes + meta_bytes + payload_bytes != length:
                 raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
             if index == frame.event_count - 1 and cursor + length != frame_end:
                 raise CorruptionError(path, cursor, "last event record does not end the frame")
-            records.append(_Record(cursor, length, type_bytes, flags, meta_bytes, payload_bytes, timestamp))
+            records.append(_Record(cursor, length, type_bytes, flags, meta_bytes, payload_bytes, timestamp, tag_bytes))
             cursor += align8(length)
         return records
+
+    def _check_tags(self, cursor, index, end):
+        """The size of a tagged record's tag block (§3.2), checked: 1 to 32 tags of 1 to 256
+        bytes, all before `end`."""
+        data, path = self.data, self.path
+        if self.version < 2:
+            raise CorruptionError(path, cursor, f"tagged event record {index} in a version-1 segment")
+        start = cursor + EVENT_HEADER_BYTES + struct.unpack_from("<H", data, cursor + 4)[0]
+        if start + 2 > end:
+            raise CorruptionError(path, cursor, f"event record {index}: tag block past its end")
+        count = struct.unpack_from("<H", data, start)[0]
+        if not 1 <= count <= MAX_TAGS:
+            raise CorruptionError(path, cursor, f"event record {index} has {count} tags")
+        offset = start + 2
+        for _ in range(count):
+            if offset + 2 > end:
+                raise CorruptionError(path, cursor, f"event record {index}: tag past its end")
+            size = struct.unpack_from("<H", data, offset)[0]
+            if not 1 <= size <= MAX_TAG_BYTES or offset + 2 + size > end:
+                raise CorruptionError(path, cursor, f"event record {index} has a tag of {size} bytes")
+            offset += 2 + size
+        return offset - start
+
+    def _tags(self, record):
+        if not record.tag_bytes:
+            return ()
+        data = self.data
+        start = record.offset + EVENT_HEADER_BYTES + record.type_bytes
+        tags, offset = [], start + 2
+        for _ in range(struct.unpack_from("<H", data, start)[0]):
+            size = struct.unpack_from("<H", data, offset)[0]
+            tags.append(decode_name(data[offset + 2:offset + 2 + size]))
+            offset += 2 + size
+        return tuple(tags)
 
     def records(self, frame):
         """The events of an events frame, checked (§3.2) and decoded (§3.6)."""
@@ -423,11 +465,11 @@ class Segment:
             event_id = uuid.UUID(bytes=bytes(data[cursor + 24:cursor + 40]))
             type_start = cursor + EVENT_HEADER_BYTES
             event_type = decode_name(data[type_start:type_start + record.type_bytes])
-            body = type_start + record.type_bytes
+            body = type_start + record.type_bytes + record.tag_bytes
             meta_bytes, payload_bytes = record.metadata_bytes, record.payload_bytes
             if record.compressed:
                 decoded_size = meta_bytes + payload_bytes
-                block_bytes = record.length - EVENT_HEADER_BYTES - record.type_bytes - 4
+                block_bytes = record.length - EVENT_HEADER_BYTES - record.type_bytes - record.tag_bytes - 4
                 dictionary_offset = struct.unpack_from("<I", data, body)[0]
                 dictionary = self.dictionary(dictionary_offset) if dictionary_offset else None
                 block = bytes(data[body + 4:body + 4 + block_bytes])
@@ -444,7 +486,7 @@ class Segment:
             events.append(RecordedEvent(
                 position=frame.first_position + index, stream=stream, revision=frame.first_revision + index,
                 id=event_id, timestamp_ns=record.timestamp, type=event_type, metadata=metadata, payload=payload,
-                compressed=record.compressed))
+                compressed=record.compressed, tags=self._tags(record)))
         return events
 
 

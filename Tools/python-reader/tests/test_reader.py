@@ -37,9 +37,10 @@ ANNALS = os.environ.get("ANNALS_BIN", os.path.join(ROOT, ".build", "debug", "ann
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 
 
-def import_lines(rng, count, streams):
+def import_lines(rng, count, streams, tagged=False):
     """`annals import` lines: realistic JSON bodies, plus the awkward cases (base64 bodies,
-    empty bodies, non-ASCII names, escapes in types, JSON with odd spacing)."""
+    empty bodies, non-ASCII names, escapes in types, JSON with odd spacing). With `tagged`,
+    most lines carry tags (none to several, non-ASCII and escapes among them)."""
     lines = []
     names = ["Olivia Smith", "Søren Müller", "Chloé Dubois", "Kenji Tanaka", "Zanele Okafor"]
     for i in range(count):
@@ -65,6 +66,9 @@ def import_lines(rng, count, streams):
         if kind == 4:
             line["id"] = "%08x-%04x-4%03x-8%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
                                                          rng.getrandbits(12), rng.getrandbits(48))
+        if tagged and kind != 2:
+            pool = [f"customer:{rng.randrange(30)}", f"sku:{rng.randrange(8)}", "région:île-de-france", 'odd "tag"\t✓']
+            line["tags"] = rng.sample(pool, rng.randrange(1, 4))
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
         if kind == 5:
             text = text.replace('"data":{', '"data":  { ', 1)  # stored byte for byte, spaces included
@@ -277,6 +281,21 @@ class ReaderMatchesAnnalsDump(unittest.TestCase):
             (["--compression", "none", "--segment-size-bytes", "32768"], import_lines(rng, 100, streams)),
         ])
         self.assert_same_dumps(mixed, ["cart-0", "cart-4"])
+
+    def test_tagged_events_raw_and_compressed(self):
+        rng = random.Random(9)
+        streams = [f"order-{i}" for i in range(6)]
+        path = self.make_store("tagged", [
+            (["--segment-size-bytes", "16384", "--batch", "5"], import_lines(rng, 800, streams, tagged=True)),
+            (["--compression", "none", "--segment-size-bytes", "16384"], import_lines(rng, 200, streams, tagged=True)),
+        ])
+        with Store(path) as store:
+            events = list(store.read_all())
+            self.assertGreater(sum(1 for e in events if e.tags), 700)
+            self.assertTrue(any(e.tags and e.compressed for e in events))
+            self.assertTrue(any(e.tags and not e.compressed for e in events))
+            self.assertGreaterEqual(store.checkpoint.minimum_reader_version, 6)
+        self.assert_same_dumps(path, ["order-2"])
 
     def test_tiny_segments_without_dictionaries(self):
         rng = random.Random(3)
