@@ -14,6 +14,12 @@ enum StorageDocs {
     static func handle(_ event: RecordedEvent) {}
     static func apply(_ event: RecordedEvent) {}
 
+    static func query() {
+        // Every loan and return of member 42, whatever the book.
+        let memberLoans = EventQuery(types: ["BookLent", "BookReturned"], tags: ["member:42"])
+        _ = memberLoans
+    }
+
     static func appendExpectingNoStream(store: EventStore, placed: EventData) async throws {
         let result = try await store.append([placed], to: "order-123", expecting: .noStream)
         _ = result

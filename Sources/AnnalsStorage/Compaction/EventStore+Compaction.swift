@@ -343,11 +343,27 @@ extension EventStore {
                                                offset: location.offset, eventCount: location.eventCount))
             }
         }
+        // Query entries: the untouched segments' as they were, the compacted files' from their
+        // frames (verified when the file was checked; walked again, verified, to read the keys).
+        var keyEntries: [IndexFile.Entry] = []
+        keyEntries.reserveCapacity(table.keyEntryCount)
+        for slot in 0..<table.keyEntryCount {
+            let entry = table.keyEntry(slot)
+            if !rewrittenNumbers.contains(UInt64(entry.segmentIndex)) { keyEntries.append(entry) }
+        }
+        for replacement in replacements.values {
+            let keyed: [(QueryKey, FrameLocation)]
+            do { keyed = try replacement.keyedFrames() } catch {
+                guard case .corrupt(let corruption) = error else { throw .storeClosed }
+                throw .corrupt(corruption)
+            }
+            for (key, frame) in keyed { keyEntries.append(IndexFile.Entry(keyHash: key.hash(with: hasher), frame: frame)) }
+        }
         let newTable: IndexTable?
         do {
             newTable = try IndexWriter.write(segments: table.segments, nextPosition: table.nextPosition,
                                              fingerprint: IndexFile.fingerprint(ofHeaderChecksums: newMembers.map(\.headerChecksum)), entries: entries,
-                                             hasher: hasher, layout: layout)
+                                             keyEntries: keyEntries, hasher: hasher, layout: layout)
         } catch {
             throw .system(error)
         }

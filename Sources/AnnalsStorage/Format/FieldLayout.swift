@@ -217,10 +217,12 @@ enum IndexHeaderLayout {
     static let entriesChecksum = 60
     static let bloomChecksum = 64
     static let segmentsFingerprint = 68
-    static let reserved = 72
+    static let keyEntryCount = 72
+    static let keyEntriesChecksum = 80
+    static let reserved = 84
     /// CRC-32C of the bytes before it.
-    static let headerChecksum = 76
-    static let size = 80
+    static let headerChecksum = 92
+    static let size = 96
 
     static let fields: [FieldSpec] = [
         FieldSpec("magic", at: magic, size: 8),
@@ -236,7 +238,9 @@ enum IndexHeaderLayout {
         FieldSpec("entriesChecksum", at: entriesChecksum, size: 4),
         FieldSpec("bloomChecksum", at: bloomChecksum, size: 4),
         FieldSpec("segmentsFingerprint", at: segmentsFingerprint, size: 4),
-        FieldSpec("reserved", at: reserved, size: 4),
+        FieldSpec("keyEntryCount", at: keyEntryCount, size: 8),
+        FieldSpec("keyEntriesChecksum", at: keyEntriesChecksum, size: 4),
+        FieldSpec("reserved", at: reserved, size: 8),
         FieldSpec("headerChecksum", at: headerChecksum, size: 4),
     ]
 }

@@ -1,17 +1,22 @@
-/// A stream index file over a range of sealed segments, `NNNNNNNNNNNNNNNN.idx` for one segment
-/// or `NNNNNNNNNNNNNNNN-MMMMMMMMMMMMMMMM.idx` for a merged range (see `format-spec.md`, "Index
-/// files"): an 80-byte header, entries sorted by (stream hash, first revision), then a blocked
-/// Bloom filter of the stream hashes. Derived data: rebuilt from the segments whenever missing
-/// or failing a check.
+/// An index file over a range of sealed segments, `NNNNNNNNNNNNNNNN.idx` for one segment or
+/// `NNNNNNNNNNNNNNNN-MMMMMMMMMMMMMMMM.idx` for a merged range (see `format-spec.md`, "Index
+/// files"): a 96-byte header, the stream entries sorted by (stream hash, first revision), a
+/// blocked Bloom filter of the stream hashes, then the query entries (one per events frame
+/// and distinct event type or tag of its events) sorted by (key hash, first position).
+/// Derived data: rebuilt from the segments whenever missing or failing a check.
 enum IndexFile {
     static let magic: [UInt8] = Array("ANNALSIX".utf8)
-    /// Version of the index file layout (unchanged since format version 1).
-    static let version: UInt16 = 1
+    /// Version of the index file layout: 2 since format version 6 added the query entries
+    /// (version-1 files are rebuilt).
+    static let version: UInt16 = 2
     static let headerBytes = IndexHeaderLayout.size
     static let entryBytes = IndexEntryLayout.size
     static let bloomBlockBytes = 64
     /// Bloom filter sizing: about 10 bits per distinct stream hash.
     static let bloomBitsPerStream = 10
+    /// Why a file of an earlier layout (without query entries) is not used: not damage, the
+    /// next writable open rebuilds it.
+    static let olderLayout = "index file of an earlier layout, version"
     /// Identifier of the stream hash function in the header (1 = 64-bit FNV-1a).
     static let fnv1aHashID: UInt32 = 1
 
@@ -27,16 +32,43 @@ enum IndexFile {
         static func < (lhs: Entry, rhs: Entry) -> Bool {
             (lhs.streamHash, lhs.firstRevision) < (rhs.streamHash, rhs.firstRevision)
         }
+
+        /// A query entry: `frame` filed under a key whose hash is `keyHash` (in `streamHash`).
+        init(keyHash: UInt64, frame: FrameLocation) {
+            self.init(streamHash: keyHash, firstRevision: frame.firstRevision, firstPosition: frame.firstPosition,
+                      segmentIndex: UInt32(frame.segmentIndex), offset: frame.offset, eventCount: frame.eventCount)
+        }
+
+        init(streamHash: UInt64, firstRevision: UInt64, firstPosition: UInt64, segmentIndex: UInt32, offset: UInt32, eventCount: UInt32) {
+            self.streamHash = streamHash
+            self.firstRevision = firstRevision
+            self.firstPosition = firstPosition
+            self.segmentIndex = segmentIndex
+            self.offset = offset
+            self.eventCount = eventCount
+        }
+
+        /// The order of query entries: (key hash, first position).
+        static func keyOrder(_ lhs: Entry, _ rhs: Entry) -> Bool {
+            (lhs.streamHash, lhs.firstPosition) < (rhs.streamHash, rhs.firstPosition)
+        }
+
+        /// The frame the entry names.
+        var frame: FrameLocation {
+            FrameLocation(firstRevision: firstRevision, firstPosition: firstPosition, segmentIndex: UInt64(segmentIndex),
+                          offset: offset, eventCount: eventCount)
+        }
     }
 
     /// The file's bytes for `entries` (in any order) of segments `segments`, whose frames end
     /// at global position `nextPosition`. `fingerprint` identifies the segment files indexed
     /// (see ``fingerprint(ofHeaderChecksums:)``).
     static func encode(
-        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, entries unsorted: [Entry]
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, entries unsorted: [Entry],
+        keyEntries unsortedKeys: [Entry] = []
     ) -> [UInt8] {
         encode(segments: segments, nextPosition: nextPosition, hashID: hashID, fingerprint: fingerprint,
-               sortedEntries: unsorted.sorted(by: <))
+               sortedEntries: unsorted.sorted(by: <), sortedKeyEntries: unsortedKeys.sorted(by: Entry.keyOrder))
     }
 
     /// CRC-32C over the header checksums (u32, little-endian) of the segment files a file
@@ -50,9 +82,11 @@ enum IndexFile {
         return checksums.withUnsafeBytes { CRC32C.checksum($0) }
     }
 
-    /// As above, for entries already in (stream hash, first revision) order.
+    /// As above, for stream entries already in (stream hash, first revision) order and query
+    /// entries in (key hash, first position) order.
     static func encode(
-        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, sortedEntries entries: [Entry]
+        segments: ClosedRange<UInt64>, nextPosition: UInt64, hashID: UInt32, fingerprint: UInt32 = 0, sortedEntries entries: [Entry],
+        sortedKeyEntries keyEntries: [Entry] = []
     ) -> [UInt8] {
         var distinct = 0
         var previous: UInt64?
@@ -62,18 +96,23 @@ enum IndexFile {
         }
         let blocks = max(1, (distinct * bloomBitsPerStream + 511) / 512)
         let entriesBytes = entries.count * entryBytes
-        var bytes = [UInt8](repeating: 0, count: headerBytes + entriesBytes + blocks * bloomBlockBytes)
+        let keyEntriesStart = headerBytes + entriesBytes + blocks * bloomBlockBytes
+        var bytes = [UInt8](repeating: 0, count: keyEntriesStart + keyEntries.count * entryBytes)
         bytes.withUnsafeMutableBytes { buffer in
-            var offset = headerBytes
-            for entry in entries {
-                buffer.storeU64(entry.streamHash, at: offset + IndexEntryLayout.streamHash)
-                buffer.storeU64(entry.firstRevision, at: offset + IndexEntryLayout.firstRevision)
-                buffer.storeU64(entry.firstPosition, at: offset + IndexEntryLayout.firstPosition)
-                buffer.storeU32(entry.segmentIndex, at: offset + IndexEntryLayout.segment)
-                buffer.storeU32(entry.offset, at: offset + IndexEntryLayout.offset)
-                buffer.storeU32(entry.eventCount, at: offset + IndexEntryLayout.eventCount)
-                offset += entryBytes
+            func store(_ entries: [Entry], from start: Int) {
+                var offset = start
+                for entry in entries {
+                    buffer.storeU64(entry.streamHash, at: offset + IndexEntryLayout.streamHash)
+                    buffer.storeU64(entry.firstRevision, at: offset + IndexEntryLayout.firstRevision)
+                    buffer.storeU64(entry.firstPosition, at: offset + IndexEntryLayout.firstPosition)
+                    buffer.storeU32(entry.segmentIndex, at: offset + IndexEntryLayout.segment)
+                    buffer.storeU32(entry.offset, at: offset + IndexEntryLayout.offset)
+                    buffer.storeU32(entry.eventCount, at: offset + IndexEntryLayout.eventCount)
+                    offset += entryBytes
+                }
             }
+            store(entries, from: headerBytes)
+            store(keyEntries, from: keyEntriesStart)
             let bloomStart = headerBytes + entriesBytes
             for entry in entries {
                 BlockedBloom.insert(entry.streamHash, into: buffer, at: bloomStart, blocks: blocks)
@@ -91,6 +130,9 @@ enum IndexFile {
             buffer.storeU32(CRC32C.checksum(readable.slice(headerBytes, entriesBytes)), at: IndexHeaderLayout.entriesChecksum)
             buffer.storeU32(CRC32C.checksum(readable.slice(bloomStart, blocks * bloomBlockBytes)), at: IndexHeaderLayout.bloomChecksum)
             buffer.storeU32(fingerprint, at: IndexHeaderLayout.segmentsFingerprint)
+            buffer.storeU64(UInt64(keyEntries.count), at: IndexHeaderLayout.keyEntryCount)
+            buffer.storeU32(CRC32C.checksum(readable.slice(keyEntriesStart, keyEntries.count * entryBytes)),
+                            at: IndexHeaderLayout.keyEntriesChecksum)
             buffer.storeU32(CRC32C.checksum(readable.slice(0, IndexHeaderLayout.headerChecksum)), at: IndexHeaderLayout.headerChecksum)
         }
         return bytes
@@ -103,6 +145,10 @@ enum IndexFile {
         let nextPosition: UInt64
         /// ``IndexFile/fingerprint(ofHeaderChecksums:)`` of the segments indexed, 0 when not recorded.
         let fingerprint: UInt32
+        let keyEntries: Int
+
+        /// Where the query entries start.
+        var keyEntriesOffset: Int { headerBytes + entries * entryBytes + bloomBlocks * bloomBlockBytes }
     }
 
     /// Checks an index file's header, both checksums and sizes; ``checkEntries(_:of:visit:)``
@@ -114,10 +160,14 @@ enum IndexFile {
         guard bytes.slice(IndexHeaderLayout.magic, magic.count).elementsEqual(magic) else {
             return .failure(CorruptionReason(offset: 0, "bad magic"))
         }
+        // An earlier layout has its header checksum elsewhere: its version is read first.
+        let fileVersion = bytes.u16(IndexHeaderLayout.formatVersion)
+        if fileVersion >= 1, fileVersion < version {
+            return .failure(CorruptionReason(offset: IndexHeaderLayout.formatVersion, olderLayout + " \(fileVersion)"))
+        }
         guard CRC32C.checksum(bytes.slice(0, IndexHeaderLayout.headerChecksum)) == bytes.u32(IndexHeaderLayout.headerChecksum) else {
             return .failure(CorruptionReason(offset: IndexHeaderLayout.headerChecksum, "header checksum mismatch"))
         }
-        let fileVersion = bytes.u16(IndexHeaderLayout.formatVersion)
         guard fileVersion == version, Int(bytes.u16(IndexHeaderLayout.headerSize)) == headerBytes else {
             return .failure(CorruptionReason(offset: IndexHeaderLayout.formatVersion, "unsupported version \(fileVersion)"))
         }
@@ -130,8 +180,9 @@ enum IndexFile {
         }
         let entryCount = bytes.u64(IndexHeaderLayout.entryCount)
         let blocks = bytes.u64(IndexHeaderLayout.bloomBlocks)
-        guard entryCount < UInt64(Int32.max), blocks >= 1, blocks < UInt64(Int32.max),
-              bytes.count == headerBytes + Int(entryCount) * entryBytes + Int(blocks) * bloomBlockBytes
+        let keyEntryCount = bytes.u64(IndexHeaderLayout.keyEntryCount)
+        guard entryCount < UInt64(Int32.max), blocks >= 1, blocks < UInt64(Int32.max), keyEntryCount < UInt64(Int32.max),
+              bytes.count == headerBytes + Int(entryCount + keyEntryCount) * entryBytes + Int(blocks) * bloomBlockBytes
         else {
             return .failure(CorruptionReason(offset: IndexHeaderLayout.entryCount, "sizes do not match the file length \(bytes.count)"))
         }
@@ -143,32 +194,56 @@ enum IndexFile {
         guard CRC32C.checksum(bloom) == bytes.u32(IndexHeaderLayout.bloomChecksum) else {
             return .failure(CorruptionReason(offset: headerBytes + entriesBytes, "Bloom filter checksum mismatch"))
         }
-        return .success(Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks),
-                                nextPosition: bytes.u64(IndexHeaderLayout.nextPosition),
-                                fingerprint: bytes.u32(IndexHeaderLayout.segmentsFingerprint)))
+        let summary = Summary(segments: expected, entries: Int(entryCount), bloomBlocks: Int(blocks),
+                              nextPosition: bytes.u64(IndexHeaderLayout.nextPosition),
+                              fingerprint: bytes.u32(IndexHeaderLayout.segmentsFingerprint), keyEntries: Int(keyEntryCount))
+        guard CRC32C.checksum(bytes.slice(summary.keyEntriesOffset, summary.keyEntries * entryBytes))
+            == bytes.u32(IndexHeaderLayout.keyEntriesChecksum)
+        else { return .failure(CorruptionReason(offset: summary.keyEntriesOffset, "query entries checksum mismatch")) }
+        return .success(summary)
     }
 }
 
 extension IndexFile {
-    /// Checks, in one pass, the entries of a file that passed ``validate(_:segments:hashID:)``:
-    /// ascending (stream hash, first revision) order, which lookups rely on, and a segment of
-    /// the file's range in every entry. Hands each entry's hash to `visit` on the way. Returns
-    /// the first problem, or nil.
+    /// Checks, in one pass, the stream entries of a file that passed
+    /// ``validate(_:segments:hashID:)``: ascending (stream hash, first revision) order, which
+    /// lookups rely on, and a segment of the file's range in every entry. Hands each entry's
+    /// hash to `visit` on the way. Returns the first problem, or nil.
     @inline(__always)
     static func checkEntries(
         _ bytes: UnsafeRawBufferPointer, of summary: Summary, visit: (_ index: Int, _ streamHash: UInt64) -> Void
     ) -> CorruptionReason? {
-        var previous: (hash: UInt64, revision: UInt64) = (0, 0)
-        for index in 0..<summary.entries {
-            let offset = headerBytes + index * entryBytes
-            let entry = (hash: bytes.u64(offset + IndexEntryLayout.streamHash),
-                         revision: bytes.u64(offset + IndexEntryLayout.firstRevision))
+        checkSection(bytes, from: headerBytes, count: summary.entries, segments: summary.segments,
+                     secondKey: IndexEntryLayout.firstRevision, what: "entry", order: "(stream hash, revision)", visit: visit)
+    }
+
+    /// As ``checkEntries(_:of:visit:)``, for the query entries: ascending (key hash, first
+    /// position) order and a segment of the file's range in every entry.
+    @inline(__always)
+    static func checkKeyEntries(
+        _ bytes: UnsafeRawBufferPointer, of summary: Summary, visit: (_ index: Int, _ keyHash: UInt64) -> Void
+    ) -> CorruptionReason? {
+        checkSection(bytes, from: summary.keyEntriesOffset, count: summary.keyEntries, segments: summary.segments,
+                     secondKey: IndexEntryLayout.firstPosition, what: "query entry", order: "(key hash, position)", visit: visit)
+    }
+
+    /// The entries of one section in ascending (hash, field at `secondKey`) order, each naming
+    /// a segment of `segments`.
+    @inline(__always)
+    private static func checkSection(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, count: Int, segments: ClosedRange<UInt64>, secondKey: Int,
+        what: String, order: String, visit: (_ index: Int, _ hash: UInt64) -> Void
+    ) -> CorruptionReason? {
+        var previous: (hash: UInt64, second: UInt64) = (0, 0)
+        for index in 0..<count {
+            let offset = start + index * entryBytes
+            let entry = (hash: bytes.u64(offset + IndexEntryLayout.streamHash), second: bytes.u64(offset + secondKey))
             if index > 0, entry < previous {
-                return CorruptionReason(offset: offset, "entry \(index) is out of (stream hash, revision) order")
+                return CorruptionReason(offset: offset, "\(what) \(index) is out of \(order) order")
             }
             let segment = bytes.u32(offset + IndexEntryLayout.segment)
-            guard summary.segments.contains(UInt64(segment)) else {
-                return CorruptionReason(offset: offset + IndexEntryLayout.segment, "entry \(index) names segment \(segment)")
+            guard segments.contains(UInt64(segment)) else {
+                return CorruptionReason(offset: offset + IndexEntryLayout.segment, "\(what) \(index) names segment \(segment)")
             }
             visit(index, entry.hash)
             previous = entry

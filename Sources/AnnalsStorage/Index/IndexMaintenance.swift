@@ -26,10 +26,21 @@ extension EventStore {
             let end: UInt64? = number == lastSegment ? nextPosition : segments.first { $0.index > number }?.firstPosition
             let fingerprint = segments.segment(numbered: number).map { IndexFile.fingerprint(ofHeaderChecksums: [$0.headerChecksum]) }
             guard let end, let fingerprint else { return nil } // compaction replaced the segment meanwhile
+            // Query entries from memory, or (for frames found by header only at open) from a
+            // verified walk of the segment.
+            var keyEntries = frames.keyEntries(forSegment: number)
+            if frames.keysPending[number] != nil, let segment = segments.segment(numbered: number) {
+                do {
+                    keyEntries = try segment.keyedFrames().map { IndexFile.Entry(keyHash: $0.0.hash(with: hasher), frame: $0.1) }
+                } catch {
+                    return MaintenanceFailure(what: "reading the event types and tags of segment \(number)", error: error)
+                }
+            }
             let written: IndexTable?
             do {
                 written = try IndexWriter.write(segments: number...number, nextPosition: end, fingerprint: fingerprint,
-                                                entries: frames.entries(forSegment: number), hasher: hasher, layout: layout)
+                                                entries: frames.entries(forSegment: number), keyEntries: keyEntries,
+                                                hasher: hasher, layout: layout)
             } catch {
                 return MaintenanceFailure(what: "writing the index file of segment \(number)", error: error)
             }
@@ -85,29 +96,39 @@ extension EventStore {
         case failed(MaintenanceFailure)
     }
 
+    /// The entries of one section of `sources` (each sorted by `less`) in one sorted list.
+    private static func mergeSorted(
+        _ sources: [IndexTable], count: (IndexTable) -> Int, entry: (IndexTable, Int) -> IndexFile.Entry,
+        by less: (IndexFile.Entry, IndexFile.Entry) -> Bool
+    ) -> [IndexFile.Entry] {
+        var heads = Array(repeating: 0, count: sources.count)
+        var merged: [IndexFile.Entry] = []
+        merged.reserveCapacity(sources.reduce(0) { $0 + count($1) })
+        while true {
+            var best: (source: Int, entry: IndexFile.Entry)?
+            for (source, table) in sources.enumerated() where heads[source] < count(table) {
+                let candidate = entry(table, heads[source])
+                if best.map({ less(candidate, $0.entry) }) ?? true { best = (source, candidate) }
+            }
+            guard let best else { return merged }
+            merged.append(best.entry)
+            heads[best.source] += 1
+        }
+    }
+
     /// Merges `sources` into one file and swaps it in. When it fails, the sources stay in use.
     private func merge(_ sources: [IndexTable]) -> MergeOutcome {
         guard let first = sources.first, let last = sources.last else { return .superseded }
         let range = first.segments.lowerBound...last.segments.upperBound
         // Four sorted inputs: a k-way merge keeps the output sorted without sorting again.
-        var heads = Array(repeating: 0, count: sources.count)
-        var merged: [IndexFile.Entry] = []
-        merged.reserveCapacity(sources.reduce(0) { $0 + $1.entryCount })
-        while true {
-            var best: (source: Int, entry: IndexFile.Entry)?
-            for (source, table) in sources.enumerated() where heads[source] < table.entryCount {
-                let entry = table.entry(heads[source])
-                if best.map({ entry < $0.entry }) ?? true { best = (source, entry) }
-            }
-            guard let best else { break }
-            merged.append(best.entry)
-            heads[best.source] += 1
-        }
+        let merged = Self.mergeSorted(sources, count: \.entryCount, entry: { $0.entry($1) }, by: <)
+        let mergedKeys = Self.mergeSorted(sources, count: \.keyEntryCount, entry: { $0.keyEntry($1) }, by: IndexFile.Entry.keyOrder)
         let fingerprint = view.withLock { $0.fingerprint(of: range) }
         let table: IndexTable?
         do {
             table = try IndexWriter.write(segments: range, nextPosition: last.nextPosition, fingerprint: fingerprint,
-                                          entries: merged, sorted: true, hasher: options.streamHasher, layout: layout)
+                                          entries: merged, keyEntries: mergedKeys, sorted: true, hasher: options.streamHasher,
+                                          layout: layout)
         } catch {
             return .failed(MaintenanceFailure(what: "merging the index files of segments \(range.lowerBound)-\(range.upperBound)",
                                               error: error, retry: false))

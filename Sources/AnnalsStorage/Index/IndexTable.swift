@@ -19,26 +19,37 @@ final class IndexTable: Sendable {
     /// hashes (the file's checks include their order).
     private let bucketStarts: [UInt32]
     private let bucketBits: Int
+    /// Number of query entries (frames by event type or tag), and where they start.
+    let keyEntryCount: Int
+    private let keyEntriesOffset: Int
+    /// The query entries' bucket directory, as ``bucketStarts`` for the stream entries.
+    private let keyBucketStarts: [UInt32]
+    private let keyBucketBits: Int
 
-    private init(file: MappedFile, summary: IndexFile.Summary, bucketStarts: [UInt32], bucketBits: Int) {
+    private init(file: MappedFile, summary: IndexFile.Summary, buckets: (starts: [UInt32], bits: Int), keyBuckets: (starts: [UInt32], bits: Int)) {
         self.segments = summary.segments
         self.file = file
         self.entryCount = summary.entries
         self.nextPosition = summary.nextPosition
         self.fingerprint = summary.fingerprint
-        self.bucketStarts = bucketStarts
-        self.bucketBits = bucketBits
+        self.bucketStarts = buckets.starts
+        self.bucketBits = buckets.bits
+        self.keyEntryCount = summary.keyEntries
+        self.keyEntriesOffset = summary.keyEntriesOffset
+        self.keyBucketStarts = keyBuckets.starts
+        self.keyBucketBits = keyBuckets.bits
     }
 
-    /// Checks the entries of a validated file and builds its bucket directory in the same pass.
+    /// Checks a section's entries (through `check`, which visits each entry's hash in order)
+    /// and builds its bucket directory in the same pass.
     private static func buildBuckets(
-        _ bytes: UnsafeRawBufferPointer, summary: IndexFile.Summary, bits: Int
+        entries: Int, bits: Int, check: ((_ index: Int, _ hash: UInt64) -> Void) -> CorruptionReason?
     ) -> Result<[UInt32], CorruptionReason> {
         var problem: CorruptionReason?
         let starts = [UInt32](unsafeUninitializedCapacity: (1 << bits) + 1) { starts, initialized in
             // starts[b] = the first entry whose bucket is at least b (entries are sorted by hash).
             var next = 0
-            problem = IndexFile.checkEntries(bytes, of: summary) { index, hash in
+            problem = check { index, hash in
                 let bucket = Self.bucket(of: hash, bits: bits)
                 while next <= bucket {
                     starts[next] = UInt32(index)
@@ -46,7 +57,7 @@ final class IndexTable: Sendable {
                 }
             }
             while next < starts.count {
-                starts[next] = UInt32(summary.entries)
+                starts[next] = UInt32(entries)
                 next += 1
             }
             initialized = starts.count
@@ -78,21 +89,31 @@ final class IndexTable: Sendable {
         do { file = try storage.openMappedFile(path: path, writable: false) } catch {
             return .failure(CorruptionError(file: path, offset: 0, reason: error.errorNumber == ENOENT ? "missing" : error.description))
         }
-        let checked = IndexFile.validate(file.bytes, segments: segments, hashID: hashID).flatMap { summary in
+        let bytes = file.bytes
+        let checked = IndexFile.validate(bytes, segments: segments, hashID: hashID).flatMap { summary in
             let bits = Self.bucketBits(forEntries: summary.entries)
-            return buildBuckets(file.bytes, summary: summary, bits: bits).map { (summary, $0, bits) }
+            let keyBits = Self.bucketBits(forEntries: summary.keyEntries)
+            return buildBuckets(entries: summary.entries, bits: bits) { IndexFile.checkEntries(bytes, of: summary, visit: $0) }
+                .flatMap { starts in
+                    buildBuckets(entries: summary.keyEntries, bits: keyBits) { IndexFile.checkKeyEntries(bytes, of: summary, visit: $0) }
+                        .map { (summary, (starts, bits), ($0, keyBits)) }
+                }
         }
         switch checked {
-        case .success(let (summary, starts, bits)):
-            return .success(IndexTable(file: file, summary: summary, bucketStarts: starts, bucketBits: bits))
+        case .success(let (summary, buckets, keyBuckets)):
+            return .success(IndexTable(file: file, summary: summary, buckets: buckets, keyBuckets: keyBuckets))
         case .failure(let problem):
             return .failure(CorruptionError(file: path, offset: problem.offset, reason: problem.reason))
         }
     }
 
     func entry(_ index: Int) -> IndexFile.Entry {
+        entry(at: IndexFile.headerBytes + index * IndexFile.entryBytes)
+    }
+
+    /// The entry (stream or query) at byte `offset` of the file.
+    private func entry(at offset: Int) -> IndexFile.Entry {
         let bytes = file.bytes
-        let offset = IndexFile.headerBytes + index * IndexFile.entryBytes
         return IndexFile.Entry(streamHash: bytes.u64(offset + IndexEntryLayout.streamHash),
                                firstRevision: bytes.u64(offset + IndexEntryLayout.firstRevision),
                                firstPosition: bytes.u64(offset + IndexEntryLayout.firstPosition),
@@ -142,6 +163,34 @@ final class IndexTable: Sendable {
     }
 
     var sizeBytes: Int { file.size }
+
+    // MARK: Query entries
+
+    /// Query entry `index` (a frame filed under a key; its hash is in `streamHash`).
+    func keyEntry(_ index: Int) -> IndexFile.Entry {
+        entry(at: keyEntriesOffset + index * IndexFile.entryBytes)
+    }
+
+    /// Indexes of the query entries with `keyHash`, in position order (empty when absent).
+    func keyEntries(for keyHash: UInt64) -> Range<Int> {
+        guard keyEntryCount > 0 else { return 0..<0 }
+        let bucket = Self.bucket(of: keyHash, bits: keyBucketBits)
+        let range = keyBucketStarts.withUnsafeBufferPointer { Int($0[bucket])..<Int($0[bucket + 1]) }
+        func hash(at index: Int) -> UInt64 { file.bytes.u64(keyEntriesOffset + index * IndexFile.entryBytes + IndexEntryLayout.streamHash) }
+        var low = range.lowerBound, high = range.upperBound
+        while low < high {
+            let middle = (low + high) / 2
+            if hash(at: middle) < keyHash { low = middle + 1 } else { high = middle }
+        }
+        var end = low
+        // A key's run may be long (a common type): bisect for its end too.
+        var top = range.upperBound
+        while end < top {
+            let middle = (end + top) / 2
+            if hash(at: middle) <= keyHash { end = middle + 1 } else { top = middle }
+        }
+        return low..<end
+    }
 }
 
 #if canImport(Glibc)

@@ -62,8 +62,53 @@ struct StreamIndex: Sendable {
     private(set) var frameCount = 0
     /// The segments whose frames it holds.
     private(set) var segmentIndexes: Set<UInt64> = []
+    /// The frames of each query key (event type or tag), oldest first: the query index of
+    /// the segments not yet covered by index files.
+    private(set) var keyFrames: [QueryKey: [FrameLocation]] = [:]
+    /// Segments whose frames before an offset were found by header only at open (the open
+    /// segment's checkpointed part): their keys are not here until those frames are verified
+    /// (``addVerifiedKeys(_:ofSegment:before:)``).
+    private(set) var keysPending: [UInt64: Int] = [:]
 
     init(hasher: StreamHasher) { self.hasher = hasher }
+
+    /// The frames filed under `key`, oldest first.
+    func frames(for key: QueryKey) -> [FrameLocation] { keyFrames[key] ?? [] }
+
+    /// Files `frame` under each of `keys` (the distinct types and tags of its events).
+    mutating func file(_ frame: FrameLocation, under keys: [QueryKey]) {
+        for key in keys { keyFrames[key, default: []].append(frame) }
+    }
+
+    /// Marks the frames of `segment` before `offset` as lacking their keys.
+    mutating func markKeysPending(ofSegment segment: UInt64, before offset: Int) {
+        keysPending[segment] = offset
+    }
+
+    /// Adds the keys of the frames of `segment` before `offset` (which precede every frame
+    /// filed so far in that segment), once verified; they are no longer pending.
+    mutating func addVerifiedKeys(_ keyed: [(QueryKey, FrameLocation)], ofSegment segment: UInt64, before offset: Int) {
+        guard keysPending[segment] == offset else { return }
+        var earlier: [QueryKey: [FrameLocation]] = [:]
+        for (key, frame) in keyed where frame.segmentIndex == segment && Int(frame.offset) < offset { earlier[key, default: []].append(frame) }
+        for (key, frames) in earlier {
+            let later = keyFrames[key] ?? []
+            let split = later.firstIndex { $0.segmentIndex > segment || ($0.segmentIndex == segment && Int($0.offset) >= offset) } ?? later.count
+            keyFrames[key] = Array(later[..<split]) + frames + Array(later[split...])
+        }
+        keysPending[segment] = nil
+    }
+
+    /// Query index entries for the frames of segment `segmentIndex`, keyed by
+    /// ``QueryKey/hash(with:)``.
+    func keyEntries(forSegment segmentIndex: UInt64) -> [IndexFile.Entry] {
+        var result: [IndexFile.Entry] = []
+        for (key, frames) in keyFrames {
+            let hash = key.hash(with: hasher)
+            for frame in frames where frame.segmentIndex == segmentIndex { result.append(IndexFile.Entry(keyHash: hash, frame: frame)) }
+        }
+        return result
+    }
 
     func record(for stream: String) -> StreamRecord? {
         record(for: stream, hash: hasher.hash(stream))
@@ -153,10 +198,18 @@ struct StreamIndex: Sendable {
         }
         buckets = kept
         segmentIndexes.remove(segmentIndex)
+        var keptKeys: [QueryKey: [FrameLocation]] = [:]
+        for (key, frames) in keyFrames {
+            let rest = frames.filter { $0.segmentIndex != segmentIndex }
+            if !rest.isEmpty { keptKeys[key] = rest }
+        }
+        keyFrames = keptKeys
+        keysPending[segmentIndex] = nil
     }
 
     /// Approximate bytes of memory the index uses (frame locations plus per-stream overhead).
     var approximateBytes: Int {
         frameCount * MemoryLayout<FrameLocation>.stride + streamCount * 96
+            + keyFrames.reduce(0) { $0 + $1.value.count * MemoryLayout<FrameLocation>.stride + 96 }
     }
 }

@@ -81,6 +81,9 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     case tooLarge(stream: String, frameBytes: Int, limitBytes: Int)
     /// The stream was hard-deleted (a tombstone): it can never be written again.
     case streamDeleted(stream: String)
+    /// An event matching the append's condition (``AppendCondition``) was stored after the
+    /// condition's position: `position` is the first such event. Nothing was written.
+    case appendConditionFailed(position: UInt64)
     /// A snapshot claims a revision the stream does not have yet (`lastRevision` nil: no stream).
     case snapshotAhead(stream: String, revision: UInt64, lastRevision: UInt64?)
     /// The store was closed.
@@ -114,6 +117,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
         case .streamDeleted(let stream):
             return "stream \(stream) was deleted (tombstone); it cannot be written again"
+        case .appendConditionFailed(let position):
+            return "the append's condition failed: a matching event was stored at position \(position)"
         case .snapshotAhead(let stream, let revision, let last):
             return "snapshot of \(stream) at revision \(revision), but the stream ends at \(last.map(String.init) ?? "no revision")"
         case .storeClosed:

@@ -111,14 +111,14 @@ struct StreamLocator {
 enum IndexWriter {
     static func write(
         segments: ClosedRange<UInt64>, nextPosition: UInt64, fingerprint: UInt32, entries: [IndexFile.Entry],
-        sorted: Bool = false, hasher: StreamHasher, layout: StoreLayout
+        keyEntries: [IndexFile.Entry], sorted: Bool = false, hasher: StreamHasher, layout: StoreLayout
     ) throws(SystemError) -> IndexTable? {
         let path = layout.indexPath(segments)
         let bytes = sorted
             ? IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, fingerprint: fingerprint,
-                               sortedEntries: entries)
+                               sortedEntries: entries, sortedKeyEntries: keyEntries)
             : IndexFile.encode(segments: segments, nextPosition: nextPosition, hashID: hasher.id, fingerprint: fingerprint,
-                               entries: entries)
+                               entries: entries, keyEntries: keyEntries)
         try layout.storage.writeFileAtomically(bytes, to: path, directory: layout.segmentsDirectory)
         return try? IndexTable.open(path: path, segments: segments, hashID: hasher.id, storage: layout.storage).get()
     }

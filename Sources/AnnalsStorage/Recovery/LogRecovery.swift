@@ -302,11 +302,19 @@ struct LogRecovery {
                     coveredAfterScan.append(segment.index)
                 } else if writable {
                     let entries = memory.entries(forSegment: segment.index)
+                    var keyEntries = memory.keyEntries(forSegment: segment.index)
+                    if memory.keysPending[segment.index] != nil {
+                        let keyed: [(QueryKey, FrameLocation)]
+                        do throws(ReadError) { keyed = try segment.keyedFrames() } catch {
+                            switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
+                        }
+                        keyEntries = keyed.map { IndexFile.Entry(keyHash: $0.0.hash(with: hasher), frame: $0.1) }
+                    }
                     let written: IndexTable?
                     do {
                         written = try IndexWriter.write(segments: segment.index...segment.lastIndex, nextPosition: expected,
                                                         fingerprint: IndexFile.fingerprint(ofHeaderChecksums: [segment.headerChecksum]),
-                                                        entries: entries, hasher: hasher, layout: layout)
+                                                        entries: entries, keyEntries: keyEntries, hasher: hasher, layout: layout)
                     } catch { throw .system(error) }
                     guard let written else {
                         throw .corrupt(CorruptionError(file: layout.indexPath(segment.index...segment.lastIndex), offset: 0,
@@ -350,6 +358,8 @@ struct LogRecovery {
     ) throws(OpenError) -> UInt64 {
         var walk = segment.walk(from: (Format.segmentHeaderBytes, position),
                                 verification: limit == nil ? .checksumsAndRecords : .headers, limit: limit)
+        // Frames found by header only have no keys until they are verified (on first use).
+        if let limit { memory.markKeysPending(ofSegment: segment.index, before: limit) }
         /// A damaged length sends the walk into the middle of a frame; blame the frame whose
         /// checksum fails rather than the garbage it pointed to.
         func culprit(_ offset: Int, _ reason: String) -> OpenError {
@@ -361,7 +371,9 @@ struct LogRecovery {
         while true {
             switch walk.next() {
             case .events(let frame):
-                memory.append(FrameLocation(frame, in: segment), to: streamName(of: frame, in: segment))
+                let location = FrameLocation(frame, in: segment)
+                memory.append(location, to: streamName(of: frame, in: segment))
+                if limit == nil { memory.file(location, under: QueryKey.keys(of: frame, in: segment)) }
             case .dictionary(let frame):
                 dictionary = frame.offset
             case .seal(let frame):
@@ -393,7 +405,9 @@ struct LogRecovery {
         guard frame.firstRevision == current || (allowSkippedRevisions && frame.firstRevision > current) else {
             throw .corrupt(segment.corruption(at: frame.offset, "stream \(name) continues at revision \(frame.firstRevision), expected \(current)"))
         }
-        memory.append(FrameLocation(frame, in: segment), to: name)
+        let location = FrameLocation(frame, in: segment)
+        memory.append(location, to: name)
+        memory.file(location, under: QueryKey.keys(of: frame, in: segment))
     }
 
     private func streamName(of frame: FrameHeader, in segment: Segment) -> String {

@@ -107,6 +107,7 @@ public enum StoreVerifier {
         var expectedPosition: UInt64?
         var revisions: [String: UInt64] = [:]
         var sealedEntries: [UInt64: [IndexFile.Entry]] = [:]
+        var sealedKeyEntries: [UInt64: [IndexFile.Entry]] = [:]
         var sealedEnds: [UInt64: UInt64] = [:]
         var mappedSegments: [Segment] = []
         var lastNumber: UInt64?
@@ -150,6 +151,7 @@ public enum StoreVerifier {
             mappedSegments.append(segment)
             var sealed = false
             var entries: [IndexFile.Entry] = []
+            var keyEntries: [IndexFile.Entry] = []
             // In the last segment, bytes before what the checkpoint and the durable mark vouch for
             // must be valid frames: damage there is corruption, never a torn tail (§3.4, §3.8).
             let protected = isLast ? ProtectedEnd.of(segment, checkpoint: checkpoint, currentBoot: storage.bootID) : nil
@@ -187,7 +189,8 @@ public enum StoreVerifier {
                         report.dictionaries += 1
                         continue frames
                     }
-                    if let issue = segment.validateRecords(of: frame) {
+                    let recordIssue = segment.validateRecords(of: frame)
+                    if let issue = recordIssue {
                         problem(file, issue.offset, issue.reason)
                     } else if let issue = checkBodies(of: frame, in: segment, report: &report) {
                         problem(file, issue.offset, issue.reason)
@@ -202,6 +205,9 @@ public enum StoreVerifier {
                     entries.append(IndexFile.Entry(streamHash: StreamHasher.fnv1a.hash(stream), firstRevision: frame.firstRevision,
                                                    firstPosition: frame.firstPosition, segmentIndex: UInt32(index),
                                                    offset: UInt32(frame.offset), eventCount: UInt32(frame.eventCount)))
+                    for key in recordIssue == nil ? QueryKey.keys(of: frame, in: segment) : [] {
+                        keyEntries.append(IndexFile.Entry(keyHash: key.hash(with: .fnv1a), frame: entries[entries.count - 1].frame))
+                    }
                     report.events += UInt64(frame.eventCount)
                 case .endOfData(let offset), .limit(let offset):
                     if let protected, offset < protected.offset {
@@ -229,6 +235,7 @@ public enum StoreVerifier {
             if !isLast && !sealed { problem(file, walk.offset, "sealed segment ends without a seal frame") }
             if sealed {
                 sealedEntries[index] = entries
+                sealedKeyEntries[index] = keyEntries
                 sealedEnds[header.lastSegmentIndex] = expected
             }
             expectedPosition = expected
@@ -239,12 +246,18 @@ public enum StoreVerifier {
             let selection = IndexCatalog.select(files, segments: mappedSegments, sealedCount: mappedSegments.count - 1,
                                                 hashID: StreamHasher.fnv1a.id, storage: storage)
             for rejected in selection.rejected {
+                if rejected.reason.hasPrefix(IndexFile.olderLayout) {
+                    report.notes.append("\(rejected.file) is an \(rejected.reason); the next writable open rebuilds it")
+                    continue
+                }
                 problem(rejected.file, rejected.offset, "index file: \(rejected.reason) (the next writable open rebuilds it)")
             }
             for table in selection.tables {
                 let expected = table.segments.flatMap { sealedEntries[$0] ?? [] }.sorted(by: <)
                 let stored = (0..<table.entryCount).map(table.entry)
-                if stored == expected && table.nextPosition == sealedEnds[table.segments.upperBound] {
+                let expectedKeys = table.segments.flatMap { sealedKeyEntries[$0] ?? [] }.sorted(by: IndexFile.Entry.keyOrder)
+                let storedKeys = (0..<table.keyEntryCount).map(table.keyEntry)
+                if stored == expected && storedKeys == expectedKeys && table.nextPosition == sealedEnds[table.segments.upperBound] {
                     report.indexFiles += 1
                 } else {
                     problem(table.file.path, 0, "index file does not match its segments (the next writable open rebuilds it)")

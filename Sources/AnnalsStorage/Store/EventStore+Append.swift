@@ -37,6 +37,35 @@ extension EventStore {
         try await append(batch, systemStreams: false)
     }
 
+    /// Appends `batch` only if no event matching `condition.failIfEventsMatch` was stored after
+    /// `condition.after` (anywhere, when it is nil): the Dynamic Consistency Boundary's
+    /// conditional append. Decide from ``read(matching:from:limit:)``, remember the last
+    /// position read, and append with that position: a concurrent writer that stored a
+    /// conflicting event in between makes this append fail, so a rule spanning streams ("a
+    /// member holds at most 3 books") holds under concurrency.
+    ///
+    /// The check and the write are atomic under the single writer, and they see every append
+    /// accepted before, durable or not. Expected revisions and idempotent retries by event id
+    /// combine with it: a retry whose events are all already stored returns the original
+    /// results without checking the condition again. Events that retention removed do not
+    /// count.
+    ///
+    /// - Throws: ``AppendError/appendConditionFailed(position:)`` with the first conflicting
+    ///   position (thrown once that event is visible to readers); nothing is written. Every
+    ///   other ``AppendError`` as ``append(_:)``.
+    @discardableResult
+    public func append(_ batch: [StreamAppend], condition: AppendCondition) async throws(AppendError) -> [AppendResult] {
+        try await append(batch, systemStreams: false, condition: condition)
+    }
+
+    /// Appends `events` to `stream` under `condition`: ``append(_:condition:)`` for one stream.
+    @discardableResult
+    public func append(
+        _ events: [EventData], to stream: String, expecting expected: ExpectedRevision = .any, condition: AppendCondition
+    ) async throws(AppendError) -> AppendResult {
+        try await append([StreamAppend(stream: stream, events: events, expected: expected)], condition: condition)[0]
+    }
+
     /// Appends to system streams — names starting with `$` — for layers built on the store
     /// (projection state and checkpoints). Same guarantees as ``append(_:)``; every element's
     /// stream must start with `$`, and `$all` is refused.

@@ -7,7 +7,7 @@ extension EventStore {
     /// byte is written and may refuse (nothing is written); `update` changes them atomically
     /// with the write (both under the writer lock).
     func append(
-        _ batch: [StreamAppend], systemStreams: Bool,
+        _ batch: [StreamAppend], systemStreams: Bool, condition: AppendCondition? = nil,
         check: (([String: StreamRetention]) throws(AppendError) -> Void)? = nil,
         update: ((inout [String: StreamRetention]) -> Void)? = nil
     ) async throws(AppendError) -> [AppendResult] {
@@ -24,7 +24,7 @@ extension EventStore {
             span.attributes["annals.events"] = batch.reduce(0) { $0 + $1.events.count }
         }
         do {
-            let results = try await appendChecked(batch, systemStreams: systemStreams, check: check, update: update)
+            let results = try await appendChecked(batch, systemStreams: systemStreams, condition: condition, check: check, update: update)
             metrics.appendDuration.recordInterval(since: started)
             return results
         } catch {
@@ -36,8 +36,8 @@ extension EventStore {
     }
 
     private func appendChecked(
-        _ batch: [StreamAppend], systemStreams: Bool, check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
-        update: ((inout [String: StreamRetention]) -> Void)?
+        _ batch: [StreamAppend], systemStreams: Bool, condition: AppendCondition?,
+        check: (([String: StreamRetention]) throws(AppendError) -> Void)?, update: ((inout [String: StreamRetention]) -> Void)?
     ) async throws(AppendError) -> [AppendResult] {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
@@ -47,7 +47,7 @@ extension EventStore {
         }
         let written: Written
         do {
-            written = try write(prepared, check: check, update: update)
+            written = try write(prepared, condition: condition, check: check, update: update)
         } catch {
             try await reportConflictOnceVisible(error)
         }
@@ -84,7 +84,7 @@ extension EventStore {
     /// so that a caller that reloads the stream sees what it conflicted with.
     private func reportConflictOnceVisible(_ error: AppendError) async throws(AppendError) -> Never {
         switch error {
-        case .wrongExpectedRevision, .idempotencyMismatch:
+        case .wrongExpectedRevision, .idempotencyMismatch, .appendConditionFailed:
             if options.durability == .fsyncBeforeAck {
                 try await waitUntilDurable(durability.withLock { $0.written.end.nextPosition })
             }
@@ -97,7 +97,7 @@ extension EventStore {
     /// Checks every append of the batch, then writes them, under the writer lock. Returns the
     /// results and the position after the last event written (or repeated).
     private func write(
-        _ prepared: [PreparedAppend], check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
+        _ prepared: [PreparedAppend], condition: AppendCondition?, check: (([String: StreamRetention]) throws(AppendError) -> Void)?,
         update: ((inout [String: StreamRetention]) -> Void)?
     ) throws(AppendError) -> Written {
         let acknowledgesUnsynced = options.durability != .fsyncBeforeAck
@@ -108,6 +108,12 @@ extension EventStore {
             try check?(retention)
             // Pass 1: every check, before any byte is written.
             let decisions = try decide(prepared, retention: retention)
+            // The condition, against every append written before this one (a batch that is
+            // entirely a repeat of an earlier one was checked then).
+            if let condition, decisions.contains(where: { if case .write = $0 { true } else { false } }),
+               let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
+                throw .appendConditionFailed(position: conflict)
+            }
             if !checkpointsNameTags.load(ordering: .relaxed), prepared.contains(where: \.hasTags) {
                 checkpointsNameTags.store(true, ordering: .relaxed)
             }
@@ -118,7 +124,7 @@ extension EventStore {
             // Pass 2: write.
             var outcome = Written()
             outcome.results.reserveCapacity(prepared.count)
-            var written: [(stream: String, frame: FrameLocation)] = []
+            var written: [(stream: String, frame: FrameLocation, keys: [QueryKey])] = []
             written.reserveCapacity(prepared.count)
             // Stamped under the writer lock and never decreasing, so timestamps follow positions.
             let timestamp = max(options.clock.clock.nowNanoseconds(), writer.lastTimestamp)
@@ -163,7 +169,7 @@ extension EventStore {
                     firstRevision: revision, lastRevision: revision + count - 1))
                 written.append((append.stream, FrameLocation(
                     firstRevision: revision, firstPosition: writer.nextPosition, segmentIndex: segment.index,
-                    offset: UInt32(offset), eventCount: UInt32(append.events.count))))
+                    offset: UInt32(offset), eventCount: UInt32(append.events.count)), append.keys))
                 writer.nextPosition += count
                 writer.writeOffset += size
                 appendCounter.add(1, ordering: .relaxed)
@@ -181,12 +187,15 @@ extension EventStore {
     /// Hands what the writer just wrote to group commit (and, when appends are acknowledged
     /// without a sync, to the durable mark) and its frames to the readers' view (visible at
     /// once under `.periodic`/`.none`; under `.fsyncBeforeAck` when group commit says durable).
-    private func publish(_ frames: [(stream: String, frame: FrameLocation)], of writer: WriterState, acknowledged: Bool) {
+    private func publish(_ frames: [(stream: String, frame: FrameLocation, keys: [QueryKey])], of writer: WriterState, acknowledged: Bool) {
         let end = writer.writtenEnd
         let segment = writer.active
         // The view first: whatever group commit reveals later has its frames indexed already.
         view.withLock { view in
-            for (stream, frame) in frames { view.openFrames.append(frame, to: stream) }
+            for (stream, frame, keys) in frames {
+                view.openFrames.append(frame, to: stream)
+                view.openFrames.file(frame, under: keys)
+            }
             if acknowledged { view.reveal(end) }
         }
         durability.withLock { $0.wrote(end, in: segment, acknowledged: acknowledged) }

@@ -9,6 +9,8 @@ struct PreparedAppend {
     let frameBytes: Int
     /// Some event carries tags (checkpoints then name format version 6).
     let hasTags: Bool
+    /// The distinct event types and tags of the events: the frame's query keys.
+    let keys: [QueryKey]
 
     init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false) throws(AppendError) {
         let name = append.stream
@@ -50,6 +52,7 @@ struct PreparedAppend {
         self.ids = generateIDs ? EventIDGenerator.fill(append.events) : []
         self.frameBytes = frameBytes
         self.hasTags = append.events.contains { !$0.tags.isEmpty }
+        self.keys = QueryKey.keys(of: append.events)
     }
 }
 

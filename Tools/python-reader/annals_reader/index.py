@@ -7,12 +7,21 @@ from dataclasses import dataclass
 
 from .crc32c import crc32c
 
-HEADER_BYTES = 80
+HEADER_BYTES = 96
 ENTRY_BYTES = 40
 BLOOM_BLOCK_BYTES = 64
 HASH_FNV1A_64 = 1
 _MASK = (1 << 64) - 1
 _NAME = re.compile(r"^(\d{16})(?:-(\d{16}))?\.idx$")
+
+
+def key_hash(kind: int, name: str) -> int:
+    """The query index key of an event type (kind 1) or a tag (kind 2), §7.7: FNV-1a 64 over
+    the kind byte followed by the name's UTF-8."""
+    value = 0xCBF29CE484222325
+    for byte in bytes([kind]) + name.encode("utf-8"):
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
 
 
 def stream_hash(name: str) -> int:
@@ -61,22 +70,31 @@ class IndexFile:
             data = file.read()
         if len(data) < HEADER_BYTES or data[0:8] != b"ANNALSIX":
             return None
-        if crc32c(data[0:76]) != struct.unpack_from("<I", data, 76)[0]:
+        if crc32c(data[0:92]) != struct.unpack_from("<I", data, 92)[0]:
             return None
         version, header_size, flags = struct.unpack_from("<HHI", data, 8)
         first, last, count, blocks, _ = struct.unpack_from("<QQQQQ", data, 16)
         hash_function, entries_checksum, bloom_checksum = struct.unpack_from("<III", data, 56)
+        key_count, key_checksum = struct.unpack_from("<QI", data, 72)
         name_first = int(match.group(1))
         name_last = int(match.group(2)) if match.group(2) else name_first
-        if version != 1 or header_size != HEADER_BYTES or hash_function != HASH_FNV1A_64 or blocks < 1:
-            return None
+        if version != 2 or header_size != HEADER_BYTES or hash_function != HASH_FNV1A_64 or blocks < 1:
+            return None  # version 1 (no query entries): a writer rebuilds it
         if (first, last) != (name_first, name_last) or first > last:
             return None
-        if len(data) != HEADER_BYTES + ENTRY_BYTES * count + BLOOM_BLOCK_BYTES * blocks:
+        if len(data) != HEADER_BYTES + ENTRY_BYTES * (count + key_count) + BLOOM_BLOCK_BYTES * blocks:
             return None
         entries_end = HEADER_BYTES + ENTRY_BYTES * count
-        if crc32c(data[HEADER_BYTES:entries_end]) != entries_checksum or crc32c(data[entries_end:]) != bloom_checksum:
+        bloom_end = entries_end + BLOOM_BLOCK_BYTES * blocks
+        if crc32c(data[HEADER_BYTES:entries_end]) != entries_checksum or crc32c(data[entries_end:bloom_end]) != bloom_checksum \
+                or crc32c(data[bloom_end:]) != key_checksum:
             return None
+        # Query entries (§7.7) in ascending (keyHash, firstPosition) order, each naming a covered segment.
+        previous = None
+        for key_hash, _, first_position, segment, _, _ in struct.iter_unpack("<QQQIII4x", data[bloom_end:]):
+            if (previous is not None and (key_hash, first_position) < previous) or not first <= segment <= last:
+                return None
+            previous = (key_hash, first_position)
         # Entries in ascending (streamHash, firstRevision) order, each naming a covered segment.
         previous = None
         for stream_hash, first_revision, _, segment, _, _ in struct.iter_unpack("<QQQIII4x", data[HEADER_BYTES:entries_end]):

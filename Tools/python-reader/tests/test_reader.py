@@ -200,9 +200,10 @@ def write_checkpoint(directory, segment, offset, next_position, clean=False, min
         file.write(body + struct.pack("<I", crc32c(body)))
 
 
-def write_index(directory, segments, next_position, frames):
+def write_index(directory, segments, next_position, frames, key_frames=()):
     """An index file (§7.2) over the segment files ``segments``; ``frames``: (stream hash,
-    first revision, first position, segment number, offset, event count)."""
+    first revision, first position, segment number, offset, event count); ``key_frames``: the
+    query entries (§7.7), (key hash, first revision, first position, segment, offset, count)."""
     entries = sorted(frames, key=lambda f: (f[0], f[1]))
     blocks = max(1, -(-10 * len({f[0] for f in entries}) // 512))
     bloom = bytearray(64 * blocks)
@@ -214,13 +215,15 @@ def write_index(directory, segments, next_position, frames):
             bit = (bits >> (9 * i)) & 511
             bloom[64 * block + bit // 8] |= 1 << (bit % 8)
     entry_bytes = b"".join(struct.pack("<QQQIII4x", *f) for f in entries)
+    key_bytes = b"".join(struct.pack("<QQQIII4x", *f) for f in sorted(key_frames, key=lambda f: (f[0], f[2])))
     fingerprint = crc32c(b"".join(s.header()[60:64] for s in segments))
     first, last = segments[0].index, segments[-1].last_index or segments[-1].index
-    header = b"ANNALSIX" + struct.pack("<HHIQQQQQIIII4x", 1, 80, 0, first, last, len(entries), blocks, next_position,
-                                       1, crc32c(entry_bytes), crc32c(bytes(bloom)), fingerprint)
+    header = b"ANNALSIX" + struct.pack("<HHIQQQQQIIIIQI8x", 2, 96, 0, first, last, len(entries), blocks, next_position,
+                                       1, crc32c(entry_bytes), crc32c(bytes(bloom)), fingerprint,
+                                       len(key_frames), crc32c(key_bytes))
     name = f"{first:016d}.idx" if first == last else f"{first:016d}-{last:016d}.idx"
     with open(os.path.join(directory, "segments", name), "wb") as file:
-        file.write(header + struct.pack("<I", crc32c(header)) + entry_bytes + bytes(bloom))
+        file.write(header + struct.pack("<I", crc32c(header)) + entry_bytes + bytes(bloom) + key_bytes)
 
 
 @unittest.skipUnless(os.path.exists(ANNALS), f"{ANNALS} not built")
@@ -296,6 +299,35 @@ class ReaderMatchesAnnalsDump(unittest.TestCase):
             self.assertTrue(any(e.tags and not e.compressed for e in events))
             self.assertGreaterEqual(store.checkpoint.minimum_reader_version, 6)
         self.assert_same_dumps(path, ["order-2"])
+        self.assert_query_entries_match_the_log(path)
+
+    def assert_query_entries_match_the_log(self, path):
+        """§7.7: each chosen index file's query entries are exactly one per events frame and
+        distinct type or tag of its events, keyed by key_hash, in (keyHash, firstPosition) order."""
+        from annals_reader.index import chosen_index_files, key_hash
+        with Store(path) as store:
+            tables = chosen_index_files(store, store.segments[:-1])
+            self.assertTrue(tables)
+            for table in tables:
+                expected = []
+                for segment in store.segments:
+                    if not table.first_segment <= segment.index <= table.last_segment:
+                        continue
+                    for frame in segment.frames():
+                        if frame.kind != 1:
+                            continue
+                        keys = []
+                        for event in segment.records(frame):
+                            for key in [(1, event.type)] + [(2, tag) for tag in event.tags]:
+                                if key not in keys:
+                                    keys.append(key)
+                        for kind, name in keys:
+                            expected.append((key_hash(kind, name), frame.first_position, segment.index, frame.offset, frame.event_count))
+                data = table.data
+                count = struct.unpack_from("<Q", data, 72)[0]
+                start = len(data) - 40 * count
+                stored = [(h, p, s, o, c) for h, _, p, s, o, c in struct.iter_unpack("<QQQIII4x", data[start:])]
+                self.assertEqual(stored, sorted(expected), table.path)
 
     def test_tiny_segments_without_dictionaries(self):
         rng = random.Random(3)

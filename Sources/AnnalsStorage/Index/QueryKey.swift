@@ -1,0 +1,81 @@
+/// What the query index is keyed by (`format-spec.md` §7.7): an event type or a tag. An events
+/// frame is filed under the distinct keys of its events.
+struct QueryKey: Sendable, Hashable {
+    enum Kind: UInt8, Sendable {
+        case type = 1
+        case tag = 2
+    }
+
+    let kind: Kind
+    let name: String
+
+    static func type(_ name: String) -> QueryKey { QueryKey(kind: .type, name: name) }
+    static func tag(_ name: String) -> QueryKey { QueryKey(kind: .tag, name: name) }
+
+    /// The key's 64-bit hash in index files: the stream hash function over the kind byte
+    /// followed by the name's UTF-8 bytes.
+    func hash(with hasher: StreamHasher) -> UInt64 {
+        var bytes: [UInt8] = [kind.rawValue]
+        bytes.append(contentsOf: name.utf8)
+        return bytes.withUnsafeBytes { hasher.body($0) }
+    }
+
+    /// The distinct keys of `events`, in first-seen order.
+    static func keys(of events: [EventData]) -> [QueryKey] {
+        var seen = Set<QueryKey>()
+        var keys: [QueryKey] = []
+        for event in events {
+            if seen.insert(.type(event.type)).inserted { keys.append(.type(event.type)) }
+            for tag in event.tags where seen.insert(.tag(tag)).inserted { keys.append(.tag(tag)) }
+        }
+        return keys
+    }
+
+    /// The distinct keys of the events of `frame`, a frame whose records were validated.
+    static func keys(of frame: FrameHeader, in segment: Segment) -> [QueryKey] {
+        keys(ofFrame: frame, in: segment.bytes)
+    }
+
+    static func keys(ofFrame frame: FrameHeader, in bytes: UnsafeRawBufferPointer) -> [QueryKey] {
+        var seen = Set<QueryKey>()
+        var keys: [QueryKey] = []
+        var cursor = frame.recordsOffset
+        for _ in 0..<frame.eventCount {
+            let layout = FrameDecoder.record(at: cursor, in: bytes)
+            let type = QueryKey.type(String(decoding: bytes.slice(layout.typeOffset, layout.typeBytes), as: UTF8.self))
+            if seen.insert(type).inserted { keys.append(type) }
+            for tag in FrameDecoder.tags(of: layout, in: bytes) where seen.insert(.tag(tag)).inserted { keys.append(.tag(tag)) }
+            cursor = layout.end
+        }
+        return keys
+    }
+}
+
+extension Segment {
+    /// Every events frame of this segment up to `limit` (default: its seal) with its keys,
+    /// each frame verified (checksum and records) first: what an index file's query section
+    /// is built from. Throws at the first frame that fails a check.
+    func keyedFrames(upTo limit: Int? = nil, from start: (offset: Int, position: UInt64)? = nil) throws(ReadError) -> [(QueryKey, FrameLocation)] {
+        var walk = walk(from: start ?? (Format.segmentHeaderBytes, firstPosition), verification: .checksumsAndRecords, limit: limit)
+        var result: [(QueryKey, FrameLocation)] = []
+        while true {
+            switch walk.next() {
+            case .events(let frame):
+                let location = FrameLocation(frame, in: self)
+                for key in QueryKey.keys(of: frame, in: self) { result.append((key, location)) }
+            case .dictionary:
+                continue
+            case .seal:
+                return result
+            case .endOfData(let offset):
+                guard limit != nil else { throw .corrupt(corruption(at: offset, "sealed segment ends without a seal frame")) }
+                return result
+            case .limit(let offset):
+                guard offset == limit else { throw .corrupt(corruption(at: walk.previous?.offset ?? offset, "frame runs past offset \(limit ?? 0)")) }
+                return result
+            case .notAFrame(let offset, let reason), .corrupt(let offset, let reason):
+                throw .corrupt(corruption(at: offset, reason))
+            }
+        }
+    }
+}

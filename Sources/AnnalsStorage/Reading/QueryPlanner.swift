@@ -1,0 +1,51 @@
+/// Finds the frames that can hold events matching a query, through the query entries of the
+/// index files and the in-memory query index of the segments they do not cover: never a walk of
+/// `$all` when the query names a type or a tag. Works on values copied from ``LogView`` (no
+/// lock held).
+struct QueryPlanner {
+    let tables: [IndexTable]
+    /// The in-memory indexes: sealed segments not yet indexed on disk, then the open segment.
+    let memory: [StreamIndex]
+    let hasher: StreamHasher
+
+    /// Frames filed under `key`, in position order within each source.
+    private func frames(for key: QueryKey) -> [FrameLocation] {
+        let hash = key.hash(with: hasher)
+        var frames: [FrameLocation] = []
+        for table in tables {
+            for index in table.keyEntries(for: hash) { frames.append(table.keyEntry(index).frame) }
+        }
+        for index in memory { frames += index.frames(for: key) }
+        return frames
+    }
+
+    /// How many frames are filed under `key` (a hash collision counts too: an estimate).
+    private func count(for key: QueryKey) -> Int {
+        let hash = key.hash(with: hasher)
+        return tables.reduce(0) { $0 + $1.keyEntries(for: hash).count } + memory.reduce(0) { $0 + $1.frames(for: key).count }
+    }
+
+    /// The frames to read for `query`, each once, in position order; nil when the query
+    /// matches every event (then `$all` is the answer). An item with tags is served by its
+    /// rarest tag (every matching event carries it), an item with types only by the union of
+    /// its types.
+    func candidates(for query: EventQuery) -> [FrameLocation]? {
+        guard !query.matchesEverything else { return nil }
+        var frames: [FrameLocation] = []
+        for item in query.items {
+            if !item.tags.isEmpty {
+                let rarest = item.tags.map { QueryKey.tag($0) }.min { count(for: $0) < count(for: $1) }!
+                frames += self.frames(for: rarest)
+            } else {
+                for type in Set(item.types) { frames += self.frames(for: .type(type)) }
+            }
+        }
+        frames.sort { ($0.firstPosition, $0.segmentIndex, $0.offset) < ($1.firstPosition, $1.segmentIndex, $1.offset) }
+        var unique: [FrameLocation] = []
+        unique.reserveCapacity(frames.count)
+        for frame in frames where unique.last.map({ $0.segmentIndex != frame.segmentIndex || $0.offset != frame.offset }) ?? true {
+            unique.append(frame)
+        }
+        return unique
+    }
+}
