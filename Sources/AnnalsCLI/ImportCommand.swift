@@ -126,14 +126,31 @@ struct Importer {
                 runBytes = eventBytes
             }
         }
-        let results: [AppendResult]
-        do { results = try await store.append(appends) } catch {
-            // A failed expectation names its own line; anything else names the batch.
-            if case .wrongExpectedRevision(let stream, let expected, _) = error,
-               let index = appends.firstIndex(where: { $0.stream == stream && $0.expected == expected && expected != .any }) {
-                throw LineError(line: lines[index].lowerBound, message: "\(error) (nothing from lines \(lines[0].lowerBound)-\(lines[lines.count - 1].upperBound) was written)")
+        // Each append of several streams is atomic and fits one segment: a batch larger than
+        // that is committed in parts.
+        var results: [AppendResult] = []
+        var start = 0
+        while start < appends.count {
+            var end = start
+            var bytes = 0
+            while end < appends.count {
+                let size = EventStore.encodedSize(of: appends[end].events, to: appends[end].stream)
+                guard end == start || bytes + size <= store.maximumAppendBytes else { break }
+                bytes += size
+                end += 1
             }
-            throw LineError(line: lines.first?.lowerBound ?? 0, message: "batch through line \(lines.last?.upperBound ?? 0) failed: \(error)")
+            let part = Array(appends[start..<end]), partLines = Array(lines[start..<end])
+            let committed = start == 0 ? "nothing" : "lines \(lines[0].lowerBound)-\(lines[start - 1].upperBound) were committed; nothing"
+            do { results += try await store.append(part) } catch {
+                // A failed expectation names its own line; anything else names the batch.
+                if case .wrongExpectedRevision(let stream, let expected, _) = error,
+                   let index = part.firstIndex(where: { $0.stream == stream && $0.expected == expected && expected != .any }) {
+                    throw LineError(line: partLines[index].lowerBound,
+                                    message: "\(error) (\(committed) from lines \(partLines[0].lowerBound)-\(partLines[partLines.count - 1].upperBound) was written)")
+                }
+                throw LineError(line: partLines.first?.lowerBound ?? 0, message: "batch through line \(partLines.last?.upperBound ?? 0) failed: \(error)")
+            }
+            start = end
         }
         committedEvents += pending.count
         pending.removeAll(keepingCapacity: true)

@@ -93,14 +93,21 @@ import Testing
                 .filter { $0.hasSuffix(".seg") }.sorted().last.map { store.path + "/segments/" + $0 })
             // The open segment's events frames whose every event was reported committed.
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+            // `position` is where the frame's group (one import batch, §3.1) starts: the log
+            // never ends inside a group.
             var acknowledged: [(offset: Int, position: UInt64)] = []
             var offset = 64
+            var groupStart: UInt64?
             while true {
-                let (length, kind, count, position) = bytes.withUnsafeBytes {
-                    (Int($0.u32(offset + 4)), $0[offset + 8], UInt64($0.u32(offset + 12)), $0.u64(offset + 16))
+                let (length, kind, flags, count, position) = bytes.withUnsafeBytes {
+                    (Int($0.u32(offset + 4)), $0[offset + 8], $0[offset + 9], UInt64($0.u32(offset + 12)), $0.u64(offset + 16))
                 }
                 guard length >= 32, kind != 2 else { break }
-                if kind == 1, position + count - 1 <= lastCommitted { acknowledged.append((offset, position)) }
+                if kind == 1 {
+                    let start = groupStart ?? position
+                    if position + count - 1 <= lastCommitted { acknowledged.append((offset, start)) }
+                    groupStart = flags & 1 != 0 ? start : nil
+                }
                 offset += (length + 7) / 8 * 8
             }
             if acknowledged.count >= 5 { found = (store, segment, acknowledged) }
@@ -120,7 +127,7 @@ import Testing
         #expect(dump.status == 1)
         #expect(dump.stderr.contains("offset \(fifth)"), "\(dump.stderr)")
         let printed = UInt64(dump.stdout.split(separator: "\n").count)
-        #expect(printed == acknowledged[4].position, "every event before the damaged frame, and nothing from it on")
+        #expect(printed == acknowledged[4].position, "every event before the damaged frame's group, and nothing from it on")
         #expect {
             _ = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
         } throws: { error in

@@ -159,9 +159,9 @@ import Testing
         }
         let checkpointed = directory.sub("checkpointed")
         try copyDirectory(image, to: checkpointed)
-        // ...then give it a frame flag and a matching checksum.
+        // ...then give it an unknown frame flag and a matching checksum.
         try modifyFile(segment) { bytes in
-            bytes[last.offset + 9] = 1
+            bytes[last.offset + 9] = 2
             bytes.withUnsafeMutableBytes { raw in
                 raw.storeU32(CRC32C.checksum(UnsafeRawBufferPointer(raw).slice(last.offset + 4, last.length - 4)), at: last.offset)
             }

@@ -79,6 +79,8 @@ enum CompactedSegmentEncoder {
         let firstPosition = frame.firstPosition + UInt64(kept.firstKept)
         let firstRevision = frame.firstRevision + UInt64(kept.firstKept)
         buffer.storeU32(UInt32(length), at: offset + FrameLayout.length)
+        // A sealed file holds whole groups only: a kept frame needs no link to the next.
+        buffer.storeU8(0, at: offset + FrameLayout.flags)
         buffer.storeU32(UInt32(count), at: offset + FrameLayout.eventCount)
         buffer.storeU64(firstPosition, at: offset + FrameLayout.firstPosition)
         buffer.storeU64(firstRevision, at: offset + FrameLayout.firstRevision)

@@ -59,6 +59,9 @@ enum Format {
     static let recordCompressedFlag: UInt16 = 1
     /// Event record flag: a tag block follows the type name (§3.2, version 6).
     static let recordTaggedFlag: UInt16 = 2
+    /// Events frame flag: the next events frame belongs to the same atomic append (§3.1,
+    /// version 6); the group's last frame has it clear.
+    static let frameContinuedFlag: UInt8 = 1
     /// Bytes before the LZ4 block of a compressed record: the u32 dictionary frame offset.
     static let compressedBodyHeaderBytes = CompressedBodyLayout.size
     /// Largest dictionary a dictionary frame may carry (LZ4 looks back at most 64 KiB).

@@ -10,6 +10,9 @@ struct FrameHeader: Sendable {
     /// For an events frame, the first event's position; for a seal, the next segment's first.
     let firstPosition: UInt64
     let firstRevision: UInt64
+    /// An events frame of a multi-stream append whose next events frame belongs to the same
+    /// append (§3.1): the group is whole only with its last frame.
+    var continues: Bool = false
 
     /// Offset of the next frame.
     var end: Int { offset + Format.aligned(length) }
@@ -94,13 +97,16 @@ enum FrameDecoder {
         let kindValue = bytes.u8(offset + FrameLayout.kind)
         guard let kind = Format.FrameKind(rawValue: kindValue) else { return bad("unknown frame kind \(kindValue)") }
         let flags = bytes.u8(offset + FrameLayout.flags)
-        guard flags == 0 else { return bad("frame flags \(flags); must be 0") }
+        guard flags == 0 || (kind == .events && flags == Format.frameContinuedFlag) else {
+            return bad("frame flags \(flags); must be 0" + (kind == .events ? " or 1" : ""))
+        }
         let header = FrameHeader(
             offset: offset, length: length, kind: kind,
             streamNameBytes: Int(bytes.u16(offset + FrameLayout.streamNameLength)),
             eventCount: Int(bytes.u32(offset + FrameLayout.eventCount)),
             firstPosition: bytes.u64(offset + FrameLayout.firstPosition),
-            firstRevision: bytes.u64(offset + FrameLayout.firstRevision)
+            firstRevision: bytes.u64(offset + FrameLayout.firstRevision),
+            continues: flags == Format.frameContinuedFlag
         )
         switch kind {
         case .seal:

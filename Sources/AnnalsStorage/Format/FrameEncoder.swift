@@ -33,7 +33,8 @@ enum FrameEncoder {
         events: [EventData],
         ids: [UUID],
         timestamp: Int64,
-        compressor: BodyCompressor? = nil
+        compressor: BodyCompressor? = nil,
+        continues: Bool = false
     ) -> Int {
         let precompressed = compressor?.precompress(events)
         var stream = stream
@@ -53,7 +54,7 @@ enum FrameEncoder {
         }
         buffer.storeU32(UInt32(frameLength), at: offset + FrameLayout.length)
         buffer.storeU8(Format.FrameKind.events.rawValue, at: offset + FrameLayout.kind)
-        buffer.storeU8(0, at: offset + FrameLayout.flags)
+        buffer.storeU8(continues ? Format.frameContinuedFlag : 0, at: offset + FrameLayout.flags)
         buffer.storeU16(UInt16(nameBytes), at: offset + FrameLayout.streamNameLength)
         buffer.storeU32(UInt32(events.count), at: offset + FrameLayout.eventCount)
         buffer.storeU64(firstPosition, at: offset + FrameLayout.firstPosition)

@@ -176,8 +176,42 @@ struct StreamIndex: Sendable {
         return result
     }
 
+    /// Drops the frames of segment `segmentIndex` (now covered by its index file), or only
+    /// those at or after `offset` (a torn group cut at open).
+    mutating func removeFrames(ofSegment segmentIndex: UInt64, atOrAfter offset: Int? = nil) {
+        guard let offset else { return removeAllFrames(ofSegment: segmentIndex) }
+        func kept(_ frame: FrameLocation) -> Bool { frame.segmentIndex != segmentIndex || Int(frame.offset) < offset }
+        var trimmed: [UInt64: Bucket] = [:]
+        for (hash, bucket) in buckets {
+            let records: [StreamRecord]
+            switch bucket {
+            case .one(let record): records = [record]
+            case .many(let many): records = many
+            }
+            let left = records.compactMap { record -> StreamRecord? in
+                let frames = record.frames.filter(kept)
+                return frames.isEmpty ? nil : StreamRecord(name: record.name, frames: frames)
+            }
+            if !left.isEmpty { trimmed[hash] = left.count == 1 ? .one(left[0]) : .many(left) }
+        }
+        buckets = trimmed
+        streamCount = buckets.values.reduce(0) { count, bucket in
+            if case .many(let records) = bucket { return count + records.count } else { return count + 1 }
+        }
+        frameCount = buckets.values.reduce(0) { count, bucket in
+            switch bucket {
+            case .one(let record): return count + record.frames.count
+            case .many(let records): return count + records.reduce(0) { $0 + $1.frames.count }
+            }
+        }
+        for (key, frames) in keyFrames {
+            let left = frames.filter(kept)
+            keyFrames[key] = left.isEmpty ? nil : left
+        }
+    }
+
     /// Drops the frames of segment `segmentIndex` (now covered by its index file).
-    mutating func removeFrames(ofSegment segmentIndex: UInt64) {
+    private mutating func removeAllFrames(ofSegment segmentIndex: UInt64) {
         var kept: [UInt64: Bucket] = [:]
         streamCount = 0
         frameCount = 0

@@ -203,12 +203,34 @@ struct LogRecovery {
                 /// Corruption ends the open, except in the last segment of a read-only open,
                 /// which reads the log up to it and reports it, and of a writable open asked to
                 /// discard it, which cuts the log there (the log ends at `offset`).
+                // The first frame (and the position before it) of a multi-stream append whose last
+                // frame has not been seen yet (§3.1): the log never ends inside one.
+                var group: (offset: Int, position: UInt64)?
                 func damaged(_ error: CorruptionError) throws(OpenError) {
                     guard isLast, !writable || discardDamagedTail else { throw .corrupt(error) }
                     report.damage = error
+                    endBeforeGroup()
                     if writable {
                         try cutTail(of: segment, at: offset, reason: "discarded on request: \(error.reason)", report: &report)
                     }
+                }
+                /// Moves the end back to the start of an incomplete group and drops its frames.
+                func endBeforeGroup() {
+                    guard let start = group else { return }
+                    memory.removeFrames(ofSegment: segment.index, atOrAfter: start.offset)
+                    offset = start.offset
+                    expected = start.position
+                    group = nil
+                }
+                /// The log ends here: an incomplete group before it is a torn write when it lies
+                /// after the protected end (cut with the tail), corruption otherwise.
+                func endOfLog() throws(OpenError) {
+                    guard let start = group else { return }
+                    if let protected, start.offset < protected.offset {
+                        try damaged(protected.damage(in: segment, at: start.offset, "a multi-stream append whose last frame is missing"))
+                        return
+                    }
+                    endBeforeGroup()
                 }
                 var walk = segment.walk(from: (offset, expected), verification: .checksumsAndRecords)
                 scan: while true {
@@ -235,6 +257,10 @@ struct LogRecovery {
                                 try damaged(protected.damage(in: segment, at: offset, "seal frame"))
                                 break scan
                             }
+                            if let start = group {
+                                try damaged(segment.corruption(at: start.offset, "a multi-stream append whose last frame is missing before the seal"))
+                                break scan
+                            }
                             sealed = true
                             expected = frame.firstPosition
                             offset = frame.end
@@ -249,6 +275,7 @@ struct LogRecovery {
                         // precedes it: index files ending before it and the frames scanned so far.
                         let indexed = table(covering: segment.index) != nil
                         let before = indexed ? [] : tables.filter { $0.segments.upperBound < segment.index }
+                        if frame.continues, group == nil { group = (frame.offset, frame.firstPosition) }
                         do {
                             try apply(frame, in: segment, checkContinuity: !indexed, allowSkippedRevisions: compactedSoFar,
                                       locator: StreamLocator(tables: before, segments: segments), into: &memory)
@@ -257,10 +284,20 @@ struct LogRecovery {
                             try damaged(corruption)
                             break scan
                         }
+                        if !frame.continues { group = nil }
                         lastTimestamp = max(lastTimestamp, Self.timestamp(of: frame, in: segment))
                     case .endOfData, .limit:
                         guard isLast else {
                             throw .corrupt(segment.corruption(at: offset, "sealed segment ends without a seal frame"))
+                        }
+                        if group != nil {
+                            let stop = offset
+                            try endOfLog()
+                            if offset != stop, report.damage == nil {
+                                try cutTail(of: segment, at: offset, reason: "a multi-stream append whose last frame was never written",
+                                            report: &report)
+                            }
+                            break scan
                         }
                         if let protected, offset < protected.offset {
                             try damaged(protected.damage(in: segment, at: offset, "acknowledged data missing: zero bytes where a frame must be"))
@@ -277,6 +314,8 @@ struct LogRecovery {
                             try damaged(protected.damage(in: segment, at: offset, reason))
                             break scan
                         }
+                        try endOfLog()
+                        if report.damage != nil { break scan }
                         try cutTail(of: segment, at: offset, reason: reason, report: &report)
                         break scan
                     case .corrupt(let at, let reason):

@@ -158,6 +158,8 @@ public enum StoreVerifier {
             // Positions are checked here, not by the walk: a wrong one is reported and the walk
             // goes on with the frame's own, so one problem is not followed by false ones.
             var walk = segment.walk(verification: .checksums, checksPositions: false)
+            // The first frame of a multi-stream append whose last frame is not seen yet (§3.1).
+            var openGroup: Int?
             frames: while true {
                 if let protected, walk.offset == protected.offset, let position = protected.position, position != walk.expectedPosition {
                     problem(file, walk.offset, "the log has position \(walk.expectedPosition) here; \(protected.source) says \(position)")
@@ -178,6 +180,9 @@ public enum StoreVerifier {
                         if let protected, frame.offset < protected.offset {
                             problem(file, frame.offset, protected.damage(in: segment, at: frame.offset, "seal frame").reason)
                         }
+                        if let start = openGroup {
+                            problem(file, start, "a multi-stream append whose last frame is missing before the seal")
+                        }
                         expected = frame.firstPosition
                         sealed = true
                         break frames
@@ -189,6 +194,7 @@ public enum StoreVerifier {
                         report.dictionaries += 1
                         continue frames
                     }
+                    if frame.continues, openGroup == nil { openGroup = frame.offset } else if !frame.continues { openGroup = nil }
                     let recordIssue = segment.validateRecords(of: frame)
                     if let issue = recordIssue {
                         problem(file, issue.offset, issue.reason)
@@ -233,6 +239,13 @@ public enum StoreVerifier {
             }
             if !sealed { expected = walk.expectedPosition }
             if !isLast && !sealed { problem(file, walk.offset, "sealed segment ends without a seal frame") }
+            if isLast, !sealed, let start = openGroup {
+                if let protected, start < protected.offset {
+                    problem(file, start, protected.damage(in: segment, at: start, "a multi-stream append whose last frame is missing").reason)
+                } else {
+                    report.notes.append("\(file) ends in a multi-stream append torn at offset \(start): readers ignore it, the next writable open cuts it")
+                }
+            }
             if sealed {
                 sealedEntries[index] = entries
                 sealedKeyEntries[index] = keyEntries

@@ -27,12 +27,16 @@ extension EventStore {
         return results[0]
     }
 
-    /// Appends several streams' events, each ``StreamAppend`` as its own atomic frame, in order,
-    /// with one durability wait for all of them (how `annals import` commits a batch).
+    /// Appends several streams' events atomically: each ``StreamAppend`` is its own frame, in
+    /// order, and the frames are one group on disk (`format-spec.md` §3.1) that a crash keeps
+    /// whole or drops whole; readers never see part of it. One durability wait for all.
     ///
     /// Every element is validated and checked (expected revision, idempotency) before any is
-    /// written; if one fails, nothing is written. If a segment cannot be created midway (e.g.
-    /// `ENOSPC`), the elements before it stay written and the call throws.
+    /// written; if one fails, nothing is written. The group is written into one segment (the
+    /// open one, or a new one when it does not fit there), so it can hold at most
+    /// ``maximumAppendBytes`` in all (``EventStore/encodedSize(of:to:)`` per element);
+    /// a larger one throws ``AppendError/tooLarge(stream:frameBytes:limitBytes:)`` and writes
+    /// nothing.
     public func append(_ batch: [StreamAppend]) async throws(AppendError) -> [AppendResult] {
         try await append(batch, systemStreams: false)
     }

@@ -61,9 +61,9 @@ public final class EventStore: Sendable {
     /// Set (for good) when a first archive is being set up: checkpoints say version 5 from
     /// then on, before the `archive` file exists (``archive`` is set only once it does).
     let checkpointsNameArchives = Atomic<Bool>(false)
-    /// Set (for good) before the first tagged record is written, or at open when the checkpoint
-    /// already names version 6: checkpoints say version 6 from then on.
-    let checkpointsNameTags = Atomic<Bool>(false)
+    /// Set (for good) before the first tagged record or multi-stream group is written, or at
+    /// open when the checkpoint already names version 6: checkpoints say version 6 from then on.
+    let checkpointsNameVersion6 = Atomic<Bool>(false)
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])
@@ -143,7 +143,7 @@ public final class EventStore: Sendable {
         let (archive, recovered) = try recover(layout, checkpoint: checkpoint, report: report, options: options)
         let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, archive: archive,
                                fileLock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
-        if (checkpoint?.minimumReaderVersion ?? 0) >= Format.taggedRecordsVersion { store.checkpointsNameTags.store(true, ordering: .relaxed) }
+        if (checkpoint?.minimumReaderVersion ?? 0) >= Format.taggedRecordsVersion { store.checkpointsNameVersion6.store(true, ordering: .relaxed) }
         store.reportRecovery(took: ContinuousClock.now - recoveryStarted)
         try store.loadRetention()
         if !options.readOnly {

@@ -114,8 +114,26 @@ extension EventStore {
                let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
                 throw .appendConditionFailed(position: conflict)
             }
-            if !checkpointsNameTags.load(ordering: .relaxed), prepared.contains(where: \.hasTags) {
-                checkpointsNameTags.store(true, ordering: .relaxed)
+            if !checkpointsNameVersion6.load(ordering: .relaxed), prepared.contains(where: \.hasTags) {
+                checkpointsNameVersion6.store(true, ordering: .relaxed)
+            }
+            // Several frames to write: one atomic group (§3.1), in one segment, so that a crash
+            // keeps all of them or none. It rolls first when it does not fit the open segment.
+            var groupBytes = zip(prepared, decisions).reduce(0) { total, item in
+                if case .write = item.1 { return total + item.0.frameBytes } else { return total }
+            }
+            let grouped = decisions.filter { if case .write = $0 { true } else { false } }.count > 1
+            if grouped {
+                guard groupBytes <= frameLimitBytes else {
+                    throw .tooLarge(stream: prepared.map(\.stream).joined(separator: ", "), frameBytes: groupBytes, limitBytes: frameLimitBytes)
+                }
+                checkpointsNameVersion6.store(true, ordering: .relaxed)
+                if writer.activeSealed || writer.writeOffset + groupBytes > writer.active.frameCapacity {
+                    do throws(SystemError) { try startNextSegment(&writer) } catch {
+                        let failed = durability.withLock { $0.failure != nil }
+                        throw failed ? .storeFailed(error) : .system(error)
+                    }
+                }
             }
             // The checkpoint must not say "closed cleanly" once the log has changed (§5).
             if checkpointer.saysClean {
@@ -142,7 +160,7 @@ extension EventStore {
                 // Room for the frame as if stored raw (compression only shrinks it), and for the
                 // segment's dictionary frame when this append is the one to write it.
                 let dictionaryFrameBytes = writer.compression?.dueDictionaryFrameBytes ?? 0
-                if writer.activeSealed || writer.writeOffset + dictionaryFrameBytes + append.frameBytes > writer.active.frameCapacity {
+                if !grouped, writer.activeSealed || writer.writeOffset + dictionaryFrameBytes + append.frameBytes > writer.active.frameCapacity {
                     // Frames written so far in this batch are published before the roll moves
                     // the open segment's frames aside.
                     publish(written, of: writer, acknowledged: acknowledgesUnsynced)
@@ -154,14 +172,18 @@ extension EventStore {
                 }
                 let segment = writer.active
                 if writer.compression != nil {
+                    // Within a group, a dictionary frame goes in only if the rest of the group fits after it.
                     writer.writeOffset += writer.compression!.writeDictionaryIfDue(
-                        in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition, reserving: append.frameBytes)
+                        in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition,
+                        reserving: grouped ? groupBytes : append.frameBytes)
                 }
+                groupBytes -= append.frameBytes
                 let offset = writer.writeOffset
                 let size = FrameEncoder.writeEventsFrame(
                     into: segment.file.mutableBytes, at: offset,
                     stream: append.stream, firstPosition: writer.nextPosition, firstRevision: revision,
-                    events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current)
+                    events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current,
+                    continues: grouped && groupBytes > 0)
                 writer.compression?.sample(append.events)
                 let count = UInt64(append.events.count)
                 outcome.results.append(AppendResult(

@@ -153,10 +153,11 @@ extension EventStore {
                                  minimumReaderVersion: minimumReaderVersion)
     }
 
-    /// The oldest reader that reads the store as it is (§5, §6): 6 once a record has tags, 5
+    /// The oldest reader that reads the store as it is (§5, §6): 6 once a record has tags or
+    /// a multi-stream append was written as a group of frames, 5
     /// once it has (or is setting up) an archive, 3 once a segment is compacted, else 2.
     var minimumReaderVersion: UInt16 {
-        if checkpointsNameTags.load(ordering: .relaxed) { return Format.taggedRecordsVersion }
+        if checkpointsNameVersion6.load(ordering: .relaxed) { return Format.taggedRecordsVersion }
         if checkpointsNameArchives.load(ordering: .relaxed) || archive.withLock({ $0 != nil }) { return Format.archiveVersion }
         if view.withLock({ $0.segments.contains(where: \.isCompacted) }) { return Format.compactedSegmentVersion }
         return Format.appendSegmentVersion

@@ -155,6 +155,8 @@ class Frame:
     event_count: int
     first_position: int
     first_revision: int
+    #: Events frame flag bit 0 (§3.1): the next events frame belongs to the same atomic append.
+    continues: bool = False
 
     @property
     def end(self):
@@ -330,8 +332,8 @@ class Segment:
 
         if kind not in (KIND_EVENTS, KIND_SEAL, KIND_DICTIONARY):
             raise bad(f"unknown frame kind {kind}")
-        if flags != 0:
-            raise bad(f"frame flags {flags}; must be 0")
+        if flags != 0 and not (kind == KIND_EVENTS and flags == 1):
+            raise bad(f"frame flags {flags}; must be 0" + (" or 1" if kind == KIND_EVENTS else ""))
         if kind == KIND_SEAL:
             if length != SEAL_FRAME_BYTES or count != 0 or name_bytes != 0 or first_revision != 0:
                 raise bad("malformed seal frame")
@@ -343,7 +345,7 @@ class Segment:
                 raise bad("malformed dictionary frame")
         elif count < 1 or not 1 <= name_bytes <= MAX_NAME_BYTES or FRAME_HEADER_BYTES + name_bytes > length:
             raise bad("malformed events frame header")
-        return Frame(self, offset, length, kind, name_bytes, count, first_position, first_revision)
+        return Frame(self, offset, length, kind, name_bytes, count, first_position, first_revision, flags == 1)
 
     def accepts(self, position, expected):
         """§3.4: a frame's firstPosition is the expected one, or (compacted segment) beyond it."""
@@ -701,6 +703,9 @@ class Store:
 
         verified_from = checkpoint.segment_offset if checkpoint is not None else SEGMENT_HEADER_BYTES
         offset, expected, sealed_at, previous = SEGMENT_HEADER_BYTES, last.first_position, None, None
+        # The first frame and position of a multi-stream append whose last frame is not seen
+        # yet (§3.1): the log never ends inside one.
+        group = None
         while True:
             if checkpoint is not None and offset == checkpoint.segment_offset and expected != checkpoint.next_position:
                 # Not damage to read around: the checkpoint and the log disagree (§5).
@@ -745,10 +750,24 @@ class Store:
                     except CorruptionError as error:
                         self.damage = error
                         break
+                if frame.continues and group is None:
+                    group = (frame.offset, frame.first_position)
+                elif not frame.continues:
+                    group = None
                 expected = frame.next_position
             elif frame.kind == KIND_SEAL:
+                if group is not None:
+                    self.damage = CorruptionError(last.path, group[0], "a multi-stream append whose last frame is missing before the seal")
+                    break
                 sealed_at = offset
             previous, offset = frame, frame.end
+        if group is not None:
+            # An incomplete group: a torn write after the protected end, damage before it.
+            if self.damage is None and group[0] < protected:
+                self.damage = before_protected(group[0], "a multi-stream append whose last frame is missing")
+            elif self.damage is None and self.torn_tail is None:
+                self.torn_tail = CorruptionError(last.path, group[0], "a multi-stream append whose last frame was never written", tearable=True)
+            offset, expected = group
         #: Where the log ends in the last segment (at its seal frame, when it has one).
         self.end_offset = sealed_at if sealed_at is not None else offset
         #: Frames of the last segment from here on were verified by this walk.

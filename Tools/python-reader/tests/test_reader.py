@@ -657,12 +657,30 @@ class DurableMarksAndCorruption(unittest.TestCase):
 
     def test_non_zero_frame_flags_are_corruption_even_at_the_end(self):
         builder = self.build(frames=2)
-        builder.add(events_frame("s", 4, 4, [(b"Happened", b"", b"{}")], flags=1))
+        builder.add(events_frame("s", 4, 4, [(b"Happened", b"", b"{}")], flags=2))
         with self.open(builder, boot=None) as store:  # protected end 64: the frame is "after" it
             self.assertIsNone(store.torn_tail)
             self.assertEqual(store.damage.offset, builder.offsets[2])
             self.assertIn("flags", store.damage.reason)
             self.assertEqual(len(self.events(store)[0]), 4)
+
+    def test_a_group_without_its_last_frame_is_torn_after_the_protected_end_and_corruption_before(self):
+        """§3.1, §3.4: an incomplete multi-stream group at the end of the log is dropped whole
+        after the protected end, and is damage before it."""
+        builder = self.build(frames=2)
+        builder.add(events_frame("a", 4, 0, [(b"Happened", b"", b"{}")], flags=1))
+        builder.add(events_frame("b", 5, 0, [(b"Happened", b"", b"{}")], flags=1))
+        with self.open(builder, boot=None) as store:  # protected end 64: the group is after it
+            self.assertIsNone(store.damage)
+            self.assertIsNotNone(store.torn_tail)
+            self.assertEqual(store.end_offset, builder.offsets[2])
+            self.assertEqual(len(self.events(store)[0]), 4, "none of the group's events")
+        complete = self.build(frames=2)
+        complete.add(events_frame("a", 4, 0, [(b"Happened", b"", b"{}")], flags=1))
+        complete.add(events_frame("b", 5, 0, [(b"Happened", b"", b"{}")]))
+        with self.open(complete, boot=None) as store:
+            self.assertIsNone(store.torn_tail)
+            self.assertEqual(len(self.events(store)[0]), 6, "the whole group")
 
     def test_a_checksummed_frame_with_bad_fields_is_never_a_torn_tail(self):
         bad_frames = {
