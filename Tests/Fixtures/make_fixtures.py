@@ -154,7 +154,9 @@ def make(name):
         import_into(store, import_lines(rng, 40, streams), "--segment-size-bytes", "16384")
     elif name == "v6-tags":
         # Tagged records (§3.2): tag blocks in compressed and raw records, non-ASCII and escaped
-        # tags, events without tags between them, over several segments.
+        # tags, events without tags between them, over several segments; import batches of
+        # several streams written as groups (§3.1, the continued flag); index files with query
+        # entries (§7.7).
         import_into(store, import_lines(rng, 300, streams, tagged=True), "--segment-size-bytes", "16384", "--batch", "5")
         import_into(store, import_lines(rng, 60, streams, tagged=True), "--compression", "none", "--segment-size-bytes", "16384")
     else:
