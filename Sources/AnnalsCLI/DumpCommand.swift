@@ -8,8 +8,10 @@ struct DumpCommand: AsyncParsableCommand {
         commandName: "dump",
         abstract: "Print events as JSON Lines, in global position order.",
         discussion: """
-            Each line: {"position", "stream", "revision", "id", "type", "timestamp" (ISO 8601, \
-            UTC, nanoseconds), "metadata", "data"}. Metadata and data bytes that are one JSON \
+            Each line: {"position", "stream", "revision", "id", "type", "tags" (when the event \
+            has any), "timestamp" (ISO 8601, UTC, nanoseconds), "metadata", "data"}. --type and \
+            --tag print the events of any of the types carrying all of the tags, through the \
+            query index. Metadata and data bytes that are one JSON \
             value without line breaks are printed as that JSON, byte for byte; other bytes are \
             printed base64-encoded as "metadataBase64"/"dataBase64"; empty ones are left out. \
             Opens the store read-only, so it works while a writer is running. When acknowledged \
@@ -40,6 +42,12 @@ struct DumpCommand: AsyncParsableCommand {
     @Flag(help: "Leave out events of system streams (names starting with \"$\").")
     var noSystem = false
 
+    @Option(name: .customLong("type"), help: ArgumentHelp("Print only events of this type (repeatable: any of them).", valueName: "TYPE"))
+    var types: [String] = []
+
+    @Option(name: .customLong("tag"), help: ArgumentHelp("Print only events carrying this tag (repeatable: all of them).", valueName: "TAG"))
+    var tags: [String] = []
+
     @Flag(help: "After what is committed, print new commits as they come ($all, forwards), until interrupted.")
     var follow = false
 
@@ -49,6 +57,11 @@ struct DumpCommand: AsyncParsableCommand {
                 throw ValidationError("--until-time: \(untilTime) is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.fraction]Z")
             }
             guard stream == nil, !backwards else { throw ValidationError("--until-time reads $all forwards: no --stream, no --backwards") }
+        }
+        if !types.isEmpty || !tags.isEmpty {
+            guard stream == nil, untilTime == nil, !follow else {
+                throw ValidationError("--type and --tag read across streams: no --stream, --until-time or --follow")
+            }
         }
         if follow {
             guard stream == nil, !backwards, untilTime == nil, limit == .max else {
@@ -62,7 +75,12 @@ struct DumpCommand: AsyncParsableCommand {
         do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
         var output = OutputBuffer()
         do {
+            let query = EventQuery(types: types, tags: tags)
             switch (stream, backwards) {
+            case (nil, false) where !query.matchesEverything:
+                try print(store.read(matching: query, from: from ?? 0, limit: limit).makeCursor(), to: &output)
+            case (nil, true) where !query.matchesEverything:
+                try print(store.readBackwards(matching: query, from: from, limit: limit).makeCursor(), to: &output)
             case (let name?, false): try print(store.read(name, from: from ?? 0, limit: limit).makeCursor(), to: &output)
             case (let name?, true): try print(store.readBackwards(name, from: from, limit: limit).makeCursor(), to: &output)
             case (nil, false):

@@ -14,8 +14,11 @@ struct ImportCommand: AsyncParsableCommand {
             "tags" is an array of strings. "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
             and ignored: the store assigns them. "expectedRevision" (a number, or "any", \
             "noStream", "streamExists") makes the line's append conditional: a line that does \
-            not match is reported with its line number and stops the import. Blank lines are \
-            skipped.
+            not match is reported with its line number and stops the import. \
+            "appendCondition": {"failIfEventsMatch": [{"types": [...], "tags": [...]}, ...], \
+            "after": N} makes the line its own append, which fails (reported with its line \
+            number, stopping the import) when an event matching the query was stored after \
+            position N (anywhere without "after"). Blank lines are skipped.
 
             Lines are committed in batches of up to --batch events; consecutive lines of the \
             same stream without an expectedRevision become one atomic frame (a line with one \
@@ -98,12 +101,30 @@ struct Importer {
     }
 
     mutating func add(_ line: String, lineNumber: Int) async throws {
-        let (stream, event, expected) = try Self.parse(line, lineNumber: lineNumber)
+        let (stream, event, expected, condition) = try Self.parse(line, lineNumber: lineNumber)
         do { try store.validate([event], to: stream) } catch {
             throw LineError(line: lineNumber, message: error.description)
         }
-        pending.append((stream, event, expected, lineNumber))
-        if pending.count >= batchSize { try await commit() }
+        guard let condition else {
+            pending.append((stream, event, expected, lineNumber))
+            if pending.count >= batchSize { try await commit() }
+            return
+        }
+        // A conditional line is its own append, after every line before it.
+        try await commit()
+        let result: AppendResult
+        do {
+            result = try await store.append([event], to: stream, expecting: expected ?? .any, condition: condition)
+        } catch {
+            throw LineError(line: lineNumber, message: "\(error) (the lines before it were committed; nothing from this line on)")
+        }
+        committedEvents += 1
+        lastCommitted = result.lastPosition
+        if printEveryCommit {
+            output.append("committed \(result.lastPosition)")
+            output.endLine()
+            output.flush()
+        }
     }
 
     /// Appends the pending lines: runs of one stream become one frame (split where a frame
@@ -170,11 +191,52 @@ struct Importer {
     }
 
     static let knownKeys: Set<String> = [
-        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision", "tags",
+        "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision", "tags", "appendCondition",
         "position", "revision", "timestamp",
     ]
 
-    static func parse(_ line: String, lineNumber: Int) throws -> (String, EventData, ExpectedRevision?) {
+    /// `{"failIfEventsMatch": [{"types": [..], "tags": [..]}, ..], "after": N}` (`after` optional).
+    static func appendCondition(_ raw: UnsafeRawBufferPointer, _ member: JSONScanner.Member, lineNumber: Int) throws -> AppendCondition {
+        func bad(_ message: String) -> LineError {
+            LineError(line: lineNumber, message: "\"appendCondition\" " + message)
+        }
+        guard member.kind == .object else { throw bad("must be an object") }
+        var items: [EventQuery.Item]?
+        var after: UInt64?
+        for field in try JSONScanner.objectMembers(raw, member.range) {
+            switch field.key {
+            case "failIfEventsMatch":
+                guard field.kind == .array else { throw bad("\"failIfEventsMatch\" must be an array of query items") }
+                items = []
+                for element in try JSONScanner.arrayElements(raw, field.range) {
+                    guard element.kind == .object else { throw bad("query items must be objects with \"types\" and \"tags\"") }
+                    var item = EventQuery.Item()
+                    for part in try JSONScanner.objectMembers(raw, element.range) {
+                        guard part.kind == .array, let strings = try JSONScanner.stringArray(raw, part.range) else {
+                            throw bad("\"\(part.key)\" must be an array of strings")
+                        }
+                        switch part.key {
+                        case "types": item.types = strings
+                        case "tags": item.tags = strings
+                        default: throw bad("unknown key \"\(part.key)\" in a query item")
+                        }
+                    }
+                    items?.append(item)
+                }
+            case "after":
+                guard field.kind == .number, let value = UInt64(String(decoding: raw[field.range], as: UTF8.self)) else {
+                    throw bad("\"after\" must be a position (a whole number)")
+                }
+                after = value
+            default:
+                throw bad("unknown key \"\(field.key)\"")
+            }
+        }
+        guard let items else { throw bad("needs \"failIfEventsMatch\"") }
+        return AppendCondition(failIfEventsMatch: EventQuery(items), after: after)
+    }
+
+    static func parse(_ line: String, lineNumber: Int) throws -> (String, EventData, ExpectedRevision?, AppendCondition?) {
         var line = line
         return try line.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
@@ -246,7 +308,8 @@ struct Importer {
             }
             let event = EventData(id: id, type: type, payload: try bytes("data", base64Key: "dataBase64"),
                                   metadata: try bytes("metadata", base64Key: "metadataBase64"), tags: tags)
-            return (stream, event, expected)
+            let condition = try fields["appendCondition"].map { member in try appendCondition(raw, member, lineNumber: lineNumber) }
+            return (stream, event, expected, condition)
         }
     }
 }

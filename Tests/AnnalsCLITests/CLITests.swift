@@ -212,6 +212,35 @@ final class SteppingClock: StoreClock, @unchecked Sendable {
         #expect(stats.contains("streams         2"))
     }
 
+    /// Tags and append conditions through `annals import`, and `annals dump --type/--tag`.
+    @Test func tagsConditionsAndQueriesThroughTheCommandLine() throws {
+        let store = TemporaryStore()
+        let input = """
+            {"stream":"book-1","type":"BookLent","data":{"b":1},"tags":["member:1","book:1"]}
+            {"stream":"book-2","type":"BookLent","data":{"b":2},"tags":["member:1","book:2"]}
+            {"stream":"book-3","type":"BookLent","data":{"b":3},"tags":["member:2","book:3"],"appendCondition":{"failIfEventsMatch":[{"types":["BookLent"],"tags":["book:3"]}]}}
+            {"stream":"book-1","type":"BookReturned","data":{"b":1},"tags":["member:1","book:1"]}
+            {"stream":"book-4","type":"BookLent","tags":["member:1","book:4"],"appendCondition":{"failIfEventsMatch":[{"types":["BookLent","BookReturned"],"tags":["member:1"]}],"after":1}}
+            {"stream":"book-5","type":"BookLent","tags":["member:3","book:5"]}
+            """
+        let result = try runAnnals(["import", store.path, "--batch", "10"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("line 5") && result.stderr.contains("position 3"), "\(result.stderr)")
+        let all = try runAnnals(["dump", store.path]).stdout.split(separator: "\n")
+        #expect(all.count == 4, "the lines before the failed condition, nothing from it on")
+        #expect(all[0].contains(#""type":"BookLent","tags":["member:1","book:1"],"timestamp""#), "\(all[0])")
+        let member1 = try runAnnals(["dump", store.path, "--tag", "member:1"]).stdout.split(separator: "\n")
+        #expect(member1.map { $0.contains(#""position":"#) } == [true, true, true])
+        let lentToMember1 = try runAnnals(["dump", store.path, "--type", "BookLent", "--tag", "member:1"]).stdout.split(separator: "\n")
+        #expect(lentToMember1.count == 2)
+        let anyOf = try runAnnals(["dump", store.path, "--type", "BookReturned", "--type", "BookLent", "--tag", "book:1", "--backwards"])
+        #expect(anyOf.stdout.split(separator: "\n").count == 2 && anyOf.stdout.hasPrefix(#"{"position":3,"#))
+        let none = try runAnnals(["dump", store.path, "--tag", "member:1", "--tag", "member:2"])
+        #expect(none.status == 0 && none.stdout.isEmpty)
+        let badCondition = try runAnnals(["import", store.path], input: #"{"stream":"x","type":"T","appendCondition":{"failIfEventsMatch":"all"}}"#)
+        #expect(badCondition.status == 1 && badCondition.stderr.contains("line 1"))
+    }
+
     @Test func secondWriterInAnotherProcessGetsStoreLocked() async throws {
         let store = TemporaryStore()
         let writer = try EventStore.open(at: store.path)

@@ -1,4 +1,4 @@
-"""`python -m annals_reader dump STORE [--stream NAME] [--backwards] [--from N] [--limit N]`:
+"""`python -m annals_reader dump STORE [--stream NAME | --type T... --tag K...] [--backwards] [--from N] [--limit N]`:
 the same JSON Lines as `annals dump` (format-spec.md §12). On corruption: the events before it,
 then a message on stderr and exit status 1."""
 
@@ -19,6 +19,8 @@ def main(argv=None):
     dump.add_argument("--backwards", action="store_true", help="newest first")
     dump.add_argument("--from", dest="start", type=int, help="first position ($all) or revision (--stream)")
     dump.add_argument("--limit", type=int, help="at most this many events")
+    dump.add_argument("--type", dest="types", action="append", default=[], help="only events of this type (repeatable: any of)")
+    dump.add_argument("--tag", dest="tags", action="append", default=[], help="only events carrying this tag (repeatable: all of)")
     arguments = parser.parse_args(argv)
 
     output = sys.stdout.buffer
@@ -30,6 +32,10 @@ def main(argv=None):
             else:
                 events = (store.read_all_backwards(arguments.start) if arguments.backwards
                           else store.read_all(arguments.start or 0))
+                if arguments.types or arguments.tags:
+                    # A query of one item (§7.7), answered here by filtering $all.
+                    events = (e for e in events if (not arguments.types or e.type in arguments.types)
+                              and all(tag in e.tags for tag in arguments.tags))
             if arguments.limit is not None:
                 events = itertools.islice(events, max(arguments.limit, 0))
             for event in events:

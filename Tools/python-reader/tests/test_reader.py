@@ -300,6 +300,14 @@ class ReaderMatchesAnnalsDump(unittest.TestCase):
             self.assertGreaterEqual(store.checkpoint.minimum_reader_version, 6)
         self.assert_same_dumps(path, ["order-2"])
         self.assert_query_entries_match_the_log(path)
+        for options in (["--tag", "customer:3"], ["--type", "OrderPlaced", "--tag", "sku:2"],
+                        ["--type", "OrderPlaced", "--type", "PaymentAuthorized", "--tag", "région:île-de-france", "--backwards"],
+                        ["--tag", "customer:3", "--from", "300", "--limit", "4"]):
+            expected = run_annals("dump", path, *options)
+            status, actual = reader_dump(path, *options)
+            self.assertEqual(status, 0)
+            self.assertEqual(actual, expected, f"dump {options} differs")
+            self.assertTrue(expected, f"dump {options} prints something")
 
     def assert_query_entries_match_the_log(self, path):
         """§7.7: each chosen index file's query entries are exactly one per events frame and
