@@ -287,3 +287,54 @@ enum OrderDocs {
 
 // Scenario compares events.
 extension AccountDocs.AccountEvent: Equatable {}
+
+// MARK: Decisions
+
+enum LendingDocs {
+    struct BookLoaned: DomainEvent {
+        static let eventType = "BookLoaned"
+        var book: String
+        var member: String
+        var tags: [String] { ["book:\(book)", "member:\(member)"] }
+    }
+
+    struct BookGivenBack: DomainEvent {
+        static let eventType = "BookGivenBack"
+        var book: String
+        var member: String
+    }
+
+    enum LendingEvent: EventFamily {
+        case loaned(BookLoaned), givenBack(BookGivenBack)
+        static let members: [EventMember<LendingEvent>] = [
+            .member(BookLoaned.self, LendingEvent.loaned), .member(BookGivenBack.self, LendingEvent.givenBack),
+        ]
+        var event: any DomainEvent {
+            switch self {
+            case .loaned(let event): event
+            case .givenBack(let event): event
+            }
+        }
+    }
+
+    enum LendingRejection: Error { case loanLimitReached }
+
+    static func decide(store: EventStore) async throws {
+        // "A member holds at most 3 books": the member's loans and returns, whatever the book.
+        let loans = DecisionModel<LendingEvent, Set<String>>(
+            query: EventQuery(types: ["BookLoaned", "BookGivenBack"], tags: ["member:42"]),
+            initialState: []
+        ) { books, event in
+            switch event {
+            case .loaned(let loan): books.union([loan.book])
+            case .givenBack(let back): books.subtracting([back.book])
+            }
+        }
+        let decisions = Decisions<LendingEvent>(store: store)
+        try await decisions.execute(loans) { books in
+            guard books.count < 3 else { throw LendingRejection.loanLimitReached }
+            return [DecidedEvent(.loaned(BookLoaned(book: "b-7", member: "42")), to: "book-b-7")]
+        }
+    }
+}
+

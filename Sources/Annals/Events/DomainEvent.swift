@@ -27,6 +27,10 @@ public protocol DomainEvent: Codable, Sendable {
     /// former wire names, are brought up to date when read (default: none). Only entries for
     /// this type's wire name (and renames to it) belong here.
     static var upcasters: Upcasters { get }
+    /// The event's tags (such as `member:42`), stored with it: what ``DecisionModel`` queries
+    /// and ``SubscriptionFilter/matching(_:)`` select events by across streams. Default none.
+    /// Tags are stored in the clear: keep personal data out of them.
+    var tags: [String] { get }
 }
 
 extension DomainEvent {
@@ -34,6 +38,8 @@ extension DomainEvent {
     public static var schemaVersion: Int { 1 }
     /// No older versions or names unless the type says otherwise.
     public static var upcasters: Upcasters { Upcasters() }
+    /// No tags unless the type says otherwise.
+    public var tags: [String] { [] }
 }
 
 /// The closed set of event types one aggregate (or projection) understands, usually an enum

@@ -43,16 +43,16 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
         KnownRenames.record(upcasters.renamedTypes)
     }
 
-    /// The `EventData` to append for `event`: its wire type, its payload through the codec,
-    /// and ``EventMetadata`` recording the schema version and whatever `metadata` says (its
-    /// `schemaVersion` is replaced by the event type's).
+    /// The `EventData` to append for `event`: its wire type, its payload through the codec, its
+    /// tags (``DomainEvent/tags``), and ``EventMetadata`` recording the schema version and
+    /// whatever `metadata` says (its `schemaVersion` is replaced by the event type's).
     public func encode(_ event: Family, id: UUID? = nil, metadata: EventMetadata = EventMetadata()) throws -> EventData {
         let domainEvent = event.event
         let type = Swift.type(of: domainEvent)
         let payload = try codec.encode(domainEvent)
         var metadata = metadata
         metadata.schemaVersion = type.schemaVersion
-        return EventData(id: id, type: type.eventType, payload: payload, metadata: metadata.encoded())
+        return EventData(id: id, type: type.eventType, payload: payload, metadata: metadata.encoded(), tags: domainEvent.tags)
     }
 
     /// As ``encode(_:id:metadata:)``, with only correlation and causation ids.

@@ -216,7 +216,25 @@ public actor ProjectionRunner<P: Projection>: Service, WaitsForPosition {
     /// consumes and passes the others; commits when the policy's event count is reached.
     /// Returns how many events were read (0: nothing new).
     private func catchUp(_ filter: SubscriptionFilter) async throws(ProjectionError) -> Int {
-        var cursor = store.readAll(from: position, limit: Self.batchSize).makeCursor()
+        guard let query = filter.indexedQuery else {
+            var cursor = store.readAll(from: position, limit: Self.batchSize).makeCursor()
+            return try await consume(&cursor, filter)
+        }
+        // Through the query index: the projection's events, and the checkpoints (to notice a
+        // newer version taking over); the read covers the log to its visible end when it ends
+        // before the batch is full.
+        let withCheckpoints = EventQuery(query.items + [EventQuery.Item(types: [CheckpointRecord<P.State>.eventType])])
+        var cursor = store.read(matching: withCheckpoints, from: position, limit: Self.batchSize).makeCursor()
+        let read = try await consume(&cursor, filter)
+        if read < Self.batchSize, cursor.visibleEnd > position {
+            position = cursor.visibleEnd
+            if pendingSince == nil, commitDue { pendingSince = .now }
+        }
+        return read
+    }
+
+    /// Applies what `cursor` returns (the events `filter` passes; the others are passed over).
+    private func consume<Cursor: EventCursor>(_ cursor: inout Cursor, _ filter: SubscriptionFilter) async throws(ProjectionError) -> Int {
         var read = 0
         // A span per batch that applied something (none for an empty read).
         var span: (any Span)?

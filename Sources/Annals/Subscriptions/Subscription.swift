@@ -9,13 +9,26 @@ public struct SubscriptionFilter: Sendable, Hashable {
     /// Whether to deliver events of system streams (names starting with `$`, such as
     /// projection checkpoints). Default false.
     public var includeSystemStreams: Bool
+    /// Events by type and tag (nil: every event). A subscription or projection with a query
+    /// reads through the store's query index: only the frames holding matching events, not
+    /// the whole log.
+    public var query: EventQuery?
 
     /// A filter; nil means "any".
-    public init(streamPrefixes: [String]? = nil, eventTypes: Set<String>? = nil, includeSystemStreams: Bool = false) {
+    public init(
+        streamPrefixes: [String]? = nil, eventTypes: Set<String>? = nil, includeSystemStreams: Bool = false, query: EventQuery? = nil
+    ) {
         self.streamPrefixes = streamPrefixes
         self.eventTypes = eventTypes
         self.includeSystemStreams = includeSystemStreams
+        self.query = query
     }
+
+    /// The events matching `query`, through the query index.
+    public static func matching(_ query: EventQuery) -> SubscriptionFilter { SubscriptionFilter(query: query) }
+
+    /// The query to read with, when it narrows the read (nil: read `$all`).
+    var indexedQuery: EventQuery? { query.flatMap { $0.matchesEverything ? nil : $0 } }
 
     /// Every event of every non-system stream.
     public static let all = SubscriptionFilter()
@@ -31,6 +44,7 @@ public struct SubscriptionFilter: Sendable, Hashable {
         if !includeSystemStreams, event.stream.utf8.first == UInt8(ascii: "$") { return false }
         if let streamPrefixes, !streamPrefixes.contains(where: { event.stream.hasPrefix($0) }) { return false }
         if let eventTypes, !eventTypes.contains(event.type) { return false }
+        if let query, !query.matches(event) { return false }
         return true
     }
 }
@@ -173,6 +187,19 @@ public struct Subscription: AsyncSequence, Sendable {
         private mutating func fill() throws(ReadError) -> Int {
             buffer.removeAll(keepingCapacity: true)
             bufferIndex = 0
+            if let query = filter.indexedQuery {
+                // Through the query index: only matching events come back; the read covers the
+                // log up to its visible end once it ends before the batch is full.
+                var cursor = store.read(matching: query, from: readPosition, limit: batchSize).makeCursor()
+                var read = 0
+                while let event = try cursor.next() {
+                    read += 1
+                    readPosition = event.position + 1
+                    if filter.matches(event) { buffer.append(event) }
+                }
+                if read < batchSize { readPosition = Swift.max(readPosition, cursor.visibleEnd) }
+                return read
+            }
             var cursor = store.readAll(from: readPosition, limit: batchSize).makeCursor()
             var read = 0
             while let event = try cursor.next() {

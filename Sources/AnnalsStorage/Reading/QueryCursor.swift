@@ -15,11 +15,16 @@ public struct QueryCursor: EventCursor {
     private var source: Source
     private let query: EventQuery
     private var remaining: Int
+    /// The end of what the read sees: every event before this position that matches has been
+    /// returned once a forward cursor returns nil (not before; not after a limit stopped it).
+    /// A follower that reads by query resumes from here.
+    public let visibleEnd: UInt64
 
-    init(source: Source, query: EventQuery, limit: Int) {
+    init(source: Source, query: EventQuery, limit: Int, visibleEnd: UInt64) {
         self.source = source
         self.query = query
         self.remaining = max(0, limit)
+        self.visibleEnd = visibleEnd
     }
 
     /// The next matching event, nil at the end.

@@ -24,18 +24,21 @@ extension EventStore {
     private func queryCursor(_ query: EventQuery, bound: UInt64, backwards: Bool, limit: Int) -> QueryCursor {
         let retention = retentionView()
         guard !query.matchesEverything else {
+            let snapshot = snapshot()
             let source: QueryCursor.Source = backwards
-                ? .backward(BackwardCursor(snapshot: snapshot(), from: bound == .max ? nil : bound, limit: .max, retention: retention))
-                : .forward(ForwardCursor(snapshot: snapshot(), from: bound, limit: .max, retention: retention))
-            return QueryCursor(source: source, query: query, limit: limit)
+                ? .backward(BackwardCursor(snapshot: snapshot, from: bound == .max ? nil : bound, limit: .max, retention: retention))
+                : .forward(ForwardCursor(snapshot: snapshot, from: bound, limit: .max, retention: retention))
+            return QueryCursor(source: source, query: query, limit: limit, visibleEnd: snapshot.end.nextPosition)
         }
-        do { try completePendingKeys() } catch { return QueryCursor(source: .failed(error), query: query, limit: limit) }
+        do { try completePendingKeys() } catch {
+            return QueryCursor(source: .failed(error), query: query, limit: limit, visibleEnd: bound)
+        }
         let (snapshot, planner) = view.withLock { view in
             (view.snapshot, QueryPlanner(tables: view.tables, memory: view.sealedUnindexed + [view.openFrames], hasher: options.streamHasher))
         }
         let frames = IndexedFrames(snapshot: snapshot, retention: retention, candidates: planner.candidates(for: query) ?? [],
                                    from: bound, backwards: backwards)
-        return QueryCursor(source: .frames(frames), query: query, limit: limit)
+        return QueryCursor(source: .frames(frames), query: query, limit: limit, visibleEnd: snapshot.end.nextPosition)
     }
 
     /// Files the keys of the frames that the open found by header only (the open segment's
@@ -78,7 +81,7 @@ extension EventStore {
         var cursor: QueryCursor
         if query.matchesEverything {
             cursor = QueryCursor(source: .forward(ForwardCursor(snapshot: snapshot, from: first, limit: .max, retention: retention)),
-                                 query: query, limit: 1)
+                                 query: query, limit: 1, visibleEnd: end.nextPosition)
         } else {
             do throws(ReadError) { try completePendingKeys() } catch {
                 switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
@@ -88,7 +91,7 @@ extension EventStore {
             }
             let frames = IndexedFrames(snapshot: snapshot, retention: retention, candidates: planner.candidates(for: query) ?? [],
                                        from: first, backwards: false)
-            cursor = QueryCursor(source: .frames(frames), query: query, limit: 1)
+            cursor = QueryCursor(source: .frames(frames), query: query, limit: 1, visibleEnd: end.nextPosition)
         }
         do throws(ReadError) { return try cursor.next()?.position } catch {
             switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
