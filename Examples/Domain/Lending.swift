@@ -6,26 +6,28 @@ import AnnalsStorage
 // reads the book's events and the member's, across every book stream, and every loan is
 // appended on condition that none of those changed since they were read.
 
-public struct BookLoaned: DomainEvent, Equatable {
+/// A lending event: one book, one member, tagged with both.
+public protocol LoanEvent: DomainEvent, Equatable {
+    var book: String { get }
+    var member: String { get }
+}
+
+extension LoanEvent {
+    public var tags: [String] { ["book:\(book)", "member:\(member)"] }
+}
+
+public struct BookLoaned: LoanEvent {
     public static let eventType = "BookLoaned"
     public var book: String
     public var member: String
-    public var tags: [String] { ["book:\(book)", "member:\(member)"] }
-    public init(book: String, member: String) {
-        self.book = book
-        self.member = member
-    }
+    public init(book: String, member: String) { (self.book, self.member) = (book, member) }
 }
 
-public struct BookGivenBack: DomainEvent, Equatable {
+public struct BookGivenBack: LoanEvent {
     public static let eventType = "BookGivenBack"
     public var book: String
     public var member: String
-    public var tags: [String] { ["book:\(book)", "member:\(member)"] }
-    public init(book: String, member: String) {
-        self.book = book
-        self.member = member
-    }
+    public init(book: String, member: String) { (self.book, self.member) = (book, member) }
 }
 
 public enum LendingEvent: EventFamily, Equatable {
