@@ -106,6 +106,26 @@ if CommandLine.arguments.contains("archive") {
     exit(0)
 }
 
+/// Queries by tag and type and conditional appends, Annals beside SQLite, at each size.
+func runQueries(sizes: [Int]) async throws {
+    let pool = Workloads(directory: directory, poolSize: 100_000).pool
+    for events in sizes {
+        let workload = QueryWorkload(directory: directory, events: events, pool: pool)
+        print("running queries at \(events) events: Annals…")
+        let annals = try await workload.runAnnals()
+        print("running queries at \(events) events: SQLite…")
+        let sqlite = try workload.runSQLite()
+        QueryWorkload.print(annals: annals, sqlite: sqlite)
+    }
+}
+
+if CommandLine.arguments.contains("queries") {
+    // `annals-headline queries [--full]`: reads by tag and type, conditional appends, vs SQLite.
+    try await runQueries(sizes: full ? [1_000_000, 10_000_000] : [1_000_000])
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("kafka") {
     // `annals-headline kafka`: relay throughput and append-to-consume latency (mock cluster).
     print("Annals Kafka relay benchmark in \(directory)")
@@ -222,3 +242,7 @@ if withPeers {
 let report = HeadlineReport(results: results, limits: limits, compressed: compressed, uncompressed: uncompressed, full: full)
 report.printTable()
 try report.write(to: "bench-results")
+if withPeers {
+    print("")
+    try await runQueries(sizes: full ? [1_000_000, 10_000_000] : [1_000_000])
+}

@@ -69,6 +69,8 @@ struct IndexedFrames: @unchecked Sendable {
     let backwards: Bool
     /// Forwards: the first position wanted; backwards: the last.
     let bound: UInt64
+    /// The query, compiled for matching records in place (set by the first read).
+    private var matcher: QueryMatcher?
     private var slot = 0
     /// The events of the current frame left to look at, in read order.
     private var pending: [RecordedEvent] = []
@@ -91,14 +93,15 @@ struct IndexedFrames: @unchecked Sendable {
             guard slot < frames.count else { return nil }
             let location = frames[slot]
             slot += 1
-            pending = try events(of: location, matching: query)
+            if matcher == nil { matcher = QueryMatcher(query) }
+            pending = try events(of: location, matching: matcher!)
             if backwards { pending.reverse() }
         }
     }
 
     /// The events of the frame at `location` that match `query` and lie within the bound,
     /// after verifying the frame.
-    private func events(of location: FrameLocation, matching query: EventQuery) throws(ReadError) -> [RecordedEvent] {
+    private func events(of location: FrameLocation, matching matcher: QueryMatcher) throws(ReadError) -> [RecordedEvent] {
         guard let segment = snapshot.segments.segment(numbered: location.segmentIndex), segment.index == location.segmentIndex else {
             throw .corrupt(CorruptionError(file: snapshot.segments.first?.path ?? "", offset: 0,
                                            reason: "the query index names segment \(location.segmentIndex), which the store does not have"))
@@ -123,8 +126,7 @@ struct IndexedFrames: @unchecked Sendable {
             let position = frame.firstPosition + UInt64(index), revision = frame.firstRevision + UInt64(index)
             guard backwards ? position <= bound : position >= bound else { continue }
             if let rule, !rule.keeps(revision: revision, timestamp: layout.timestamp(in: bytes)) { continue }
-            let type = String(decoding: bytes.slice(layout.typeOffset, layout.typeBytes), as: UTF8.self)
-            guard query.matches(type: type, tags: FrameDecoder.tags(of: layout, in: bytes)) else { continue }
+            guard matcher.matches(layout, in: bytes) else { continue }
             events.append(RecordedEvent(position: position, stream: stream, revision: revision, segment: segment, layout: layout))
         }
         return events

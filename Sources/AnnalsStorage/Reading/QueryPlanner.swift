@@ -49,3 +49,42 @@ struct QueryPlanner {
         return unique
     }
 }
+
+/// A query compiled to UTF-8 bytes, matched against records in place: no string is built for
+/// an event that does not match.
+struct QueryMatcher: Sendable {
+    private struct Item: Sendable {
+        let types: [[UInt8]]
+        let tags: [[UInt8]]
+    }
+
+    private let items: [Item]
+    private let everything: Bool
+
+    init(_ query: EventQuery) {
+        everything = query.matchesEverything
+        items = query.items.map { Item(types: $0.types.map { Array($0.utf8) }, tags: $0.tags.map { Array($0.utf8) }) }
+    }
+
+    /// True when the record at `layout` (of a validated frame) matches.
+    func matches(_ layout: EventRecordLayout, in bytes: UnsafeRawBufferPointer) -> Bool {
+        if everything { return true }
+        let type = bytes.slice(layout.typeOffset, layout.typeBytes)
+        for item in items {
+            guard item.types.isEmpty || item.types.contains(where: { type.elementsEqual($0) }) else { continue }
+            if item.tags.allSatisfy({ hasTag($0, layout, bytes) }) { return true }
+        }
+        return false
+    }
+
+    private func hasTag(_ tag: [UInt8], _ layout: EventRecordLayout, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard layout.tagBytes > 0 else { return false }
+        var cursor = layout.tagsOffset + TagBlockLayout.firstTag
+        for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
+            let length = Int(bytes.u16(cursor))
+            if length == tag.count, bytes.slice(cursor + TagBlockLayout.tagLengthBytes, length).elementsEqual(tag) { return true }
+            cursor += TagBlockLayout.tagLengthBytes + length
+        }
+        return false
+    }
+}
