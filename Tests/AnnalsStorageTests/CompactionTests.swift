@@ -284,7 +284,9 @@ import Testing
         // Keep the index files from before compaction, as a crash before their rewrite would.
         let saved = directory.sub("saved")
         try copyDirectory(path, to: saved)
-        let compacting = try EventStore.open(at: path, options: smallSegments)
+        // Reopened as soon as closed: a child process another test spawns at that moment may
+        // hold the lock file's description until its exec (see `openWhenReleased`).
+        let compacting = try await openWhenReleased(path, options: smallSegments)
         let expected = try everything(compacting, streams)
         try await compacting.compact()
         try await compacting.close()
@@ -294,7 +296,7 @@ import Testing
         for name in try FileManager.default.contentsOfDirectory(atPath: saved + "/segments") where name.hasSuffix(".idx") {
             try FileManager.default.copyItem(atPath: saved + "/segments/" + name, toPath: path + "/segments/" + name)
         }
-        let reopened = try EventStore.open(at: path, options: smallSegments)
+        let reopened = try await openWhenReleased(path, options: smallSegments)
         #expect(!reopened.recoveryReport.rebuiltIndexes.isEmpty)
         #expect(reopened.recoveryReport.warnings.contains { $0.contains("before a compaction") })
         expectSame(try everything(reopened, streams), expected)

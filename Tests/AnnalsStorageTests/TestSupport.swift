@@ -78,7 +78,9 @@ func writeRealisticStore(
 }
 
 /// Opens `path` once a previous instance dropped without `close()` (a simulated crash) has let
-/// go of the writer lock: its last references go away asynchronously (flush queue).
+/// go of the writer lock: its last references go away asynchronously (flush queue). Also for a
+/// reopen right after `close()` while other tests spawn processes: a child between its fork
+/// and its exec shares the lock file's open description, and so the `flock`, for that moment.
 func openWhenReleased(_ path: String, options: StoreOptions) async throws -> EventStore {
     for _ in 0..<300 {
         do { return try EventStore.open(at: path, options: options) } catch OpenError.storeLocked {
