@@ -6,11 +6,13 @@ import Testing
 /// Seeded single-bit flips in every kind of file of a store (segment headers, events frames with
 /// raw and compressed records, dictionary frames, seals, index files with Bloom filters, the
 /// checkpoint): no flip may make a read return different bytes, crash the process, or go
-/// unreported by `verify` when it damaged data that reads refuse. A failing trial prints its
-/// seed, file and offset.
+/// unreported by `verify` when it damaged data that reads refuse; queries by type and tag
+/// return exactly the matching events or refuse. A failing trial prints its seed, file and
+/// offset.
 @Suite struct CorruptionSweepTests {
     struct Expected: Equatable {
         let stream: String, revision: UInt64, type: String, metadata: [UInt8], payload: [UInt8]
+        var tags: [String] = []
     }
 
     @Test func everyFlipIsDetectedOrHarmlessNeverWrongData() async throws {
@@ -40,6 +42,18 @@ import Testing
         #expect(tally["wrong data", default: 0] == 0)
     }
 
+    /// The same over a store whose events carry tags, with queries by type and tag checked too
+    /// (the query entries of the index files, and the tag blocks of records).
+    @Test func flipsInATaggedStoreLeaveQueriesExactOrRefused() async throws {
+        let directory = TemporaryDirectory()
+        let pristine = directory.sub("pristine")
+        let (store, _) = try await writeRealisticStore(at: pristine, seed: 33, count: 900, streams: 12, perAppend: 4, tagged: true)
+        try await store.close()
+        let tally = try await sweep(pristine, in: directory, trials: 120, seed: 2028, truncations: true)
+        print("corruption sweep (tagged, queries): \(tally.sorted { $0.key < $1.key })")
+        #expect(tally["wrong data", default: 0] == 0)
+    }
+
     /// Damages one file of a copy of `pristine` per trial (a flipped bit; with `truncations`,
     /// every other trial cuts the file short instead) and reads everything back.
     private func sweep(
@@ -49,7 +63,7 @@ import Testing
         let reference = try EventStore.open(at: pristine, options: StoreOptions(readOnly: true))
         for event in try readEverything(reference) {
             expected[event.position] = Expected(stream: event.stream, revision: event.revision, type: event.type,
-                                                metadata: try event.metadata, payload: try event.payload)
+                                                metadata: try event.metadata, payload: try event.payload, tags: event.tags)
         }
         try await reference.close()
         let files = try FileManager.default.subpathsOfDirectory(atPath: pristine)
@@ -117,7 +131,7 @@ import Testing
         do {
             for event in try readEverything(store) {
                 let seen = Expected(stream: event.stream, revision: event.revision, type: event.type,
-                                    metadata: try event.metadata, payload: try event.payload)
+                                    metadata: try event.metadata, payload: try event.payload, tags: event.tags)
                 if seen != expected[event.position] {
                     Issue.record("\(context): position \(event.position) read back different bytes")
                     return "wrong data"
@@ -132,6 +146,26 @@ import Testing
                         Issue.record("\(context): stream \(stream) returned another event at \(event.position)")
                         return "wrong data"
                     }
+                }
+            }
+            // Queries: exactly the matching events, in order (the index may not hide one).
+            let types = Array(Set(expected.values.map(\.type))).sorted().prefix(2)
+            let queries = [EventQuery(types: Array(types)), EventQuery(tags: ["member:3"]), EventQuery(types: [types.first ?? ""], tags: ["vip"]),
+                           EventQuery([EventQuery.Item(tags: ["member:1"]), EventQuery.Item(tags: ["vip"])])]
+            for query in queries {
+                let want = expected.filter { query.matches(type: $0.value.type, tags: $0.value.tags) }.keys.sorted()
+                var cursor = store.read(matching: query).makeCursor()
+                var got: [UInt64] = []
+                while let event = try cursor.next() {
+                    if try event.payload != expected[event.position]?.payload {
+                        Issue.record("\(context): query \(query) returned other bytes at \(event.position)")
+                        return "wrong data"
+                    }
+                    got.append(event.position)
+                }
+                if got != want {
+                    Issue.record("\(context): query \(query) returned \(got.count) events, \(want.count) match")
+                    return "wrong data"
                 }
             }
         } catch {

@@ -65,10 +65,16 @@ let smallSegments = StoreOptions(segmentSizeBytes: 64 * 1024)
 /// A store of `count` seeded realistic events over `streams` streams in 64 KiB segments, appended
 /// `perAppend` streams at a time (one frame each); left open. Returns the events written.
 func writeRealisticStore(
-    at path: String, seed: UInt64, count: Int, streams: Int, perAppend: Int
+    at path: String, seed: UInt64, count: Int, streams: Int, perAppend: Int, tagged: Bool = false
 ) async throws -> (store: EventStore, events: [(stream: String, event: EventData)]) {
     var generator = RealisticEvents(seed: seed)
-    let events = generator.events(count, streams: streams)
+    var events = generator.events(count, streams: streams)
+    if tagged {
+        // Tags for queries: a member on most events, a second tag on some.
+        for index in events.indices where index % 5 != 0 {
+            events[index].event.tags = ["member:\(index % 7)"] + (index % 10 == 3 ? ["vip"] : [])
+        }
+    }
     let store = try EventStore.open(at: path, options: smallSegments)
     for chunk in stride(from: 0, to: events.count, by: perAppend) {
         let slice = events[chunk..<min(chunk + perAppend, events.count)]

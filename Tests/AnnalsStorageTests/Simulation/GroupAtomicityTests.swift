@@ -4,13 +4,27 @@ import Testing
 @testable import AnnalsStorage
 
 /// An append of several streams is all or nothing on disk: crash images taken at every durable
-/// operation of a workload of multi-stream appends (every write since the last sync kept,
-/// dropped or torn) hold each append whole or not at all, acknowledged ones whole; a group
-/// never spans two segments; and one larger than a segment is refused with nothing written.
+/// operation of a workload of multi-stream appends of tagged events (every write since the last
+/// sync kept, dropped or torn) hold each append whole or not at all, acknowledged ones whole,
+/// and answer queries by type and tag exactly; a group never spans two segments; and one
+/// larger than a segment is refused with nothing written.
 @Suite struct GroupAtomicityTests {
     /// A batch's event: which batch, which event of how many.
     static func event(batch: Int, index: Int, of count: Int, padding: Int) -> EventData {
-        EventData(type: "Step", payload: Array("b\(batch):\(index)/\(count):".utf8) + Array(repeating: UInt8(ascii: "p"), count: padding))
+        EventData(type: index == 0 ? "First" : "Step", payload: Array("b\(batch):\(index)/\(count):".utf8) + Array(repeating: UInt8(ascii: "p"), count: padding),
+                  tags: ["batch:\(batch % 9)"] + (padding % 3 == 0 ? ["third"] : []))
+    }
+
+    /// Queries after recovery return exactly what a filter of `$all` returns: the query index
+    /// rebuilt or kept at open matches the log that survived.
+    static func expectQueriesMatch(_ store: EventStore, _ label: String) throws {
+        let all = try readEverything(store)
+        for query in [EventQuery(types: ["First"]), EventQuery(tags: ["batch:4"]), EventQuery(types: ["Step"], tags: ["third", "batch:2"])] {
+            var cursor = store.read(matching: query).makeCursor()
+            var got: [UInt64] = []
+            while let event = try cursor.next() { got.append(event.position) }
+            #expect(got == all.filter { query.matches(type: $0.type, tags: $0.tags) }.map(\.position), "\(label): \(query)")
+        }
     }
 
     /// Batches present in `events`, with how many of their events are there and how many they had.
@@ -67,12 +81,14 @@ import Testing
                 #expect(seen[batch] != nil, "operation \(operation): acknowledged batch \(batch) lost")
             }
             if copy.recoveryReport.truncation != nil { torn += 1 }
+            try Self.expectQueriesMatch(copy, "operation \(operation), read-only")
             // A writer's open cuts what the reader ignored; the log goes on at the next position.
             var writeOptions = options
             writeOptions.storage = StorageChoice(storage: image)
             writeOptions.createIfMissing = false
             let writer = try EventStore.open(at: "/sim/store", options: writeOptions)
             #expect(try Self.batches(readEverything(writer)).mapValues(\.seen) == seen.mapValues(\.seen), "operation \(operation)")
+            try Self.expectQueriesMatch(writer, "operation \(operation), writable")
             let end = writer.endPosition
             let next = try await writer.append([StreamAppend(stream: "after", events: [EventData(type: "T", payload: [1])]),
                                                 StreamAppend(stream: "after-2", events: [EventData(type: "T", payload: [2])])])
