@@ -122,6 +122,24 @@ import Testing
         return positions
     }
 
+    /// Names are compared byte for byte: the two Unicode spellings of "é" are two tags, in
+    /// memory and in index files alike (a query never finds the other's events, nor loses its own).
+    @Test func unicodeSpellingsAreDistinctNamesBeforeAndAfterIndexing() async throws {
+        let directory = TemporaryDirectory()
+        let store = try EventStore.open(at: directory.sub("store"), options: StoreOptions(durability: .none, segmentSizeBytes: 16_384))
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed, "Swift calls them equal")
+        _ = try await store.append([EventData(type: "T", payload: [1], tags: [composed])], to: "a")
+        _ = try await store.append([EventData(type: "T", payload: [2], tags: [decomposed])], to: "b")
+        func positions(_ tag: String) throws -> [UInt64] { try readAllMatching(store, EventQuery(tags: [tag])) }
+        #expect(try positions(composed) == [0] && positions(decomposed) == [1], "in memory")
+        for index in 0..<200 { _ = try await store.append([EventData(type: "Filler", payload: Array(repeating: 1, count: 200))], to: "f-\(index % 5)") }
+        await store.maintenance.drain()
+        #expect(store.view.withLock { $0.tables.first?.segments.contains(0) } == true, "the first segment is indexed on disk")
+        #expect(try positions(composed) == [0] && positions(decomposed) == [1], "through the index files")
+        try await store.close()
+    }
+
     /// A query index section that fails its checks makes the file unusable: the open rebuilds
     /// it from the log and queries answer as before.
     @Test func aDamagedQueryIndexIsRebuiltNeverTrusted() async throws {

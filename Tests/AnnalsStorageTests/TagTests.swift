@@ -65,6 +65,26 @@ import Testing
         try await store.close()
     }
 
+    /// The checkpoint names version 6 before the first tagged record or group is written: a
+    /// crash right after it leaves no store that older readers would take for corrupt.
+    @Test func theCheckpointNamesVersion6BeforeTheFirstTaggedRecordOrGroup() async throws {
+        for grouped in [false, true] {
+            let directory = TemporaryDirectory()
+            let path = directory.sub("store")
+            var store: EventStore? = try EventStore.open(at: path)
+            _ = try await store!.append([EventData(type: "T", payload: [1])], to: "s")
+            if grouped {
+                _ = try await store!.append([StreamAppend(stream: "a", events: [EventData(type: "T", payload: [2])]),
+                                             StreamAppend(stream: "b", events: [EventData(type: "T", payload: [3])])])
+            } else {
+                _ = try await store!.append([EventData(type: "T", payload: [2], tags: ["t"])], to: "s")
+            }
+            store = nil // a crash: no clean close writes a checkpoint
+            let checkpoint = try #require(try Checkpoint.decode(Array(Data(contentsOf: URL(fileURLWithPath: path + "/checkpoint")))).get())
+            #expect(checkpoint.minimumReaderVersion == Format.taggedRecordsVersion, "grouped: \(grouped)")
+        }
+    }
+
     @Test func aStoreWithoutTagsStaysReadableByOlderReaders() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")

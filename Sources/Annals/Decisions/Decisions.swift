@@ -6,8 +6,8 @@ import AnnalsStorage
 /// read. When another writer got there first, it reads again and decides again.
 ///
 /// So a rule over several streams ("a member holds at most 3 books", "a username is unique")
-/// holds however many tasks and processes decide at once, without a stream that every
-/// decision must go through. Thread-safe; cheap to copy.
+/// holds however many tasks decide at once (in the one process that writes the store), without
+/// a stream that every decision must go through. Thread-safe; cheap to copy.
 ///
 /// ```swift
 /// let decisions = Decisions<LendingEvent>(store: store)

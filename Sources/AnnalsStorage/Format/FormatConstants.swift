@@ -7,8 +7,9 @@ enum Format {
     /// overwrite: the checkpoint's version keeps them out); version 5 added archived segments
     /// (the `archive` file, which older readers do not know: they would read the store
     /// without its archived part, so the checkpoint's minimum reader version keeps them out).
-    /// Version 6 added tags in event records (record flag bit 1), which older readers take
-    /// for corruption: checkpoints of a store with a tagged record name version 6.
+    /// Version 6 added tags in event records (record flag bit 1) and multi-stream groups (frame
+    /// flag bit 0), which older readers take for corruption: checkpoints of a store with a
+    /// tagged record or a group name version 6.
     /// Files of every earlier version read unchanged.
     static let version: UInt16 = 6
     /// The minimum reader version of a store with tagged records (`format-spec.md` §3.2).

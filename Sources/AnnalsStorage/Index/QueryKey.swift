@@ -1,5 +1,7 @@
-/// What the query index is keyed by (`format-spec.md` §7.7): an event type or a tag. An events
-/// frame is filed under the distinct keys of its events.
+/// What the query index is keyed by (`format-spec.md` §7.7): an event type or a tag, as its
+/// UTF-8 bytes (compared byte for byte, as the index files and the records are: two spellings
+/// of the same text in Unicode are two keys). An events frame is filed under the distinct keys
+/// of its events.
 struct QueryKey: Sendable, Hashable {
     enum Kind: UInt8, Sendable {
         case type = 1
@@ -7,16 +9,16 @@ struct QueryKey: Sendable, Hashable {
     }
 
     let kind: Kind
-    let name: String
+    let name: [UInt8]
 
-    static func type(_ name: String) -> QueryKey { QueryKey(kind: .type, name: name) }
-    static func tag(_ name: String) -> QueryKey { QueryKey(kind: .tag, name: name) }
+    static func type(_ name: String) -> QueryKey { QueryKey(kind: .type, name: Array(name.utf8)) }
+    static func tag(_ name: String) -> QueryKey { QueryKey(kind: .tag, name: Array(name.utf8)) }
 
     /// The key's 64-bit hash in index files: the stream hash function over the kind byte
     /// followed by the name's UTF-8 bytes.
     func hash(with hasher: StreamHasher) -> UInt64 {
         var bytes: [UInt8] = [kind.rawValue]
-        bytes.append(contentsOf: name.utf8)
+        bytes.append(contentsOf: name)
         return bytes.withUnsafeBytes { hasher.body($0) }
     }
 
@@ -42,9 +44,17 @@ struct QueryKey: Sendable, Hashable {
         var cursor = frame.recordsOffset
         for _ in 0..<frame.eventCount {
             let layout = FrameDecoder.record(at: cursor, in: bytes)
-            let type = QueryKey.type(String(decoding: bytes.slice(layout.typeOffset, layout.typeBytes), as: UTF8.self))
+            let type = QueryKey(kind: .type, name: Array(bytes.slice(layout.typeOffset, layout.typeBytes)))
             if seen.insert(type).inserted { keys.append(type) }
-            for tag in FrameDecoder.tags(of: layout, in: bytes) where seen.insert(.tag(tag)).inserted { keys.append(.tag(tag)) }
+            if layout.tagBytes > 0 {
+                var tagCursor = layout.tagsOffset + TagBlockLayout.firstTag
+                for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
+                    let length = Int(bytes.u16(tagCursor))
+                    let tag = QueryKey(kind: .tag, name: Array(bytes.slice(tagCursor + TagBlockLayout.tagLengthBytes, length)))
+                    if seen.insert(tag).inserted { keys.append(tag) }
+                    tagCursor += TagBlockLayout.tagLengthBytes + length
+                }
+            }
             cursor = layout.end
         }
         return keys

@@ -65,8 +65,9 @@ struct StreamIndex: Sendable {
     /// The frames of each query key (event type or tag), oldest first: the query index of
     /// the segments not yet covered by index files.
     private(set) var keyFrames: [QueryKey: [FrameLocation]] = [:]
-    /// Segments whose frames before an offset were found by header only at open (the open
-    /// segment's checkpointed part): their keys are not here until those frames are verified
+    /// Segments whose frames before an offset were found by header only at open (the
+    /// checkpointed part of the checkpoint's segment: the open segment, or for a read-only open
+    /// a sealed one): their keys are not here until those frames are verified
     /// (``addVerifiedKeys(_:ofSegment:before:)``).
     private(set) var keysPending: [UInt64: Int] = [:]
 

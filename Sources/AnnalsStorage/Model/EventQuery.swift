@@ -27,9 +27,12 @@ public struct EventQuery: Sendable, Hashable, CustomStringConvertible {
         /// True when the item names neither types nor tags: it matches every event.
         public var matchesEverything: Bool { types.isEmpty && tags.isEmpty }
 
-        /// True when an event of `type` carrying `tags` matches.
+        /// True when an event of `type` carrying `tags` matches. Names are compared byte for
+        /// byte (UTF-8), as the store compares them: two Unicode spellings of the same text
+        /// are different names.
         public func matches(type: String, tags eventTags: [String]) -> Bool {
-            (types.isEmpty || types.contains(type)) && tags.allSatisfy { eventTags.contains($0) }
+            (types.isEmpty || types.contains { $0.utf8.elementsEqual(type.utf8) })
+                && tags.allSatisfy { tag in eventTags.contains { $0.utf8.elementsEqual(tag.utf8) } }
         }
     }
 

@@ -37,7 +37,8 @@ struct QueryPlanner {
                 let rarest = item.tags.map { QueryKey.tag($0) }.min { count(for: $0) < count(for: $1) }!
                 frames += self.frames(for: rarest)
             } else {
-                for type in Set(item.types) { frames += self.frames(for: .type(type)) }
+                var seen = Set<[UInt8]>()
+                for type in item.types where seen.insert(Array(type.utf8)).inserted { frames += self.frames(for: .type(type)) }
             }
         }
         frames.sort { ($0.firstPosition, $0.segmentIndex, $0.offset) < ($1.firstPosition, $1.segmentIndex, $1.offset) }

@@ -218,6 +218,12 @@ struct LogRecovery {
                 func endBeforeGroup() {
                     guard let start = group else { return }
                     memory.removeFrames(ofSegment: segment.index, atOrAfter: start.offset)
+                    // A dictionary frame from there on is cut too (the writer never puts one inside
+                    // a group; an older or damaged file might): new records must not name it.
+                    if let offset = dictionary, offset >= start.offset {
+                        dictionary = nil
+                        segment.verifiedDictionaryOffset.store(0, ordering: .releasing)
+                    }
                     offset = start.offset
                     expected = start.position
                     group = nil

@@ -47,10 +47,19 @@ extension EventStore {
     ///
     /// - Throws: ``ReadError/corrupt(_:)`` for a frame that fails its checks.
     func completePendingKeys() throws(ReadError) {
-        let pending: [(Segment, Int)] = view.withLock { view in
+        let (pending, missing): ([(Segment, Int)], UInt64?) = view.withLock { view in
             var list: [(UInt64, Int)] = Array(view.openFrames.keysPending)
             for index in view.sealedUnindexed { list += index.keysPending.map { ($0.key, $0.value) } }
-            return list.compactMap { number, offset in view.segments.segment(numbered: number).map { ($0, offset) } }
+            var found: [(Segment, Int)] = []
+            for (number, offset) in list {
+                guard let segment = view.segments.segment(numbered: number), segment.index == number else { return (found, number) }
+                found.append((segment, offset))
+            }
+            return (found, nil)
+        }
+        if let missing {
+            throw .corrupt(CorruptionError(file: layout.segmentPath(missing), offset: 0,
+                                           reason: "frames of this segment wait for their keys, and the store has no such segment"))
         }
         for (segment, offset) in pending {
             let keyed = try segment.keyedFrames(upTo: offset)
@@ -72,23 +81,25 @@ extension EventStore {
     ///
     /// - Throws: ``AppendError/corrupt(_:)`` for a frame that fails its checks.
     func firstEvent(matching condition: AppendCondition, writtenBefore end: LogEnd) throws(AppendError) -> UInt64? {
-        let first = condition.after.map { $0 &+ 1 } ?? 0
+        if condition.after == .max { return nil }
+        let first = condition.after.map { $0 + 1 } ?? 0
         guard first < end.nextPosition else { return nil }
         let query = condition.failIfEventsMatch
         let retention = retentionView()
-        let segments = view.withLock { $0.segments }
-        let snapshot = LogSnapshot(segments: segments, end: end)
         var cursor: QueryCursor
         if query.matchesEverything {
+            let snapshot = LogSnapshot(segments: view.withLock { $0.segments }, end: end)
             cursor = QueryCursor(source: .forward(ForwardCursor(snapshot: snapshot, from: first, limit: .max, retention: retention)),
                                  query: query, limit: 1, visibleEnd: end.nextPosition)
         } else {
             do throws(ReadError) { try completePendingKeys() } catch {
                 switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
             }
-            let planner = view.withLock { view in
-                QueryPlanner(tables: view.tables, memory: view.sealedUnindexed + [view.openFrames], hasher: options.streamHasher)
+            // The segments and the index files together: a compaction swaps both in one step.
+            let (segments, planner) = view.withLock { view in
+                (view.segments, QueryPlanner(tables: view.tables, memory: view.sealedUnindexed + [view.openFrames], hasher: options.streamHasher))
             }
+            let snapshot = LogSnapshot(segments: segments, end: end)
             let frames = IndexedFrames(snapshot: snapshot, retention: retention, candidates: planner.candidates(for: query) ?? [],
                                        from: first, backwards: false)
             cursor = QueryCursor(source: .frames(frames), query: query, limit: 1, visibleEnd: end.nextPosition)

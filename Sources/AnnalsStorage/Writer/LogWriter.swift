@@ -114,9 +114,6 @@ extension EventStore {
                let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
                 throw .appendConditionFailed(position: conflict)
             }
-            if !checkpointsNameVersion6.load(ordering: .relaxed), prepared.contains(where: \.hasTags) {
-                checkpointsNameVersion6.store(true, ordering: .relaxed)
-            }
             // Several frames to write: one atomic group (§3.1), in one segment, so that a crash
             // keeps all of them or none. It rolls first when it does not fit the open segment.
             var groupBytes = zip(prepared, decisions).reduce(0) { total, item in
@@ -127,13 +124,18 @@ extension EventStore {
                 guard groupBytes <= frameLimitBytes else {
                     throw .tooLarge(stream: prepared.map(\.stream).joined(separator: ", "), frameBytes: groupBytes, limitBytes: frameLimitBytes)
                 }
-                checkpointsNameVersion6.store(true, ordering: .relaxed)
                 if writer.activeSealed || writer.writeOffset + groupBytes > writer.active.frameCapacity {
                     do throws(SystemError) { try startNextSegment(&writer) } catch {
                         let failed = durability.withLock { $0.failure != nil }
                         throw failed ? .storeFailed(error) : .system(error)
                     }
                 }
+            }
+            // The first tagged record or group of the store: a checkpoint naming version 6 is
+            // durable before it (§6), so no older reader takes the store for corrupt instead.
+            if !checkpointsNameVersion6.load(ordering: .relaxed), grouped || prepared.contains(where: \.hasTags) {
+                checkpointsNameVersion6.store(true, ordering: .relaxed)
+                do throws(SystemError) { try checkpointer.write(checkpointAtOpenSegmentStart(writer)) } catch { throw .system(error) }
             }
             // The checkpoint must not say "closed cleanly" once the log has changed (§5).
             if checkpointer.saysClean {
@@ -171,8 +173,11 @@ extension EventStore {
                     }
                 }
                 let segment = writer.active
-                if writer.compression != nil {
-                    // Within a group, a dictionary frame goes in only if the rest of the group fits after it.
+                // A dictionary frame never goes inside a group (a torn group is cut at its first
+                // frame, and so must be anything written after it); before one, only if the whole
+                // group fits after it.
+                let startsGroup = !grouped || outcome.frames == 0
+                if writer.compression != nil, startsGroup {
                     writer.writeOffset += writer.compression!.writeDictionaryIfDue(
                         in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition,
                         reserving: grouped ? groupBytes : append.frameBytes)

@@ -1,6 +1,8 @@
 """`python -m annals_reader dump STORE [--stream NAME | --type T... --tag K...] [--backwards] [--from N] [--limit N]`:
 the same JSON Lines as `annals dump` (format-spec.md §12). On corruption: the events before it,
-then a message on stderr and exit status 1."""
+then a message on stderr and exit status 1. `--type`/`--tag` filter `$all` here (this reader
+does not use the query entries), so on a damaged store they stop at the first damage, where
+`annals dump` reads only the frames the query index names."""
 
 import argparse
 import itertools
