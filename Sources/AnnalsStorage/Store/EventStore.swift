@@ -115,7 +115,9 @@ public final class EventStore: Sendable {
     /// corruption. A read-only open reads the log up to such damage and reports it in
     /// ``RecoveryReport/damage``.
     ///
-    /// - Throws: ``OpenError``: `.storeLocked` when another writer has it open, `.corrupt` when
+    /// - Throws: ``OpenError``: `.storeLocked` when another writer has it open (after trying
+    ///   again for about 100 ms: a child process spawned at that moment holds a closed store's
+    ///   lock until its exec), `.corrupt` when
     ///   acknowledged data fails its checks (a writable open then cuts and zeroes nothing),
     ///   `.unsupportedFormatVersion` for a newer store, `.notAStore` for a directory that is
     ///   not a store.
@@ -125,7 +127,7 @@ public final class EventStore: Sendable {
         var lock: (any Sendable)?
         if !options.readOnly {
             try prepareDirectory(layout, create: options.createIfMissing)
-            do { lock = try layout.storage.lock(layout.lockPath) } catch { throw .system(error) }
+            lock = try acquireWriterLock(layout)
             guard lock != nil else { throw .storeLocked(path: path) }
             try initializeIfEmpty(layout, options: options)
         } else {
@@ -172,6 +174,22 @@ public final class EventStore: Sendable {
             return (archive, try result.get())
         }
     }
+
+    /// The writer lock, or nil when another writer holds it. A lock that is held is tried again
+    /// for up to about 100 ms: a child process this process spawns shares the lock file's open
+    /// description (and so the `flock`) between its fork and its exec, so a store closed a
+    /// moment ago may look held by then. A writer that really holds it is reported after that.
+    private static func acquireWriterLock(_ layout: StoreLayout) throws(OpenError) -> (any Sendable)? {
+        for attempt in 0..<Self.lockAttempts {
+            let lock: (any Sendable)?
+            do { lock = try layout.storage.lock(layout.lockPath) } catch { throw .system(error) }
+            if lock != nil || attempt == Self.lockAttempts - 1 { return lock }
+            usleep(5_000)
+        }
+        return nil
+    }
+
+    static let lockAttempts = 20
 
     private func finishOpening(scanned: Bool) throws(OpenError) {
         do {
