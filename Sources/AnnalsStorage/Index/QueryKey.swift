@@ -22,13 +22,23 @@ struct QueryKey: Sendable, Hashable {
         return bytes.withUnsafeBytes { hasher.body($0) }
     }
 
-    /// The distinct keys of `events`, in first-seen order.
+    /// The distinct keys of `events`, in first-seen order. A batch has few distinct types:
+    /// they are found by comparing bytes with the ones seen so far, with no allocation per
+    /// event (this runs on every append).
     static func keys(of events: [EventData]) -> [QueryKey] {
-        var seen = Set<QueryKey>()
+        var types: [String] = []
         var keys: [QueryKey] = []
+        var seenTags = Set<QueryKey>()
         for event in events {
-            if seen.insert(.type(event.type)).inserted { keys.append(.type(event.type)) }
-            for tag in event.tags where seen.insert(.tag(tag)).inserted { keys.append(.tag(tag)) }
+            // `==` (fast, but canonical) rules out most; equal bytes decide.
+            if !types.contains(where: { $0 == event.type && $0.utf8.elementsEqual(event.type.utf8) }) {
+                types.append(event.type)
+                keys.append(.type(event.type))
+            }
+            for tag in event.tags {
+                let key = QueryKey.tag(tag)
+                if seenTags.insert(key).inserted { keys.append(key) }
+            }
         }
         return keys
     }
@@ -44,8 +54,13 @@ struct QueryKey: Sendable, Hashable {
         var cursor = frame.recordsOffset
         for _ in 0..<frame.eventCount {
             let layout = FrameDecoder.record(at: cursor, in: bytes)
-            let type = QueryKey(kind: .type, name: Array(bytes.slice(layout.typeOffset, layout.typeBytes)))
-            if seen.insert(type).inserted { keys.append(type) }
+            // Types repeat within a frame: compared in place with the ones seen, no allocation.
+            let typeBytes = bytes.slice(layout.typeOffset, layout.typeBytes)
+            if !keys.contains(where: { $0.kind == .type && $0.name.elementsEqual(typeBytes) }) {
+                let type = QueryKey(kind: .type, name: Array(typeBytes))
+                seen.insert(type)
+                keys.append(type)
+            }
             if layout.tagBytes > 0 {
                 var tagCursor = layout.tagsOffset + TagBlockLayout.firstTag
                 for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
