@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// What the query index is keyed by (`format-spec.md` §7.7): an event type or a tag, as its
 /// UTF-8 bytes (compared byte for byte, as the index files and the records are: two spellings
 /// of the same text in Unicode are two keys). An events frame is filed under the distinct keys
@@ -29,18 +35,33 @@ struct QueryKey: Sendable, Hashable {
         var types: [String] = []
         var keys: [QueryKey] = []
         var seenTags = Set<QueryKey>()
-        for event in events {
-            // `==` (fast, but canonical) rules out most; equal bytes decide.
-            if !types.contains(where: { $0 == event.type && $0.utf8.elementsEqual(event.type.utf8) }) {
-                types.append(event.type)
-                keys.append(.type(event.type))
-            }
-            for tag in event.tags {
-                let key = QueryKey.tag(tag)
-                if seenTags.insert(key).inserted { keys.append(key) }
+        events.withUnsafeBufferPointer { events in
+            for index in events.indices {
+                let type = events[index].type
+                if !types.contains(where: { sameBytes($0, type) }) {
+                    types.append(type)
+                    keys.append(.type(type))
+                }
+                guard !events[index].tags.isEmpty else { continue }
+                for tag in events[index].tags {
+                    let key = QueryKey.tag(tag)
+                    if seenTags.insert(key).inserted { keys.append(key) }
+                }
             }
         }
         return keys
+    }
+
+    /// True when `a` and `b` are the same UTF-8 bytes (not merely canonically equal).
+    @inline(__always)
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { left in
+            b.utf8.withContiguousStorageIfAvailable { right in
+                left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+            }
+        }
+        if let fast, let result = fast { return result }
+        return a.utf8.elementsEqual(b.utf8)
     }
 
     /// The distinct keys of the events of `frame`, a frame whose records were validated.
