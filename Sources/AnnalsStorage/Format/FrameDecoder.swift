@@ -238,17 +238,28 @@ enum FrameDecoder {
         )
     }
 
+    /// Calls `body` with the UTF-8 bytes of each tag of a record of a validated frame, in the
+    /// order written, until it returns false. Returns false when `body` stopped it.
+    @discardableResult
+    static func forEachTag(
+        of layout: EventRecordLayout, in bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Bool
+    ) -> Bool {
+        guard layout.tagBytes > 0 else { return true }
+        var cursor = layout.tagsOffset + TagBlockLayout.firstTag
+        for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
+            let length = Int(bytes.u16(cursor))
+            guard body(bytes.slice(cursor + TagBlockLayout.tagLengthBytes, length)) else { return false }
+            cursor += TagBlockLayout.tagLengthBytes + length
+        }
+        return true
+    }
+
     /// The tags of a record of a validated frame, in the order written.
     static func tags(of layout: EventRecordLayout, in bytes: UnsafeRawBufferPointer) -> [String] {
-        guard layout.tagBytes > 0 else { return [] }
-        let count = Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount))
         var tags: [String] = []
-        tags.reserveCapacity(count)
-        var cursor = layout.tagsOffset + TagBlockLayout.firstTag
-        for _ in 0..<count {
-            let length = Int(bytes.u16(cursor))
-            tags.append(String(decoding: bytes.slice(cursor + TagBlockLayout.tagLengthBytes, length), as: UTF8.self))
-            cursor += TagBlockLayout.tagLengthBytes + length
+        forEachTag(of: layout, in: bytes) { tag in
+            tags.append(String(decoding: tag, as: UTF8.self))
+            return true
         }
         return tags
     }

@@ -70,26 +70,22 @@ struct QueryKey: Sendable, Hashable {
     }
 
     static func keys(ofFrame frame: FrameHeader, in bytes: UnsafeRawBufferPointer) -> [QueryKey] {
-        var seen = Set<QueryKey>()
+        var types: [[UInt8]] = []
+        var seenTags = Set<QueryKey>()
         var keys: [QueryKey] = []
         var cursor = frame.recordsOffset
         for _ in 0..<frame.eventCount {
             let layout = FrameDecoder.record(at: cursor, in: bytes)
-            // Types repeat within a frame: compared in place with the ones seen, no allocation.
+            // Types repeat within a frame: compared in place with the few seen, no allocation.
             let typeBytes = bytes.slice(layout.typeOffset, layout.typeBytes)
-            if !keys.contains(where: { $0.kind == .type && $0.name.elementsEqual(typeBytes) }) {
-                let type = QueryKey(kind: .type, name: Array(typeBytes))
-                seen.insert(type)
-                keys.append(type)
+            if !types.contains(where: { $0.elementsEqual(typeBytes) }) {
+                types.append(Array(typeBytes))
+                keys.append(QueryKey(kind: .type, name: types[types.count - 1]))
             }
-            if layout.tagBytes > 0 {
-                var tagCursor = layout.tagsOffset + TagBlockLayout.firstTag
-                for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
-                    let length = Int(bytes.u16(tagCursor))
-                    let tag = QueryKey(kind: .tag, name: Array(bytes.slice(tagCursor + TagBlockLayout.tagLengthBytes, length)))
-                    if seen.insert(tag).inserted { keys.append(tag) }
-                    tagCursor += TagBlockLayout.tagLengthBytes + length
-                }
+            FrameDecoder.forEachTag(of: layout, in: bytes) { tag in
+                let key = QueryKey(kind: .tag, name: Array(tag))
+                if seenTags.insert(key).inserted { keys.append(key) }
+                return true
             }
             cursor = layout.end
         }

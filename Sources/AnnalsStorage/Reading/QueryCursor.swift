@@ -72,8 +72,9 @@ struct IndexedFrames: @unchecked Sendable {
     /// The query, compiled for matching records in place (set by the first read).
     private var matcher: QueryMatcher?
     private var slot = 0
-    /// The events of the current frame left to look at, in read order.
+    /// The matching events of the current frame, in read order, and the next one to return.
     private var pending: [RecordedEvent] = []
+    private var pendingSlot = 0
 
     init(snapshot: LogSnapshot, retention: RetentionView, candidates: [FrameLocation], from bound: UInt64, backwards: Bool) {
         self.snapshot = snapshot
@@ -89,12 +90,16 @@ struct IndexedFrames: @unchecked Sendable {
 
     mutating func next(matching query: EventQuery) throws(ReadError) -> RecordedEvent? {
         while true {
-            if !pending.isEmpty { return pending.removeFirst() }
+            if pendingSlot < pending.count {
+                pendingSlot += 1
+                return pending[pendingSlot - 1]
+            }
             guard slot < frames.count else { return nil }
             let location = frames[slot]
             slot += 1
             if matcher == nil { matcher = QueryMatcher(query) }
             pending = try events(of: location, matching: matcher!)
+            pendingSlot = 0
             if backwards { pending.reverse() }
         }
     }

@@ -34,7 +34,7 @@ struct QueryPlanner {
         var frames: [FrameLocation] = []
         for item in query.items {
             if !item.tags.isEmpty {
-                let rarest = item.tags.map { QueryKey.tag($0) }.min { count(for: $0) < count(for: $1) }!
+                let rarest = item.tags.map { QueryKey.tag($0) }.map { ($0, count(for: $0)) }.min { $0.1 < $1.1 }!.0
                 frames += self.frames(for: rarest)
             } else {
                 var seen = Set<[UInt8]>()
@@ -79,13 +79,7 @@ struct QueryMatcher: Sendable {
     }
 
     private func hasTag(_ tag: [UInt8], _ layout: EventRecordLayout, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard layout.tagBytes > 0 else { return false }
-        var cursor = layout.tagsOffset + TagBlockLayout.firstTag
-        for _ in 0..<Int(bytes.u16(layout.tagsOffset + TagBlockLayout.tagCount)) {
-            let length = Int(bytes.u16(cursor))
-            if length == tag.count, bytes.slice(cursor + TagBlockLayout.tagLengthBytes, length).elementsEqual(tag) { return true }
-            cursor += TagBlockLayout.tagLengthBytes + length
-        }
-        return false
+        // The walk stops (returns false) at the tag that matches.
+        !FrameDecoder.forEachTag(of: layout, in: bytes) { !($0.count == tag.count && $0.elementsEqual(tag)) }
     }
 }
