@@ -29,7 +29,8 @@ bench-deps: deps
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_APT_PACKAGES); \
 	fi
 
-# The Python reader's one dependency (PyPI lz4): pip where it works, else Debian's package.
+# The Python reader's dependencies (PyPI lz4, and cryptography for encrypted stores, format
+# version 7): pip where it works, else Debian's packages.
 python-deps:
 	@if ! $(PYTHON) -c 'import lz4.block' >/dev/null 2>&1; then \
 		echo "make: installing the Python lz4 package"; \
@@ -37,6 +38,13 @@ python-deps:
 		else $(SUDO) apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-lz4; fi; \
 		$(PYTHON) -c 'import lz4.block' || { echo "make: $(PYTHON) cannot import lz4 (try: $(PYTHON) -m pip install lz4)"; exit 1; }; \
+	fi
+	@if ! $(PYTHON) -c 'from cryptography.hazmat.primitives.ciphers.aead import AESGCM' >/dev/null 2>&1; then \
+		echo "make: installing the Python cryptography package"; \
+		if command -v $(PYTHON) >/dev/null 2>&1 && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q cryptography >/dev/null 2>&1; then :; \
+		else $(SUDO) apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-cryptography; fi; \
+		$(PYTHON) -c 'from cryptography.hazmat.primitives.ciphers.aead import AESGCM' || { echo "make: $(PYTHON) cannot import cryptography (try: $(PYTHON) -m pip install cryptography)"; exit 1; }; \
 	fi
 
 build: deps
@@ -66,7 +74,7 @@ docs: deps
 tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
-		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests|ProjectionWaitTests|ObservabilityTests|TracingTests|CommandContextTests|ArchiveTests|QueryTests|ConditionalAppendTests|DecisionTests'
+		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests|ProjectionWaitTests|ObservabilityTests|TracingTests|CommandContextTests|ArchiveTests|QueryTests|ConditionalAppendTests|DecisionTests|EncryptionTests'
 
 # Long torture: `annals import` and `annals compact` killed TORTURE_KILLS times (every committed
 # batch checked after each kill; make test runs 4), and SIMULATION_RUNS workloads of 20

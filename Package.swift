@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
+        // AES-256-GCM, HKDF and HMAC for encrypted events (BoringSSL on Linux).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         // Only the service example uses it (a Prometheus endpoint); apps never resolve it.
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
@@ -47,6 +49,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -94,6 +97,7 @@ let package = Package(
         .target(name: "AnnalsTestSupport", dependencies: ["AnnalsStorage"], path: "Tests/AnnalsTestSupport"),
         .testTarget(name: "AnnalsStorageTests", dependencies: [
             "AnnalsStorage", "AnnalsTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
         ]),
         .testTarget(name: "AnnalsTests", dependencies: [

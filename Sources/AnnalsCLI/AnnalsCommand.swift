@@ -6,10 +6,10 @@ import ArgumentParser
 struct AnnalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annals",
-        abstract: "Import, dump, verify, inspect, delete from, compact, publish and repair Annals event stores.",
+        abstract: "Import, dump, verify, inspect, delete from, compact, publish, repair and forget data subjects in Annals event stores.",
         subcommands: [ImportCommand.self, DumpCommand.self, VerifyCommand.self, StatsCommand.self, RetentionCommand.self,
                       DeleteCommand.self, CompactCommand.self, PublishCommand.self, RepairCommand.self, BackupCommand.self,
-                      RestoreCommand.self, ArchiveCommand.self]
+                      RestoreCommand.self, ArchiveCommand.self, KeyCommand.self, ForgetCommand.self]
     )
 }
 

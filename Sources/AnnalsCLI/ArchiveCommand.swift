@@ -18,6 +18,8 @@ struct ArchiveCommand: AsyncParsableCommand {
     @Argument(help: "Store directory (no other process may have it open for writing).")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Argument(help: "Archive directory.")
     var directory: String
 
@@ -44,7 +46,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         installCrashPointsFromEnvironment()
         let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         let opened: EventStore
-        do { opened = try EventStore.open(at: store, options: writableOptions(store)) } catch { throw fail(error) }
+        do { opened = try EventStore.open(at: store, options: keys.applied(to: writableOptions(store))) } catch { throw fail(error) }
         let report: ArchiveReport
         do { report = try await opened.archiveSegments(olderThan: olderThan, to: absolute) } catch {
             try? await opened.close()

@@ -18,15 +18,17 @@ struct BackupCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Argument(help: "Backup directory (created, or updated when it holds an earlier backup of this store).")
     var destination: String
 
     func run() async throws {
         let opened: EventStore
         do {
-            opened = try EventStore.open(at: store, options: writableOptions(store))
+            opened = try EventStore.open(at: store, options: keys.applied(to: writableOptions(store)))
         } catch OpenError.storeLocked {
-            do { opened = try EventStore.open(at: store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+            do { opened = try EventStore.open(at: store, options: keys.applied(to: StoreOptions(readOnly: true))) } catch { throw fail(error) }
         } catch {
             throw fail(error)
         }
@@ -57,12 +59,14 @@ struct RestoreCommand: AsyncParsableCommand {
     @Argument(help: "Store directory to create.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Flag(help: "Replace STORE when it exists and is not empty.")
     var overwrite = false
 
     func run() async throws {
-        do { try await EventStore.restore(backup: backup, to: store, overwrite: overwrite) } catch { throw fail(error) }
-        let report = StoreVerifier.verify(at: store)
+        do { try await EventStore.restore(backup: backup, to: store, overwrite: overwrite, encryption: keys.encryption) } catch { throw fail(error) }
+        let report = StoreVerifier.verify(at: store, encryption: keys.encryption)
         print("restored events 0..<\(report.events) to \(store); segments \(report.segments), frames \(report.frames)")
         guard report.isSound else {
             for problem in report.problems.prefix(20) { print("problem: \(problem)") }

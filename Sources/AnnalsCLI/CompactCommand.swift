@@ -20,6 +20,8 @@ struct CompactCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Flag(help: "Leave the open segment alone even when it holds dead events.")
     var keepOpenSegment = false
 
@@ -29,7 +31,7 @@ struct CompactCommand: AsyncParsableCommand {
     func run() async throws {
         installCrashPointsFromEnvironment()
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: writableOptions(self.store)) } catch { throw fail(error) }
+        do { store = try EventStore.open(at: self.store, options: keys.applied(to: writableOptions(self.store))) } catch { throw fail(error) }
         // The layers this command knows keep only their newest checkpoint.
         store.declareNewestOnlySystemStreams(prefix: ProjectionCheckpoints.streamPrefix)
         store.declareNewestOnlySystemStreams(prefix: KafkaRelay.checkpointStreamPrefix)
@@ -65,6 +67,8 @@ struct DeleteCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Argument(help: "Stream names, or - for names on standard input.")
     var streams: [String]
 
@@ -83,7 +87,7 @@ struct DeleteCommand: AsyncParsableCommand {
             }
         }
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: writableOptions(self.store)) } catch { throw fail(error) }
+        do { store = try EventStore.open(at: self.store, options: keys.applied(to: writableOptions(self.store))) } catch { throw fail(error) }
         var progress = Progress()
         do {
             for (index, name) in names.enumerated() {

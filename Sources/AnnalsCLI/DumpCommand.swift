@@ -23,6 +23,8 @@ struct DumpCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Option(help: "Print only this stream, in revision order.")
     var stream: String?
 
@@ -72,7 +74,7 @@ struct DumpCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+        do { store = try EventStore.open(at: self.store, options: keys.applied(to: StoreOptions(readOnly: true))) } catch { throw fail(error) }
         var output = OutputBuffer()
         do {
             let query = EventQuery(types: types, tags: tags)
@@ -105,7 +107,7 @@ struct DumpCommand: AsyncParsableCommand {
         while !Task.isCancelled {
             try await Task.sleep(for: .milliseconds(250))
             let store: EventStore
-            do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+            do { store = try EventStore.open(at: self.store, options: keys.applied(to: StoreOptions(readOnly: true))) } catch { throw fail(error) }
             guard store.endPosition > next else { continue }
             do { try print(store.readAll(from: next).makeCursor(), to: &output) } catch { throw fail(error) }
             next = store.endPosition
@@ -130,11 +132,17 @@ enum EventLine {
     /// - Throws: ``ReadError/corrupt(_:)`` when a compressed body does not decode; nothing of
     ///   the event is written then.
     static func write(_ event: RecordedEvent, to output: inout OutputBuffer) throws(ReadError) {
-        try event.withBodyBytes { metadata, payload in write(event, metadata: metadata, payload: payload, to: &output) }
+        if event.isErased {
+            write(event, metadata: UnsafeRawBufferPointer(start: nil, count: 0), payload: UnsafeRawBufferPointer(start: nil, count: 0),
+                  erased: true, to: &output)
+            return
+        }
+        try event.withBodyBytes { metadata, payload in write(event, metadata: metadata, payload: payload, erased: false, to: &output) }
     }
 
     private static func write(
-        _ event: RecordedEvent, metadata: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, to output: inout OutputBuffer
+        _ event: RecordedEvent, metadata: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, erased: Bool,
+        to output: inout OutputBuffer
     ) {
         output.append("{\"position\":")
         output.appendNumber(event.position)
@@ -158,6 +166,7 @@ enum EventLine {
         output.append(",\"timestamp\":\"")
         output.append(event.timestamp.iso8601)
         output.append("\"")
+        if erased { output.append(",\"erased\":true") }
         writeBytes(metadata, key: "metadata", to: &output)
         writeBytes(payload, key: "data", to: &output)
         output.append("}")

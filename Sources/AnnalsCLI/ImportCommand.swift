@@ -11,7 +11,9 @@ struct ImportCommand: AsyncParsableCommand {
             One event per line: {"stream": "order-1", "type": "OrderPlaced", "data": {...}, \
             "metadata": {...}, "id": "UUID"}. "data" and "metadata" are any JSON value, stored \
             byte for byte as written; "dataBase64"/"metadataBase64" give raw bytes instead; \
-            "tags" is an array of strings. "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
+            "tags" is an array of strings. "subject" names the event's data subject (e.g. \
+            "customer-42"): its data and metadata are encrypted under that subject's key \
+            (needs --key-file), which `annals forget` destroys. "position", "revision" and "timestamp" (as printed by `annals dump`) are accepted \
             and ignored: the store assigns them. "expectedRevision" (a number, or "any", \
             "noStream", "streamExists") makes the line's append conditional: a line that does \
             not match is reported with its line number and stops the import. \
@@ -44,15 +46,21 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Compression of the imported events: lz4 (default) or none.")
     var compression: Compression = .lz4
 
+    @OptionGroup var keys: KeyFileOption
+
+    @Flag(help: "Encrypt the body of every event (under the store's key unless it names a subject); stays on for the store. Needs --key-file.")
+    var encryptAll = false
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard !encryptAll || keys.keyFile != nil else { throw ValidationError("--encrypt-all needs --key-file") }
     }
 
     func run() async throws {
         let store: EventStore
         do {
-            store = try EventStore.open(at: self.store, options: StoreOptions(
-                durability: durability, segmentSizeBytes: segmentSizeBytes, compression: compression))
+            store = try EventStore.open(at: self.store, options: keys.applied(to: StoreOptions(
+                durability: durability, segmentSizeBytes: segmentSizeBytes, compression: compression), encryptEverything: encryptAll))
         } catch {
             throw fail(error)
         }
@@ -192,7 +200,7 @@ struct Importer {
 
     static let knownKeys: Set<String> = [
         "stream", "type", "data", "metadata", "id", "dataBase64", "metadataBase64", "expectedRevision", "tags", "appendCondition",
-        "position", "revision", "timestamp",
+        "subject", "position", "revision", "timestamp", "erased",
     ]
 
     /// `{"failIfEventsMatch": [{"types": [..], "tags": [..]}, ..], "after": N}` (`after` optional).
@@ -306,8 +314,12 @@ struct Importer {
                 }
                 tags = strings
             }
+            let subject = try string("subject", required: false)
+            if fields["erased"] != nil {
+                throw LineError(line: lineNumber, message: "an erased event (\"erased\") has no body to import")
+            }
             let event = EventData(id: id, type: type, payload: try bytes("data", base64Key: "dataBase64"),
-                                  metadata: try bytes("metadata", base64Key: "metadataBase64"), tags: tags)
+                                  metadata: try bytes("metadata", base64Key: "metadataBase64"), tags: tags, subject: subject)
             let condition = try fields["appendCondition"].map { member in try appendCondition(raw, member, lineNumber: lineNumber) }
             return (stream, event, expected, condition)
         }

@@ -29,6 +29,8 @@ struct PublishCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Option(help: "Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].")
     var brokers: String
 
@@ -75,9 +77,9 @@ struct PublishCommand: AsyncParsableCommand {
         // Beside a writer in another process, the relay reads the store read-only and keeps its
         // checkpoint in a reader file (`readers/relay-<name>.checkpoint`).
         do {
-            store = try EventStore.open(at: self.store, options: writableOptions(self.store))
+            store = try EventStore.open(at: self.store, options: keys.applied(to: writableOptions(self.store)))
         } catch OpenError.storeLocked {
-            do { store = try EventStore.open(at: self.store, options: StoreOptions(readOnly: true)) } catch { throw fail(error) }
+            do { store = try EventStore.open(at: self.store, options: keys.applied(to: StoreOptions(readOnly: true))) } catch { throw fail(error) }
         } catch {
             throw fail(error)
         }

@@ -18,6 +18,8 @@ struct RepairCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Flag(help: "Cut the log at damaged acknowledged data in its last segment, losing every event from there on.")
     var discardDamagedTail = false
 
@@ -26,7 +28,7 @@ struct RepairCommand: AsyncParsableCommand {
         options.createIfMissing = false
         options.discardDamagedTail = discardDamagedTail
         let opened: EventStore
-        do { opened = try EventStore.open(at: store, options: options) } catch { throw fail(error) }
+        do { opened = try EventStore.open(at: store, options: keys.applied(to: options)) } catch { throw fail(error) }
         let report = opened.recoveryReport
         if let damage = report.damage {
             print("discarded damaged data: \(damage)")

@@ -16,6 +16,8 @@ struct RetentionCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Argument(help: "Stream name.")
     var stream: String
 
@@ -38,7 +40,7 @@ struct RetentionCommand: AsyncParsableCommand {
     func run() async throws {
         let changing = delete || hardDelete || truncateBefore != nil || maxCount != nil || maxAgeSeconds != nil
         let store: EventStore
-        do { store = try EventStore.open(at: self.store, options: changing ? writableOptions(self.store) : StoreOptions(readOnly: true)) } catch { throw fail(error) }
+        do { store = try EventStore.open(at: self.store, options: keys.applied(to: changing ? writableOptions(self.store) : StoreOptions(readOnly: true))) } catch { throw fail(error) }
         do {
             if delete || hardDelete { try await store.deleteStream(stream, hard: hardDelete) }
             if let truncateBefore { try await store.truncateStream(stream, before: truncateBefore) }

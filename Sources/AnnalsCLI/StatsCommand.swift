@@ -12,6 +12,8 @@ struct StatsCommand: AsyncParsableCommand {
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -51,7 +53,7 @@ struct StatsCommand: AsyncParsableCommand {
         let statistics: StoreStatistics
         var space: [SegmentSpace]?
         do {
-            let opened = try EventStore.open(at: store, options: StoreOptions(readOnly: true))
+            let opened = try EventStore.open(at: store, options: keys.applied(to: StoreOptions(readOnly: true)))
             statistics = try opened.statistics()
             if !quick {
                 // The counts above stand even when a frame fails its checks; `verify` says more.

@@ -6,15 +6,20 @@ struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check every frame's checksum and structure, gapless positions and revisions.",
-        discussion: "Exits 0 when the store is sound, 1 with the first problems (file, offset, what) when not. Changes nothing."
+        discussion: """
+            Exits 0 when the store is sound, 1 with the first problems (file, offset, what) when not. Changes nothing. \
+            With --key-file, every encrypted event's body is decrypted and its authentication tag checked.
+            """
     )
 
     @Argument(help: "Store directory.")
     var store: String
 
+    @OptionGroup var keys: KeyFileOption
+
     func run() async throws {
         var progress = Progress()
-        let report = StoreVerifier.verify(at: store) { done, total in
+        let report = StoreVerifier.verify(at: store, encryption: keys.encryption) { done, total in
             progress.update("verified \(done) of \(total) segments")
         }
         progress.finish()
@@ -24,6 +29,9 @@ struct VerifyCommand: AsyncParsableCommand {
             let ratio = Double(report.bodyBytes) / Double(report.storedBodyBytes)
             print("compressed events \(report.compressedEvents), dictionaries \(report.dictionaries), "
                 + "metadata+payload \(report.bodyBytes) bytes stored in \(report.storedBodyBytes) (\(ratio.rounded(toPlaces: 2))x)")
+        }
+        if report.encryptedEvents > 0 {
+            print("encrypted events \(report.encryptedEvents), authenticated \(report.authenticatedEvents), erased \(report.erasedEvents)")
         }
         for note in report.notes { print("note: \(note)") }
         guard report.isSound else {

@@ -395,7 +395,24 @@ public final class KafkaRelay: Sendable, Service {
             ("revision", Array(String(event.revision).utf8)),
             ("timestamp", Array(String(event.timestamp.nanosecondsSinceEpoch).utf8)),
         ]
-        let metadata = try event.metadata
+        // An erased event (its data subject was forgotten) is published as erased: a header
+        // says so, and it carries no metadata and an empty value, never stale plaintext.
+        // An encrypted body is decrypted once, here: a forget that lands meanwhile makes the
+        // whole event erased, never half of it.
+        var erased = event.isErased
+        var metadata: [UInt8] = []
+        var decrypted: [UInt8]?
+        if !erased {
+            do {
+                metadata = try event.metadata
+                if event.isEncrypted { decrypted = try event.payload }
+            } catch {
+                guard case .bodyErased = error else { throw error }
+                erased = true
+                metadata = []
+            }
+        }
+        if erased { headers.append(("erased", Array("true".utf8))) }
         if !metadata.isEmpty {
             headers.append(("metadata", metadata))
             // The trace the event was appended in continues in the consumer: `traceparent` and
@@ -409,8 +426,16 @@ public final class KafkaRelay: Sendable, Service {
         let key = Array(event.stream.utf8)
         tracker.published(position: event.position)
         while true {
-            let result = try event.withPayloadBytes { payload in
-                producer.produce(topic: topic, key: key, value: payload, headers: headers, position: event.position)
+            let result: KafkaProducer.ProduceResult
+            if erased {
+                result = producer.produce(topic: topic, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0), headers: headers,
+                                          position: event.position)
+            } else if let decrypted {
+                result = decrypted.withUnsafeBytes { producer.produce(topic: topic, key: key, value: $0, headers: headers, position: event.position) }
+            } else {
+                result = try event.withPayloadBytes { payload in
+                    producer.produce(topic: topic, key: key, value: payload, headers: headers, position: event.position)
+                }
             }
             switch result {
             case .queued:

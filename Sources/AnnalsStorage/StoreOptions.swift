@@ -49,6 +49,12 @@ public struct StoreOptions: Sendable {
     /// ``EventStore/maintenanceStatus`` and tried again. Default nil: segments stay in the
     /// store directory (an archive made earlier is read all the same).
     public var archive: ArchivePolicy?
+    /// Encrypts event bodies (``EncryptionOptions``): those that name a data subject
+    /// (``EventData/subject``), or all of them. Default nil: no encryption, and an event naming
+    /// a subject is refused. A store that holds keys (its `keys` file) opens only with it, and
+    /// only with its own key-encryption key (``OpenError/keyEncryptionKeyRequired(path:)``,
+    /// ``OpenError/wrongKeyEncryptionKey(path:)``).
+    public var encryption: EncryptionOptions?
     /// The stream-name hash of the index. Only tests change it (to force collisions).
     var streamHasher: StreamHasher = .fnv1a
     /// The file operations' implementation. Only tests change it (crash simulation).

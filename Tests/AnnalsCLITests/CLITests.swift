@@ -213,6 +213,50 @@ final class SteppingClock: StoreClock, @unchecked Sendable {
     }
 
     /// Tags and append conditions through `annals import`, and `annals dump --type/--tag`.
+    @Test func subjectsEncryptionAndForgettingThroughTheCommandLine() throws {
+        let store = TemporaryStore()
+        let key = store.directory + "/k.kek"
+        #expect(try runAnnals(["key", "generate", key]).status == 0)
+        let again = try runAnnals(["key", "generate", key])
+        #expect(again.status == 1 && again.stderr.contains("never overwritten"), "\(again.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: key)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let input = """
+            {"stream":"customer-1","type":"Registered","data":{"name":"Alice SECRET-1"},"subject":"customer-1","tags":["t:1"]}
+            {"stream":"customer-2","type":"Registered","data":{"name":"Bob SECRET-2"},"metadata":{"ip":"SECRET-3"},"subject":"customer-2"}
+            {"stream":"orders","type":"Placed","data":{"n":1}}
+            """
+        #expect(try runAnnals(["import", store.path], input: input).status == 1, "a subject needs --key-file")
+        #expect(try runAnnals(["import", store.path, "--key-file", key], input: input).status == 0)
+        let refused = try runAnnals(["dump", store.path])
+        #expect(refused.status == 1 && refused.stderr.contains("encrypted"), "\(refused.stderr)")
+        #expect(try runAnnals(["dump", store.path, "--key-file", key]).stdout.contains("Bob SECRET-2"))
+        let forget = try runAnnals(["forget", store.path, "customer-2", "--key-file", key])
+        #expect(forget.status == 0 && forget.stdout.contains("forgot customer-2"), "\(forget.stderr)")
+        let lines = try runAnnals(["dump", store.path, "--key-file", key]).stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines[0].contains(#""data":{"name":"Alice SECRET-1"}"#))
+        #expect(lines[1].hasSuffix(#"Z","erased":true}"#) && !lines[1].contains("SECRET"), "\(lines[1])")
+        #expect(lines[2].contains(#""data":{"n":1}"#))
+        for file in try FileManager.default.subpathsOfDirectory(atPath: store.path) {
+            let bytes = FileManager.default.contents(atPath: store.path + "/" + file) ?? Data()
+            #expect(bytes.range(of: Data("SECRET".utf8)) == nil, "\(file) holds plaintext")
+        }
+        let verify = try runAnnals(["verify", store.path, "--key-file", key])
+        #expect(verify.status == 0 && verify.stdout.contains("encrypted events 2, authenticated 1, erased 1"), "\(verify.stdout)")
+        let other = store.directory + "/other.kek"
+        #expect(try runAnnals(["key", "generate", other]).status == 0)
+        let wrong = try runAnnals(["dump", store.path, "--key-file", other])
+        #expect(wrong.status == 1 && wrong.stderr.contains("does not open"), "\(wrong.stderr)")
+        let all = store.directory + "/all"
+        #expect(try runAnnals(["import", all, "--key-file", key, "--encrypt-all"], input: input).status == 0)
+        for file in try FileManager.default.subpathsOfDirectory(atPath: all) {
+            let bytes = FileManager.default.contents(atPath: all + "/" + file) ?? Data()
+            #expect(bytes.range(of: Data(#""n":1"#.utf8)) == nil, "\(file) holds plaintext")
+        }
+        #expect(try runAnnals(["dump", all, "--key-file", key]).stdout.contains(#""data":{"n":1}"#))
+    }
+
     @Test func tagsConditionsAndQueriesThroughTheCommandLine() throws {
         let store = TemporaryStore()
         let input = """

@@ -22,6 +22,21 @@ import Testing
         #expect(Self.names.contains("v4-durable-marks"))
         #expect(Self.names.contains("v5-archived"))
         #expect(Self.names.contains("v6-tags"))
+        #expect(Self.names.contains("v7-encrypted"))
+    }
+
+    /// `--key-file` with the fixture's published test key, when it has encrypted events.
+    static func keyArguments(_ name: String) -> [String] {
+        let key = fixtures + "/" + name + "/test.kek"
+        return FileManager.default.fileExists(atPath: key) ? ["--key-file", key] : []
+    }
+
+    /// Store options with the fixture's test key, when it has one.
+    static func options(_ name: String) -> StoreOptions {
+        var options = StoreOptions(segmentSizeBytes: 16384)
+        let key = fixtures + "/" + name + "/test.kek"
+        if FileManager.default.fileExists(atPath: key) { options.encryption = EncryptionOptions(keyProvider: KeyFileProvider(path: key)) }
+        return options
     }
 
     /// A fixture's store and, beside it, its archive directory (`v5-archived`'s `archive`
@@ -70,29 +85,40 @@ import Testing
         // On a copy: a read-only open changes nothing, but a test must not be able to.
         let scratch = TemporaryStore()
         try Self.copy(name, to: scratch)
-        let dump = try runAnnals(["dump", scratch.path])
+        let dump = try runAnnals(["dump", scratch.path] + Self.keyArguments(name))
         #expect(dump.status == 0, "\(dump.stderr)")
         #expect(dump.stdout == expected, "fixture \(name): annals dump differs from expected.jsonl")
-        let verify = try runAnnals(["verify", scratch.path])
+        let verify = try runAnnals(["verify", scratch.path] + Self.keyArguments(name))
         #expect(verify.status == 0, "\(verify.stdout)")
+        if !Self.keyArguments(name).isEmpty {
+            #expect(verify.stdout.contains("erased") && !verify.stdout.contains("authenticated 0,"), "\(verify.stdout)")
+            #expect(try runAnnals(["dump", scratch.path]).status == 1, "fixture \(name): encrypted events need the key")
+        }
+        // The second store of a fixture (v7-encrypted's store-all), when there is one.
+        if FileManager.default.fileExists(atPath: directory + "/store-all") {
+            let all = try runAnnals(["dump", directory + "/store-all"] + Self.keyArguments(name))
+            let expectedAll = try String(contentsOfFile: directory + "/expected-all.jsonl", encoding: .utf8)
+            #expect(all.status == 0 && all.stdout == expectedAll,
+                    "fixture \(name): store-all differs from expected-all.jsonl")
+        }
     }
 
     @Test(arguments: names) func writerContinuesAFixture(name: String) async throws {
         let scratch = TemporaryStore()
         try Self.copy(name, to: scratch)
-        let before = try runAnnals(["dump", scratch.path]).stdout
-        let store = try EventStore.open(at: scratch.path, options: StoreOptions(segmentSizeBytes: 16384))
+        let before = try runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
+        let store = try EventStore.open(at: scratch.path, options: Self.options(name))
         let end = store.endPosition
         for index in 0..<50 {
             _ = try await store.append([EventData(type: "Appended", payload: Array(#"{"n":\#(index),"note":"after the fixture"}"#.utf8))],
                                        to: "later-\(index % 3)")
         }
         try await store.close()
-        let after = try runAnnals(["dump", scratch.path]).stdout
+        let after = try runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
         #expect(after.hasPrefix(before), "fixture \(name): old events must read the same after new appends")
         // (Retention may hide events of the fixture: count what the dump showed before.)
         #expect(after.split(separator: "\n").count == before.split(separator: "\n").count + 50)
         #expect(end > 0)
-        #expect(try runAnnals(["verify", scratch.path]).status == 0)
+        #expect(try runAnnals(["verify", scratch.path] + Self.keyArguments(name)).status == 0)
     }
 }

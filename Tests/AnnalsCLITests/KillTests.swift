@@ -255,6 +255,60 @@ import Testing
         print("archive kill rounds checked: \(checked)")
     }
 
+    /// `annals forget` killed with SIGKILL at random moments: after each kill the subject's
+    /// events all read or all read as erased (never some), every other subject's read, and
+    /// once a writer has opened the store again, no file holds a key entry that the `keys`
+    /// file no longer holds (the scrub of the replaced file was finished).
+    @Test func forgetKilledAtRandomMomentsIsAllOrNothing() async throws {
+        let store = TemporaryStore()
+        let key = store.directory + "/test.kek"
+        #expect(try runAnnals(["key", "generate", key]).status == 0)
+        let lines = (0..<600).map { #"{"stream":"c-\#($0 % 12)","type":"T","subject":"customer-\#($0 % 12)","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 100))"}}"# }
+        #expect(try runAnnals(["import", store.path, "--key-file", key, "--segment-size-bytes", "65536"], input: lines.joined(separator: "\n")).status == 0)
+        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        var random = SystemRandomNumberGenerator()
+        var forgotten: Set<Int> = []
+        var erasedRounds = 0
+        func entries() throws -> [[UInt8]] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: store.path + "/keys")))
+            return stride(from: 64, to: bytes.count - 103, by: 104).map { Array(bytes[$0..<($0 + 104)]) }
+        }
+        for subject in 0..<10 {
+            let before = try entries()
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["forget", store.path, "customer-\(subject)", "--key-file", key]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let delay = UInt32.random(in: 2_000...35_000, using: &random)
+            usleep(delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            // A writable open finishes an interrupted scrub.
+            #expect(try runAnnals(["import", store.path, "--key-file", key], input: "").status == 0, "subject \(subject)")
+            let dump = try runAnnals(["dump", store.path, "--key-file", key])
+            #expect(dump.status == 0, "subject \(subject), killed after \(delay) µs: \(dump.stderr)")
+            let lines = dump.stdout.split(separator: "\n")
+            let mine = lines.filter { $0.contains(#""stream":"c-\#(subject)","#) }
+            let erased = mine.filter { $0.contains(#""erased":true"#) }.count
+            #expect(erased == 0 || erased == mine.count, "subject \(subject), killed after \(delay) µs: \(erased) of \(mine.count) erased")
+            if erased > 0 { forgotten.insert(subject); erasedRounds += 1 }
+            let others = lines.filter { !$0.contains(#""stream":"c-\#(subject)","#) && $0.contains(#""erased":true"#) }
+            #expect(others.allSatisfy { line in forgotten.contains { line.contains(#""stream":"c-\#($0)","#) } }, "subject \(subject)")
+            let after = try entries()
+            let destroyed = before.filter { !after.contains($0) }
+            #expect(destroyed.isEmpty == (erased == 0), "subject \(subject): \(destroyed.count) entries destroyed, \(erased) erased")
+            for file in try FileManager.default.subpathsOfDirectory(atPath: store.path) {
+                guard let bytes = FileManager.default.contents(atPath: store.path + "/" + file) else { continue }
+                for entry in destroyed { #expect(bytes.range(of: Data(entry)) == nil, "subject \(subject): \(file) holds a destroyed key") }
+            }
+            #expect(try runAnnals(["verify", store.path, "--key-file", key]).status == 0, "subject \(subject)")
+        }
+        print("forget kill rounds that had finished: \(erasedRounds) of 10")
+    }
+
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its
     /// first commit, and returns what it printed.
     private func runImportAndKill(

@@ -149,6 +149,37 @@ import Testing
         try await store.close()
     }
 
+    /// Events whose data subject was forgotten are published as erased (a header, an empty
+    /// value, no metadata), never with their old plaintext; the others as ever, decrypted.
+    @Test func erasedEventsArePublishedAsErased() async throws {
+        let kafka = try KafkaMockCluster(topics: Self.topics)
+        let directory = Directory()
+        var options = StoreOptions()
+        options.encryption = EncryptionOptions(keyProvider: FixedKey())
+        let store = try EventStore.open(at: directory.store, options: options)
+        for index in 0..<40 {
+            _ = try await store.append([EventData(type: "Placed", payload: Array(#"{"n":\#(index),"who":"customer-\#(index % 4)"}"#.utf8),
+                                                  metadata: Array(#"{"ip":"10.0.0.\#(index)"}"#.utf8), subject: "customer-\(index % 4)")],
+                                       to: "order-\(index % 4)")
+        }
+        #expect(try store.forget(subject: "customer-1"))
+        _ = try await relayToEnd(store, kafka)
+        let messages = try consume(kafka, count: 40)
+        #expect(messages.count == 40)
+        for message in messages {
+            if message.key == "order-1" {
+                #expect(message.headers["erased"] == "true" && message.value.isEmpty && message.headers["metadata"] == nil)
+            } else {
+                #expect(message.headers["erased"] == nil && String(decoding: message.value, as: UTF8.self).contains("customer-"))
+            }
+        }
+        try await store.close()
+    }
+
+    struct FixedKey: KeyEncryptionKeyProvider {
+        func keyEncryptionKey() throws(OpenError) -> KeyEncryptionKey { try KeyEncryptionKey(bytes: Array(repeating: 7, count: 32)) }
+    }
+
     /// A relay reading the store read-only beside its writer follows the writer's new commits
     /// (opening the store again), keeps its checkpoint in a reader file, and a relay started
     /// again resumes from that file.

@@ -32,6 +32,8 @@ import Testing
         Table(heading: "### 3.2", index: 1, layout: "TagBlockLayout", fields: TagBlockLayout.fields),
         Table(heading: "## 1A.", index: 0, layout: "ArchiveManifestLayout", fields: ArchiveManifestLayout.fields),
         Table(heading: "## 1A.", index: 1, layout: "ArchiveMarkerLayout", fields: ArchiveMarkerLayout.fields),
+        Table(heading: "### The `keys`", index: 0, layout: "KeyStoreHeaderLayout", fields: KeyStoreHeaderLayout.fields),
+        Table(heading: "### The `keys`", index: 1, layout: "KeyStoreEntryLayout", fields: KeyStoreEntryLayout.fields),
     ]
 
     /// One row of a spec table, as written.
@@ -118,6 +120,15 @@ import Testing
         #expect(dictionary.size == "\(CompressedBodyLayout.fields[0].size)", "§3.2 dictionaryOffset size")
         #expect(try row("block", under: "### 3.2", table: 2).offset == "\(RecordLayout.type + CompressedBodyLayout.block)+t+g",
                 "§3.2 block")
+        let keyID = try row("keyId", under: "### 3.9")
+        #expect(keyID.offset == "\(RecordLayout.type + EncryptedBodyLayout.keyID)+t+g" && keyID.size == "4", "§3.9 keyId")
+        let nonce = try row("nonce", under: "### 3.9")
+        #expect(nonce.offset == "\(RecordLayout.type + EncryptedBodyLayout.nonce)+t+g" && nonce.size == "\(EncryptedBodyLayout.nonceBytes)",
+                "§3.9 nonce")
+        #expect(try row("ciphertext", under: "### 3.9").offset == "\(RecordLayout.type + EncryptedBodyLayout.ciphertext)+t+g", "§3.9 ciphertext")
+        let tag = try row("tag", under: "### 3.9")
+        #expect(tag.offset == "\(RecordLayout.type + EncryptedBodyLayout.ciphertext)+t+g+c" && tag.size == "\(EncryptedBodyLayout.tagBytes)",
+                "§3.9 tag")
         #expect(try row("directory", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory)", "§1A directory")
         #expect(try row("checksum", under: "## 1A.").offset == "\(ArchiveManifestLayout.directory) + d", "§1A checksum")
     }
@@ -144,6 +155,9 @@ import Testing
         Structure(layout: "SnapshotMetadataLayout", fields: SnapshotMetadataLayout.fields, size: SnapshotMetadataLayout.size),
         Structure(layout: "ArchiveManifestLayout", fields: ArchiveManifestLayout.fields, size: ArchiveManifestLayout.size),
         Structure(layout: "ArchiveMarkerLayout", fields: ArchiveMarkerLayout.fields, size: ArchiveMarkerLayout.size),
+        Structure(layout: "EncryptedBodyLayout", fields: EncryptedBodyLayout.fields, size: EncryptedBodyLayout.size),
+        Structure(layout: "KeyStoreHeaderLayout", fields: KeyStoreHeaderLayout.fields, size: KeyStoreHeaderLayout.size),
+        Structure(layout: "KeyStoreEntryLayout", fields: KeyStoreEntryLayout.fields, size: KeyStoreEntryLayout.size),
     ]
 
     /// Every structure's fields follow each other from offset 0 without a gap or an overlap and

@@ -18,7 +18,7 @@ import Testing
         try await store.close()
         let path0 = try segmentFiles(path)[0]
         let file = try SystemFileMapping.open(path: path0, writable: false)
-        return Segment(header: try SegmentHeader.decode(file.bytes, file: path0), file: file)
+        return Segment(header: try SegmentHeader.decode(file.bytes, file: path0), file: file, keyRing: nil)
     }
 
     private func steps(_ walk: inout FrameWalker) -> (frames: [FrameHeader], end: FrameWalker.Step) {

@@ -3,6 +3,10 @@
     swift build && python3 Tests/Fixtures/make_fixtures.py NAME...
 
 Each fixture is `NAME/store` (an Annals store) and `NAME/expected.jsonl` (its `annals dump`).
+A fixture with encrypted events (format version 7) also holds its key file, `NAME/test.kek`: a
+fixed, published test key (bytes 0x00..0x1f), never a secret; its dumps are made with
+`--key-file NAME/test.kek`. `v7-encrypted` has a second store, `store-all` (written with
+`--encrypt-all`), dumped to `expected-all.jsonl`.
 Fixtures are never regenerated for an existing name: they are the files old versions wrote,
 and every test run checks that they still read the same (Swift engine and Python reader).
 """
@@ -20,6 +24,10 @@ sys.path.insert(0, os.path.join(ROOT, "Tools", "python-reader", "tests"))
 
 from annals_reader.crc32c import crc32c  # noqa: E402
 from test_reader import import_lines  # noqa: E402
+from test_encryption import encrypted_import_lines  # noqa: E402
+
+#: The published test key of the encrypted fixtures (format-spec.md §1B): bytes 0x00..0x1f.
+TEST_KEK = bytes(range(32))
 
 ANNALS = os.environ.get("ANNALS_BIN", os.path.join(ROOT, ".build", "debug", "annals"))
 
@@ -51,6 +59,15 @@ def set_version(path, version):
         data[60:64] = crc32c(bytes(data[:60])).to_bytes(4, "little")
         file.seek(0)
         file.write(data)
+
+
+def write_test_key(path):
+    """The fixed test key in the key file format (§1B), mode 0600 like `annals key generate`
+    writes (not `annals key generate` itself: its key is random, and the fixture's must be
+    known)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(b"annals-kek-v1:" + TEST_KEK.hex().encode() + b"\n")
 
 
 def rewind_checkpoint_to_last_segment(path):
@@ -93,6 +110,9 @@ def make(name):
     os.makedirs(directory)
     rng = random.Random(name)
     streams = ["order-1", "order-2", "account-7", "Zürich-€-1"]
+    # Dumped (name of the store directory, name of its expected dump) after the recipe.
+    stores = [("store", "expected.jsonl")]
+    key_options = []
     if name == "v1-uncompressed":
         # Several sealed segments with index files, raw records only.
         import_into(store, import_lines(rng, 160, streams), "--compression", "none", "--segment-size-bytes", "16384", "--batch", "5")
@@ -159,13 +179,33 @@ def make(name):
         # entries (§7.7).
         import_into(store, import_lines(rng, 300, streams, tagged=True), "--segment-size-bytes", "16384", "--batch", "5")
         import_into(store, import_lines(rng, 60, streams, tagged=True), "--compression", "none", "--segment-size-bytes", "16384")
+    elif name == "v7-encrypted":
+        # Encrypted records (§1B, §3.9) under the published test key `test.kek`: events of
+        # subjects customer-1..3 (most in their own streams, some in order streams), events
+        # without a subject stored plain among them, tags, bodies over 1 KiB (LZ4 inside the
+        # encryption) and small ones, over several 16 KiB segments with index files; then
+        # customer-2 forgotten (its events erased: `"erased":true` in the dump) and written
+        # again under a new key. `store-all`: every event encrypted (`--encrypt-all`: the store
+        # key for events without a subject).
+        key = os.path.join(directory, "test.kek")
+        write_test_key(key)
+        key_options = ["--key-file", key]
+        import_into(store, encrypted_import_lines(rng, 300), "--segment-size-bytes", "16384", "--batch", "5", *key_options)
+        annals("forget", store, "customer-2", *key_options)
+        import_into(store, encrypted_import_lines(rng, 40), "--segment-size-bytes", "16384", "--batch", "5", *key_options)
+        store_all = os.path.join(directory, "store-all")
+        import_into(store_all, encrypted_import_lines(rng, 150), "--segment-size-bytes", "16384", "--batch", "5",
+                    "--encrypt-all", *key_options)
+        stores.append(("store-all", "expected-all.jsonl"))
     else:
         raise SystemExit(f"unknown fixture {name}")
-    for leftover in os.listdir(store):
-        if leftover == "lock":
-            os.remove(os.path.join(store, leftover))  # recreated by the next writer; keeps the fixture to data files
-    with open(os.path.join(directory, "expected.jsonl"), "wb") as file:
-        file.write(annals("dump", store))
+    for store_name, expected_name in stores:
+        path = os.path.join(directory, store_name)
+        for leftover in os.listdir(path):
+            if leftover == "lock":
+                os.remove(os.path.join(path, leftover))  # recreated by the next writer; keeps the fixture to data files
+        with open(os.path.join(directory, expected_name), "wb") as file:
+            file.write(annals("dump", path, *key_options))
     print(f"wrote {directory}")
 
 

@@ -62,6 +62,12 @@ struct HeadlineReport {
             + "smaller (\(compressed.logBytes / 1_000_000) MB vs \(uncompressed.logBytes / 1_000_000) MB); "
             + "\(compressed.compressedEvents) of \(compressed.events) events stored compressed")
         print("reopen-clean: the p50 column is the open time (best of 5).")
+        for (plain, encrypted) in [("append-batch1000-fsync", "append-batch1000-fsync-encrypted"), ("replay-all", "replay-all-encrypted")] {
+            guard let plain = result(plain, "annals"), let encrypted = result(encrypted, "annals") else { continue }
+            let ratio = encrypted.eventsPerSecond / plain.eventsPerSecond
+            print("encryption (every body AES-256-GCM under the store key, LZ4): \(encrypted.workload) \(format(encrypted.eventsPerSecond)) ev/s "
+                + "= \(format(ratio * 100))% of \(plain.workload) (target ≥ 70%: \(ratio >= 0.7 ? "met" : "missed"))")
+        }
         print("targets (design brief): append ≥ 1.5M events/s with fsync per 1,000-event batch (≥ 30× both peers); "
             + "64 fsync'd single-event writers ≥ 100k events/s; $all replay ≥ 10M events/s uncompressed, ≥ 4M compressed; "
             + "100-event stream read p50 ≤ 20 µs at 10M events (this table's store has 100k).")

@@ -27,17 +27,27 @@ struct Workloads {
         averageEventBytes = pool.reduce(0) { $0 + $1.event.payload.count + $1.event.metadata.count + $1.event.type.utf8.count } / pool.count
     }
 
-    private func freshStore(_ name: String, _ durability: Durability, compression: Compression = .lz4) throws -> EventStore {
+    private func freshStore(_ name: String, _ durability: Durability, compression: Compression = .lz4, encrypted: Bool = false) throws -> EventStore {
         let path = directory + "/" + name
         try? FileManager.default.removeItem(atPath: path)
-        return try EventStore.open(at: path, options: StoreOptions(durability: durability, compression: compression))
+        var options = StoreOptions(durability: durability, compression: compression)
+        if encrypted { options.encryption = Self.encryptEverything }
+        return try EventStore.open(at: path, options: options)
+    }
+
+    /// Every body encrypted under the store key, with a key-encryption key made for the run.
+    static let encryptEverything = EncryptionOptions(keyProvider: RunKey(), encryptEverything: true)
+
+    struct RunKey: KeyEncryptionKeyProvider {
+        static let key = KeyEncryptionKey.generate()
+        func keyEncryptionKey() throws(OpenError) -> KeyEncryptionKey { Self.key }
     }
 
     /// `total` events appended in batches of `batch` events, each batch one stream's frame.
     func appendBatches(
-        total: Int, batch: Int, durability: Durability, name: String, compression: Compression = .lz4
+        total: Int, batch: Int, durability: Durability, name: String, compression: Compression = .lz4, encrypted: Bool = false
     ) async throws -> Measurement {
-        let store = try freshStore(name, durability, compression: compression)
+        let store = try freshStore(name, durability, compression: compression, encrypted: encrypted)
         let batches = total / batch
         let prepared: [[EventData]] = (0..<min(batches, 200)).map { index in
             (0..<batch).map { pool[(index * batch + $0) % pool.count].event }
@@ -56,7 +66,8 @@ struct Workloads {
         try await store.close()
         let events = batches * batch
         return Measurement(
-            workload: "append-batch\(batch)-\(label(durability))\(compression == .none ? "-uncompressed" : "")", events: events, eventBytes: averageEventBytes,
+            workload: "append-batch\(batch)-\(label(durability))\(compression == .none ? "-uncompressed" : "")\(encrypted ? "-encrypted" : "")",
+            events: events, eventBytes: averageEventBytes,
             eventsPerSecond: Double(events) / seconds, megabytesPerSecond: Double(events * averageEventBytes) / seconds / 1e6,
             p50Microseconds: Stopwatch.percentile(latencies, 0.5) * 1e6, p99Microseconds: Stopwatch.percentile(latencies, 0.99) * 1e6)
     }
@@ -98,8 +109,10 @@ struct Workloads {
 
     /// Replays `$all` of the store left by an earlier append workload (page cache warm: the
     /// best of three runs after one warm-up), touching every payload.
-    func replay(name: String, workload: String = "replay-all") async throws -> Measurement {
-        let store = try EventStore.open(at: directory + "/" + name, options: StoreOptions(readOnly: true))
+    func replay(name: String, workload: String = "replay-all", encrypted: Bool = false) async throws -> Measurement {
+        var options = StoreOptions(readOnly: true)
+        if encrypted { options.encryption = Self.encryptEverything }
+        let store = try EventStore.open(at: directory + "/" + name, options: options)
         var best = Double.infinity
         var events = 0
         var bytes = 0

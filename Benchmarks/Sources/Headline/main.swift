@@ -143,6 +143,30 @@ if CommandLine.arguments.contains("compaction") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("encryption") {
+    // `annals-headline encryption [--encrypted-only]`: the encrypted rows of the headline beside
+    // their plain ones (only the encrypted ones, for profiling).
+    print("Annals encryption benchmark in \(directory)")
+    let workloads = Workloads(directory: directory, poolSize: 100_000)
+    let encryptedOnly = CommandLine.arguments.contains("--encrypted-only")
+    var rows: [Measurement] = []
+    for _ in 0..<2 {
+        if !encryptedOnly {
+            rows.append(try await workloads.appendBatches(total: 1_000_000, batch: 1000, durability: .fsyncBeforeAck, name: "plain"))
+        }
+        rows.append(try await workloads.appendBatches(total: 1_000_000, batch: 1000, durability: .fsyncBeforeAck, name: "encrypted",
+                                                      encrypted: true))
+    }
+    if !encryptedOnly { rows.append(try await workloads.replay(name: "plain")) }
+    rows.append(try await workloads.replay(name: "encrypted", workload: "replay-all-encrypted", encrypted: true))
+    for row in rows {
+        print("\(row.workload): \(Int(row.eventsPerSecond)) events/s"
+            + (row.p50Microseconds.map { String(format: ", p50 %.0f µs, p99 %.0f µs", $0, row.p99Microseconds ?? 0) } ?? ""))
+    }
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if streamsMode {
     // `annals-headline streams [--full]`: stream reads, reopen and growth (1M; 10M with --full).
     print("Annals stream benchmark in \(directory)")
@@ -197,6 +221,10 @@ try await run("append, 1,000-event batches, no sync, uncompressed") {
     try await workloads.appendBatches(total: 1_000_000 * scale, batch: 1000, durability: .none,
                                       name: "batch1000-nosync-uncompressed", compression: .none)
 }
+try await run("append, 1,000-event batches, fsync, every body encrypted") {
+    try await workloads.appendBatches(total: 1_000_000 * scale, batch: 1000, durability: .fsyncBeforeAck,
+                                      name: "batch1000-fsync-encrypted", encrypted: true)
+}
 try await run("append, 100-event batches, fsync") {
     try await workloads.appendBatches(total: 200_000 * scale, batch: 100, durability: .fsyncBeforeAck, name: "batch100-fsync")
 }
@@ -210,12 +238,15 @@ try await run("$all replay") { try await workloads.replay(name: "batch1000-fsync
 try await run("$all replay, uncompressed") {
     try await workloads.replay(name: "batch1000-fsync-uncompressed", workload: "replay-all-uncompressed")
 }
+try await run("$all replay, every body encrypted") {
+    try await workloads.replay(name: "batch1000-fsync-encrypted", workload: "replay-all-encrypted", encrypted: true)
+}
 try await run("read whole 100-event streams") { try await workloads.streamReads() }
 try await run("reopen after clean close") { try workloads.reopen(name: "batch1000-fsync") }
 print("checking compression…")
 let compressed = workloads.compression(name: "batch1000-fsync")
 let uncompressed = workloads.compression(name: "batch1000-fsync-uncompressed")
-for name in ["batch1000-fsync", "batch1000-fsync-uncompressed", "batch1000-nosync", "batch1000-nosync-uncompressed"] {
+for name in ["batch1000-fsync", "batch1000-fsync-uncompressed", "batch1000-nosync", "batch1000-nosync-uncompressed", "batch1000-fsync-encrypted"] {
     try? FileManager.default.removeItem(atPath: directory + "/" + name)
 }
 

@@ -171,7 +171,8 @@ public struct Repository<A: Aggregate>: Sendable {
                    let bytes = try? snapshotter.encode(state) {
                     // Best effort: the command succeeded whether or not its snapshot is stored.
                     _ = try? await store.saveSnapshot(of: stream, revision: result.lastRevision,
-                                                      schemaVersion: snapshotter.schemaVersion, bytes: bytes)
+                                                      schemaVersion: snapshotter.schemaVersion, bytes: bytes,
+                                                      subject: snapshotter.subject(state))
                 }
                 return Executed(loaded: Loaded(id: id, state: state, revision: result.lastRevision,
                                                unknownEvents: loaded.unknownEvents, snapshotRevision: loaded.snapshotRevision),

@@ -5,6 +5,17 @@ import Foundation
 /// changes: older snapshots are then ignored (never decoded) and the state is replayed.
 public protocol SnapshottingAggregate: Aggregate, Codable {
     static var snapshotSchemaVersion: Int { get }
+    /// The data subject whose personal data this state holds, if any: its snapshots are then
+    /// encrypted under that subject's key and erased with it (`EventStore.forget(subject:)`),
+    /// like the events they fold. Default nil: snapshots are stored like events naming no
+    /// subject, so a state that holds personal data must name its subject here, or its
+    /// snapshots would keep that data after the subject is forgotten.
+    var snapshotSubject: String? { get }
+}
+
+extension SnapshottingAggregate {
+    /// No data subject unless the aggregate says otherwise.
+    public var snapshotSubject: String? { nil }
 }
 
 /// When a repository stores a snapshot after a successful command.
@@ -34,6 +45,8 @@ struct Snapshotter<A: Aggregate>: Sendable {
     let policy: SnapshotPolicy<A>
     let encode: @Sendable (A) throws -> [UInt8]
     let decode: @Sendable ([UInt8]) throws -> A
+    /// The data subject a state's snapshot is encrypted under (``SnapshottingAggregate/snapshotSubject``).
+    let subject: @Sendable (A) -> String?
 
     init(policy: SnapshotPolicy<A>) where A: SnapshottingAggregate {
         self.schemaVersion = UInt32(clamping: A.snapshotSchemaVersion)
@@ -44,6 +57,7 @@ struct Snapshotter<A: Aggregate>: Sendable {
             return Array(try encoder.encode(state))
         }
         self.decode = { bytes in try JSONDecoder().decode(A.self, from: Data(bytes)) }
+        self.subject = { $0.snapshotSubject }
     }
 }
 

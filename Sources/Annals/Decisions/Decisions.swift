@@ -49,6 +49,8 @@ public struct Decisions<Family: EventFamily>: Sendable {
             do { typed = try translator.decode(recorded) } catch { throw .decoding(error) }
             switch typed {
             case .known(let event, _): state = model.evolve(state, event)
+            // An erased event (its data subject was forgotten) no longer counts, as in projections.
+            case .unknown(let unknown) where unknown.reason == .erased: continue
             case .unknown(let unknown): throw .unknownEvent(unknown)
             }
         }

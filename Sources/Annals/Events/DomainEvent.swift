@@ -29,8 +29,14 @@ public protocol DomainEvent: Codable, Sendable {
     static var upcasters: Upcasters { get }
     /// The event's tags (such as `member:42`), stored with it: what ``DecisionModel`` queries
     /// and ``SubscriptionFilter/matching(_:)`` select events by across streams. Default none.
-    /// Tags are stored in the clear: keep personal data out of them.
+    /// Tags are stored in the clear: keep personal data out of them (or hash them with
+    /// `EventStore.keyedTag(_:)`).
     var tags: [String] { get }
+    /// The data subject whose personal data the event carries (such as `customer-42`): its
+    /// payload and metadata are then encrypted under that subject's key, and erased when the
+    /// subject is forgotten (`EventStore.forget(subject:)`; needs `StoreOptions.encryption`).
+    /// Default nil.
+    var subject: String? { get }
 }
 
 extension DomainEvent {
@@ -40,6 +46,8 @@ extension DomainEvent {
     public static var upcasters: Upcasters { Upcasters() }
     /// No tags unless the type says otherwise.
     public var tags: [String] { [] }
+    /// No data subject unless the type says otherwise.
+    public var subject: String? { nil }
 }
 
 /// The closed set of event types one aggregate (or projection) understands, usually an enum
@@ -93,11 +101,17 @@ public struct UnknownEvent: Sendable, Hashable {
         case unknownType
         /// Written with a newer schema version than the member reads.
         case newerSchemaVersion(known: Int)
+        /// Its body was erased: it named a data subject whose key was destroyed
+        /// (`EventStore.forget(subject:)`). The payload is empty and the schema version 0; the
+        /// type, stream, revision and position are the event's. An aggregate's
+        /// ``Aggregate/evolve(unknown:)`` sees it (by default it changes nothing: the state
+        /// folds as if the personal data had never been there); projections skip it.
+        case erased
     }
 
     /// The recorded type (after renames).
     public let eventType: String
-    /// The recorded schema version.
+    /// The recorded schema version (0 for an erased event).
     public let schemaVersion: Int
     /// Why no family member decoded it.
     public let reason: Reason

@@ -52,7 +52,8 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
         let payload = try codec.encode(domainEvent)
         var metadata = metadata
         metadata.schemaVersion = type.schemaVersion
-        return EventData(id: id, type: type.eventType, payload: payload, metadata: metadata.encoded(), tags: domainEvent.tags)
+        return EventData(id: id, type: type.eventType, payload: payload, metadata: metadata.encoded(), tags: domainEvent.tags,
+                         subject: domainEvent.subject)
     }
 
     /// As ``encode(_:id:metadata:)``, with only correlation and causation ids.
@@ -61,18 +62,28 @@ public struct EventTranslator<Family: EventFamily>: Sendable {
     }
 
     /// The family value of a recorded event, or ``TypedEvent/unknown(_:)`` for a type or
-    /// schema version this code does not know.
+    /// schema version this code does not know, or an erased event
+    /// (``UnknownEvent/Reason/erased``).
     ///
     /// - Throws: ``EventDecodingError`` when the event is of a known type but cannot be
     ///   upcast or decoded (a bug or damaged data: never skipped silently).
     public func decode(_ recorded: RecordedEvent) throws(EventDecodingError) -> TypedEvent<Family> {
         let type = upcasters.currentName(of: recorded.type)
+        if recorded.isErased {
+            return .unknown(UnknownEvent(eventType: type, schemaVersion: 0, reason: .erased, position: recorded.position,
+                                         stream: recorded.stream, revision: recorded.revision, payload: []))
+        }
         let payload: [UInt8]
         let version: Int
         do {
             payload = try recorded.payload
             version = EventMetadata.schemaVersion(in: try recorded.metadata)
         } catch {
+            // Forgotten between the check above and the read.
+            if case .bodyErased = error {
+                return .unknown(UnknownEvent(eventType: type, schemaVersion: 0, reason: .erased, position: recorded.position,
+                                             stream: recorded.stream, revision: recorded.revision, payload: []))
+            }
             throw .read(error)
         }
         func unknown(_ reason: UnknownEvent.Reason) -> TypedEvent<Family> {

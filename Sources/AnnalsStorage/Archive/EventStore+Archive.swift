@@ -102,7 +102,7 @@ extension EventStore {
                 guard let header = try? SegmentHeader.decode(file.bytes, file: path), header == segment.header,
                       file.size == segment.file.size
                 else { throw ArchiveError.corrupt(CorruptionError(file: path, offset: 0, reason: "the archived copy differs from the segment")) }
-                copies.append(Segment(header: header, file: file))
+                copies.append(Segment(header: header, file: file, keyRing: keyRing))
             }
             // The commit.
             location.manifest.firstLocalSegment = last.lastIndex + 1

@@ -117,6 +117,9 @@ extension EventStore {
                 checkpoint.minimumReaderVersion = segments.contains(where: \.isCompacted) ? Format.compactedSegmentVersion : Format.appendSegmentVersion
             }
             try storage.writeFile(checkpoint.encoded(), to: building.checkpointPath)
+            // The keys as they stand: every key a copied record names (keys are durable before
+            // any record names them); none a forget destroyed.
+            if let keys = keyRing?.fileBytes() { try storage.writeFile(keys, to: building.keysPath) }
             try storage.writeFile(Array(path.utf8), to: building.root + "/" + Self.backupMarker)
             try storage.syncDirectory(building.root)
             // One atomic step from the old backup to the new one.
@@ -149,7 +152,7 @@ extension EventStore {
         guard layout.storage.fileSize(path) == segment.file.size else { return false }
         let copy = try layout.storage.openMappedFile(path: path, writable: false)
         guard let decoded = try? SegmentHeader.decode(copy.bytes, file: path) else { return false }
-        let copied = Segment(header: decoded, file: copy)
+        let copied = Segment(header: decoded, file: copy, keyRing: nil)
         return copied.headerChecksum == segment.headerChecksum && copied.usedBytes == segment.usedBytes
     }
 }
@@ -169,16 +172,22 @@ extension EventStore {
     ///   - overwrite: replace a `destination` that exists and is not empty (default: refuse).
     ///     A store a writer has open there is refused even so. The old directory is swapped
     ///     out atomically and deleted afterwards.
+    ///   - encryption: the backup's key-encryption key, when it holds encrypted events (the
+    ///     restored store is checked with it).
     /// - Throws: ``OpenError``: `.notAStore` when `backup` is not a store or `destination` is
     ///   not empty and `overwrite` is false; `.storeLocked` when a writer has `destination`
     ///   open; `.corrupt` when the copy does not read whole (nothing is replaced);
     ///   `.archiveUnavailable` when `backup` has archived segments whose directory is not
     ///   there; what opening the result throws.
-    public static func restore(backup: String, to destination: String, overwrite: Bool = false) async throws(OpenError) {
-        try await restore(backup: backup, to: destination, overwrite: overwrite, storage: SystemStorage.shared)
+    public static func restore(
+        backup: String, to destination: String, overwrite: Bool = false, encryption: EncryptionOptions? = nil
+    ) async throws(OpenError) {
+        try await restore(backup: backup, to: destination, overwrite: overwrite, encryption: encryption, storage: SystemStorage.shared)
     }
 
-    static func restore(backup: String, to destination: String, overwrite: Bool, storage: any Storage) async throws(OpenError) {
+    static func restore(
+        backup: String, to destination: String, overwrite: Bool, encryption: EncryptionOptions? = nil, storage: any Storage
+    ) async throws(OpenError) {
         let source = StoreLayout(root: backup, storage: storage)
         let target = StoreLayout(root: destination, storage: storage)
         let building = StoreLayout(root: destination + ".restore-tmp", storage: storage)
@@ -211,10 +220,14 @@ extension EventStore {
             if let checkpoint = try storage.readFile(source.checkpointPath, maximumBytes: Format.checkpointBytes + 1) {
                 try storage.writeFile(checkpoint, to: building.checkpointPath)
             }
+            if let keys = try storage.readFile(source.keysPath, maximumBytes: storage.fileSize(source.keysPath) ?? 0) {
+                try storage.writeFile(keys, to: building.keysPath)
+            }
             try storage.syncDirectory(building.root)
             // Checked before it replaces anything.
             var readOptions = StoreOptions(readOnly: true)
             readOptions.storage = StorageChoice(storage: storage)
+            readOptions.encryption = encryption
             let copy = try EventStore.open(at: building.root, options: readOptions)
             if let damage = copy.recoveryReport.damage { throw OpenError.corrupt(damage) }
             if occupied {
@@ -237,6 +250,7 @@ extension EventStore {
         }
         var options = StoreOptions(createIfMissing: false)
         options.storage = StorageChoice(storage: storage)
+        options.encryption = encryption
         if let size = currentSegmentSize(at: destination, storage: storage) { options.segmentSizeBytes = size }
         let restored = try EventStore.open(at: destination, options: options)
         do { try await restored.close() } catch { throw .system(SystemError(call: "close", path: destination, errorNumber: 5)) }

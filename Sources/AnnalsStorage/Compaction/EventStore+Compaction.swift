@@ -312,7 +312,7 @@ extension EventStore {
         for item in written {
             let file: MappedFile
             do { file = try layout.storage.openMappedFile(path: item.finalPath, writable: false) } catch { throw .system(error) }
-            replacements[item.group[0]] = Segment(header: item.output.header, file: file)
+            replacements[item.group[0]] = Segment(header: item.output.header, file: file, keyRing: keyRing)
             newFrames.append((item.output.header.segmentIndex, item.output.frames))
             replaced.formUnion(item.group)
             report.segmentsRewritten += item.group.count

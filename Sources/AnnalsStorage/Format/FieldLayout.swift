@@ -346,3 +346,70 @@ enum ArchiveMarkerLayout {
         FieldSpec("checksum", at: checksum, size: 4),
     ]
 }
+
+/// §3.9, encrypted records: the body after the type name and the tag block (at
+/// `RecordLayout.type + typeLength + g`), from the body's start. `size` is the part before the
+/// ciphertext; the 16-byte GCM tag follows the ciphertext.
+enum EncryptedBodyLayout {
+    static let keyID = 0
+    static let nonce = 4
+    static let size = 16
+    /// The ciphertext, `c` bytes, right after the nonce.
+    static let ciphertext = size
+    /// Bytes of the AES-GCM nonce and tag.
+    static let nonceBytes = 12
+    static let tagBytes = 16
+    /// What encryption adds to a record: key id, nonce and tag.
+    static let overheadBytes = size + tagBytes
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("keyId", at: keyID, size: 4),
+        FieldSpec("nonce", at: nonce, size: 12),
+    ]
+}
+
+/// §1B: the header of the store's `keys` file.
+enum KeyStoreHeaderLayout {
+    static let magic = 0
+    static let version = 8
+    static let flags = 10
+    static let reserved = 12
+    static let checkNonce = 16
+    static let check = 28
+    /// CRC-32C of the bytes before it.
+    static let checksum = 60
+    static let size = 64
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("magic", at: magic, size: 8),
+        FieldSpec("version", at: version, size: 2),
+        FieldSpec("flags", at: flags, size: 2),
+        FieldSpec("reserved", at: reserved, size: 4),
+        FieldSpec("checkNonce", at: checkNonce, size: 12),
+        FieldSpec("check", at: check, size: 32),
+        FieldSpec("checksum", at: checksum, size: 4),
+    ]
+}
+
+/// §1B: one entry of the `keys` file (entries follow the header back to back).
+enum KeyStoreEntryLayout {
+    static let kind = 0
+    static let reserved = 1
+    static let keyID = 4
+    static let subjectDigest = 8
+    static let nonce = 40
+    static let wrapped = 52
+    /// CRC-32C of the bytes before it.
+    static let checksum = 100
+    static let size = 104
+
+    static let fields: [FieldSpec] = [
+        FieldSpec("kind", at: kind, size: 1),
+        FieldSpec("reserved", at: reserved, size: 3),
+        FieldSpec("keyId", at: keyID, size: 4),
+        FieldSpec("subjectDigest", at: subjectDigest, size: 32),
+        FieldSpec("nonce", at: nonce, size: 12),
+        FieldSpec("wrapped", at: wrapped, size: 48),
+        FieldSpec("checksum", at: checksum, size: 4),
+    ]
+}

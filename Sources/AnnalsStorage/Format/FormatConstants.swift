@@ -10,8 +10,12 @@ enum Format {
     /// Version 6 added tags in event records (record flag bit 1) and multi-stream groups (frame
     /// flag bit 0), which older readers take for corruption: checkpoints of a store with a
     /// tagged record or a group name version 6.
+    /// Version 7 added encrypted records (record flag bit 2) and the `keys` file: checkpoints
+    /// of a store with an encrypted record name version 7.
     /// Files of every earlier version read unchanged.
-    static let version: UInt16 = 6
+    static let version: UInt16 = 7
+    /// The minimum reader version of a store with encrypted records (`format-spec.md` §3.9).
+    static let encryptedRecordsVersion: UInt16 = 7
     /// The minimum reader version of a store with tagged records (`format-spec.md` §3.2).
     static let taggedRecordsVersion: UInt16 = 6
     /// The minimum reader version of a store with archived segments (`format-spec.md` §1A).
@@ -60,6 +64,9 @@ enum Format {
     static let recordCompressedFlag: UInt16 = 1
     /// Event record flag: a tag block follows the type name (§3.2, version 6).
     static let recordTaggedFlag: UInt16 = 2
+    /// Event record flag: the body is AES-256-GCM encrypted (§3.9, version 7); with the
+    /// compressed flag too, the plaintext is an LZ4 block without a dictionary.
+    static let recordEncryptedFlag: UInt16 = 4
     /// Events frame flag: the next events frame belongs to the same atomic append (§3.1,
     /// version 6); the group's last frame has it clear.
     static let frameContinuedFlag: UInt8 = 1
@@ -69,6 +76,12 @@ enum Format {
     static let maximumDictionaryBytes = 64 * 1024
     /// Smallest dictionary worth writing; smaller segments store events raw.
     static let minimumDictionaryBytes = 1024
+
+    // MARK: Key store (the `keys` file, §1B)
+    static let keyStoreMagic: [UInt8] = Array("ANNALSKY".utf8)
+    static let keyStoreVersion: UInt16 = 1
+    /// Key store flag: every record's body is encrypted (under the store key unless it names a subject).
+    static let keyStoreEncryptsEverythingFlag: UInt16 = 1
 
     // MARK: Checkpoint (the `checkpoint` file)
     static let checkpointMagic: [UInt8] = Array("ANNALSCP".utf8)

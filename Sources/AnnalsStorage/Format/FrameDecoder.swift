@@ -33,8 +33,12 @@ struct EventRecordLayout: Sendable {
     /// Decoded sizes: the same whether the record is stored raw or compressed.
     let metadataBytes: Int
     let payloadBytes: Int
-    /// True when metadata and payload are stored as one LZ4 block.
+    /// True when metadata and payload are stored as one LZ4 block in the clear (§3.2).
     let isCompressed: Bool
+    /// True when the body is encrypted (§3.9): key number, nonce, ciphertext, tag.
+    let isEncrypted: Bool
+    /// An encrypted record whose plaintext is an LZ4 block (without a dictionary).
+    let isEncryptedCompressed: Bool
 
     var typeOffset: Int { offset + RecordLayout.type }
     /// The tag block (when `tagBytes` > 0).
@@ -49,6 +53,10 @@ struct EventRecordLayout: Sendable {
     /// Compressed record only: the LZ4 block.
     var blockOffset: Int { bodyOffset + CompressedBodyLayout.block }
     var blockBytes: Int { offset + length - blockOffset }
+    /// Encrypted record only: the u32 key number.
+    var keyIDField: Int { bodyOffset + EncryptedBodyLayout.keyID }
+    /// Encrypted record only: bytes of ciphertext (the plaintext's size).
+    var ciphertextBytes: Int { length - (bodyOffset - offset) - EncryptedBodyLayout.overheadBytes }
     /// The record's commit timestamp, read from `bytes` (the segment it lies in).
     func timestamp(in bytes: UnsafeRawBufferPointer) -> Int64 { bytes.i64(offset + RecordLayout.timestamp) }
     var end: Int { offset + Format.aligned(length) }
@@ -147,7 +155,7 @@ enum FrameDecoder {
                 return CorruptionReason(offset: cursor, "event record \(index) past end of frame")
             }
             let flags = bytes.u16(cursor + RecordLayout.flags)
-            guard flags & ~(Format.recordCompressedFlag | Format.recordTaggedFlag) == 0 else {
+            guard flags & ~(Format.recordCompressedFlag | Format.recordTaggedFlag | Format.recordEncryptedFlag) == 0 else {
                 return CorruptionReason(offset: cursor, "event record \(index) has unknown flags \(flags)")
             }
             if flags & Format.recordTaggedFlag != 0 {
@@ -156,13 +164,24 @@ enum FrameDecoder {
                 }
             }
             let layout = record(at: cursor, in: bytes)
-            guard allowsCompression || !layout.isCompressed else {
+            guard allowsCompression || (!layout.isCompressed && !layout.isEncrypted) else {
                 return CorruptionReason(offset: cursor, "compressed event record \(index) in a version-1 segment")
             }
             guard layout.length >= Format.eventHeaderBytes, layout.length <= frameEnd - cursor else {
                 return CorruptionReason(offset: cursor, "event record \(index) has inconsistent lengths")
             }
-            if layout.isCompressed {
+            if layout.isEncrypted {
+                let decoded = layout.metadataBytes + layout.payloadBytes
+                let headerBytes = Format.eventHeaderBytes + layout.typeBytes + layout.tagBytes + EncryptedBodyLayout.overheadBytes
+                guard layout.length >= headerBytes else {
+                    return CorruptionReason(offset: cursor, "encrypted event record \(index) has inconsistent lengths")
+                }
+                let ciphertext = layout.length - headerBytes
+                let consistent = layout.isEncryptedCompressed
+                    ? ciphertext >= 1 && decoded > 0 && decoded <= LZ4.maximumInputBytes && decoded <= ciphertext * LZ4.maximumExpansion
+                    : ciphertext == decoded
+                guard consistent else { return CorruptionReason(offset: cursor, "encrypted event record \(index) has inconsistent lengths") }
+            } else if layout.isCompressed {
                 let decoded = layout.metadataBytes + layout.payloadBytes
                 let headerBytes = Format.eventHeaderBytes + layout.typeBytes + layout.tagBytes + Format.compressedBodyHeaderBytes
                 guard layout.length > headerBytes, decoded > 0, decoded <= LZ4.maximumInputBytes,
@@ -227,14 +246,18 @@ enum FrameDecoder {
     /// The layout of the record at `offset` of a frame that passed ``validateRecords(of:in:isDictionary:)``.
     @inline(__always)
     static func record(at offset: Int, in bytes: UnsafeRawBufferPointer) -> EventRecordLayout {
-        EventRecordLayout(
+        let flags = bytes.u16(offset + RecordLayout.flags)
+        return EventRecordLayout(
             offset: offset,
             length: Int(bytes.u32(offset + RecordLayout.recordLength)),
             typeBytes: Int(bytes.u16(offset + RecordLayout.typeLength)),
             tagBytes: tagBlockBytes(ofRecordAt: offset, in: bytes),
             metadataBytes: Int(bytes.u32(offset + RecordLayout.metadataLength)),
             payloadBytes: Int(bytes.u32(offset + RecordLayout.payloadLength)),
-            isCompressed: bytes.u16(offset + RecordLayout.flags) & Format.recordCompressedFlag != 0
+            isCompressed: flags & (Format.recordCompressedFlag | Format.recordEncryptedFlag) == Format.recordCompressedFlag,
+            isEncrypted: flags & Format.recordEncryptedFlag != 0,
+            isEncryptedCompressed: flags & (Format.recordCompressedFlag | Format.recordEncryptedFlag)
+                == Format.recordCompressedFlag | Format.recordEncryptedFlag
         )
     }
 

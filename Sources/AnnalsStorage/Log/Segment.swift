@@ -24,9 +24,14 @@ final class Segment: Sendable {
         var offset: Int
     }
 
-    init(header: SegmentHeader, file: MappedFile) {
+    /// The store's data keys, for the encrypted records this segment holds (nil: the store has
+    /// none, and such a record is reported as corruption).
+    let keyRing: KeyRing?
+
+    init(header: SegmentHeader, file: MappedFile, keyRing: KeyRing?) {
         self.header = header
         self.file = file
+        self.keyRing = keyRing
     }
 
     /// The segment's number (its file name).
@@ -102,6 +107,8 @@ struct StoreLayout: Sendable {
         return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
     var checkpointPath: String { root + "/checkpoint" }
+    /// The key store (§1B).
+    var keysPath: String { root + "/" + KeyStoreFile.fileName }
     var segmentsDirectory: String { root + "/segments" }
 
     /// `segments/0000000000000042.seg`: the index as 16 zero-padded decimal digits.

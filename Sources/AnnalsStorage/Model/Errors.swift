@@ -34,11 +34,26 @@ public enum OpenError: Error, Sendable, Hashable, CustomStringConvertible {
     /// directory that holds them is missing or is not this store's archive (an unmounted file
     /// system, another store's archive). Nothing was read or changed.
     case archiveUnavailable(directory: String, reason: String)
+    /// The store holds encryption keys (its `keys` file) and was opened without
+    /// ``StoreOptions/encryption``. Nothing was read or changed.
+    case keyEncryptionKeyRequired(path: String)
+    /// The key-encryption key given is not the one the store's keys were wrapped with. Nothing
+    /// was read or changed.
+    case wrongKeyEncryptionKey(path: String)
+    /// The ``KeyEncryptionKeyProvider`` could not supply the key-encryption key (a missing or
+    /// malformed key file, a key service that refused). Nothing was read or changed.
+    case keyEncryptionKeyUnavailable(reason: String)
     /// A system call failed.
     case system(SystemError)
 
     public var description: String {
         switch self {
+        case .keyEncryptionKeyRequired(let path):
+            return "\(path) holds encrypted events: open it with a key-encryption key"
+        case .wrongKeyEncryptionKey(let path):
+            return "the key-encryption key does not open \(path)"
+        case .keyEncryptionKeyUnavailable(let reason):
+            return "no key-encryption key: \(reason)"
         case .archiveUnavailable(let directory, let reason):
             return "the store's archive \(directory) cannot be used: \(reason)"
         case .storeLocked(let path):
@@ -84,6 +99,10 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     /// An event matching the append's condition (``AppendCondition``) was stored after the
     /// condition's position: `position` is the first such event. Nothing was written.
     case appendConditionFailed(position: UInt64)
+    /// An event names a data subject that is empty or longer than
+    /// ``StoreLimits/maximumSubjectBytes``, or names one in a store opened without
+    /// ``StoreOptions/encryption``.
+    case invalidSubject(String, reason: String)
     /// A snapshot claims a revision the stream does not have yet (`lastRevision` nil: no stream).
     case snapshotAhead(stream: String, revision: UInt64, lastRevision: UInt64?)
     /// The store was closed.
@@ -117,6 +136,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
         case .streamDeleted(let stream):
             return "stream \(stream) was deleted (tombstone); it cannot be written again"
+        case .invalidSubject(let subject, let reason):
+            return "invalid data subject \"\(subject)\": \(reason)"
         case .appendConditionFailed(let position):
             return "the append's condition failed: a matching event was stored at position \(position)"
         case .snapshotAhead(let stream, let revision, let last):
@@ -137,10 +158,26 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
 public enum ReadError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A frame failed its checksum or structure checks.
     case corrupt(CorruptionError)
+    /// The event's body was encrypted under a data subject's key that
+    /// ``EventStore/forget(subject:)`` destroyed: its metadata and payload are gone for good
+    /// (``RecordedEvent/isErased``). Its other fields still read.
+    case bodyErased(position: UInt64)
 
     public var description: String {
         switch self {
         case .corrupt(let error): return "corrupt data: \(error)"
+        case .bodyErased(let position): return "the body of the event at position \(position) was erased"
+        }
+    }
+}
+
+extension ReadError {
+    /// The error as corruption, for the engine's frame-level reads (index rebuilds, repeats,
+    /// conditions), which never read a body and so never meet an erased one.
+    var corruption: CorruptionError {
+        switch self {
+        case .corrupt(let corruption): corruption
+        case .bodyErased(let position): CorruptionError(file: "", offset: 0, reason: "the body of event \(position) is erased")
         }
     }
 }

@@ -26,14 +26,21 @@ public struct EventData: Sendable, Hashable {
     /// ``StoreLimits/maximumTagBytes`` bytes of UTF-8. Stored in the record, covered by its
     /// checksum, never compressed and never encrypted: keep personal data out of them.
     public var tags: [String]
+    /// The data subject whose personal data the event carries (such as `customer-42`), or nil.
+    /// Its metadata and payload are then encrypted under that subject's own key, which
+    /// ``EventStore/forget(subject:)`` destroys; needs ``StoreOptions/encryption``. At most
+    /// ``StoreLimits/maximumSubjectBytes`` of UTF-8. The subject's name is not stored in the
+    /// record (only a key number); its stream name, type and tags are stored in the clear.
+    public var subject: String?
 
     /// An event to append; without `id`, one is generated at append.
-    public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = [], tags: [String] = []) {
+    public init(id: UUID? = nil, type: String, payload: [UInt8], metadata: [UInt8] = [], tags: [String] = [], subject: String? = nil) {
         self.id = id
         self.type = type
         self.payload = payload
         self.metadata = metadata
         self.tags = tags
+        self.subject = subject
     }
 }
 
@@ -66,6 +73,8 @@ public enum StoreLimits {
     public static let maximumTagsPerEvent = 32
     /// Maximum length of one tag in UTF-8 bytes.
     public static let maximumTagBytes = 256
+    /// Maximum length of a data subject (``EventData/subject``) in UTF-8 bytes.
+    public static let maximumSubjectBytes = 1024
     /// Smallest segment size a store accepts (small, so tests can roll segments often).
     public static let minimumSegmentSizeBytes = 4096
     /// Largest segment size a store accepts.

@@ -93,6 +93,18 @@ public struct RecordedEvent: @unchecked Sendable {
     @inlinable
     public var isStoredCompressed: Bool { storedFlags & 1 != 0 }
 
+    /// True when the store holds this event's metadata and payload encrypted (AES-256-GCM under
+    /// its data subject's key, or the store's: ``EventData/subject``, ``EncryptionOptions``).
+    /// Reading them then decrypts them (and checks their authentication tag).
+    @inlinable
+    public var isEncrypted: Bool { storedFlags & 4 != 0 }
+
+    /// True when the event's body was erased: it was encrypted under a data subject's key that
+    /// ``EventStore/forget(subject:)`` destroyed. Its position, stream, revision, id, type, tags
+    /// and timestamp read as ever; its metadata and payload are gone for good, and reading them
+    /// throws ``ReadError/bodyErased(position:)``.
+    public var isErased: Bool { isEncrypted && segment.isErased(layout) }
+
     /// A copy of the metadata bytes.
     ///
     /// - Throws: ``ReadError/corrupt(_:)`` when a compressed record does not decode (damage
@@ -143,7 +155,7 @@ public struct RecordedEvent: @unchecked Sendable {
         // Specialized in the caller's module. A raw record is handed over in place; a
         // compressed one goes through the non-generic decoder below, so no generic metadata
         // is instantiated per event.
-        if !isStoredCompressed {
+        if storedFlags & 5 == 0 {
             let metadata = UnsafeRawBufferPointer(start: rawBodyStart, count: storedMetadataBytes)
             let payload = UnsafeRawBufferPointer(start: metadata.baseAddress! + metadata.count, count: storedPayloadBytes)
             return body(metadata, payload)
@@ -159,6 +171,10 @@ public struct RecordedEvent: @unchecked Sendable {
     func visitBody(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(ReadError) {
         let bytes = segment.bytes
         let layout = self.layout
+        if layout.isEncrypted {
+            try visitEncryptedBody(layout, body)
+            return
+        }
         guard layout.isCompressed else {
             body(bytes.slice(layout.metadataOffset, layout.metadataBytes), bytes.slice(layout.payloadOffset, layout.payloadBytes))
             return
@@ -174,6 +190,28 @@ public struct RecordedEvent: @unchecked Sendable {
         }
         guard decoded else {
             throw .corrupt(segment.corruption(at: layout.offset, "compressed event record does not decode to its stated size"))
+        }
+    }
+
+    /// Decrypts an encrypted record's body into a temporary buffer and calls `body` with it.
+    private func visitEncryptedBody(_ layout: EventRecordLayout, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(ReadError) {
+        let metadataBytes = layout.metadataBytes
+        let decodedBytes = metadataBytes + layout.payloadBytes
+        let segment = self.segment
+        let (position, revision, stream) = (self.position, self.revision, self.stream)
+        let outcome = withUnsafeTemporaryAllocation(byteCount: max(decodedBytes, 1), alignment: 8) { buffer -> Segment.DecryptedBody in
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<decodedBytes])
+            let outcome = segment.decryptBody(of: layout, position: position, revision: revision, stream: stream, into: target)
+            if case .decrypted = outcome {
+                let decoded = UnsafeRawBufferPointer(target)
+                body(decoded.slice(0, metadataBytes), decoded.slice(metadataBytes, decodedBytes - metadataBytes))
+            }
+            return outcome
+        }
+        switch outcome {
+        case .decrypted: return
+        case .erased: throw .bodyErased(position: position)
+        case .corrupt(let reason): throw .corrupt(segment.corruption(at: layout.offset, reason))
         }
     }
 }

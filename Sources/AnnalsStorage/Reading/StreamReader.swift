@@ -71,9 +71,7 @@ struct StreamReader {
                 slot += 1
             }
         } catch {
-            switch error {
-            case .corrupt(let corruption): throw .corrupt(corruption)
-            }
+            throw .corrupt(error.corruption)
         }
         return result
     }

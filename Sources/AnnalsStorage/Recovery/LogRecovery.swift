@@ -17,6 +17,8 @@ struct LogRecovery {
     let hasher: StreamHasher
     /// Cut damaged acknowledged data in the last segment instead of refusing the store.
     var discardDamagedTail = false
+    /// The store's data keys, handed to every segment (its encrypted records read with them).
+    var keyRing: KeyRing?
 
     struct Result {
         var segments: [Segment]
@@ -91,7 +93,7 @@ struct LogRecovery {
                 throw .corrupt(CorruptionError(
                     file: path, offset: SegmentHeaderLayout.segmentIndex, reason: "header names segment \(header.segmentIndex)"))
             }
-            segments.append(Segment(header: header, file: file))
+            segments.append(Segment(header: header, file: file, keyRing: keyRing))
         }
         if let archive, let last = segments.last, last.index < archive.firstLocalSegment {
             throw .corrupt(CorruptionError(file: layout.segmentPath(archive.firstLocalSegment), offset: 0,
@@ -107,7 +109,7 @@ struct LogRecovery {
             if writable {
                 let file: MappedFile
                 do { file = try layout.storage.openMappedFile(path: last.path, writable: true) } catch { throw .system(error) }
-                segments[segments.count - 1] = Segment(header: last.header, file: file)
+                segments[segments.count - 1] = Segment(header: last.header, file: file, keyRing: keyRing)
             }
         }
 
@@ -351,7 +353,7 @@ struct LogRecovery {
                     if memory.keysPending[segment.index] != nil {
                         let keyed: [(QueryKey, FrameLocation)]
                         do throws(ReadError) { keyed = try segment.keyedFrames() } catch {
-                            switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
+                            throw .corrupt(error.corruption)
                         }
                         keyEntries = keyed.map { IndexFile.Entry(keyHash: $0.0.hash(with: hasher), frame: $0.1) }
                     }

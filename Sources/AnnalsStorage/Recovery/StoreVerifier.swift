@@ -16,6 +16,13 @@ public struct VerificationReport: Sendable {
     public var dictionaries = 0
     /// Events stored LZ4-compressed; every one was decoded and checked for its exact size.
     public var compressedEvents: UInt64 = 0
+    /// Events stored encrypted (`format-spec.md` §3.9).
+    public var encryptedEvents: UInt64 = 0
+    /// Encrypted events whose body was decrypted and authenticated (needs the key-encryption
+    /// key); the others' frames were checked by their checksum only.
+    public var authenticatedEvents: UInt64 = 0
+    /// Encrypted events whose key was destroyed (``EventStore/forget(subject:)``).
+    public var erasedEvents: UInt64 = 0
     /// Metadata and payload bytes of all events, as the application sees them.
     public var bodyBytes: UInt64 = 0
     /// The same bodies as stored (compressed blocks with their dictionary reference, raw ones
@@ -43,12 +50,17 @@ public enum StoreVerifier {
 
     /// Verifies the store at `path`. `progress` is called after each segment with
     /// (segments done, segments total).
-    public static func verify(at path: String, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
-        verify(at: path, storage: SystemStorage.shared, progress: progress)
+    /// With `encryption`, the `keys` file is checked and every encrypted body decrypted and
+    /// authenticated; without it, encrypted records are checked by their frame checksum and
+    /// structure only (a note says how many).
+    public static func verify(at path: String, encryption: EncryptionOptions? = nil, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
+        verify(at: path, storage: SystemStorage.shared, encryption: encryption, progress: progress)
     }
 
     /// As above, through `storage` (the crash-simulation tests verify simulated stores).
-    static func verify(at path: String, storage: any Storage, progress: ((Int, Int) -> Void)? = nil) -> VerificationReport {
+    static func verify(
+        at path: String, storage: any Storage, encryption: EncryptionOptions? = nil, progress: ((Int, Int) -> Void)? = nil
+    ) -> VerificationReport {
         // A writer in another process may move segments to the archive meanwhile: when the
         // `archive` file changed during the walk, walk again (a few times).
         let manifestPath = StoreLayout(root: path, storage: storage).archiveManifestPath
@@ -57,18 +69,56 @@ public enum StoreVerifier {
         while true {
             attempt += 1
             let before = manifest()
-            let report = verifyOnce(at: path, storage: storage, progress: progress)
+            let report = verifyOnce(at: path, storage: storage, encryption: encryption, progress: progress)
             if attempt < 4, manifest() != before { continue }
             return report
         }
     }
 
-    private static func verifyOnce(at path: String, storage: any Storage, progress: ((Int, Int) -> Void)?) -> VerificationReport {
+    private static func verifyOnce(
+        at path: String, storage: any Storage, encryption: EncryptionOptions?, progress: ((Int, Int) -> Void)?
+    ) -> VerificationReport {
         var report = VerificationReport()
         let layout = StoreLayout(root: path, storage: storage)
         func problem(_ file: String, _ offset: Int, _ reason: String) {
             if report.problems.count < maximumProblems {
                 report.problems.append(CorruptionError(file: file, offset: offset, reason: reason))
+            }
+        }
+        // The `keys` file's structure needs no key: which key numbers exist, which are forgotten
+        // (nil: the store has no `keys` file, and so no encrypted record may exist).
+        func readKeyKinds() -> Result<KeyStoreFile.Decoded, CorruptionError>? {
+            guard let size = storage.fileSize(layout.keysPath) else { return nil }
+            let bytes = (try? storage.readFile(layout.keysPath, maximumBytes: size)) ?? nil
+            return KeyStoreFile.decode(bytes ?? [], file: layout.keysPath)
+        }
+        func kinds(_ decoded: KeyStoreFile.Decoded) -> [UInt32: KeyStoreFile.Kind] {
+            Dictionary(decoded.file.entries.map { ($0.keyID, $0.kind) }, uniquingKeysWith: { first, _ in first })
+        }
+        var keyKinds: [UInt32: KeyStoreFile.Kind]?
+        if let read = readKeyKinds() {
+            switch read {
+            case .success(let decoded):
+                keyKinds = kinds(decoded)
+                if decoded.tornBytes > 0 {
+                    report.notes.append("\(layout.keysPath) ends in a torn key entry of \(decoded.tornBytes) bytes; the next writable open cuts it")
+                }
+            case .failure(let corruption):
+                problem(corruption.file, corruption.offset, corruption.reason)
+                return report
+            }
+        }
+        var keyRing: KeyRing?
+        if keyKinds != nil {
+            var options = StoreOptions(readOnly: true)
+            options.encryption = encryption
+            do { keyRing = try KeyRing.open(layout: layout, options: options, checkpointVersion: 0) } catch {
+                switch error {
+                case .keyEncryptionKeyRequired:
+                    report.notes.append("the store holds encrypted events: without its key-encryption key their bodies are not authenticated")
+                case .corrupt(let corruption): problem(corruption.file, corruption.offset, corruption.reason)
+                default: problem(layout.keysPath, 0, error.description)
+                }
             }
         }
         var archive: ArchiveLocation?
@@ -103,6 +153,9 @@ public enum StoreVerifier {
             case .success(let decoded): checkpoint = decoded
             case .failure(let failure): problem(layout.checkpointPath, 0, "checkpoint unreadable: \(failure)")
             }
+        }
+        if (checkpoint?.minimumReaderVersion ?? 0) >= Format.encryptedRecordsVersion, keyKinds == nil {
+            problem(layout.keysPath, 0, "the checkpoint says the store holds encrypted records, and its keys file is missing")
         }
         var expectedPosition: UInt64?
         var revisions: [String: UInt64] = [:]
@@ -147,7 +200,7 @@ public enum StoreVerifier {
                 problem(file, SegmentHeaderLayout.firstPosition, "segment starts at position \(header.firstPosition), expected \(expected)")
             }
             var expected = header.firstPosition
-            let segment = Segment(header: header, file: mapped)
+            let segment = Segment(header: header, file: mapped, keyRing: keyRing)
             mappedSegments.append(segment)
             var sealed = false
             var entries: [IndexFile.Entry] = []
@@ -198,7 +251,10 @@ public enum StoreVerifier {
                     let recordIssue = segment.validateRecords(of: frame)
                     if let issue = recordIssue {
                         problem(file, issue.offset, issue.reason)
-                    } else if let issue = checkBodies(of: frame, in: segment, report: &report) {
+                    } else if let issue = checkBodies(of: frame, in: segment, keyKinds: &keyKinds, report: &report, reloadKeys: {
+                        // A writer in another process may have created a key since the file was read.
+                        if case .success(let decoded)? = readKeyKinds() { kinds(decoded) } else { nil }
+                    }) {
                         problem(file, issue.offset, issue.reason)
                     }
                     let stream = segment.streamName(of: frame)
@@ -286,13 +342,37 @@ public enum StoreVerifier {
     /// Counts body bytes and decodes every compressed record of a validated frame; the first
     /// that fails is a problem.
     private static func checkBodies(
-        of frame: FrameHeader, in segment: Segment, report: inout VerificationReport
+        of frame: FrameHeader, in segment: Segment, keyKinds: inout [UInt32: KeyStoreFile.Kind]?, report: inout VerificationReport,
+        reloadKeys: () -> [UInt32: KeyStoreFile.Kind]?
     ) -> CorruptionReason? {
         var cursor = frame.recordsOffset
-        for _ in 0..<frame.eventCount {
+        let stream = String(decoding: segment.bytes.slice(frame.offset + FrameLayout.streamName, frame.streamNameBytes), as: UTF8.self)
+        for index in 0..<frame.eventCount {
             let layout = FrameDecoder.record(at: cursor, in: segment.bytes)
             report.bodyBytes += UInt64(layout.metadataBytes + layout.payloadBytes)
             report.storedBodyBytes += UInt64(layout.offset + layout.length - layout.bodyOffset)
+            if layout.isEncrypted {
+                report.encryptedEvents += 1
+                let keyID = segment.keyID(of: layout)
+                if keyKinds?[keyID] == nil, let reloaded = reloadKeys() { keyKinds = reloaded }
+                guard let keyKinds else { return CorruptionReason(offset: cursor, "an encrypted event record, and the store has no keys file") }
+                guard let kind = keyKinds[keyID] else {
+                    return CorruptionReason(offset: cursor, "encrypted event record names key \(keyID), which the keys file does not hold")
+                }
+                if kind == .forgotten {
+                    report.erasedEvents += 1
+                } else if segment.keyRing != nil {
+                    let outcome = withUnsafeTemporaryAllocation(byteCount: max(1, layout.metadataBytes + layout.payloadBytes), alignment: 8) {
+                        segment.decryptBody(of: layout, position: frame.firstPosition + UInt64(index), revision: frame.firstRevision + UInt64(index),
+                                            stream: stream, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(layout.metadataBytes + layout.payloadBytes)]))
+                    }
+                    switch outcome {
+                    case .decrypted: report.authenticatedEvents += 1
+                    case .erased: report.erasedEvents += 1 // forgotten since the file was read
+                    case .corrupt(let reason): return CorruptionReason(offset: cursor, reason)
+                    }
+                }
+            }
             if layout.isCompressed {
                 report.compressedEvents += 1
                 let decoded = withUnsafeTemporaryAllocation(byteCount: layout.metadataBytes + layout.payloadBytes, alignment: 8) {

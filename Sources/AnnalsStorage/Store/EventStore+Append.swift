@@ -77,7 +77,7 @@ extension EventStore {
     /// System streams are ordinary streams in the log: `$all` readers see their events, and
     /// subscriptions of the `Annals` module skip them unless asked. The engine's own system
     /// streams — `$retention` and the snapshot streams `$snapshot-…` — are written only through
-    /// the engine (``setRetention(_:for:)``, ``saveSnapshot(of:revision:schemaVersion:bytes:)``),
+    /// the engine (``setRetention(_:for:)``, ``saveSnapshot(of:revision:schemaVersion:bytes:subject:)``),
     /// which checks what goes into them: this method refuses them. `$projection-…` belongs to
     /// the `Annals` layer and `$relay-…` to `AnnalsKafka`, which declare them newest-only
     /// (``declareNewestOnlySystemStreams(prefix:)``): compaction keeps only their newest event.

@@ -93,7 +93,7 @@ extension EventStore {
                                  query: query, limit: 1, visibleEnd: end.nextPosition)
         } else {
             do throws(ReadError) { try completePendingKeys() } catch {
-                switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
+                throw .corrupt(error.corruption)
             }
             // The segments and the index files together: a compaction swaps both in one step.
             let (segments, planner) = view.withLock { view in
@@ -105,7 +105,7 @@ extension EventStore {
             cursor = QueryCursor(source: .frames(frames), query: query, limit: 1, visibleEnd: end.nextPosition)
         }
         do throws(ReadError) { return try cursor.next()?.position } catch {
-            switch error { case .corrupt(let corruption): throw .corrupt(corruption) }
+            throw .corrupt(error.corruption)
         }
     }
 }

@@ -73,16 +73,20 @@ extension EventStore {
     func loadRetention() throws(OpenError) {
         var cursor = read(StreamRetention.stream).makeCursor()
         var settings: [String: StreamRetention] = [:]
-        do {
+        do throws(ReadError) {
             while let event = try cursor.next() {
-                guard event.type == StreamRetention.eventType,
-                      let (stream, retention) = try event.withPayloadBytes({ StreamRetention.decode($0) })
-                else { continue }
+                // An erased record (an encrypted store whose key was forgotten) says nothing.
+                guard event.type == StreamRetention.eventType, !event.isErased else { continue }
+                let decoded: (String, StreamRetention)?
+                do { decoded = try event.withPayloadBytes({ StreamRetention.decode($0) }) } catch {
+                    if case .bodyErased = error { continue }
+                    throw error
+                }
+                guard let (stream, retention) = decoded else { continue }
                 settings[stream] = retention
             }
         } catch {
-            guard case .corrupt(let corruption) = error else { return }
-            throw .corrupt(corruption)
+            throw .corrupt(error.corruption)
         }
         retentionSettings.withLock { $0 = settings }
     }

@@ -11,14 +11,16 @@ extension EventStore {
     /// Stores `bytes` as the state of `stream` after `revision`, written with the caller's
     /// `schemaVersion` (readers ask for the version they can decode). Durable as the store's
     /// ``Durability`` says. Only the latest snapshot of a stream matters; older ones are dead
-    /// data for compaction.
+    /// data for compaction. With `subject`, the snapshot is encrypted under that data subject's
+    /// key (``EventData/subject``) and erased with it: a snapshot of state holding personal
+    /// data must name its subject.
     ///
     /// - Throws: ``AppendError/snapshotAhead(stream:revision:lastRevision:)`` when the stream has
     ///   no such revision yet; ``AppendError/invalidStreamName(_:reason:)`` for an invalid name
     ///   or one too long to prefix with `$snapshot-`; the errors of any append.
     @discardableResult
     public func saveSnapshot(
-        of stream: String, revision: UInt64, schemaVersion: UInt32, bytes: [UInt8]
+        of stream: String, revision: UInt64, schemaVersion: UInt32, bytes: [UInt8], subject: String? = nil
     ) async throws(AppendError) -> AppendResult {
         guard !stream.isEmpty, stream.first != StoreLimits.reservedStreamPrefix else {
             throw .invalidStreamName(stream, reason: "snapshots are for application streams")
@@ -32,7 +34,7 @@ extension EventStore {
         }
         let results = try await append([StreamAppend(
             stream: Self.snapshotStream(of: stream),
-            events: [EventData(type: Self.snapshotEventType, payload: bytes, metadata: metadata)])], systemStreams: true)
+            events: [EventData(type: Self.snapshotEventType, payload: bytes, metadata: metadata, subject: subject)])], systemStreams: true)
         return results[0]
     }
 
@@ -50,6 +52,9 @@ extension EventStore {
                     lookup.warnings.append("snapshot record at position \(record.position) has an unexpected shape; skipped")
                     continue
                 }
+                // Its subject was forgotten: as if there were none (the events it folded are
+                // erased too, and replay folds them as such).
+                if record.isErased { return lookup }
                 let (revision, version) = try record.withMetadataBytes {
                     ($0.u64(SnapshotMetadataLayout.revision), $0.u32(SnapshotMetadataLayout.schemaVersion))
                 }

@@ -73,13 +73,20 @@ extension EventStore {
     ///
     /// - Throws: the ``AppendError`` that ``append(_:to:expecting:)`` would throw for this input.
     public func validate(_ events: [EventData], to stream: String) throws(AppendError) {
-        _ = try PreparedAppend(StreamAppend(stream: stream, events: events), frameLimitBytes: frameLimitBytes, generateIDs: false)
+        _ = try PreparedAppend(StreamAppend(stream: stream, events: events), frameLimitBytes: frameLimitBytes, generateIDs: false,
+                               encryptsEverything: keyRing?.encryptsEverything)
     }
 
     /// Bytes `events` take in one frame of `stream`; an append is accepted when this is at most
-    /// ``maximumAppendBytes``.
+    /// ``maximumAppendBytes``. Events naming a ``EventData/subject`` count as encrypted; in a
+    /// store that encrypts everything, each other event takes
+    /// ``encryptionOverheadBytes`` more.
     public static func encodedSize(of events: [EventData], to stream: String) -> Int {
-        FrameEncoder.alignedFrameBytes(streamNameBytes: stream.utf8.count, events: events)
+        FrameEncoder.alignedFrameBytes(streamNameBytes: stream.utf8.count, events: events) { events[$0].subject != nil }
+    }
+
+    /// Bytes encryption adds to an event's record: its key number, nonce and authentication tag.
+    public static var encryptionOverheadBytes: Int { EncryptedBodyLayout.overheadBytes
     }
 
     /// Bytes in use in the open segment, and its size: how close the next roll is. Cheap.

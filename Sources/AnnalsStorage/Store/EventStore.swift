@@ -64,6 +64,11 @@ public final class EventStore: Sendable {
     /// Set (for good) before the first tagged record or multi-stream group is written, or at
     /// open when the checkpoint already names version 6: checkpoints say version 6 from then on.
     let checkpointsNameVersion6 = Atomic<Bool>(false)
+    /// Set (for good) before the first encrypted record is written, or at open when the
+    /// checkpoint already names version 7: checkpoints say version 7 from then on.
+    let checkpointsNameVersion7 = Atomic<Bool>(false)
+    /// The store's data keys and its `keys` file (nil: the store encrypts nothing); its own lock.
+    let keyRing: KeyRing?
     /// Prefixes of system streams whose newest event supersedes every earlier one, as the
     /// layers that own them declared (``declareNewestOnlySystemStreams(prefix:)``).
     let newestOnlyPrefixes = Locked<Set<String>>([])
@@ -88,8 +93,9 @@ public final class EventStore: Sendable {
     }
 
     private init(path: String, options: StoreOptions, layout: StoreLayout, recovered: LogRecovery.Result,
-                 archive: ArchiveLocation?, fileLock: (any Sendable)?, checkpointSequence: UInt64) {
+                 archive: ArchiveLocation?, keyRing: KeyRing?, fileLock: (any Sendable)?, checkpointSequence: UInt64) {
         self.path = path
+        self.keyRing = keyRing
         self.options = options
         self.layout = layout
         recoveryReport = recovered.report
@@ -123,6 +129,9 @@ public final class EventStore: Sendable {
     ///   not a store.
     public static func open(at path: String, options: StoreOptions = StoreOptions()) throws(OpenError) -> EventStore {
         try options.validate()
+        // The key-encryption key first: a provider that fails changes nothing, not even a new
+        // store's directory.
+        let keyEncryptionKey = try options.encryption?.keyProvider.keyEncryptionKey()
         let layout = StoreLayout(root: path, storage: options.storage.storage)
         var lock: (any Sendable)?
         if !options.readOnly {
@@ -141,11 +150,14 @@ public final class EventStore: Sendable {
             throw .unsupportedFormatVersion(path: layout.checkpointPath, found: Int(checkpoint.formatVersion),
                                             supported: Int(Format.version))
         }
+        let keyRing = try KeyRing.open(layout: layout, options: options, checkpointVersion: checkpoint?.minimumReaderVersion ?? 0,
+                                       keyEncryptionKey: keyEncryptionKey)
         let recoveryStarted = ContinuousClock.now
-        let (archive, recovered) = try recover(layout, checkpoint: checkpoint, report: report, options: options)
+        let (archive, recovered) = try recover(layout, checkpoint: checkpoint, report: report, options: options, keyRing: keyRing)
         let store = EventStore(path: path, options: options, layout: layout, recovered: recovered, archive: archive,
-                               fileLock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
+                               keyRing: keyRing, fileLock: lock, checkpointSequence: checkpoint?.sequence ?? 0)
         if (checkpoint?.minimumReaderVersion ?? 0) >= Format.taggedRecordsVersion { store.checkpointsNameVersion6.store(true, ordering: .relaxed) }
+        if (checkpoint?.minimumReaderVersion ?? 0) >= Format.encryptedRecordsVersion { store.checkpointsNameVersion7.store(true, ordering: .relaxed) }
         store.reportRecovery(took: ContinuousClock.now - recoveryStarted)
         try store.loadRetention()
         if !options.readOnly {
@@ -159,14 +171,14 @@ public final class EventStore: Sendable {
     /// `archive` file changed meanwhile, it starts over (a few times), so it never reports a
     /// file missing that moved, nor reads the log with its start in neither place.
     private static func recover(
-        _ layout: StoreLayout, checkpoint: Checkpoint?, report: RecoveryReport, options: StoreOptions
+        _ layout: StoreLayout, checkpoint: Checkpoint?, report: RecoveryReport, options: StoreOptions, keyRing: KeyRing?
     ) throws(OpenError) -> (ArchiveLocation?, LogRecovery.Result) {
         var attempt = 0
         while true {
             attempt += 1
             let archive = try ArchiveLocation.load(layout)
             let recovery = LogRecovery(layout: layout, archive: archive, writable: !options.readOnly, hasher: options.streamHasher,
-                                       discardDamagedTail: options.discardDamagedTail)
+                                       discardDamagedTail: options.discardDamagedTail, keyRing: keyRing)
             let result: Result<LogRecovery.Result, OpenError> = Result { () throws(OpenError) in
                 try recovery.recover(checkpoint: checkpoint, report: report)
             }

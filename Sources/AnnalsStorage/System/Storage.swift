@@ -19,6 +19,9 @@ protocol Storage: AnyObject, Sendable {
     func readFile(_ path: String, maximumBytes: Int) throws(SystemError) -> [UInt8]?
     /// Creates or truncates `path`, writes `bytes` and fsyncs the file (not its name).
     func writeFile(_ bytes: [UInt8], to path: String) throws(SystemError)
+    /// Writes `bytes` at `offset` of the existing file `path` (growing it when they reach past
+    /// its end) and fsyncs the file. A crash during the call may leave any part of them written.
+    func write(_ bytes: [UInt8], to path: String, at offset: Int) throws(SystemError)
     func rename(_ from: String, to: String) throws(SystemError)
     /// Swaps the names `a` and `b` (files or directories) in one atomic step; durable after
     /// ``syncDirectory(_:)``.
@@ -81,6 +84,13 @@ final class SystemStorage: Storage {
         let fd = try Syscalls.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         defer { Syscalls.close(fd) }
         try Syscalls.writeAll(fd, bytes, at: 0, path: path)
+        try Syscalls.fsync(fd, path: path)
+    }
+
+    func write(_ bytes: [UInt8], to path: String, at offset: Int) throws(SystemError) {
+        let fd = try Syscalls.open(path, flags: O_WRONLY)
+        defer { Syscalls.close(fd) }
+        try Syscalls.writeAll(fd, bytes, at: offset, path: path)
         try Syscalls.fsync(fd, path: path)
     }
 

@@ -158,6 +158,17 @@ enum Syscalls {
         }
     }
 
+    /// Creates `path` (failing with `EEXIST` when it exists: never overwrites), writes
+    /// `contents`, and fsyncs it and its directory.
+    static func createExclusively(_ path: String, contents: [UInt8], mode: mode_t) throws(SystemError) {
+        let fd = try open(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        defer { close(fd) }
+        try writeAll(fd, contents, at: 0, path: path)
+        try fsync(fd, path: path)
+        let slash = path.lastIndex(of: "/")
+        try syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
+    }
+
     /// Names in a directory (without `.` and `..`); nil when the directory does not exist.
     static func directoryEntries(_ path: String) throws(SystemError) -> [String]? {
         guard let directory = opendir(path) else {
@@ -201,7 +212,6 @@ enum Syscalls {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
-    /// Fills `buffer` from the kernel's CSPRNG (`getrandom`).
     /// The canonical absolute path of an existing file or directory (symbolic links, `.` and
     /// `..` resolved), or nil when it does not exist.
     static func canonicalPath(_ path: String) -> String? {
@@ -210,6 +220,7 @@ enum Syscalls {
         return String(cString: resolved)
     }
 
+    /// Fills `buffer` from the kernel's CSPRNG (`getrandom`).
     static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
         var done = 0
         while done < buffer.count {

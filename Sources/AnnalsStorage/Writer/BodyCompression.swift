@@ -52,9 +52,20 @@ final class BodyCompressor: @unchecked Sendable {
         return scratch.withUnsafeBytes { lz4.compress($0, into: target, using: stream) }
     }
 
+    /// Compresses as ``compress(metadata:payload:into:)`` does, from any thread: with that
+    /// thread's own working stream (one of ``coreStreams``) and scratch buffer.
+    func compress(
+        metadata: [UInt8], payload: [UInt8], into target: UnsafeMutableRawBufferPointer, stream: LZ4.WorkingStream, scratch: inout [UInt8]
+    ) -> Int? {
+        Self.compress(metadata: metadata, payload: payload, into: target, with: lz4, stream: stream, scratch: &scratch)
+    }
+
+    /// One working stream per core, for work fanned out under the writer lock (read there first).
+    var coreStreams: [LZ4.WorkingStream] { workers }
+
     /// Frames with at least this many events are compressed on every core before writing.
     static let parallelEventCount = 64
-    private static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     private lazy var workers: [LZ4.WorkingStream] = (0..<Self.cores).map { _ in LZ4.WorkingStream() }
 
     /// The bodies of a big frame compressed in parallel (one contiguous share of the events per

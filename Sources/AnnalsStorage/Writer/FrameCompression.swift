@@ -20,16 +20,20 @@ struct FrameCompression {
         }
     }
 
+    /// Compresses bodies alone: encrypted bodies, which never use the dictionary.
+    var standalone: BodyCompressor { standaloneCompressor }
+
     /// The compressor for the next frame.
     var current: BodyCompressor { compressor ?? standaloneCompressor }
 
     /// A new active segment: it has no dictionary frame yet (the sampler keeps what it saw).
     mutating func startSegment() { compressor = nil }
 
-    /// Feeds the bodies just written to the sampler.
-    mutating func sample(_ events: [EventData]) {
+    /// Feeds the bodies just written to the sampler, but those of encrypted events (a dictionary
+    /// frame is stored in the clear: it never holds what encryption protects).
+    mutating func sample(_ events: [EventData], encrypted keyOwners: [KeyOwner?] = []) {
         guard sampler.dictionaryBytes > 0 else { return }
-        for event in events {
+        for (index, event) in events.enumerated() where keyOwners.isEmpty || keyOwners[index] == nil {
             sampler.add(event.metadata)
             sampler.add(event.payload)
         }

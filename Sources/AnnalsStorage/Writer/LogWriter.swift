@@ -42,8 +42,10 @@ extension EventStore {
         guard !options.readOnly else { throw .readOnly }
         var prepared: [PreparedAppend] = []
         prepared.reserveCapacity(batch.count)
+        let encryptsEverything = keyRing?.encryptsEverything
         for item in batch {
-            prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams))
+            prepared.append(try PreparedAppend(item, frameLimitBytes: frameLimitBytes, allowReservedName: systemStreams,
+                                               encryptsEverything: encryptsEverything))
         }
         let written: Written
         do {
@@ -114,6 +116,8 @@ extension EventStore {
                let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
                 throw .appendConditionFailed(position: conflict)
             }
+            // The data keys of the encrypted events, created (and durable) before any record names them.
+            let dataKeys = try dataKeys(for: prepared, decisions: decisions)
             // Several frames to write: one atomic group (§3.1), in one segment, so that a crash
             // keeps all of them or none. It rolls first when it does not fit the open segment.
             var groupBytes = zip(prepared, decisions).reduce(0) { total, item in
@@ -135,7 +139,18 @@ extension EventStore {
             // durable before it (§6), so no older reader takes the store for corrupt instead.
             if !checkpointsNameVersion6.load(ordering: .relaxed), grouped || prepared.contains(where: \.hasTags) {
                 checkpointsNameVersion6.store(true, ordering: .relaxed)
-                do throws(SystemError) { try checkpointer.write(checkpointAtOpenSegmentStart(writer)) } catch { throw .system(error) }
+                do throws(SystemError) { try checkpointer.write(checkpointAtOpenSegmentStart(writer)) } catch {
+                    checkpointsNameVersion6.store(false, ordering: .relaxed) // the next such append tries again
+                    throw .system(error)
+                }
+            }
+            // Likewise version 7 before the first encrypted record (§3.9).
+            if !dataKeys.isEmpty, !checkpointsNameVersion7.load(ordering: .relaxed) {
+                checkpointsNameVersion7.store(true, ordering: .relaxed)
+                do throws(SystemError) { try checkpointer.write(checkpointAtOpenSegmentStart(writer)) } catch {
+                    checkpointsNameVersion7.store(false, ordering: .relaxed) // the next encrypted append tries again
+                    throw .system(error)
+                }
             }
             // The checkpoint must not say "closed cleanly" once the log has changed (§5).
             if checkpointer.saysClean {
@@ -188,8 +203,16 @@ extension EventStore {
                     into: segment.file.mutableBytes, at: offset,
                     stream: append.stream, firstPosition: writer.nextPosition, firstRevision: revision,
                     events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current,
+                    encryption: append.keyOwners.isEmpty ? nil : FrameEncryption(
+                        keys: append.keyOwners.map { owner in
+                            owner.map { owner in
+                                // Never stored in the clear for want of a key: dataKeys(for:) returned every one.
+                                guard let key = dataKeys[owner] else { preconditionFailure("no data key for an encrypted event") }
+                                return key
+                            }
+                        }, compressor: writer.compression?.standalone),
                     continues: grouped && groupBytes > 0)
-                writer.compression?.sample(append.events)
+                writer.compression?.sample(append.events, encrypted: append.keyOwners)
                 let count = UInt64(append.events.count)
                 outcome.results.append(AppendResult(
                     stream: append.stream, firstPosition: writer.nextPosition, lastPosition: writer.nextPosition + count - 1,
@@ -209,6 +232,19 @@ extension EventStore {
             publish(written, of: writer, acknowledged: acknowledgesUnsynced)
             return outcome
         }
+    }
+
+    /// The data keys the encrypted events of the appends to write need, created when missing
+    /// (``KeyRing/dataKeys(for:)``: durable before this returns). Empty when none is encrypted.
+    private func dataKeys(for prepared: [PreparedAppend], decisions: [Decision]) throws(AppendError) -> [KeyOwner: DataKey] {
+        guard let keyRing else { return [:] }
+        var owners = Set<KeyOwner>()
+        for (append, decision) in zip(prepared, decisions) {
+            guard case .write = decision else { continue }
+            for case let owner? in append.keyOwners { owners.insert(owner) }
+        }
+        guard !owners.isEmpty else { return [:] }
+        do throws(SystemError) { return try keyRing.dataKeys(for: owners) } catch { throw .system(error) }
     }
 
     /// Hands what the writer just wrote to group commit (and, when appends are acknowledged

@@ -11,8 +11,14 @@ struct PreparedAppend {
     let hasTags: Bool
     /// The distinct event types and tags of the events: the frame's query keys.
     let keys: [QueryKey]
+    /// Per event: whose key encrypts it (nil: stored in the clear). Empty when none is.
+    let keyOwners: [KeyOwner?]
 
-    init(_ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false) throws(AppendError) {
+    /// What the store encrypts: nothing (nil), events naming a subject (false), or every event (true).
+    init(
+        _ append: StreamAppend, frameLimitBytes: Int, generateIDs: Bool = true, allowReservedName: Bool = false,
+        encryptsEverything: Bool? = nil
+    ) throws(AppendError) {
         let name = append.stream
         let nameBytes = name.utf8.count
         guard nameBytes > 0 else { throw .invalidStreamName(name, reason: "empty") }
@@ -41,7 +47,23 @@ struct PreparedAppend {
                 }
             }
         }
-        let frameBytes = FrameEncoder.alignedFrameBytes(streamNameBytes: nameBytes, events: append.events)
+        var keyOwners: [KeyOwner?] = []
+        if let encryptsEverything {
+            keyOwners = try append.events.map { (event) throws(AppendError) -> KeyOwner? in
+                guard let subject = event.subject else { return encryptsEverything ? .store : nil }
+                let subjectBytes = subject.utf8.count
+                guard subjectBytes > 0 else { throw .invalidSubject(subject, reason: "empty") }
+                guard subjectBytes <= StoreLimits.maximumSubjectBytes else {
+                    throw .invalidSubject(subject, reason: "\(subjectBytes) bytes; the maximum is \(StoreLimits.maximumSubjectBytes)")
+                }
+                return .subject(subject)
+            }
+            if keyOwners.allSatisfy({ $0 == nil }) { keyOwners = [] }
+        } else if let subject = append.events.lazy.compactMap(\.subject).first {
+            throw .invalidSubject(subject, reason: "the store was opened without encryption (StoreOptions.encryption)")
+        }
+        let owners = keyOwners
+        let frameBytes = FrameEncoder.alignedFrameBytes(streamNameBytes: nameBytes, events: append.events) { !owners.isEmpty && owners[$0] != nil }
         guard frameBytes <= frameLimitBytes else {
             throw .tooLarge(stream: name, frameBytes: frameBytes, limitBytes: frameLimitBytes)
         }
@@ -53,6 +75,7 @@ struct PreparedAppend {
         self.frameBytes = frameBytes
         self.hasTags = append.events.contains { !$0.tags.isEmpty }
         self.keys = QueryKey.keys(of: append.events)
+        self.keyOwners = keyOwners
     }
 }
 

@@ -104,7 +104,7 @@ extension EventStore {
         }
         try layout.storage.syncDirectory(layout.segmentsDirectory)
         file.path = finalPath
-        return Segment(header: header, file: file)
+        return Segment(header: header, file: file, keyRing: keyRing)
     }
 
     /// Allocates the next segment file in the background (``PreparedSegmentFile``), so that a
@@ -153,10 +153,12 @@ extension EventStore {
                                  minimumReaderVersion: minimumReaderVersion)
     }
 
-    /// The oldest reader that reads the store as it is (§5, §6): 6 once a record has tags or
+    /// The oldest reader that reads the store as it is (§5, §6): 7 once a record is
+    /// encrypted, 6 once a record has tags or
     /// a multi-stream append was written as a group of frames, 5
     /// once it has (or is setting up) an archive, 3 once a segment is compacted, else 2.
     var minimumReaderVersion: UInt16 {
+        if checkpointsNameVersion7.load(ordering: .relaxed) { return Format.encryptedRecordsVersion }
         if checkpointsNameVersion6.load(ordering: .relaxed) { return Format.taggedRecordsVersion }
         if checkpointsNameArchives.load(ordering: .relaxed) || archive.withLock({ $0 != nil }) { return Format.archiveVersion }
         if view.withLock({ $0.segments.contains(where: \.isCompacted) }) { return Format.compactedSegmentVersion }

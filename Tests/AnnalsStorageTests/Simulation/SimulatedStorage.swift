@@ -47,6 +47,15 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
 
         var size: Int { live.count }
+
+        /// New contents for a file nothing maps (the key store): a new live buffer.
+        func replaceContents(live contents: [UInt8], durable: [UInt8]) {
+            if let base = live.baseAddress { base.deallocate() }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(contents.count, 1), alignment: 4096)
+            live = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<contents.count])
+            contents.withUnsafeBytes { live.copyMemory(from: $0) }
+            self.durable = durable
+        }
     }
 
     private let lock = NSLock()
@@ -236,6 +245,25 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
             if let failure = injectedFailure(.writeFile, "write", path) { return failure }
             durableOperation()
             set(name, to: Node(fileOfSize: bytes.count, durable: bytes), in: directory)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// The bytes become live and durable together (one durable operation: a crash is taken
+    /// before it or after it, never inside).
+    func write(_ bytes: [UInt8], to path: String, at offset: Int) throws(SystemError) {
+        let failure: SystemError? = lock.withLock {
+            guard let node = node(path), !node.isDirectory else { return missing("open", path) }
+            if let failure = injectedFailure(.writeFile, "pwrite", path) { return failure }
+            durableOperation()
+            var contents = Array(node.live)
+            if contents.count < offset + bytes.count { contents += [UInt8](repeating: 0, count: offset + bytes.count - contents.count) }
+            contents.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+            var durable = node.durable
+            if durable.count < contents.count { durable += [UInt8](repeating: 0, count: contents.count - durable.count) }
+            durable.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+            node.replaceContents(live: contents, durable: durable)
             return nil
         }
         if let failure { throw failure }

@@ -1,14 +1,18 @@
-"""`python -m annals_reader dump STORE [--stream NAME | --type T... --tag K...] [--backwards] [--from N] [--limit N]`:
-the same JSON Lines as `annals dump` (format-spec.md §12). On corruption: the events before it,
-then a message on stderr and exit status 1. `--type`/`--tag` filter `$all` here (this reader
+"""`python -m annals_reader dump STORE [--stream NAME | --type T... --tag K...] [--backwards] [--from N] [--limit N]
+[--key-file F]`: the same JSON Lines as `annals dump` (format-spec.md §12). On corruption: the events before it,
+then a message on stderr and exit status 1. A store with a key store (`keys`, format version 7)
+needs its key file (`--key-file`): without it, like `annals dump`, nothing is printed and the
+exit status is 1. `--type`/`--tag` filter `$all` here (this reader
 does not use the query entries), so on a damaged store they stop at the first damage, where
 `annals dump` reads only the frames the query index names."""
 
 import argparse
 import itertools
+import os
 import sys
 
 from .dump import event_line
+from .keys import KEY_STORE_NAME, KeyRequiredError, load_key_file
 from .store import AnnalsError, Store
 
 
@@ -23,11 +27,16 @@ def main(argv=None):
     dump.add_argument("--limit", type=int, help="at most this many events")
     dump.add_argument("--type", dest="types", action="append", default=[], help="only events of this type (repeatable: any of)")
     dump.add_argument("--tag", dest="tags", action="append", default=[], help="only events carrying this tag (repeatable: all of)")
+    dump.add_argument("--key-file", help="the store's key-encryption key file (format version 7: encrypted events)")
     arguments = parser.parse_args(argv)
 
     output = sys.stdout.buffer
     try:
-        with Store(arguments.store) as store:
+        key = load_key_file(arguments.key_file) if arguments.key_file is not None else None
+        if key is None and os.path.isdir(os.path.join(arguments.store, "segments")) \
+                and os.path.exists(os.path.join(arguments.store, KEY_STORE_NAME)):
+            raise KeyRequiredError(f"{arguments.store} has a key store (encrypted events): give its key with --key-file")
+        with Store(arguments.store, key=key) as store:
             if arguments.stream is not None:
                 events = (store.read_stream_backwards(arguments.stream, arguments.start) if arguments.backwards
                           else store.read_stream(arguments.stream, arguments.start or 0))

@@ -1,7 +1,8 @@
 """The JSON Lines that `annals dump` prints, byte for byte.
 
 Each event is one line: position, stream, revision, id (lowercase UUID), type, timestamp
-(ISO 8601 UTC with nine fraction digits), then "metadata" and "data". Metadata and data that
+(ISO 8601 UTC with nine fraction digits), then "metadata" and "data" (for an erased event,
+format-spec.md §3.9: `"erased":true` in their place). Metadata and data that
 are exactly one strict JSON value (RFC 8259; surrounding spaces, tabs allowed; no line breaks;
 nesting at most 512 deep) are printed verbatim; other bytes as "metadataBase64"/"dataBase64";
 empty ones are left out.
@@ -222,6 +223,6 @@ def event_line(event) -> bytes:
             + b'","type":' + json_string(event.type)
             + (b',"tags":[' + b",".join(json_string(tag) for tag in event.tags) + b"]" if event.tags else b"")
             + b',"timestamp":"' + iso8601(event.timestamp_ns).encode() + b'"'
-            + _bytes_member(event.metadata, "metadata")
-            + _bytes_member(event.payload, "data")
+            + (b',"erased":true' if getattr(event, "erased", False) else
+               _bytes_member(event.metadata, "metadata") + _bytes_member(event.payload, "data"))
             + b"}\n")

@@ -15,8 +15,19 @@ import lz4.block
 
 from .crc32c import crc32c
 
+#: keyId (4), nonce (12) and GCM tag (16) of an encrypted record (§3.9).
+ENCRYPTION_OVERHEAD = 32
+EVENT_AAD = b"ANNALSEV"
+
+
+def event_aad(position, revision, stream_bytes, record_prefix):
+    """The associated data of an encrypted record (§3.9): `ANNALSEV`, the event's position and
+    revision (u64), the stream name's length (u16) and bytes as stored, then ``record_prefix``,
+    the record's bytes [4, 44 + t + g) (typeLength through keyId)."""
+    return EVENT_AAD + struct.pack("<QQH", position, revision, len(stream_bytes)) + bytes(stream_bytes) + bytes(record_prefix)
+
 #: Newest format version this reader understands (§6).
-SUPPORTED_VERSION = 6
+SUPPORTED_VERSION = 7
 
 SEGMENT_HEADER_BYTES = 64
 FRAME_HEADER_BYTES = 32
@@ -25,6 +36,7 @@ EVENT_HEADER_BYTES = 40
 KIND_EVENTS, KIND_SEAL, KIND_DICTIONARY = 1, 2, 3
 FLAG_COMPRESSED = 1
 FLAG_TAGGED = 2
+FLAG_ENCRYPTED = 4
 MAX_TAGS = 32
 MAX_TAG_BYTES = 256
 SEGMENT_FLAG_COMPACTED = 1
@@ -200,7 +212,11 @@ class Mark:
 
 @dataclass(frozen=True)
 class RecordedEvent:
-    """One event as stored (§3.2), with metadata and payload decoded."""
+    """One event as stored (§3.2), with metadata and payload decoded (and decrypted, §3.9).
+
+    ``erased``: an encrypted event whose key was forgotten (§3.9): its metadata and payload are
+    gone (both None); stream, revision, position, id, type, tags and timestamp remain.
+    ``encrypted``: the record is encrypted (record flag bit 2)."""
 
     position: int
     stream: str
@@ -212,6 +228,8 @@ class RecordedEvent:
     payload: bytes
     compressed: bool
     tags: tuple = ()
+    encrypted: bool = False
+    erased: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +248,10 @@ class _Record:
     @property
     def compressed(self):
         return bool(self.flags & FLAG_COMPRESSED)
+
+    @property
+    def encrypted(self):
+        return bool(self.flags & FLAG_ENCRYPTED)
 
 
 class Segment:
@@ -272,6 +294,8 @@ class Segment:
         #: Frames lie in [64, area_end) (§2).
         self.area_end = size - MARK_AREA_BYTES if self.durable_marks else size
         self._verified_dictionaries = set()
+        #: The store's key store (§1B), set by Store once it has read it; None without one.
+        self.keys = None
 
     def close(self):
         self.data.close()
@@ -397,16 +421,30 @@ class Segment:
                 raise CorruptionError(path, cursor, f"event record {index} past end of frame")
             length, type_bytes, flags, meta_bytes, payload_bytes, timestamp = struct.unpack_from(
                 "<IHHIIq", data, cursor)
-            if flags & ~(FLAG_COMPRESSED | FLAG_TAGGED):
+            if flags & ~(FLAG_COMPRESSED | FLAG_TAGGED | FLAG_ENCRYPTED):
                 raise CorruptionError(path, cursor, f"event record {index} has unknown flags {flags}")
             if flags & FLAG_COMPRESSED and self.version < 2:
                 raise CorruptionError(path, cursor, f"compressed event record {index} in a version-1 segment")
+            if flags & FLAG_ENCRYPTED and self.version < 2:
+                raise CorruptionError(path, cursor, f"encrypted event record {index} in a version-1 segment")
             tag_bytes = 0
             if flags & FLAG_TAGGED:
                 tag_bytes = self._check_tags(cursor, index, min(frame_end, cursor + length))
             if length < EVENT_HEADER_BYTES or cursor + length > frame_end:
                 raise CorruptionError(path, cursor, f"event record {index} has inconsistent lengths")
-            if flags & FLAG_COMPRESSED:
+            if flags & FLAG_ENCRYPTED:
+                # §3.9: keyId, nonce, ciphertext (c bytes), GCM tag; no dictionary reference.
+                decoded_size = meta_bytes + payload_bytes
+                sealed_bytes = length - EVENT_HEADER_BYTES - type_bytes - tag_bytes - ENCRYPTION_OVERHEAD
+                if sealed_bytes < 0:
+                    raise CorruptionError(path, cursor, f"encrypted event record {index} has inconsistent lengths")
+                if flags & FLAG_COMPRESSED:
+                    if sealed_bytes < 1 or decoded_size < 1 or decoded_size > LZ4_MAX_INPUT \
+                            or decoded_size > 255 * sealed_bytes:
+                        raise CorruptionError(path, cursor, f"encrypted compressed event record {index} has inconsistent lengths")
+                elif sealed_bytes != decoded_size:
+                    raise CorruptionError(path, cursor, f"encrypted event record {index} has inconsistent lengths")
+            elif flags & FLAG_COMPRESSED:
                 decoded_size = meta_bytes + payload_bytes
                 block_bytes = length - EVENT_HEADER_BYTES - type_bytes - tag_bytes - 4
                 if block_bytes < 1 or decoded_size < 1 or decoded_size > LZ4_MAX_INPUT \
@@ -469,7 +507,26 @@ class Segment:
             event_type = decode_name(data[type_start:type_start + record.type_bytes])
             body = type_start + record.type_bytes + record.tag_bytes
             meta_bytes, payload_bytes = record.metadata_bytes, record.payload_bytes
-            if record.compressed:
+            position, revision = frame.first_position + index, frame.first_revision + index
+            if record.encrypted:
+                plain = self._decrypt(frame, record, body, position, revision)
+                if plain is None:  # erased: its key was forgotten
+                    events.append(RecordedEvent(
+                        position=position, stream=stream, revision=revision, id=event_id, timestamp_ns=record.timestamp,
+                        type=event_type, metadata=None, payload=None, compressed=record.compressed,
+                        tags=self._tags(record), encrypted=True, erased=True))
+                    continue
+                if record.compressed:
+                    decoded_size = meta_bytes + payload_bytes
+                    try:
+                        decoded = lz4.block.decompress(plain, uncompressed_size=decoded_size)
+                    except lz4.block.LZ4BlockError:
+                        decoded = None
+                    if decoded is None or len(decoded) != decoded_size:
+                        raise CorruptionError(path, cursor, "encrypted compressed event record does not decode to its stated size")
+                    plain = decoded
+                metadata, payload = plain[:meta_bytes], plain[meta_bytes:]
+            elif record.compressed:
                 decoded_size = meta_bytes + payload_bytes
                 block_bytes = record.length - EVENT_HEADER_BYTES - record.type_bytes - record.tag_bytes - 4
                 dictionary_offset = struct.unpack_from("<I", data, body)[0]
@@ -486,10 +543,31 @@ class Segment:
                 metadata = bytes(data[body:body + meta_bytes])
                 payload = bytes(data[body + meta_bytes:body + meta_bytes + payload_bytes])
             events.append(RecordedEvent(
-                position=frame.first_position + index, stream=stream, revision=frame.first_revision + index,
+                position=position, stream=stream, revision=revision,
                 id=event_id, timestamp_ns=record.timestamp, type=event_type, metadata=metadata, payload=payload,
-                compressed=record.compressed, tags=self._tags(record)))
+                compressed=record.compressed, tags=self._tags(record), encrypted=record.encrypted))
         return events
+
+    def _decrypt(self, frame, record, body, position, revision):
+        """The plaintext of an encrypted record (§3.9), still LZ4-compressed when the record
+        is; None when its key was forgotten (the event is erased). A key id the key store does
+        not hold, and a ciphertext that does not authenticate, are corruption; a live key read
+        without the store's key raises KeyRequiredError."""
+        data, path, cursor = self.data, self.path, record.offset
+        key_id = struct.unpack_from("<I", data, body)[0]
+        entry = self.keys.entries.get(key_id) if self.keys is not None else None
+        if entry is None:
+            where = "the key store does not hold it" if self.keys is not None else "the store has no key store"
+            raise CorruptionError(path, cursor, f"encrypted event record names key id {key_id}: {where}")
+        if entry.forgotten:
+            return None
+        nonce = bytes(data[body + 4:body + 16])
+        sealed = bytes(data[body + 16:cursor + record.length])
+        aad = event_aad(position, revision, frame.stream_bytes, data[cursor + 4:body + 4])
+        plain = self.keys.decrypt(entry, nonce, sealed, aad)
+        if plain is None:
+            raise CorruptionError(path, cursor, "encrypted event record does not authenticate (ciphertext, tag or the fields it covers changed)")
+        return plain
 
 
 @dataclass(frozen=True)
@@ -550,10 +628,20 @@ class Store:
 
     ``boot_id``: the 16 bytes of this machine's boot id, compared with the mark's; by default
     read from /proc/sys/kernel/random/boot_id; None means unknown (the mark's durable offset is
-    then used)."""
+    then used).
 
-    def __init__(self, path, boot_id=CURRENT_BOOT):
+    ``key``: the store's key-encryption key (format version 7, §1B): its 32 bytes, or the path
+    of a key file (``load_key_file``). With it, the key store is checked against it (a wrong key
+    raises ``WrongKeyError``) and encrypted events are decrypted (§3.9). Without it, plain
+    events read as usual, events whose key was forgotten read as erased, and any other
+    encrypted event raises ``KeyRequiredError`` when a read reaches it. ``keys``: the store's
+    ``KeyStore`` (its `keys` file), or None."""
+
+    def __init__(self, path, boot_id=CURRENT_BOOT, key=None):
+        from .keys import KeyStore, _as_kek
+        kek = _as_kek(key) if key is not None else None
         self.path = path
+        self.keys = None
         directory = os.path.join(path, "segments")
         if not os.path.isdir(directory):
             raise NotAStoreError(f"{path}: no segments/ directory")
@@ -578,6 +666,14 @@ class Store:
             self.torn_tail = None
             self._check_checkpoint_segment()
             self._find_end()
+            # After the walk that fixed the end of the log: a writer syncs a key's entry before
+            # it writes a record naming it, so every key id of the log read here is in the file.
+            self.keys = KeyStore.read(path, kek)
+            if self.keys is None and self.checkpoint is not None and self.checkpoint.minimum_reader_version >= 7:
+                # The checkpoint says the log holds encrypted records (§5): their keys are gone.
+                raise CorruptionError(os.path.join(path, "keys"), 0, "the store holds encrypted records and its keys file is missing")
+            for segment in self.segments:
+                segment.keys = self.keys
             self.retention = self._retention_rules()
         except BaseException:
             self.close()
@@ -834,7 +930,7 @@ class Store:
         try:
             for event in self._read_stream("$retention"):
                 payload = event.payload
-                if event.type != "$retention" or len(payload) < 32 or payload[0] != 1:
+                if event.erased or event.type != "$retention" or len(payload) < 32 or payload[0] != 1:
                     continue
                 _, flags, name_length, _, truncate, max_count, max_age = struct.unpack_from("<BBHIQQq", payload)
                 if len(payload) != 32 + name_length:
@@ -1031,7 +1127,7 @@ def latest_snapshot(store, stream, schema_version):
     """The newest snapshot of ``stream`` written with ``schema_version`` (§7A), or None. A
     snapshot that fails its checks raises CorruptionError: the caller replays instead."""
     for event in store.read_stream_backwards("$snapshot-" + stream):
-        if event.type != "$snapshot" or len(event.metadata) != 16:
+        if event.erased or event.type != "$snapshot" or len(event.metadata) != 16:
             continue
         revision, version, _ = struct.unpack("<QII", event.metadata)
         if version == schema_version:
