@@ -143,6 +143,21 @@ if CommandLine.arguments.contains("compaction") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("writers") {
+    // `annals-headline writers`: 64 fsync'd single-event appenders, beside the fdatasync rate.
+    let workloads = Workloads(directory: directory, poolSize: 100_000)
+    let limits = MachineLimits.measure(in: directory, batchBytes: 1000 * (workloads.averageEventBytes + 48))
+    for _ in 0..<3 {
+        let row = try await workloads.concurrentSingles(writers: 64, perWriter: 1000)
+        print(String(format: "64 writers: %.0f events/s = %.1f× fdatasync (%.0f/s); p50 %.0f µs, p99 %.0f µs = %.1f× fdatasync p50 (%.0f µs)",
+                     row.eventsPerSecond, row.eventsPerSecond / limits.fdatasyncPerSecond, limits.fdatasyncPerSecond,
+                     row.p50Microseconds ?? 0, row.p99Microseconds ?? 0, (row.p99Microseconds ?? 0) / limits.fdatasyncP50Microseconds,
+                     limits.fdatasyncP50Microseconds))
+    }
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("encryption") {
     // `annals-headline encryption [--encrypted-only]`: the encrypted rows of the headline beside
     // their plain ones (only the encrypted ones, for profiling).

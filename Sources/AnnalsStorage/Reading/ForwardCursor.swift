@@ -22,6 +22,11 @@ public struct ForwardCursor: EventCursor {
     private let retention: RetentionView
     /// The retention rule of the frame's stream, if it has one.
     private var rule: RetentionView.Rule?
+    /// Frames verified on another core ahead of a long read (nil: this cursor verifies each).
+    private var ahead: VerificationAheadToken?
+
+    /// Reads of at least this many events verify frames ahead on another core.
+    static let verificationAheadEvents = 100_000
 
     init(snapshot: LogSnapshot, from start: UInt64, limit: Int, retention: RetentionView = .none) {
         self.snapshot = snapshot
@@ -39,6 +44,10 @@ public struct ForwardCursor: EventCursor {
         self.walk = first.walk(from: resume ? (hint.offset, hint.position) : nil, verification: .headers,
                                limit: snapshot.readLimit(of: first))
         if start >= snapshot.end.nextPosition { done = true }
+        if !done, limit >= Self.verificationAheadEvents {
+            ahead = VerificationAhead.start(snapshot: snapshot, slot: slot, from: resume ? (hint.offset, hint.position) : nil)
+                .map(VerificationAheadToken.init)
+        }
     }
 
     /// The next event, or nil at the end of what was committed when the read began.
@@ -50,6 +59,7 @@ public struct ForwardCursor: EventCursor {
             while eventsLeftInFrame == 0 {
                 guard try loadFrame() else {
                     done = true
+                    ahead = nil
                     return nil
                 }
             }
@@ -105,7 +115,12 @@ public struct ForwardCursor: EventCursor {
                 throw .corrupt(current.corruption(at: offset, reason))
             }
             guard frame.nextPosition > startPosition else { continue }
-            try current.verify(frame)
+            if let ahead = ahead?.ahead {
+                if !ahead.hasVerified(slot: slot, through: frame.end) { try current.verify(frame) }
+                ahead.readerReached(slot: slot, offset: frame.offset)
+            } else {
+                try current.verify(frame)
+            }
             stream = current.streamName(of: frame)
             rule = retention.isEmpty ? nil : retention.rules[stream]
             if let rule, rule.deleted || frame.firstRevision + UInt64(frame.eventCount) <= rule.firstRevision { continue }
