@@ -372,6 +372,22 @@ func occurs(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
         try await reopened.close()
     }
 
+    /// A backup replaced by a newer one after a forget leaves no copy of the forgotten key: the
+    /// old backup's `keys` file is overwritten with zeros before it is deleted (seen through a
+    /// second name given to it beforehand).
+    @Test func aReplacedBackupKeepsNoForgottenKey() async throws {
+        let directory = TemporaryDirectory()
+        let store = try EventStore.open(at: directory.sub("store"), options: Self.options())
+        _ = try await store.append([EventData(type: "T", payload: [1], subject: "c-1")], to: "c-1")
+        _ = try await store.backup(to: directory.sub("backup"))
+        try FileManager.default.linkItem(atPath: directory.sub("backup") + "/keys", toPath: directory.sub("old-backup-keys"))
+        #expect(try store.forget(subject: "c-1"))
+        _ = try await store.backup(to: directory.sub("backup"))
+        let old = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.sub("old-backup-keys"))))
+        #expect(!old.isEmpty && old.allSatisfy { $0 == 0 }, "the replaced backup's keys were zeroed")
+        try await store.close()
+    }
+
     /// `forget` under the crash simulation: at every durable operation it performs, the image
     /// holds the subject's key whole (every event of the subject reads) or not at all (every
     /// one reads as erased, and no file holds the key); the other subjects always read.

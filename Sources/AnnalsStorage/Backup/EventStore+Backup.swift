@@ -265,9 +265,15 @@ extension EventStore {
     }
 
     /// Deletes a directory tree left by an interrupted backup or restore (or swapped out by
-    /// one): files, then directories, depth first.
+    /// one): files, then directories, depth first. Its key files are overwritten with zeros and
+    /// synced first: an old backup replaced by a newer one keeps no copy of a key that was
+    /// forgotten since (`format-spec.md` §1B).
     static func remove(_ layout: StoreLayout) throws(SystemError) {
-        try removeTree(layout.root, storage: layout.storage)
+        let storage = layout.storage
+        for path in [layout.keysPath, layout.root + "/" + KeyStoreFile.scrubFileName] {
+            if let size = storage.fileSize(path), size > 0 { try storage.write([UInt8](repeating: 0, count: size), to: path, at: 0) }
+        }
+        try removeTree(layout.root, storage: storage)
     }
 
     private static func removeTree(_ path: String, storage: any Storage) throws(SystemError) {
