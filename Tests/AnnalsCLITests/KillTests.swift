@@ -164,18 +164,8 @@ import Testing
         let imported = try runAnnals(["import", store.path, "--segment-size-bytes", "262144"],
                                      input: try String(contentsOfFile: store.directory + "/input.jsonl", encoding: .utf8))
         #expect(imported.status == 0)
-        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent().appendingPathComponent("annals")
         func runAndKill(_ arguments: [String], after microseconds: UInt32) throws {
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            usleep(microseconds)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try Self.runAnnalsAndKill(arguments, after: microseconds)
         }
         var random = SystemRandomNumberGenerator()
         let backup = store.directory + "/backup"
@@ -219,8 +209,6 @@ import Testing
     @Test func archiveKilledAtRandomMomentsLosesNothing() async throws {
         let store = TemporaryStore()
         let archive = store.directory + "/cold"
-        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent().appendingPathComponent("annals")
         var random = SystemRandomNumberGenerator()
         var checked = 0
         for round in 0..<8 {
@@ -228,16 +216,8 @@ import Testing
             #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "262144", "--compression", "none"],
                                   input: lines.joined(separator: "\n")).status == 0)
             let before = try runAnnals(["dump", store.path]).stdout
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["archive", store.path, archive, "--older-than", "0"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
             let delay = UInt32.random(in: 200...20_000, using: &random)
-            usleep(delay)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try Self.runAnnalsAndKill(["archive", store.path, archive, "--older-than", "0"], after: delay)
             let after = try runAnnals(["dump", store.path])
             #expect(after.status == 0, "round \(round), killed after \(delay) µs: \(after.stderr)")
             #expect(after.stdout == before, "round \(round), killed after \(delay) µs: the same events")
@@ -265,8 +245,6 @@ import Testing
         #expect(try runAnnals(["key", "generate", key]).status == 0)
         let lines = (0..<600).map { #"{"stream":"c-\#($0 % 12)","type":"T","subject":"customer-\#($0 % 12)","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 100))"}}"# }
         #expect(try runAnnals(["import", store.path, "--key-file", key, "--segment-size-bytes", "65536"], input: lines.joined(separator: "\n")).status == 0)
-        let executable = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent().appendingPathComponent("annals")
         var random = SystemRandomNumberGenerator()
         var forgotten: Set<Int> = []
         var erasedRounds = 0
@@ -276,16 +254,8 @@ import Testing
         }
         for subject in 0..<10 {
             let before = try entries()
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["forget", store.path, "customer-\(subject)", "--key-file", key]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
             let delay = UInt32.random(in: 2_000...35_000, using: &random)
-            usleep(delay)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try Self.runAnnalsAndKill(["forget", store.path, "customer-\(subject)", "--key-file", key], after: delay)
             // A writable open finishes an interrupted scrub.
             #expect(try runAnnals(["import", store.path, "--key-file", key], input: "").status == 0, "subject \(subject)")
             let dump = try runAnnals(["dump", store.path, "--key-file", key])
@@ -307,6 +277,21 @@ import Testing
             #expect(try runAnnals(["verify", store.path, "--key-file", key]).status == 0, "subject \(subject)")
         }
         print("forget kill rounds that had finished: \(erasedRounds) of 10")
+    }
+
+    /// Starts the built `annals` with `arguments` (output discarded), sends it SIGKILL
+    /// `microseconds` later, and waits for it to end.
+    static func runAnnalsAndKill(_ arguments: [String], after microseconds: UInt32) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("annals")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(microseconds)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     /// Runs `annals import` on `lines`, kills it with SIGKILL `delayMilliseconds` after its

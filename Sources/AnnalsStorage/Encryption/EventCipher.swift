@@ -36,14 +36,16 @@ enum EventCipher {
     }
 
     /// Encrypts `plaintext` under `nonce` (12 fresh random bytes) and writes nonce, ciphertext
-    /// and tag after the key number of the body at `bodyOffset`. Returns the ciphertext's size.
+    /// and tag after the key number of the body at `bodyOffset`. Returns the ciphertext's size,
+    /// or nil when the cipher refuses (a key or nonce of another size; nothing else is known to).
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
         into buffer: UnsafeMutableRawBufferPointer, bodyOffset: Int
-    ) -> Int {
-        // Sealing with a valid key and a 12-byte nonce cannot fail.
-        let box = try! AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: associatedData)
-        box.combined!.withUnsafeBytes { _ = buffer.copy($0, to: bodyOffset + EncryptedBodyLayout.nonce) }
+    ) -> Int? {
+        guard let nonce = try? AES.GCM.Nonce(data: nonce),
+              let combined = (try? AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData))?.combined
+        else { return nil }
+        combined.withUnsafeBytes { _ = buffer.copy($0, to: bodyOffset + EncryptedBodyLayout.nonce) }
         return plaintext.count
     }
 

@@ -182,9 +182,10 @@ final class KeyRing: Sendable {
     /// `keys` file and synced one by one before this returns (so that a crash can tear only the
     /// last entry of the file), and no record names them before. Called under the writer lock.
     ///
-    /// - Throws: ``SystemError`` when the file cannot be written; the keys whose entry was not
-    ///   synced are not created (an entry that reached the disk is unused, and harmless).
-    func dataKeys(for owners: Set<KeyOwner>) throws(SystemError) -> [KeyOwner: DataKey] {
+    /// - Throws: ``AppendError/system(_:)`` when the file cannot be written (the keys whose
+    ///   entry was not synced are not created; an entry that reached the disk is unused, and
+    ///   harmless); ``AppendError/encryptionFailed(_:)`` when a key cannot be wrapped.
+    func dataKeys(for owners: Set<KeyOwner>) throws(AppendError) -> [KeyOwner: DataKey] {
         var found: [KeyOwner: DataKey] = [:]
         var missing: [(owner: KeyOwner, digest: [UInt8])] = []
         let snapshot = state.withLock { state in
@@ -212,22 +213,25 @@ final class KeyRing: Sendable {
         // Only the writer changes the file (under the writer lock): the snapshot stays current.
         var (file, encryptsEverything, nextID) = snapshot
         if file == nil {
-            let check = wrapping.makeCheck()
+            guard let check = wrapping.makeCheck() else { throw .encryptionFailed("the key store's check value cannot be sealed") }
             let created = KeyStoreFile(flags: encryptsEverything ? Format.keyStoreEncryptsEverythingFlag : 0,
                                        checkNonce: check.nonce, check: check.check, entries: [])
-            try layout.storage.writeFileAtomically(created.encoded(), to: layout.keysPath, directory: layout.root)
+            do { try layout.storage.writeFileAtomically(created.encoded(), to: layout.keysPath, directory: layout.root) } catch {
+                throw .system(error)
+            }
             file = created
             state.withLock { $0.file = created }
         }
         for (owner, digest) in missing {
             let key = SymmetricKey(size: .bits256)
-            let entry: KeyStoreFile.Entry
+            let wrapped: KeyStoreFile.Entry?
             switch owner {
-            case .store: entry = wrapping.wrap(key, keyID: nextID, kind: .storeKey, digest: [UInt8](repeating: 0, count: 32))
-            case .subject: entry = wrapping.wrap(key, keyID: nextID, kind: .subjectKey, digest: digest)
+            case .store: wrapped = wrapping.wrap(key, keyID: nextID, kind: .storeKey, digest: [UInt8](repeating: 0, count: 32))
+            case .subject: wrapped = wrapping.wrap(key, keyID: nextID, kind: .subjectKey, digest: digest)
             }
+            guard let entry = wrapped else { throw .encryptionFailed("a data key cannot be wrapped") }
             let offset = KeyStoreHeaderLayout.size + file!.entries.count * KeyStoreEntryLayout.size
-            try layout.storage.write(entry.encoded(), to: layout.keysPath, at: offset)
+            do { try layout.storage.write(entry.encoded(), to: layout.keysPath, at: offset) } catch { throw .system(error) }
             file!.entries.append(entry)
             nextID += 1
             let appended = file!

@@ -23,11 +23,11 @@ struct KeyWrapping: Sendable {
     private static let checkAssociatedData = Array("annals-keys-check".utf8)
     private static let checkPlaintext = [UInt8](repeating: 0, count: 16)
 
-    /// A new header check (nonce, then ciphertext and tag).
-    func makeCheck() -> (nonce: [UInt8], check: [UInt8]) {
+    /// A new header check (nonce, then ciphertext and tag); nil when the cipher refuses.
+    func makeCheck() -> (nonce: [UInt8], check: [UInt8])? {
         let nonce = AES.GCM.Nonce()
-        // Sealing with a fresh nonce and a valid key cannot fail.
-        let box = try! AES.GCM.seal(Self.checkPlaintext, using: wrapKey, nonce: nonce, authenticating: Self.checkAssociatedData)
+        guard let box = try? AES.GCM.seal(Self.checkPlaintext, using: wrapKey, nonce: nonce, authenticating: Self.checkAssociatedData)
+        else { return nil }
         return (Array(nonce), Array(box.ciphertext) + Array(box.tag))
     }
 
@@ -65,12 +65,13 @@ struct KeyWrapping: Sendable {
         return bytes + digest
     }
 
-    /// The entry holding `dataKey` wrapped.
-    func wrap(_ dataKey: SymmetricKey, keyID: UInt32, kind: KeyStoreFile.Kind, digest: [UInt8]) -> KeyStoreFile.Entry {
+    /// The entry holding `dataKey` wrapped; nil when the cipher refuses.
+    func wrap(_ dataKey: SymmetricKey, keyID: UInt32, kind: KeyStoreFile.Kind, digest: [UInt8]) -> KeyStoreFile.Entry? {
         let nonce = AES.GCM.Nonce()
         let plaintext = dataKey.withUnsafeBytes { Array($0) }
-        let box = try! AES.GCM.seal(plaintext, using: wrapKey, nonce: nonce,
-                                    authenticating: Self.associatedData(keyID: keyID, kind: kind, digest: digest))
+        guard let box = try? AES.GCM.seal(plaintext, using: wrapKey, nonce: nonce,
+                                          authenticating: Self.associatedData(keyID: keyID, kind: kind, digest: digest))
+        else { return nil }
         return KeyStoreFile.Entry(kind: kind, keyID: keyID, subjectDigest: digest, nonce: Array(nonce),
                                   wrapped: Array(box.ciphertext) + Array(box.tag))
     }

@@ -35,12 +35,12 @@ enum FrameEncoder {
         ids: [UUID],
         timestamp: Int64,
         compressor: BodyCompressor? = nil,
-        encryption: FrameEncryption? = nil,
+        sealed: SealedRecords? = nil,
         continues: Bool = false
     ) -> Int {
-        // Encrypted bodies compress alone (never against the dictionary), so a frame of
-        // encrypted events only is not precompressed.
-        let precompressed = encryption?.encryptsAll == true ? nil : compressor?.precompress(events)
+        // Encrypted records come sealed (their bodies compressed alone, never against the
+        // dictionary), so a frame of encrypted events only is not precompressed.
+        let precompressed = sealed?.sealsEveryEvent == true ? nil : compressor?.precompress(events)
         var stream = stream
         let nameBytes = stream.withUTF8 { name in
             buffer.copy(UnsafeRawBufferPointer(name), to: offset + FrameLayout.streamName) - offset - FrameLayout.streamName
@@ -50,36 +50,10 @@ enum FrameEncoder {
         buffer.zero(cursor, recordsStart - cursor)
         cursor = recordsStart
         var frameLength = 0
-        let streamName = UnsafeRawBufferPointer(buffer).slice(offset + FrameLayout.streamName, nameBytes)
-        // One nonce per event from one call to the kernel's generator, and the records of a big
-        // frame sealed on every core first.
-        var nonces: [UInt8] = []
-        var scratch: [UInt8] = []
-        var sealed: SealedRecords?
-        if let encryption {
-            nonces = [UInt8](repeating: 0, count: events.count * EncryptedBodyLayout.nonceBytes)
-            nonces.withUnsafeMutableBytes { Syscalls.fillRandom($0) }
-            sealed = SealedRecords.prepare(events: events, ids: ids, timestamp: timestamp, encryption: encryption,
-                                           firstPosition: firstPosition, firstRevision: firstRevision, streamName: streamName, nonces: nonces)
-        }
         for (index, event) in events.enumerated() {
-            let length: Int
-            if let encryption, let key = encryption.keys[index] {
-                if let sealed {
-                    length = sealed.copy(index, into: buffer, at: cursor)
-                } else {
-                    length = nonces.withUnsafeBytes { nonces in
-                        writeEncryptedRecord(
-                            into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp, key: key,
-                            nonce: nonces.slice(index * EncryptedBodyLayout.nonceBytes, EncryptedBodyLayout.nonceBytes),
-                            position: firstPosition + UInt64(index), revision: firstRevision + UInt64(index), streamName: streamName,
-                            compressor: encryption.compressor, stream: encryption.compressor?.coreStreams[0], scratch: &scratch)
-                    }
-                }
-            } else {
-                length = writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp,
-                                     compressor: compressor, precompressed: precompressed, index: index)
-            }
+            let length = sealed?.copy(index, into: buffer, at: cursor)
+                ?? writeRecord(into: buffer, at: cursor, event: event, id: ids[index], timestamp: timestamp,
+                               compressor: compressor, precompressed: precompressed, index: index)
             frameLength = cursor + length - offset // the frame length excludes the last record's padding
             cursor += Format.aligned(length)
         }
@@ -96,18 +70,19 @@ enum FrameEncoder {
 
     /// Writes one encrypted record (§3.9) and its padding: the header, type and tags as any
     /// record's, then the key number, a fresh nonce, the body (an LZ4 block when `compressor`
-    /// makes it smaller) encrypted under `key`, and the tag. Returns its length without padding.
+    /// makes it smaller) encrypted under `key`, and the tag. Returns its length without padding,
+    /// or nil when the cipher refuses (the bytes written are then garbage).
     static func writeEncryptedRecord(
         into buffer: UnsafeMutableRawBufferPointer, at offset: Int, event: EventData, id: UUID, timestamp: Int64, key: DataKey,
         nonce: UnsafeRawBufferPointer, position: UInt64, revision: UInt64, streamName: UnsafeRawBufferPointer,
         compressor: BodyCompressor?, stream: LZ4.WorkingStream?, scratch: inout [UInt8]
-    ) -> Int {
+    ) -> Int? {
         let bodyOffset = writeHeaderAndNames(into: buffer, at: offset, event: event, id: id, timestamp: timestamp)
         let namesBytes = bodyOffset - offset - Format.eventHeaderBytes
         var flags: UInt16 = Format.recordEncryptedFlag | (event.tags.isEmpty ? 0 : Format.recordTaggedFlag)
         buffer.storeU32(key.id, at: bodyOffset + EncryptedBodyLayout.keyID)
         let bodyBytes = event.metadata.count + event.payload.count
-        let plaintextBytes = withUnsafeTemporaryAllocation(byteCount: max(bodyBytes, 1), alignment: 8) { plain -> Int in
+        let sealedBytes = withUnsafeTemporaryAllocation(byteCount: max(bodyBytes, 1), alignment: 8) { plain -> Int? in
             var compressed: Int?
             if let compressor, let stream, bodyBytes >= minimumEncryptedCompressionBytes {
                 compressed = compressor.compress(metadata: event.metadata, payload: event.payload,
@@ -130,6 +105,7 @@ enum FrameEncoder {
                 EventCipher.seal(plaintext, key: key.key, nonce: nonce, associatedData: associatedData, into: buffer, bodyOffset: bodyOffset)
             }
         }
+        guard let plaintextBytes = sealedBytes else { return nil }
         let length = Format.eventHeaderBytes + namesBytes + EncryptedBodyLayout.overheadBytes + plaintextBytes
         buffer.storeU32(UInt32(length), at: offset + RecordLayout.recordLength)
         buffer.zero(offset + length, Format.aligned(length) - length)
@@ -242,15 +218,4 @@ enum FrameEncoder {
         let checksum = FrameDecoder.checksum(ofFrameAt: offset, length: length, in: UnsafeRawBufferPointer(buffer))
         buffer.storeU32(checksum, at: offset + FrameLayout.checksum)
     }
-}
-
-/// What a frame's encrypted events are encrypted with.
-struct FrameEncryption {
-    /// Per event: its data key, or nil for an event stored in the clear.
-    let keys: [DataKey?]
-    /// Compresses encrypted bodies alone (nil: the store does not compress).
-    let compressor: BodyCompressor?
-
-    /// Every event of the frame is encrypted.
-    var encryptsAll: Bool { keys.allSatisfy { $0 != nil } }
 }

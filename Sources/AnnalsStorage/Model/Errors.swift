@@ -103,6 +103,9 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     /// ``StoreLimits/maximumSubjectBytes``, or names one in a store opened without
     /// ``StoreOptions/encryption``.
     case invalidSubject(String, reason: String)
+    /// The cipher refused to encrypt an event or wrap a data key (not known to happen with the
+    /// store's 256-bit keys and 12-byte nonces). Nothing of the append was written.
+    case encryptionFailed(String)
     /// A snapshot claims a revision the stream does not have yet (`lastRevision` nil: no stream).
     case snapshotAhead(stream: String, revision: UInt64, lastRevision: UInt64?)
     /// The store was closed.
@@ -136,6 +139,8 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "append to \(stream) needs \(frameBytes) bytes; a segment holds at most \(limitBytes)"
         case .streamDeleted(let stream):
             return "stream \(stream) was deleted (tombstone); it cannot be written again"
+        case .encryptionFailed(let reason):
+            return "encryption failed: \(reason)"
         case .invalidSubject(let subject, let reason):
             return "invalid data subject \"\(subject)\": \(reason)"
         case .appendConditionFailed(let position):

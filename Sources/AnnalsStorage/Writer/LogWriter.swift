@@ -164,7 +164,9 @@ extension EventStore {
             // Stamped under the writer lock and never decreasing, so timestamps follow positions.
             let timestamp = max(options.clock.clock.nowNanoseconds(), writer.lastTimestamp)
             writer.lastTimestamp = timestamp
-            for (append, decision) in zip(prepared, decisions) {
+            let sealed = try seal(prepared, decisions: decisions, keys: dataKeys, timestamp: timestamp, from: writer.nextPosition,
+                                  compressor: writer.compression?.standalone)
+            for (slot, (append, decision)) in zip(prepared, decisions).enumerated() {
                 let revision: UInt64
                 switch decision {
                 case .repeatOf(let original):
@@ -203,14 +205,7 @@ extension EventStore {
                     into: segment.file.mutableBytes, at: offset,
                     stream: append.stream, firstPosition: writer.nextPosition, firstRevision: revision,
                     events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current,
-                    encryption: append.keyOwners.isEmpty ? nil : FrameEncryption(
-                        keys: append.keyOwners.map { owner in
-                            owner.map { owner in
-                                // Never stored in the clear for want of a key: dataKeys(for:) returned every one.
-                                guard let key = dataKeys[owner] else { preconditionFailure("no data key for an encrypted event") }
-                                return key
-                            }
-                        }, compressor: writer.compression?.standalone),
+                    sealed: sealed[slot],
                     continues: grouped && groupBytes > 0)
                 writer.compression?.sample(append.events, encrypted: append.keyOwners)
                 let count = UInt64(append.events.count)
@@ -234,6 +229,34 @@ extension EventStore {
         }
     }
 
+    /// The encrypted records of the appends to write, sealed before any byte of them is
+    /// written (nil for an append with none): a failure throws and leaves the log as it was.
+    /// `from` is the position the first event written gets.
+    private func seal(
+        _ prepared: [PreparedAppend], decisions: [Decision], keys: [KeyOwner: DataKey], timestamp: Int64, from start: UInt64,
+        compressor: BodyCompressor?
+    ) throws(AppendError) -> [SealedRecords?] {
+        var sealed = [SealedRecords?](repeating: nil, count: prepared.count)
+        guard !keys.isEmpty else { return sealed }
+        var position = start
+        for (slot, (append, decision)) in zip(prepared, decisions).enumerated() {
+            guard case .write(let revision) = decision else { continue }
+            if !append.keyOwners.isEmpty {
+                var eventKeys: [DataKey?] = []
+                for owner in append.keyOwners {
+                    // Never stored in the clear for want of a key: dataKeys(for:) returned every one.
+                    guard let owner else { eventKeys.append(nil); continue }
+                    guard let key = keys[owner] else { throw .encryptionFailed("no data key for an event of \(append.stream)") }
+                    eventKeys.append(key)
+                }
+                sealed[slot] = try SealedRecords.seal(append, keys: eventKeys, timestamp: timestamp, firstPosition: position,
+                                                      firstRevision: revision, compressor: compressor)
+            }
+            position += UInt64(append.events.count)
+        }
+        return sealed
+    }
+
     /// The data keys the encrypted events of the appends to write need, created when missing
     /// (``KeyRing/dataKeys(for:)``: durable before this returns). Empty when none is encrypted.
     private func dataKeys(for prepared: [PreparedAppend], decisions: [Decision]) throws(AppendError) -> [KeyOwner: DataKey] {
@@ -244,7 +267,7 @@ extension EventStore {
             for case let owner? in append.keyOwners { owners.insert(owner) }
         }
         guard !owners.isEmpty else { return [:] }
-        do throws(SystemError) { return try keyRing.dataKeys(for: owners) } catch { throw .system(error) }
+        return try keyRing.dataKeys(for: owners)
     }
 
     /// Hands what the writer just wrote to group commit (and, when appends are acknowledged
