@@ -179,29 +179,6 @@ import Testing
         #expect(report.dictionaries == 1, "a reopen must not write a second dictionary into the open segment")
     }
 
-    /// Finds the compressed records of a store's first segment: (record offset, block range).
-    func compressedRecords(in segmentPath: String) throws -> [(record: Int, block: Range<Int>, frame: Int, frameLength: Int)] {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segmentPath)))
-        return bytes.withUnsafeBytes { raw in
-            var found: [(Int, Range<Int>, Int, Int)] = []
-            var offset = Format.segmentHeaderBytes
-            while case .frame(let frame) = FrameDecoder.probe(raw, at: offset), frame.kind != .seal {
-                if frame.kind == .events {
-                    var cursor = frame.recordsOffset
-                    for _ in 0..<frame.eventCount {
-                        let layout = FrameDecoder.record(at: cursor, in: raw)
-                        if layout.isCompressed {
-                            found.append((cursor, layout.blockOffset..<(layout.blockOffset + layout.blockBytes), frame.offset, frame.length))
-                        }
-                        cursor = layout.end
-                    }
-                }
-                offset = frame.end
-            }
-            return found
-        }
-    }
-
     @Test func damagedCompressedBytesAreReportedNeverReturned() async throws {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")

@@ -116,3 +116,36 @@ final class ManualClock: StoreClock, @unchecked Sendable {
         lock.withLock { nanoseconds += seconds * 1_000_000_000 + attoseconds / 1_000_000_000 }
     }
 }
+
+/// Finds the compressed records of a segment file: (record offset, block range).
+func compressedRecords(in segmentPath: String) throws -> [(record: Int, block: Range<Int>, frame: Int, frameLength: Int)] {
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segmentPath)))
+    return bytes.withUnsafeBytes { raw in
+        var found: [(Int, Range<Int>, Int, Int)] = []
+        var offset = Format.segmentHeaderBytes
+        while case .frame(let frame) = FrameDecoder.probe(raw, at: offset), frame.kind != .seal {
+            if frame.kind == .events {
+                var cursor = frame.recordsOffset
+                for _ in 0..<frame.eventCount {
+                    let layout = FrameDecoder.record(at: cursor, in: raw)
+                    if layout.isCompressed {
+                        found.append((cursor, layout.blockOffset..<(layout.blockOffset + layout.blockBytes), frame.offset, frame.length))
+                    }
+                    cursor = layout.end
+                }
+            }
+            offset = frame.end
+        }
+        return found
+    }
+}
+
+/// Runs `body` on a thread of its own and waits for it without holding a thread of the
+/// width-limited pool that runs Swift tasks: a test that reads millions of bytes synchronously
+/// would otherwise keep that pool's threads for seconds, and other suites' tasks (projection
+/// runners with a deadline) would not run meanwhile.
+func offTheTaskPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue(label: "annals-test-work").async { continuation.resume(with: Result { try body() }) }
+    }
+}

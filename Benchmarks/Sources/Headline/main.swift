@@ -19,8 +19,9 @@ if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "replay" {
     // made first when it does not exist), every payload touched. For profiling.
     let parent = (CommandLine.arguments[2] as NSString).deletingLastPathComponent
     let name = (CommandLine.arguments[2] as NSString).lastPathComponent
-    let workloads = Workloads(directory: parent, poolSize: 100_000)
-    if !FileManager.default.fileExists(atPath: CommandLine.arguments[2]) {
+    let exists = FileManager.default.fileExists(atPath: CommandLine.arguments[2])
+    let workloads = Workloads(directory: parent, poolSize: exists ? 1 : 100_000)
+    if !exists {
         _ = try await workloads.appendBatches(total: 1_000_000, batch: 1000, durability: .none, name: name,
                                               compression: CommandLine.arguments.contains("--uncompressed") ? .none : .lz4)
     }

@@ -36,4 +36,30 @@ extension Segment {
         let block = bytes.slice(layout.blockOffset, layout.blockBytes)
         return LZ4.decompress(block, into: target, dictionary: dictionaryOffset == 0 ? nil : dictionaryBytes(at: dictionaryOffset))
     }
+
+    /// Decodes a compressed record's metadata and payload and calls `body` with them (valid
+    /// during the call): in this thread's ``LZ4PrefixDecoder`` (`decoder`) when it holds the record's
+    /// dictionary, else in a temporary buffer. False, without calling `body`, when the block
+    /// does not decode to exactly their size (corruption, reported by the caller).
+    func withDecodedBody(
+        of layout: EventRecordLayout, decoder: LZ4PrefixDecoder = .current, _ body: (UnsafeRawBufferPointer) -> Void
+    ) -> Bool {
+        let dictionaryOffset = Int(bytes.u32(layout.dictionaryOffsetField))
+        let decodedCount = layout.metadataBytes + layout.payloadBytes
+        let block = bytes.slice(layout.blockOffset, layout.blockBytes)
+        let dictionary = dictionaryOffset == 0 ? nil : dictionaryBytes(at: dictionaryOffset)
+        if let dictionary {
+            let key = LZ4PrefixDecoder.DictionaryKey(segment: serial, offset: dictionaryOffset)
+            if let decoded = decoder.decode(block, decodedCount: decodedCount, dictionary: dictionary, key: key, body) {
+                return decoded
+            }
+        }
+        // Nothing of `self` is captured: the buffers point into the mapping the caller keeps.
+        return withUnsafeTemporaryAllocation(byteCount: max(decodedCount, 1), alignment: 8) { buffer in
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<decodedCount])
+            guard LZ4.decompress(block, into: target, dictionary: dictionary) else { return false }
+            body(UnsafeRawBufferPointer(target))
+            return true
+        }
+    }
 }

@@ -27,8 +27,13 @@ final class Segment: Sendable {
     /// The store's data keys, for the encrypted records this segment holds (nil: the store has
     /// none, and such a record is reported as corruption).
     let keyRing: KeyRing?
+    /// Tells this instance apart from every other of the process, for as long as it runs
+    /// (never reused, unlike its address): keys caches of its bytes (``LZ4PrefixDecoder``).
+    let serial: UInt64
+    private static let serials = Atomic<UInt64>(0)
 
     init(header: SegmentHeader, file: MappedFile, keyRing: KeyRing?) {
+        self.serial = Self.serials.add(1, ordering: .relaxed).newValue
         self.header = header
         self.file = file
         self.keyRing = keyRing

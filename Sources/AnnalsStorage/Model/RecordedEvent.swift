@@ -8,7 +8,12 @@ import Foundation
 ///
 /// Id, timestamp, type, metadata and payload are read from the segment mapping when asked for
 /// (the event keeps the mapping alive), so iterating a log does not copy or decode what it does
-/// not use. A value is immutable and safe to share across tasks.
+/// not use. The exception is a long forward read (a limit of 100,000 events or more, as
+/// `readAll()`'s default, over at least 2 MiB of log, on a machine with two cores or more): it
+/// has the other core verify frames and decode their LZ4-compressed bodies ahead of it, and
+/// an event of such a frame keeps the whole frame's decoded bodies in memory for as long as it
+/// exists: drop events once used rather than collecting a whole replay. A value is immutable
+/// and safe to share across tasks.
 public struct RecordedEvent: @unchecked Sendable {
     // @unchecked: `record` points into a mapping that never changes once the event is
     // readable, and that `segment` keeps mapped for as long as the event exists.
@@ -24,13 +29,18 @@ public struct RecordedEvent: @unchecked Sendable {
     @usableFromInline let segment: Segment
     /// The start of the record (its 40-byte header, `format-spec.md` §3.2) in the mapping.
     @usableFromInline let record: UnsafeRawPointer
+    /// The frame's compressed bodies, decoded ahead of a long read on another core, when this
+    /// record's is among them (nil: decoded when read).
+    @usableFromInline let decodedFrame: DecodedFrame?
 
-    init(position: UInt64, stream: String, revision: UInt64, segment: Segment, layout: EventRecordLayout) {
+    init(position: UInt64, stream: String, revision: UInt64, segment: Segment, layout: EventRecordLayout,
+         decodedFrame: DecodedFrame? = nil) {
         self.position = position
         self.stream = stream
         self.revision = revision
         self.segment = segment
         self.record = segment.bytes.baseAddress! + layout.offset
+        self.decodedFrame = decodedFrame
     }
 
     /// The event id (supplied by the caller or generated at append).
@@ -160,13 +170,17 @@ public struct RecordedEvent: @unchecked Sendable {
             let payload = UnsafeRawBufferPointer(start: metadata.baseAddress! + metadata.count, count: storedPayloadBytes)
             return body(metadata, payload)
         }
+        if let decodedFrame, let decoded = decodedFrame.body(ofRecordAt: record) {
+            let metadata = UnsafeRawBufferPointer(start: decoded, count: storedMetadataBytes)
+            return body(metadata, UnsafeRawBufferPointer(start: decoded + metadata.count, count: storedPayloadBytes))
+        }
         var result: R?
         try visitBody { metadata, payload in result = body(metadata, payload) }
         return result.unsafelyUnwrapped
     }
 
-    /// Calls `body` once with the metadata and payload bytes (decoded into a stack buffer for a
-    /// compressed record).
+    /// Calls `body` once with the metadata and payload bytes (for a compressed record, decoded
+    /// into this thread's buffer or a temporary one).
     @usableFromInline
     func visitBody(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(ReadError) {
         let bytes = segment.bytes
@@ -180,13 +194,8 @@ public struct RecordedEvent: @unchecked Sendable {
             return
         }
         let metadataBytes = layout.metadataBytes
-        let decodedBytes = metadataBytes + layout.payloadBytes
-        let segment = self.segment
-        let decoded = withUnsafeTemporaryAllocation(byteCount: decodedBytes, alignment: 8) { buffer -> Bool in
-            guard segment.decodeBody(of: layout, into: buffer) else { return false }
-            let decoded = UnsafeRawBufferPointer(buffer)
-            body(decoded.slice(0, metadataBytes), decoded.slice(metadataBytes, decodedBytes - metadataBytes))
-            return true
+        let decoded = segment.withDecodedBody(of: layout) { decoded in
+            body(decoded.slice(0, metadataBytes), decoded.slice(metadataBytes, decoded.count - metadataBytes))
         }
         guard decoded else {
             throw .corrupt(segment.corruption(at: layout.offset, "compressed event record does not decode to its stated size"))

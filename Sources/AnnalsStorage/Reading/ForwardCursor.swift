@@ -22,11 +22,14 @@ public struct ForwardCursor: EventCursor {
     private let retention: RetentionView
     /// The retention rule of the frame's stream, if it has one.
     private var rule: RetentionView.Rule?
-    /// Frames verified on another core ahead of a long read (nil: this cursor verifies each).
-    private var ahead: VerificationAheadToken?
+    /// Frames verified and decoded on another core ahead of a long read (nil: this cursor
+    /// verifies each frame and events decode their own bodies).
+    private var ahead: ReadAheadToken?
+    /// The bodies of the frame being read, decoded ahead on another core (nil: not decoded).
+    private var decoded: DecodedFrame?
 
-    /// Reads of at least this many events verify frames ahead on another core.
-    static let verificationAheadEvents = 100_000
+    /// Reads of at least this many events work ahead on another core.
+    static let readAheadEvents = 100_000
 
     init(snapshot: LogSnapshot, from start: UInt64, limit: Int, retention: RetentionView = .none) {
         self.snapshot = snapshot
@@ -44,9 +47,9 @@ public struct ForwardCursor: EventCursor {
         self.walk = first.walk(from: resume ? (hint.offset, hint.position) : nil, verification: .headers,
                                limit: snapshot.readLimit(of: first))
         if start >= snapshot.end.nextPosition { done = true }
-        if !done, limit >= Self.verificationAheadEvents {
-            ahead = VerificationAhead.start(snapshot: snapshot, slot: slot, from: resume ? (hint.offset, hint.position) : nil)
-                .map(VerificationAheadToken.init)
+        if !done, limit >= Self.readAheadEvents {
+            ahead = ReadAhead.start(snapshot: snapshot, slot: slot, from: resume ? (hint.offset, hint.position) : nil, skippingBefore: start)
+                .map(ReadAheadToken.init)
         }
     }
 
@@ -57,9 +60,14 @@ public struct ForwardCursor: EventCursor {
         guard remaining > 0, !done else { return nil }
         while true {
             while eventsLeftInFrame == 0 {
-                guard try loadFrame() else {
+                let loaded: Bool
+                do { loaded = try loadFrame() } catch {
+                    endReadAhead()
+                    throw error
+                }
+                guard loaded else {
                     done = true
-                    ahead = nil
+                    endReadAhead()
                     return nil
                 }
             }
@@ -73,11 +81,14 @@ public struct ForwardCursor: EventCursor {
             // Events that retention removed are skipped (they stay in the log until compaction).
             if let rule, !rule.keeps(revision: eventRevision, timestamp: layout.timestamp(in: segment.bytes)) { continue }
             remaining -= 1
+            let event = RecordedEvent(position: eventPosition, stream: stream, revision: eventRevision, segment: segment, layout: layout,
+                                      decodedFrame: layout.isCompressed ? decoded : nil)
             if remaining == 0 {
                 let hint = Segment.ResumeHint(position: framePosition, offset: frameOffset)
                 segment.resumeHint.withLock { $0 = hint }
+                endReadAhead()
             }
-            return RecordedEvent(position: eventPosition, stream: stream, revision: eventRevision, segment: segment, layout: layout)
+            return event
         }
     }
 
@@ -115,9 +126,12 @@ public struct ForwardCursor: EventCursor {
                 throw .corrupt(current.corruption(at: offset, reason))
             }
             guard frame.nextPosition > startPosition else { continue }
+            decoded = nil
             if let ahead = ahead?.ahead {
-                if !ahead.hasVerified(slot: slot, through: frame.end) { try current.verify(frame) }
-                ahead.readerReached(slot: slot, offset: frame.offset)
+                switch ahead.take(slot: slot, frame: frame) {
+                case .reader: try current.verify(frame)
+                case .verified(let bodies): decoded = bodies
+                }
             } else {
                 try current.verify(frame)
             }
@@ -140,5 +154,11 @@ public struct ForwardCursor: EventCursor {
             return true
         }
         return false
+    }
+
+    /// Lets the other core go, with the frames it decoded (the events returned keep theirs).
+    private mutating func endReadAhead() {
+        ahead = nil
+        decoded = nil
     }
 }

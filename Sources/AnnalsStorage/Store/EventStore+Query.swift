@@ -27,7 +27,7 @@ extension EventStore {
             let snapshot = snapshot()
             let source: QueryCursor.Source = backwards
                 ? .backward(BackwardCursor(snapshot: snapshot, from: bound == .max ? nil : bound, limit: .max, retention: retention))
-                : .forward(ForwardCursor(snapshot: snapshot, from: bound, limit: .max, retention: retention))
+                : .forward(ForwardCursor(snapshot: snapshot, from: bound, limit: limit, retention: retention))
             return QueryCursor(source: source, query: query, limit: limit, visibleEnd: snapshot.end.nextPosition)
         }
         do { try completePendingKeys() } catch {
@@ -89,7 +89,7 @@ extension EventStore {
         var cursor: QueryCursor
         if query.matchesEverything {
             let snapshot = LogSnapshot(segments: view.withLock { $0.segments }, end: end)
-            cursor = QueryCursor(source: .forward(ForwardCursor(snapshot: snapshot, from: first, limit: .max, retention: retention)),
+            cursor = QueryCursor(source: .forward(ForwardCursor(snapshot: snapshot, from: first, limit: 1, retention: retention)),
                                  query: query, limit: 1, visibleEnd: end.nextPosition)
         } else {
             do throws(ReadError) { try completePendingKeys() } catch {
