@@ -13,7 +13,8 @@ import Synchronization
 /// reader had to wait for one, this leaves frames to the reader more often (``FrameShare``), so
 /// both cores stay busy whichever of them is the slower. A reader that waited too long, or a
 /// copy of the cursor that comes to a frame already handed over, verifies the frame itself: a
-/// frame is then verified twice, never not at all.
+/// frame is then verified twice, never not at all; after a few such waits (a machine too busy
+/// to give this a core) the reader does all the rest alone.
 ///
 /// Damage is reported by the reader exactly as without this: a frame that fails verification
 /// here is handed back to the reader, which verifies it itself, and this stops; a body that
@@ -53,6 +54,11 @@ final class ReadAhead: Sendable {
     private let stopped = Atomic<Bool>(false)
     /// The reader waited for a frame claimed here since this last looked.
     private let readerWaited = Atomic<Bool>(false)
+    /// Waits of the reader that reached `longestWait`.
+    private let timedOutWaits = Atomic<Int>(0)
+    /// The reader sleeps on `wakeReader` until a frame is handed over or decided.
+    private let readerAsleep = Atomic<Bool>(false)
+    private let wakeReader = DispatchSemaphore(value: 0)
     /// Frames claimed here and finished, in log order, for the reader to take.
     private let finished = Locked<FinishedFrames>(FinishedFrames())
     /// Buffers of decoded frames, reused (see ``DecodedFramePool``).
@@ -65,8 +71,10 @@ final class ReadAhead: Sendable {
 
     /// Reads shorter than this are not worth a second thread.
     static let minimumBytes = 2 << 20
-    /// The longest the reader waits for a frame claimed here before doing it itself (ns).
-    static let longestWait: UInt64 = 1_000_000
+    /// The longest the reader waits for a frame claimed here before doing it itself (ns), and
+    /// how many such waits end the work here.
+    static let longestWait: UInt64 = 2_000_000
+    static let timedOutWaitsBeforeStopping = 8
     /// How far ahead of the reader it runs: at most into the next segment, and this far into it.
     static let leadBytes = 2 << 20
     private static let cores = BodyCompressor.cores
@@ -133,11 +141,21 @@ final class ReadAhead: Sendable {
                 waitingSince = now
                 readerWaited.store(true, ordering: .relaxed)
             } else if now - waitingSince > Self.longestWait {
-                // This thread is not getting the core (a loaded machine): the reader does the
-                // frame itself rather than hold its own thread any longer.
+                // This thread did not get a core for that long (a loaded machine): the reader
+                // does the frame itself, and after a few such frames all of them (the work here
+                // stops).
+                if timedOutWaits.add(1, ordering: .relaxed).newValue >= Self.timedOutWaitsBeforeStopping { stop() }
                 return .reader
             }
-            sched_yield()
+            // Asleep, not spinning: the core goes to this thread's work. Said before the next
+            // look at the finished frames, so a frame handed over after it wakes the reader.
+            readerAsleep.store(true, ordering: .sequentiallyConsistent)
+            if finished.withLock({ $0.frames.last.map { $0.key >= key } ?? false }) || decided.load(ordering: .acquiring) >= Self.pack(slot, frame.end) {
+                readerAsleep.store(false, ordering: .relaxed)
+                continue
+            }
+            _ = wakeReader.wait(timeout: .now() + .nanoseconds(Int(Self.longestWait)))
+            readerAsleep.store(false, ordering: .relaxed)
         }
     }
 
@@ -152,7 +170,10 @@ final class ReadAhead: Sendable {
         var segment = snapshot.segments[slot]
         var walk = segment.walk(from: start, verification: .headers, limit: snapshot.readLimit(of: segment))
         var share = FrameShare()
-        defer { decided.store(.max, ordering: .releasing) }
+        defer {
+            decided.store(.max, ordering: .releasing)
+            wakeReaderIfAsleep()
+        }
         while !isStopped() {
             switch walk.next() {
             case .events(let frame):
@@ -235,6 +256,11 @@ final class ReadAhead: Sendable {
 
     private func publish(_ key: UInt64, _ claim: Claim) {
         finished.withLock { $0.frames.append((key, claim)) }
+        wakeReaderIfAsleep()
+    }
+
+    private func wakeReaderIfAsleep() {
+        if readerAsleep.exchange(false, ordering: .sequentiallyConsistent) { wakeReader.signal() }
     }
 
     /// Waits while the frame at (slot, offset) is more than the lead ahead of the reader.
