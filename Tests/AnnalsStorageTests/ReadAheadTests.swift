@@ -17,8 +17,8 @@ import Testing
                      batch: Int = 700) async throws -> StoreOptions {
         let options = StoreOptions(durability: .none, segmentSizeBytes: 1 << 20, compression: compression)
         let store = try EventStore.open(at: path, options: options)
-        var generator = RealisticEvents(seed: 7)
-        let all = given ?? generator.events(events, streams: 7)
+        let all: [(stream: String, event: EventData)]
+        if let given { all = given } else { all = try await realistic() }
         for start in stride(from: 0, to: all.count, by: batch) {
             let events = all[start..<min(start + batch, all.count)]
             let streams = Dictionary(grouping: events, by: \.stream)
@@ -28,6 +28,15 @@ import Testing
         }
         try await store.close()
         return options
+    }
+
+    /// The realistic events of `fill`, made off the task pool (seconds of work in a debug build:
+    /// done on the pool, it would keep one of its two threads from every other suite).
+    static func realistic() async throws -> [(stream: String, event: EventData)] {
+        try await offTheTaskPool {
+            var generator = RealisticEvents(seed: 7)
+            return generator.events(events, streams: 7)
+        }
     }
 
     static func openReadOnly(_ path: String, _ options: StoreOptions) throws -> EventStore {
@@ -84,10 +93,12 @@ import Testing
     @Test func smallRecordsCloseTogetherEachFindTheirOwnDecodedBody() async throws {
         // Bodies of 200 bytes in runs compress to records of about 60 bytes: consecutive
         // records then start less than 64 bytes apart, and each must find its own slot.
-        let events = (0..<40_000).map { index in
-            (stream: "s-\(index / 500 % 3)",
-             event: EventData(type: "T", payload: [UInt8](repeating: UInt8(index % 251), count: 100)
-                 + [UInt8](repeating: UInt8(index / 251 % 251), count: 100)))
+        let events = try await offTheTaskPool {
+            (0..<40_000).map { index in
+                (stream: "s-\(index / 500 % 3)",
+                 event: EventData(type: "T", payload: [UInt8](repeating: UInt8(index % 251), count: 100)
+                     + [UInt8](repeating: UInt8(index / 251 % 251), count: 100)))
+            }
         }
         let directory = TemporaryDirectory()
         let options = try await Self.fill(directory.sub("store"), compression: .lz4, events: events, batch: 500)
@@ -105,8 +116,7 @@ import Testing
         let directory = TemporaryDirectory()
         let options = try await Self.fill(directory.sub("store"), compression: .lz4)
         let writer = try EventStore.open(at: directory.sub("store"), options: options)
-        var generator = RealisticEvents(seed: 7)
-        let counts = Dictionary(grouping: generator.events(Self.events, streams: 7), by: \.stream).mapValues(\.count)
+        let counts = Dictionary(grouping: try await Self.realistic(), by: \.stream).mapValues(\.count)
         let streams = counts.keys.sorted { counts[$0]! > counts[$1]! }
         let cut = counts[streams[0]]! / 2
         try await writer.truncateStream(streams[0], before: UInt64(cut))
