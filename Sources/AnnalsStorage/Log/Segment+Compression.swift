@@ -28,15 +28,6 @@ extension Segment {
         FrameDecoder.validateRecords(of: frame, in: bytes, allowsCompression: allowsCompression) { hasDictionary(at: $0) }
     }
 
-    /// Decodes a compressed record's metadata and payload into `target` (exactly their size).
-    /// False when the block does not decode to exactly that many bytes: corruption that the
-    /// frame checksum did not catch, reported by the caller, never returned as data.
-    func decodeBody(of layout: EventRecordLayout, into target: UnsafeMutableRawBufferPointer) -> Bool {
-        let dictionaryOffset = Int(bytes.u32(layout.dictionaryOffsetField))
-        let block = bytes.slice(layout.blockOffset, layout.blockBytes)
-        return LZ4.decompress(block, into: target, dictionary: dictionaryOffset == 0 ? nil : dictionaryBytes(at: dictionaryOffset))
-    }
-
     /// Decodes a compressed record's metadata and payload and calls `body` with them (valid
     /// during the call): in this thread's ``LZ4PrefixDecoder`` (`decoder`) when it holds the record's
     /// dictionary, else in a temporary buffer. False, without calling `body`, when the block

@@ -37,19 +37,15 @@ final class DecodedFrame: @unchecked Sendable {
 
     deinit { pool.give(buffer) }
 
-    /// Whether the first record of `frame` (verified) is LZ4-compressed: frames of raw records
-    /// are not worth a pass over their records here (a frame that mixes both and starts raw
-    /// is decoded by the reader, as without this).
-    static func startsCompressed(_ frame: FrameHeader, in segment: Segment) -> Bool {
-        FrameDecoder.record(at: frame.recordsOffset, in: segment.bytes).isCompressed
-    }
-
     /// Decodes the compressed records of `frame` (verified) in `segment` into a buffer from
-    /// `pool`, or returns nil when their bodies are fewer than `minimumBytes` or more than
-    /// `maximumBytes`, or when one does not decode to its stated size (the reader then decodes
-    /// each record itself and reports that one as corrupt, exactly as without this).
+    /// `pool`, or returns nil when the frame starts with a raw record (frames of raw records are
+    /// not worth a pass over their records; one that mixes both and starts raw is decoded by
+    /// the reader), when its bodies are fewer than `minimumBytes` or more than `maximumBytes`,
+    /// or when one does not decode to its stated size (the reader then decodes each record
+    /// itself and reports that one as corrupt, exactly as without this).
     static func decode(_ frame: FrameHeader, in segment: Segment, pool: DecodedFramePool) -> DecodedFrame? {
         let mapping = segment.bytes
+        guard FrameDecoder.record(at: frame.recordsOffset, in: mapping).isCompressed else { return nil }
         var byteCount = 0
         var cursor = frame.recordsOffset
         for _ in 0..<frame.eventCount {

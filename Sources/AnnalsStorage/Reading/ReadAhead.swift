@@ -195,7 +195,7 @@ final class ReadAhead: Sendable {
                     publish(key, .reader)
                     return
                 }
-                publish(key, .verified(DecodedFrame.startsCompressed(frame, in: segment) ? DecodedFrame.decode(frame, in: segment, pool: pool) : nil))
+                publish(key, .verified(DecodedFrame.decode(frame, in: segment, pool: pool)))
                 decided.store(end, ordering: .releasing)
             case .dictionary:
                 continue

@@ -375,9 +375,7 @@ public enum StoreVerifier {
             }
             if layout.isCompressed {
                 report.compressedEvents += 1
-                let decoded = withUnsafeTemporaryAllocation(byteCount: layout.metadataBytes + layout.payloadBytes, alignment: 8) {
-                    segment.decodeBody(of: layout, into: $0)
-                }
+                let decoded = segment.withDecodedBody(of: layout) { _ in }
                 if !decoded { return CorruptionReason(offset: cursor, "compressed event record does not decode to its stated size") }
             }
             cursor = layout.end
