@@ -159,6 +159,27 @@ if CommandLine.arguments.contains("writers") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("appends") {
+    // `annals-headline appends [--lz4-only]`: the 1,000-event batch rows, LZ4 beside uncompressed
+    // (only the LZ4 rows, for profiling).
+    print("Annals append benchmark in \(directory)")
+    let workloads = Workloads(directory: directory, poolSize: 100_000)
+    let kinds: [Compression] = CommandLine.arguments.contains("--lz4-only") ? [.lz4] : [.lz4, .none]
+    for _ in 0..<2 {
+        for durability in [Durability.fsyncBeforeAck, .none] {
+            for compression in kinds {
+                let row = try await workloads.appendBatches(total: 1_000_000, batch: 1000, durability: durability, name: "appends",
+                                                            compression: compression)
+                try? FileManager.default.removeItem(atPath: directory + "/appends")
+                print(String(format: "%@: %.0f events/s, p50 %.0f µs, p99 %.0f µs", row.workload, row.eventsPerSecond,
+                             row.p50Microseconds ?? 0, row.p99Microseconds ?? 0))
+            }
+        }
+    }
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
+
 if CommandLine.arguments.contains("encryption") {
     // `annals-headline encryption [--encrypted-only]`: the encrypted rows of the headline beside
     // their plain ones (only the encrypted ones, for profiling).

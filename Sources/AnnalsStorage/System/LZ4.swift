@@ -92,6 +92,12 @@ enum LZ4 {
             dictionaryCount = bytes.count
         }
 
+        /// liblz4's acceleration for these blocks: 2 looks for matches at fewer positions than
+        /// 1. Measured on the benchmarks' realistic events against a 16 KiB dictionary
+        /// (`Tools/compression-probe`): compression 15–25% faster, stores 1% larger (2.32× against
+        /// 2.34×), decoding no slower.
+        static let acceleration: Int32 = 2
+
         /// Bytes of dictionary loaded (0 for none).
         let dictionaryCount: Int
         private let shareTables: Bool
@@ -123,7 +129,7 @@ enum LZ4 {
             let written = LZ4_compress_fast_continue(
                 working, source.baseAddress!.assumingMemoryBound(to: CChar.self),
                 target.baseAddress!.assumingMemoryBound(to: CChar.self),
-                Int32(source.count), Int32(min(target.count, Int(Int32.max))), 1)
+                Int32(source.count), Int32(min(target.count, Int(Int32.max))), Self.acceleration)
             return written > 0 ? Int(written) : nil
         }
     }

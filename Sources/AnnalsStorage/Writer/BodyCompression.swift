@@ -74,57 +74,77 @@ final class BodyCompressor: @unchecked Sendable {
     func precompress(_ events: [EventData]) -> PrecompressedBodies? {
         guard Self.cores > 1, events.count >= Self.parallelEventCount else { return nil }
         let shares = min(Self.cores, events.count / (Self.parallelEventCount / 2))
-        let results = PrecompressedBodies(count: events.count)
+        let results = PrecompressedBodies(events: events, shares: shares)
         let lz4 = self.lz4, workers = self.workers, minimum = minimumBodyBytes
         DispatchQueue.concurrentPerform(iterations: shares) { share in
-            let range = (events.count * share / shares)..<(events.count * (share + 1) / shares)
-            var arena: [UInt8] = []
-            arena.reserveCapacity(range.reduce(0) { $0 + events[$1].metadata.count + events[$1].payload.count })
-            var blocks = [Range<Int>?](repeating: nil, count: range.count)
             var scratch: [UInt8] = []
-            var target = [UInt8](repeating: 0, count: 4096)
-            for (slot, index) in range.enumerated() {
-                let event = events[index]
-                let bodyBytes = event.metadata.count + event.payload.count
-                // As the frame encoder does: the block must leave the record strictly smaller.
-                let capacity = bodyBytes - Format.compressedBodyHeaderBytes - 1
-                guard bodyBytes >= minimum, capacity > 0 else { continue }
-                if target.count < capacity { target = [UInt8](repeating: 0, count: capacity) }
-                let written = target.withUnsafeMutableBytes { buffer in
-                    Self.compress(metadata: event.metadata, payload: event.payload,
-                                  into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<capacity]),
-                                  with: lz4, stream: workers[share], scratch: &scratch)
-                }
-                guard let written else { continue }
-                blocks[slot] = arena.count..<(arena.count + written)
-                arena.append(contentsOf: target[..<written])
+            results.fill(share: share) { index, target in
+                guard events[index].metadata.count + events[index].payload.count >= minimum else { return nil }
+                return Self.compress(metadata: events[index].metadata, payload: events[index].payload, into: target,
+                                     with: lz4, stream: workers[share], scratch: &scratch)
             }
-            results.store(share: range, arena: arena, blocks: blocks)
         }
         return results
     }
 }
 
-/// Blocks compressed ahead of writing: per event, nil (store raw) or the block's bytes.
-final class PrecompressedBodies: Sendable {
-    typealias Share = (range: Range<Int>, arena: [UInt8], blocks: [Range<Int>?])
-    private let shares = Locked<[Share]>([])
-    let count: Int
+/// Blocks compressed ahead of writing: per event, nil (store raw) or the block's bytes. Each
+/// share of the events is filled by one thread (``fill(share:_:)``) into its own buffer; read
+/// once every share is filled.
+final class PrecompressedBodies: @unchecked Sendable {
+    // @unchecked: a share's buffer and block entries are written by the one thread filling it,
+    // and read only after the threads are joined (`DispatchQueue.concurrentPerform`).
+    private let shareStarts: [Int]
+    /// Per event: its metadata and payload bytes.
+    private let bodyBytes: [Int]
+    private let buffers: [UnsafeMutableRawBufferPointer]
+    /// Per event: where its block starts in its share's buffer and its size (0: stored raw).
+    private let blocks: UnsafeMutableBufferPointer<(offset: Int, count: Int)>
 
-    init(count: Int) { self.count = count }
-
-    /// Called once per share, from the thread that compressed it.
-    func store(share range: Range<Int>, arena: [UInt8], blocks: [Range<Int>?]) {
-        shares.withLock { $0.append((range, arena, blocks)) }
+    /// Room for the blocks of `events` split into `shares` contiguous shares: each block is
+    /// smaller than its body, so a share needs at most its bodies' bytes.
+    init(events: [EventData], shares: Int) {
+        let starts = (0...shares).map { events.count * $0 / shares }
+        let bodyBytes = events.map { $0.metadata.count + $0.payload.count }
+        shareStarts = starts
+        self.bodyBytes = bodyBytes
+        buffers = (0..<shares).map { share in
+            .allocate(byteCount: max(bodyBytes[starts[share]..<starts[share + 1]].reduce(0, +), 1), alignment: 16)
+        }
+        blocks = .allocate(capacity: events.count)
+        blocks.initialize(repeating: (0, 0))
     }
 
-    /// Calls `body` with the block of event `index`, or nil when it is stored raw. Called after
-    /// every share was stored.
+    deinit {
+        buffers.forEach { $0.deallocate() }
+        blocks.deallocate()
+    }
+
+    /// Fills share `share`: `compress(index, target)` compresses event `index` into `target`
+    /// (sized so that the record ends strictly smaller than raw; never empty) and returns the
+    /// block's size, or nil to store the body raw.
+    func fill(share: Int, _ compress: (Int, UnsafeMutableRawBufferPointer) -> Int?) {
+        let buffer = buffers[share]
+        var cursor = 0
+        for index in shareStarts[share]..<shareStarts[share + 1] {
+            // As the frame encoder does: the block must leave the record strictly smaller.
+            let capacity = min(buffer.count - cursor, bodyBytes[index] - Format.compressedBodyHeaderBytes - 1)
+            guard capacity > 0,
+                  let written = compress(index, UnsafeMutableRawBufferPointer(rebasing: buffer[cursor..<(cursor + capacity)])),
+                  written > 0
+            else { continue }
+            blocks[index] = (cursor, written)
+            cursor += written
+        }
+    }
+
+    /// Calls `body` with the block of event `index`, or nil when it is stored raw.
     func withBlock<R>(of index: Int, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
-        guard let share = shares.withLock({ $0.first(where: { $0.range.contains(index) }) }),
-              let block = share.blocks[index - share.range.lowerBound]
-        else { return body(nil) }
-        return share.arena.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[block])) }
+        let block = blocks[index]
+        guard block.count > 0 else { return body(nil) }
+        var share = 0
+        while shareStarts[share + 1] <= index { share += 1 }
+        return body(UnsafeRawBufferPointer(rebasing: buffers[share][block.offset..<(block.offset + block.count)]))
     }
 }
 
