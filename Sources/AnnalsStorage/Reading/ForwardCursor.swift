@@ -13,6 +13,10 @@ public struct ForwardCursor: EventCursor {
     private var segment: Segment?
     private var stream = ""
     private var recordOffset = 0
+    /// The frame's bytes before this were hinted to the CPU's cache (up to `frameEnd`; nothing
+    /// when they are past it).
+    private var prefetchedOffset = 0
+    private var frameEnd = 0
     private var eventsLeftInFrame = 0
     private var position: UInt64 = 0
     private var revision: UInt64 = 0
@@ -72,6 +76,7 @@ public struct ForwardCursor: EventCursor {
                 }
             }
             guard let segment else { return nil }
+            prefetch(segment)
             let layout = FrameDecoder.record(at: recordOffset, in: segment.bytes)
             let eventPosition = position, eventRevision = revision
             recordOffset = layout.end
@@ -127,10 +132,16 @@ public struct ForwardCursor: EventCursor {
             }
             guard frame.nextPosition > startPosition else { continue }
             decoded = nil
+            // Only a frame verified on the other core and read from the mapping is worth hinting
+            // to the cache: one verified here is in it already, and of one decoded there only
+            // the record headers are read.
+            var prefetches = false
             if let ahead = ahead?.ahead {
                 switch ahead.take(slot: slot, frame: frame) {
                 case .reader: try current.verify(frame)
-                case .verified(let bodies): decoded = bodies
+                case .verified(let bodies):
+                    decoded = bodies
+                    prefetches = bodies == nil
                 }
             } else {
                 try current.verify(frame)
@@ -142,6 +153,8 @@ public struct ForwardCursor: EventCursor {
             frameOffset = frame.offset
             framePosition = frame.firstPosition
             recordOffset = frame.recordsOffset
+            prefetchedOffset = frame.recordsOffset
+            frameEnd = prefetches ? frame.end : 0
             position = frame.firstPosition
             revision = frame.firstRevision
             eventsLeftInFrame = frame.eventCount
@@ -154,6 +167,20 @@ public struct ForwardCursor: EventCursor {
             return true
         }
         return false
+    }
+
+    /// Bytes of the frame hinted to the CPU's cache ahead of the record being read: the frame
+    /// was verified on the other core (or long before), so its bytes are rarely in this core's
+    /// cache, and records are too far apart for the hardware to see a stream.
+    static let prefetchDistance = 2048
+
+    /// Hints the cache lines up to `prefetchDistance` past the current record.
+    @inline(__always)
+    private mutating func prefetch(_ segment: Segment) {
+        let target = min(recordOffset + Self.prefetchDistance, frameEnd)
+        guard prefetchedOffset < target else { return }
+        segment.prefetch(at: prefetchedOffset, count: target - prefetchedOffset)
+        prefetchedOffset = (target + 63) & ~63
     }
 
     /// Lets the other core go, with the frames it decoded (the events returned keep theirs).
