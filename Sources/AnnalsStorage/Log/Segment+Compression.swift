@@ -28,9 +28,31 @@ extension Segment {
         FrameDecoder.validateRecords(of: frame, in: bytes, allowsCompression: allowsCompression) { hasDictionary(at: $0) }
     }
 
+    /// The shared copy of the dictionary frame at `offset` (`dictionary`: its bytes), made on
+    /// first use; nil when the budget for copies is spent or the copy is of another dictionary
+    /// (a compacted segment has several). Unretained: the segment holds it for its life.
+    private func dictionaryCopy(of dictionary: UnsafeRawBufferPointer, at offset: Int) -> Unmanaged<LZ4DictionaryCopy>? {
+        if let copy = dictionaryCopy.load(ordering: .acquiring) {
+            return copy._withUnsafeGuaranteedRef { $0.dictionaryOffset } == offset ? copy : nil
+        }
+        guard !dictionaryCopyRefused.load(ordering: .relaxed) else { return nil }
+        guard let made = LZ4DictionaryCopy.make(dictionary: dictionary, at: offset) else {
+            dictionaryCopyRefused.store(true, ordering: .relaxed)
+            return nil
+        }
+        let copy = Unmanaged.passRetained(made)
+        let (exchanged, found) = dictionaryCopy.compareExchange(expected: nil, desired: copy, ordering: .acquiringAndReleasing)
+        guard exchanged else {
+            copy.release() // another thread made one first
+            return found.flatMap { $0._withUnsafeGuaranteedRef { $0.dictionaryOffset } == offset ? $0 : nil }
+        }
+        return copy
+    }
+
     /// Decodes a compressed record's metadata and payload and calls `body` with them (valid
-    /// during the call): in this thread's ``LZ4PrefixDecoder`` (`decoder`) when it holds the record's
-    /// dictionary, else in a temporary buffer. False, without calling `body`, when the block
+    /// during the call): in this thread's ``LZ4PrefixDecoder`` (`decoder`) when it holds the
+    /// record's dictionary, else after the segment's ``LZ4DictionaryCopy`` when it is free, else
+    /// in a temporary buffer against the mapping. False, without calling `body`, when the block
     /// does not decode to exactly their size (corruption, reported by the caller).
     func withDecodedBody(
         of layout: EventRecordLayout, decoder: LZ4PrefixDecoder = .current, _ body: (UnsafeRawBufferPointer) -> Void
@@ -42,6 +64,10 @@ extension Segment {
         if let dictionary {
             let key = LZ4PrefixDecoder.DictionaryKey(segment: serial, offset: dictionaryOffset)
             if let decoded = decoder.decode(block, decodedCount: decodedCount, dictionary: dictionary, key: key, body) {
+                return decoded
+            }
+            if let copy = dictionaryCopy(of: dictionary, at: dictionaryOffset),
+               let decoded = copy._withUnsafeGuaranteedRef({ $0.decode(block, decodedCount: decodedCount, body) }) {
                 return decoded
             }
         }

@@ -19,6 +19,12 @@ final class Segment: Sendable {
     /// the segment's first frame. Frames never move, so any recorded boundary stays valid.
     let resumeHint = Locked<ResumeHint>(ResumeHint(position: 0, offset: 0))
 
+    /// The segment's dictionary copied for decoding single records (``LZ4DictionaryCopy``),
+    /// made on first use and released with the segment; `dictionaryCopyRefused` once the
+    /// process's budget for such copies was spent when this segment asked.
+    let dictionaryCopy = Atomic<Unmanaged<LZ4DictionaryCopy>?>(nil)
+    let dictionaryCopyRefused = Atomic<Bool>(false)
+
     struct ResumeHint {
         var position: UInt64
         var offset: Int
@@ -37,6 +43,10 @@ final class Segment: Sendable {
         self.header = header
         self.file = file
         self.keyRing = keyRing
+    }
+
+    deinit {
+        dictionaryCopy.load(ordering: .acquiring)?.release()
     }
 
     /// The segment's number (its file name).
