@@ -160,11 +160,12 @@ if CommandLine.arguments.contains("writers") {
 }
 
 if CommandLine.arguments.contains("appends") {
-    // `annals-headline appends [--lz4-only]`: the 1,000-event batch rows, LZ4 beside uncompressed
-    // (only the LZ4 rows, for profiling).
+    // `annals-headline appends [--lz4-only | --uncompressed-only]`: the 1,000-event batch rows,
+    // LZ4 beside uncompressed (or one of them, for profiling).
     print("Annals append benchmark in \(directory)")
     let workloads = Workloads(directory: directory, poolSize: 100_000)
-    let kinds: [Compression] = CommandLine.arguments.contains("--lz4-only") ? [.lz4] : [.lz4, .none]
+    let kinds: [Compression] = CommandLine.arguments.contains("--lz4-only") ? [.lz4]
+        : CommandLine.arguments.contains("--uncompressed-only") ? [.none] : [.lz4, .none]
     for _ in 0..<2 {
         for durability in [Durability.fsyncBeforeAck, .none] {
             for compression in kinds {
