@@ -29,17 +29,14 @@ extension Segment {
     }
 
     /// The shared copy of the dictionary frame at `offset` (`dictionary`: its bytes), made on
-    /// first use; nil when the budget for copies is spent or the copy is of another dictionary
-    /// (a compacted segment has several). Unretained: the segment holds it for its life.
+    /// first use; nil when the process's budget for copies is spent (asked again on a later
+    /// read) or the copy is of another dictionary (a compacted segment has several).
+    /// Unretained: the segment holds it for its life.
     private func dictionaryCopy(of dictionary: UnsafeRawBufferPointer, at offset: Int) -> Unmanaged<LZ4DictionaryCopy>? {
         if let copy = dictionaryCopy.load(ordering: .acquiring) {
             return copy._withUnsafeGuaranteedRef { $0.dictionaryOffset } == offset ? copy : nil
         }
-        guard !dictionaryCopyRefused.load(ordering: .relaxed) else { return nil }
-        guard let made = LZ4DictionaryCopy.make(dictionary: dictionary, at: offset) else {
-            dictionaryCopyRefused.store(true, ordering: .relaxed)
-            return nil
-        }
+        guard let made = LZ4DictionaryCopy.make(dictionary: dictionary, at: offset) else { return nil }
         let copy = Unmanaged.passRetained(made)
         let (exchanged, found) = dictionaryCopy.compareExchange(expected: nil, desired: copy, ordering: .acquiringAndReleasing)
         guard exchanged else {
@@ -51,11 +48,15 @@ extension Segment {
 
     /// Decodes a compressed record's metadata and payload and calls `body` with them (valid
     /// during the call): in this thread's ``LZ4PrefixDecoder`` (`decoder`) when it holds the
-    /// record's dictionary, else after the segment's ``LZ4DictionaryCopy`` when it is free, else
-    /// in a temporary buffer against the mapping. False, without calling `body`, when the block
-    /// does not decode to exactly their size (corruption, reported by the caller).
+    /// record's dictionary, else (when `sharedCopy`) in the output area of the segment's
+    /// ``LZ4DictionaryCopy`` when it is free, else in a temporary buffer against the mapping.
+    /// False, without calling `body`, when the block does not decode to exactly their size
+    /// (corruption, reported by the caller). Scans of whole frames (read-ahead, verification)
+    /// pass `sharedCopy: false`: they would make a copy for every segment they pass, for a few
+    /// hundred blocks before their thread's decoder takes the dictionary over.
     func withDecodedBody(
-        of layout: EventRecordLayout, decoder: LZ4PrefixDecoder = .current, _ body: (UnsafeRawBufferPointer) -> Void
+        of layout: EventRecordLayout, decoder: LZ4PrefixDecoder = .current, sharedCopy: Bool = true,
+        _ body: (UnsafeRawBufferPointer) -> Void
     ) -> Bool {
         let dictionaryOffset = Int(bytes.u32(layout.dictionaryOffsetField))
         let decodedCount = layout.metadataBytes + layout.payloadBytes
@@ -66,7 +67,7 @@ extension Segment {
             if let decoded = decoder.decode(block, decodedCount: decodedCount, dictionary: dictionary, key: key, body) {
                 return decoded
             }
-            if let copy = dictionaryCopy(of: dictionary, at: dictionaryOffset),
+            if sharedCopy, let copy = dictionaryCopy(of: dictionary, at: dictionaryOffset),
                let decoded = copy._withUnsafeGuaranteedRef({ $0.decode(block, decodedCount: decodedCount, body) }) {
                 return decoded
             }

@@ -20,10 +20,9 @@ final class Segment: Sendable {
     let resumeHint = Locked<ResumeHint>(ResumeHint(position: 0, offset: 0))
 
     /// The segment's dictionary copied for decoding single records (``LZ4DictionaryCopy``),
-    /// made on first use and released with the segment; `dictionaryCopyRefused` once the
-    /// process's budget for such copies was spent when this segment asked.
+    /// made on first use (published by one compare-and-exchange; a copy made by a thread that
+    /// lost the race is released) and released with the segment.
     let dictionaryCopy = Atomic<Unmanaged<LZ4DictionaryCopy>?>(nil)
-    let dictionaryCopyRefused = Atomic<Bool>(false)
 
     struct ResumeHint {
         var position: UInt64

@@ -140,6 +140,8 @@ public struct RecordedEvent: @unchecked Sendable {
 
     /// Calls `body` with the payload bytes: in place in the mapping for a raw record (no copy),
     /// or in a temporary buffer for a compressed one. The buffer is valid only during the call.
+    /// It may be a buffer other threads use in turn: while `body` runs they decode elsewhere,
+    /// so keep `body` short.
     ///
     /// - Throws: ``ReadError/corrupt(_:)`` as for ``metadata``.
     @inlinable
@@ -180,7 +182,7 @@ public struct RecordedEvent: @unchecked Sendable {
     }
 
     /// Calls `body` once with the metadata and payload bytes (for a compressed record, decoded
-    /// into this thread's buffer or a temporary one).
+    /// into this thread's buffer, the segment's shared one or a temporary one).
     @usableFromInline
     func visitBody(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(ReadError) {
         let bytes = segment.bytes

@@ -70,7 +70,7 @@ final class DecodedFrame: @unchecked Sendable {
             cursor = layout.end
             guard layout.isCompressed else { continue }
             let target = decoded.bodies + offset
-            let ok = segment.withDecodedBody(of: layout, decoder: decoder) { body in
+            let ok = segment.withDecodedBody(of: layout, decoder: decoder, sharedCopy: false) { body in
                 if let source = body.baseAddress { target.copyMemory(from: source, byteCount: body.count) }
             }
             guard ok else { return nil }

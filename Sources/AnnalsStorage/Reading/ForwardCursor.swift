@@ -153,7 +153,7 @@ public struct ForwardCursor: EventCursor {
             frameOffset = frame.offset
             framePosition = frame.firstPosition
             recordOffset = frame.recordsOffset
-            prefetchedOffset = frame.recordsOffset
+            prefetchedOffset = frame.recordsOffset & ~63
             frameEnd = prefetches ? frame.end : 0
             position = frame.firstPosition
             revision = frame.firstRevision

@@ -375,7 +375,7 @@ public enum StoreVerifier {
             }
             if layout.isCompressed {
                 report.compressedEvents += 1
-                let decoded = segment.withDecodedBody(of: layout) { _ in }
+                let decoded = segment.withDecodedBody(of: layout, sharedCopy: false) { _ in }
                 if !decoded { return CorruptionReason(offset: cursor, "compressed event record does not decode to its stated size") }
             }
             cursor = layout.end

@@ -89,16 +89,19 @@ final class BodyCompressor: @unchecked Sendable {
 }
 
 /// Blocks compressed ahead of writing: per event, nil (store raw) or the block's bytes. Each
-/// share of the events is filled by one thread (``fill(share:_:)``) into its own buffer; read
-/// once every share is filled.
+/// share of the events is filled by one thread (``fill(share:_:)``) into its own part of one
+/// buffer; read once every share is filled.
 final class PrecompressedBodies: @unchecked Sendable {
-    // @unchecked: a share's buffer and block entries are written by the one thread filling it,
-    // and read only after the threads are joined (`DispatchQueue.concurrentPerform`).
+    // @unchecked: a share's part of the buffer and its block entries are written by the one
+    // thread filling it, and read only after the threads are joined
+    // (`DispatchQueue.concurrentPerform`).
     private let shareStarts: [Int]
     /// Per event: its metadata and payload bytes.
     private let bodyBytes: [Int]
-    private let buffers: [UnsafeMutableRawBufferPointer]
-    /// Per event: where its block starts in its share's buffer and its size (0: stored raw).
+    /// Per share: where its part of `buffer` starts (one more entry: the end).
+    private let shareOffsets: [Int]
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Per event: where its block starts in `buffer` and its size (0: stored raw).
     private let blocks: UnsafeMutableBufferPointer<(offset: Int, count: Int)>
 
     /// Room for the blocks of `events` split into `shares` contiguous shares: each block is
@@ -106,17 +109,18 @@ final class PrecompressedBodies: @unchecked Sendable {
     init(events: [EventData], shares: Int) {
         let starts = (0...shares).map { events.count * $0 / shares }
         let bodyBytes = events.map { $0.metadata.count + $0.payload.count }
+        var offsets = [0]
+        for share in 0..<shares { offsets.append(offsets[share] + bodyBytes[starts[share]..<starts[share + 1]].reduce(0, +)) }
         shareStarts = starts
         self.bodyBytes = bodyBytes
-        buffers = (0..<shares).map { share in
-            .allocate(byteCount: max(bodyBytes[starts[share]..<starts[share + 1]].reduce(0, +), 1), alignment: 16)
-        }
+        shareOffsets = offsets
+        buffer = .allocate(byteCount: max(offsets[shares], 1), alignment: 16)
         blocks = .allocate(capacity: events.count)
         blocks.initialize(repeating: (0, 0))
     }
 
     deinit {
-        buffers.forEach { $0.deallocate() }
+        buffer.deallocate()
         blocks.deallocate()
     }
 
@@ -124,11 +128,11 @@ final class PrecompressedBodies: @unchecked Sendable {
     /// (sized so that the record ends strictly smaller than raw; never empty) and returns the
     /// block's size, or nil to store the body raw.
     func fill(share: Int, _ compress: (Int, UnsafeMutableRawBufferPointer) -> Int?) {
-        let buffer = buffers[share]
-        var cursor = 0
+        var cursor = shareOffsets[share]
         for index in shareStarts[share]..<shareStarts[share + 1] {
-            // As the frame encoder does: the block must leave the record strictly smaller.
-            let capacity = min(buffer.count - cursor, bodyBytes[index] - Format.compressedBodyHeaderBytes - 1)
+            // As the frame encoder does: the block must leave the record strictly smaller. (It
+            // always fits the share's part: each block written before is smaller than its body.)
+            let capacity = min(shareOffsets[share + 1] - cursor, bodyBytes[index] - Format.compressedBodyHeaderBytes - 1)
             guard capacity > 0,
                   let written = compress(index, UnsafeMutableRawBufferPointer(rebasing: buffer[cursor..<(cursor + capacity)])),
                   written > 0
@@ -142,9 +146,7 @@ final class PrecompressedBodies: @unchecked Sendable {
     func withBlock<R>(of index: Int, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
         let block = blocks[index]
         guard block.count > 0 else { return body(nil) }
-        var share = 0
-        while shareStarts[share + 1] <= index { share += 1 }
-        return body(UnsafeRawBufferPointer(rebasing: buffers[share][block.offset..<(block.offset + block.count)]))
+        return body(UnsafeRawBufferPointer(rebasing: buffer[block.offset..<(block.offset + block.count)]))
     }
 }
 
