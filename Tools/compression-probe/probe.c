@@ -36,7 +36,7 @@ static size_t body(const Event *e, int withMetadata, uint8_t *out) {
 // Per event, each compressed on its own against `dictSize` bytes of the bodies just before
 // event `first` (0 = no dictionary). `attach`: share the loaded dictionary through dictCtx
 // instead of copying the loaded stream state for each event.
-static void perEvent(Event *events, size_t first, size_t count, size_t dictSize, int withMetadata, int attach) {
+static void perEvent(Event *events, size_t first, size_t count, size_t dictSize, int withMetadata, int attach, int acceleration) {
     uint8_t *dict = malloc(dictSize + 1);
     size_t have = 0;
     uint8_t scratch[1 << 16];
@@ -63,10 +63,10 @@ static void perEvent(Event *events, size_t first, size_t count, size_t dictSize,
             LZ4_resetStream_fast(work);
             work->internal_donotuse.dictCtx = &loaded->internal_donotuse;
             if (work->internal_donotuse.currentOffset == 0) work->internal_donotuse.currentOffset = 64 * 1024;
-            written = LZ4_compress_fast_continue(work, (const char *)scratch, (char *)out, (int)n, sizeof out, 1);
+            written = LZ4_compress_fast_continue(work, (const char *)scratch, (char *)out, (int)n, sizeof out, acceleration);
         } else {
             memcpy(work, loaded, sizeof *work);
-            written = LZ4_compress_fast_continue(work, (const char *)scratch, (char *)out, (int)n, sizeof out, 1);
+            written = LZ4_compress_fast_continue(work, (const char *)scratch, (char *)out, (int)n, sizeof out, acceleration);
         }
         if (written <= 0 || (size_t)written >= n) { written = -(int)n; }  // stored raw
         size_t keep = written < 0 ? n : (size_t)written;
@@ -86,8 +86,8 @@ static void perEvent(Event *events, size_t first, size_t count, size_t dictSize,
             check += (uint64_t)n + scratch[0];
         }
     double decodeSeconds = (now() - t0) / 3;
-    printf("per event, %-13s dict %5zu KiB%s: ratio %.2fx  compress %4.0f ns/event  decode %4.0f ns/event (%.2f GB/s)  [%llu]\n",
-           withMetadata ? "meta+payload," : "payload,", have / 1024, have ? (attach ? " (dictCtx)" : " (copied) ") : "           ",
+    printf("per event, %-13s dict %5zu KiB%s, acceleration %d: ratio %.2fx  compress %4.0f ns/event  decode %4.0f ns/event (%.2f GB/s)  [%llu]\n",
+           withMetadata ? "meta+payload," : "payload,", have / 1024, have ? (attach ? " (dictCtx)" : " (copied) ") : "           ", acceleration,
            (double)raw / stored, compressSeconds / count * 1e9, decodeSeconds / count * 1e9, raw / decodeSeconds / 1e9,
            (unsigned long long)(check % 10));
     for (size_t i = 0; i < count; i++) free(compressed[i]);
@@ -117,6 +117,64 @@ static void blocks(Event *events, size_t first, size_t count, size_t blockSize, 
     free(block); free(out); free(decoded);
 }
 
+// Where the dictionary lies when a block is decoded: right before the output (liblz4 copies a
+// match into it inline) or elsewhere (liblz4 calls memmove for each such match). 127
+// dictionaries of 16 KiB (the bodies just before their segment's events, as the writer takes
+// them), `perSegment` events compressed against each at acceleration 2 as the writer does,
+// decoded segment by segment and in random order (as single-stream reads do).
+static void placement(Event *events, size_t first, size_t perSegment) {
+    enum { SEGMENTS = 127, DICT = 16 * 1024, AREA = 1 << 16 };
+    uint8_t scratch[1 << 16], out[LZ4_COMPRESSBOUND(1 << 16)];
+    uint8_t **dicts = malloc(SEGMENTS * sizeof *dicts), **blocks = malloc(SEGMENTS * perSegment * sizeof *blocks);
+    int *sizes = malloc(SEGMENTS * perSegment * sizeof *sizes), *decoded = malloc(SEGMENTS * perSegment * sizeof *decoded);
+    LZ4_stream_t *stream = LZ4_createStream();
+    size_t next = first;
+    for (int g = 0; g < SEGMENTS; g++) {
+        dicts[g] = malloc(DICT + AREA);  // the dictionary, then room for one decoded body
+        size_t have = 0;
+        for (size_t i = next; i > 0 && have < DICT; i--) {
+            size_t n = body(&events[i - 1], 1, scratch), take = n < DICT - have ? n : DICT - have;
+            memcpy(dicts[g] + DICT - have - take, scratch + n - take, take);
+            have += take;
+        }
+        for (size_t k = 0; k < perSegment; k++, next++) {
+            size_t n = body(&events[next], 1, scratch), slot = g * perSegment + k;
+            LZ4_loadDict(stream, (const char *)dicts[g], DICT);
+            sizes[slot] = LZ4_compress_fast_continue(stream, (const char *)scratch, (char *)out, (int)n, sizeof out, 2);
+            blocks[slot] = malloc((size_t)sizes[slot]);
+            memcpy(blocks[slot], out, (size_t)sizes[slot]);
+            decoded[slot] = (int)n;
+        }
+    }
+    uint8_t *target = malloc(AREA);
+    uint64_t check = 0;
+    for (int random = 0; random <= 1; random++) {
+        double seconds[2];
+        for (int before = 0; before <= 1; before++) {
+            srand(7);
+            size_t total = SEGMENTS * perSegment * 2;
+            double t0 = now();
+            for (size_t r = 0; r < total; r++) {
+                size_t slot = random ? (size_t)rand() % (SEGMENTS * perSegment) : r % (SEGMENTS * perSegment);
+                // Elsewhere: decoded into a buffer of its own, the dictionary not right before it.
+                uint8_t *dict = dicts[slot / perSegment], *into = before ? dict + DICT : target;
+                int n = LZ4_decompress_safe_usingDict((const char *)blocks[slot], (char *)into, sizes[slot], AREA,
+                                                      (const char *)dict, DICT);
+                if (n != decoded[slot]) { fprintf(stderr, "placement decode failed\n"); exit(1); }
+                if (before) memcpy(target, into, (size_t)n);  // handed out of the shared area
+                check += target[0];
+            }
+            seconds[before] = (now() - t0) / total * 1e9;
+        }
+        printf("decode against a 16 KiB dictionary, %s over 127: elsewhere %.0f ns/event, right before the output (copied out) %.0f ns/event  [%llu]\n",
+               random ? "random order" : "segment by segment", seconds[0], seconds[1], (unsigned long long)(check % 10));
+    }
+    for (size_t i = 0; i < SEGMENTS * perSegment; i++) free(blocks[i]);
+    for (int g = 0; g < SEGMENTS; g++) free(dicts[g]);
+    free(dicts); free(blocks); free(sizes); free(decoded); free(target);
+    LZ4_freeStream(stream);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: probe CORPUS\n"); return 2; }
     size_t size;
@@ -135,13 +193,15 @@ int main(int argc, char **argv) {
     printf("liblz4 %s, %zu events after the first %zu (one 64 MiB segment's worth): payload %.0f B, metadata %.0f B on average\n",
            LZ4_versionString(), n, first, rawPayload / n, rawMeta / n);
     for (int withMetadata = 0; withMetadata <= 1; withMetadata++) {
-        perEvent(events, first, n, 0, withMetadata, 0);
-        perEvent(events, first, n, 16 * 1024, withMetadata, 1);
-        perEvent(events, first, n, 32 * 1024, withMetadata, 1);
-        perEvent(events, first, n, 64 * 1024, withMetadata, 0);
-        perEvent(events, first, n, 64 * 1024, withMetadata, 1);
+        perEvent(events, first, n, 0, withMetadata, 0, 1);
+        perEvent(events, first, n, 16 * 1024, withMetadata, 1, 1);
+        perEvent(events, first, n, 16 * 1024, withMetadata, 1, 2);
+        perEvent(events, first, n, 32 * 1024, withMetadata, 1, 1);
+        perEvent(events, first, n, 64 * 1024, withMetadata, 0, 1);
+        perEvent(events, first, n, 64 * 1024, withMetadata, 1, 1);
         blocks(events, first, n, 64 * 1024, withMetadata);
         blocks(events, first, n, 256 * 1024, withMetadata);
     }
+    placement(events, first, n / 127 < 800 ? n / 127 : 800);
     return 0;
 }
