@@ -22,17 +22,18 @@ import Testing
         #expect(Set(read.map(\.segment.index)).count >= 4, "the events span several segments")
         let budgetFree = LZ4DictionaryCopy.bytesInUse < LZ4DictionaryCopy.budgetBytes / 2
         let expected = events.map(\.event.payload)
-        // Four threads read every compressed record, each in its own order and each hopping to
+        // Three threads read every compressed record, each in its own order and each hopping to
         // another segment at almost every read, so that no thread's own decoder takes a
         // dictionary over and they all decode in the segments' shared areas, at the same
         // moments: a decode that overlapped another would return the other's bytes or a mix.
+        // (Few rounds: the threads compete for the cores with every other suite of the run.)
         let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
-            for thread in 0..<4 {
+            for thread in 0..<3 {
                 group.addTask {
                     try await offTheTaskPool {
-                        let stride = [389, 401, 409, 419][thread] // primes: every record once per round
+                        let stride = [389, 401, 409][thread] // primes: every record once per round
                         var mismatches = 0
-                        for round in 0..<20 {
+                        for round in 0..<4 {
                             for step in 0..<compressed.count {
                                 let index = compressed[(step * stride + round * 7) % compressed.count]
                                 if try read[index].payload != expected[index] { mismatches += 1 }
@@ -82,8 +83,12 @@ import Testing
                     while arrived.load(ordering: .relaxed) < 3 { sched_yield() }
                     for _ in 0..<20_000 {
                         let outcome = blocks[thread].withUnsafeBytes { block in
-                            copy.decode(block, decodedCount: messages[thread].count) { decoded in
-                                if !decoded.elementsEqual(messages[thread]) { mismatches.add(1, ordering: .relaxed) }
+                            messages[thread].withUnsafeBytes { message in
+                                copy.decode(block, decodedCount: message.count) { decoded in
+                                    if memcmp(decoded.baseAddress!, message.baseAddress!, message.count) != 0 {
+                                        mismatches.add(1, ordering: .relaxed)
+                                    }
+                                }
                             }
                         }
                         if outcome == true { decodedHere.add(1, ordering: .relaxed) }
