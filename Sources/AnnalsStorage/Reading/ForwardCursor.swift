@@ -169,9 +169,9 @@ public struct ForwardCursor: EventCursor {
         return false
     }
 
-    /// Bytes of the frame hinted to the CPU's cache ahead of the record being read: the frame
-    /// was verified on the other core (or long before), so its bytes are rarely in this core's
-    /// cache, and records are too far apart for the hardware to see a stream.
+    /// Bytes of the frame hinted to the CPU's cache ahead of the record being read, for frames
+    /// the other core verified: their bytes are then in that core's cache rather than this
+    /// one's, and records lie too far apart for the hardware to see a stream.
     static let prefetchDistance = 2048
 
     /// Hints the cache lines up to `prefetchDistance` past the current record.
