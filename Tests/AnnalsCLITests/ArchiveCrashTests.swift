@@ -22,7 +22,7 @@ import Testing
         try await store.close()
     }
 
-    func runArchive(_ root: String, crashPoint: Int) throws -> (Int32, String) {
+    func runArchive(_ root: String, crashPoint: Int) async throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .deletingLastPathComponent().appendingPathComponent("annals")
@@ -47,22 +47,22 @@ import Testing
         let directory = TemporaryStore()
         let source = directory.directory + "/source"
         try await makeSource(source, archived: alreadyArchived)
-        let expected = try runAnnals(["dump", source + "/store"]).stdout
+        let expected = try await runAnnals(["dump", source + "/store"]).stdout
         #expect(expected.split(separator: "\n").count == 3_000)
         var stops = 0
         for point in 1...200 {
             let work = directory.directory + "/work-\(point)"
             try FileManager.default.copyItem(atPath: source, toPath: work)
             defer { try? FileManager.default.removeItem(atPath: work) }
-            let (status, stderr) = try runArchive(work, crashPoint: point)
+            let (status, stderr) = try await runArchive(work, crashPoint: point)
             if status == 0 { break }
             let label = "crash point \(point) (\(stderr.trimmingCharacters(in: .whitespacesAndNewlines)))"
             #expect(status == CrashPoints.exitStatus, "\(label)")
             guard status == CrashPoints.exitStatus else { break }
             stops += 1
-            let dump = try runAnnals(["dump", work + "/store"])
+            let dump = try await runAnnals(["dump", work + "/store"])
             #expect(dump.status == 0 && dump.stdout == expected, "\(label): \(dump.stderr)")
-            #expect(try runAnnals(["verify", work + "/store"]).status == 0, "\(label)")
+            #expect(try await runAnnals(["verify", work + "/store"]).status == 0, "\(label)")
             // A writable open deletes the local files of archived segments: one place each.
             let reopened = try EventStore.open(at: work + "/store", options: Self.options)
             let boundary = reopened.archive.withLock { $0?.firstLocalSegment } ?? 0
@@ -70,11 +70,11 @@ import Testing
             #expect(Self.numbers(work + "/store/segments").allSatisfy { $0 >= boundary }, "\(label): local files of archived segments left")
             #expect(Self.numbers(work + "/cold").filter { $0 < boundary }.count == Int(boundary) || boundary == 0, "\(label)")
             // And the next run finishes the move.
-            let finished = try runAnnals(["archive", work + "/store", work + "/cold", "--older-than", "0"])
+            let finished = try await runAnnals(["archive", work + "/store", work + "/cold", "--older-than", "0"])
             #expect(finished.status == 0, "\(label): \(finished.stderr)")
             #expect(Self.numbers(work + "/store/segments").count == 1, "\(label): only the open segment stays")
-            #expect(try runAnnals(["dump", work + "/store"]).stdout == expected, "\(label)")
-            #expect(try runAnnals(["verify", work + "/store"]).status == 0, "\(label)")
+            #expect(try await runAnnals(["dump", work + "/store"]).stdout == expected, "\(label)")
+            #expect(try await runAnnals(["verify", work + "/store"]).status == 0, "\(label)")
         }
         #expect(stops >= 10, "the archive run passed \(stops) crash points")
         print("archive crash points exercised (already archived: \(alreadyArchived)): \(stops)")

@@ -51,7 +51,7 @@ import Testing
     /// The checkpoint of `v4-durable-marks` names the start of its last segment (as a `kill -9`
     /// after the last commit leaves it); the segment's durable mark vouches for every frame
     /// after it, so a flipped bit there is corruption a writer refuses, never a tail it cuts.
-    @Test func durableMarksFixtureProtectsItsOpenSegment() throws {
+    @Test func durableMarksFixtureProtectsItsOpenSegment() async throws {
         let scratch = TemporaryStore()
         try FileManager.default.copyItem(atPath: Self.fixtures + "/v4-durable-marks/store", toPath: scratch.path)
         let segments = try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/segments").filter { $0.hasSuffix(".seg") }.sorted()
@@ -74,29 +74,29 @@ import Testing
             guard case OpenError.corrupt(let corruption) = error else { return false }
             return corruption.file == last && corruption.offset == victim
         }
-        let dump = try runAnnals(["dump", scratch.path])
+        let dump = try await runAnnals(["dump", scratch.path])
         #expect(dump.status == 1)
-        #expect(try runAnnals(["verify", scratch.path]).status == 1)
+        #expect(try await runAnnals(["verify", scratch.path]).status == 1)
     }
 
-    @Test(arguments: names) func fixtureDumpsAsCommittedAndVerifies(name: String) throws {
+    @Test(arguments: names) func fixtureDumpsAsCommittedAndVerifies(name: String) async throws {
         let directory = Self.fixtures + "/" + name
         let expected = try String(contentsOfFile: directory + "/expected.jsonl", encoding: .utf8)
         // On a copy: a read-only open changes nothing, but a test must not be able to.
         let scratch = TemporaryStore()
         try Self.copy(name, to: scratch)
-        let dump = try runAnnals(["dump", scratch.path] + Self.keyArguments(name))
+        let dump = try await runAnnals(["dump", scratch.path] + Self.keyArguments(name))
         #expect(dump.status == 0, "\(dump.stderr)")
         #expect(dump.stdout == expected, "fixture \(name): annals dump differs from expected.jsonl")
-        let verify = try runAnnals(["verify", scratch.path] + Self.keyArguments(name))
+        let verify = try await runAnnals(["verify", scratch.path] + Self.keyArguments(name))
         #expect(verify.status == 0, "\(verify.stdout)")
         if !Self.keyArguments(name).isEmpty {
             #expect(verify.stdout.contains("erased") && !verify.stdout.contains("authenticated 0,"), "\(verify.stdout)")
-            #expect(try runAnnals(["dump", scratch.path]).status == 1, "fixture \(name): encrypted events need the key")
+            #expect(try await runAnnals(["dump", scratch.path]).status == 1, "fixture \(name): encrypted events need the key")
         }
         // The second store of a fixture (v7-encrypted's store-all), when there is one.
         if FileManager.default.fileExists(atPath: directory + "/store-all") {
-            let all = try runAnnals(["dump", directory + "/store-all"] + Self.keyArguments(name))
+            let all = try await runAnnals(["dump", directory + "/store-all"] + Self.keyArguments(name))
             let expectedAll = try String(contentsOfFile: directory + "/expected-all.jsonl", encoding: .utf8)
             #expect(all.status == 0 && all.stdout == expectedAll,
                     "fixture \(name): store-all differs from expected-all.jsonl")
@@ -106,7 +106,7 @@ import Testing
     @Test(arguments: names) func writerContinuesAFixture(name: String) async throws {
         let scratch = TemporaryStore()
         try Self.copy(name, to: scratch)
-        let before = try runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
+        let before = try await runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
         let store = try EventStore.open(at: scratch.path, options: Self.options(name))
         let end = store.endPosition
         for index in 0..<50 {
@@ -114,11 +114,11 @@ import Testing
                                        to: "later-\(index % 3)")
         }
         try await store.close()
-        let after = try runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
+        let after = try await runAnnals(["dump", scratch.path] + Self.keyArguments(name)).stdout
         #expect(after.hasPrefix(before), "fixture \(name): old events must read the same after new appends")
         // (Retention may hide events of the fixture: count what the dump showed before.)
         #expect(after.split(separator: "\n").count == before.split(separator: "\n").count + 50)
         #expect(end > 0)
-        #expect(try runAnnals(["verify", scratch.path] + Self.keyArguments(name)).status == 0)
+        #expect(try await runAnnals(["verify", scratch.path] + Self.keyArguments(name)).status == 0)
     }
 }

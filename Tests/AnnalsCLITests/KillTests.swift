@@ -120,10 +120,10 @@ import Testing
         let damaged = Data(bytes)
         try damaged.write(to: URL(fileURLWithPath: segment))
 
-        let verify = try runAnnals(["verify", store.path])
+        let verify = try await runAnnals(["verify", store.path])
         #expect(verify.status == 1)
         #expect(verify.stdout.contains("offset \(fifth)"), "\(verify.stdout)")
-        let dump = try runAnnals(["dump", store.path])
+        let dump = try await runAnnals(["dump", store.path])
         #expect(dump.status == 1)
         #expect(dump.stderr.contains("offset \(fifth)"), "\(dump.stderr)")
         let printed = UInt64(dump.stdout.split(separator: "\n").count)
@@ -138,16 +138,16 @@ import Testing
 
         // An operator who decides to lose the events from the damage on can: `annals repair`
         // refuses without being asked, and cuts the log at the damage when asked.
-        let refused = try runAnnals(["repair", store.path])
+        let refused = try await runAnnals(["repair", store.path])
         #expect(refused.status == 1 && refused.stderr.contains("offset \(fifth)"), "\(refused.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == damaged)
-        let repaired = try runAnnals(["repair", store.path, "--discard-damaged-tail"])
+        let repaired = try await runAnnals(["repair", store.path, "--discard-damaged-tail"])
         #expect(repaired.status == 0, "\(repaired.stderr)")
         #expect(repaired.stdout.contains("discarded damaged data"), "\(repaired.stdout)")
-        let after = try runAnnals(["dump", store.path])
+        let after = try await runAnnals(["dump", store.path])
         #expect(after.status == 0, "\(after.stderr)")
         #expect(UInt64(after.stdout.split(separator: "\n").count) == acknowledged[4].position)
-        #expect(try runAnnals(["verify", store.path]).status == 0)
+        #expect(try await runAnnals(["verify", store.path]).status == 0)
         let reopened = try EventStore.open(at: store.path, options: StoreOptions(segmentSizeBytes: 262_144))
         #expect(try await reopened.append([EventData(type: "After", payload: [])], to: "s-0").firstPosition == acknowledged[4].position)
         try await reopened.close()
@@ -161,7 +161,7 @@ import Testing
         let store = TemporaryStore()
         let lines = (0..<20_000).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
         try lines.joined(separator: "\n").write(toFile: store.directory + "/input.jsonl", atomically: true, encoding: .utf8)
-        let imported = try runAnnals(["import", store.path, "--segment-size-bytes", "262144"],
+        let imported = try await runAnnals(["import", store.path, "--segment-size-bytes", "262144"],
                                      input: try String(contentsOfFile: store.directory + "/input.jsonl", encoding: .utf8))
         #expect(imported.status == 0)
         func runAndKill(_ arguments: [String], after microseconds: UInt32) throws {
@@ -187,11 +187,11 @@ import Testing
             // Some rounds add events, so that the next backup has something new to copy.
             if round % 2 == 1 {
                 let more = (0..<500).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"more":\#($0)}}"# }
-                #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "262144"], input: more.joined(separator: "\n")).status == 0)
+                #expect(try await runAnnals(["import", store.path, "--segment-size-bytes", "262144"], input: more.joined(separator: "\n")).status == 0)
                 total += 500
             }
         }
-        #expect(try runAnnals(["backup", store.path, backup]).status == 0)
+        #expect(try await runAnnals(["backup", store.path, backup]).status == 0)
         for round in 0..<6 {
             let restored = store.directory + "/restored-\(round)"
             let delay = UInt32.random(in: 1_000...40_000, using: &random)
@@ -213,24 +213,24 @@ import Testing
         var checked = 0
         for round in 0..<8 {
             let lines = (0..<2_500).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"round":\#(round),"n":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
-            #expect(try runAnnals(["import", store.path, "--segment-size-bytes", "262144", "--compression", "none"],
+            #expect(try await runAnnals(["import", store.path, "--segment-size-bytes", "262144", "--compression", "none"],
                                   input: lines.joined(separator: "\n")).status == 0)
-            let before = try runAnnals(["dump", store.path]).stdout
+            let before = try await runAnnals(["dump", store.path]).stdout
             let delay = UInt32.random(in: 200...20_000, using: &random)
             try Self.runAnnalsAndKill(["archive", store.path, archive, "--older-than", "0"], after: delay)
-            let after = try runAnnals(["dump", store.path])
+            let after = try await runAnnals(["dump", store.path])
             #expect(after.status == 0, "round \(round), killed after \(delay) µs: \(after.stderr)")
             #expect(after.stdout == before, "round \(round), killed after \(delay) µs: the same events")
-            #expect(try runAnnals(["verify", store.path]).status == 0, "round \(round), killed after \(delay) µs")
+            #expect(try await runAnnals(["verify", store.path]).status == 0, "round \(round), killed after \(delay) µs")
             checked += 1
         }
-        let finished = try runAnnals(["archive", store.path, archive, "--older-than", "0"])
+        let finished = try await runAnnals(["archive", store.path, archive, "--older-than", "0"])
         #expect(finished.status == 0, "\(finished.stderr)")
         let local = try FileManager.default.contentsOfDirectory(atPath: store.path + "/segments").filter { $0.hasSuffix(".seg") }
         let cold = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasSuffix(".seg") || $0.hasSuffix(".tmp") }
         #expect(local.count == 1, "only the open segment stays: \(local)")
         #expect(cold.count >= 15 && Set(cold).isDisjoint(with: local) && !cold.contains { $0.hasSuffix(".tmp") }, "\(cold)")
-        let dump = try runAnnals(["dump", store.path])
+        let dump = try await runAnnals(["dump", store.path])
         #expect(dump.stdout.split(separator: "\n").count == 8 * 2_500)
         print("archive kill rounds checked: \(checked)")
     }
@@ -242,9 +242,9 @@ import Testing
     @Test func forgetKilledAtRandomMomentsIsAllOrNothing() async throws {
         let store = TemporaryStore()
         let key = store.directory + "/test.kek"
-        #expect(try runAnnals(["key", "generate", key]).status == 0)
+        #expect(try await runAnnals(["key", "generate", key]).status == 0)
         let lines = (0..<600).map { #"{"stream":"c-\#($0 % 12)","type":"T","subject":"customer-\#($0 % 12)","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 100))"}}"# }
-        #expect(try runAnnals(["import", store.path, "--key-file", key, "--segment-size-bytes", "65536"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try await runAnnals(["import", store.path, "--key-file", key, "--segment-size-bytes", "65536"], input: lines.joined(separator: "\n")).status == 0)
         var random = SystemRandomNumberGenerator()
         var forgotten: Set<Int> = []
         var erasedRounds = 0
@@ -257,8 +257,8 @@ import Testing
             let delay = UInt32.random(in: 2_000...35_000, using: &random)
             try Self.runAnnalsAndKill(["forget", store.path, "customer-\(subject)", "--key-file", key], after: delay)
             // A writable open finishes an interrupted scrub.
-            #expect(try runAnnals(["import", store.path, "--key-file", key], input: "").status == 0, "subject \(subject)")
-            let dump = try runAnnals(["dump", store.path, "--key-file", key])
+            #expect(try await runAnnals(["import", store.path, "--key-file", key], input: "").status == 0, "subject \(subject)")
+            let dump = try await runAnnals(["dump", store.path, "--key-file", key])
             #expect(dump.status == 0, "subject \(subject), killed after \(delay) µs: \(dump.stderr)")
             let lines = dump.stdout.split(separator: "\n")
             let mine = lines.filter { $0.contains(#""stream":"c-\#(subject)","#) }
@@ -274,7 +274,7 @@ import Testing
                 guard let bytes = FileManager.default.contents(atPath: store.path + "/" + file) else { continue }
                 for entry in destroyed { #expect(bytes.range(of: Data(entry)) == nil, "subject \(subject): \(file) holds a destroyed key") }
             }
-            #expect(try runAnnals(["verify", store.path, "--key-file", key]).status == 0, "subject \(subject)")
+            #expect(try await runAnnals(["verify", store.path, "--key-file", key]).status == 0, "subject \(subject)")
         }
         print("forget kill rounds that had finished: \(erasedRounds) of 10")
     }
