@@ -1,4 +1,3 @@
-import CLZ4
 import Synchronization
 
 /// A segment's dictionary copied once onto the heap, right before a small output area that
@@ -79,13 +78,11 @@ final class LZ4DictionaryCopy: @unchecked Sendable {
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else { return nil }
         defer { busy.store(false, ordering: .releasing) }
-        let output = buffer + dictionaryCount
-        let produced = LZ4_decompress_safe_usingDict(
-            block.baseAddress!.assumingMemoryBound(to: CChar.self), output.assumingMemoryBound(to: CChar.self),
-            Int32(block.count), Int32(decodedCount),
-            buffer.assumingMemoryBound(to: CChar.self), Int32(dictionaryCount))
-        guard produced == Int32(decodedCount) else { return false }
-        body(UnsafeRawBufferPointer(start: output, count: decodedCount))
+        let output = UnsafeMutableRawBufferPointer(start: buffer + dictionaryCount, count: decodedCount)
+        guard LZ4.decompress(block, into: output, dictionary: UnsafeRawBufferPointer(start: buffer, count: dictionaryCount)) else {
+            return false
+        }
+        body(UnsafeRawBufferPointer(output))
         return true
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLZ4
 
 /// One thread's buffer for decoding blocks against a dictionary it keeps right before the
 /// output: liblz4 then takes a match that reaches into the dictionary as an ordinary
@@ -102,14 +101,11 @@ struct LZ4PrefixDecoder {
         if decodedCount > state.pointee.outputCapacity { grow(to: decodedCount) }
         state.pointee.inUse = true
         defer { state.pointee.inUse = false }
-        let output = state.pointee.buffer + Self.dictionaryArea
+        let output = UnsafeMutableRawBufferPointer(start: state.pointee.buffer + Self.dictionaryArea, count: decodedCount)
         let loadedBytes = state.pointee.loadedBytes
-        let produced = LZ4_decompress_safe_usingDict(
-            block.baseAddress!.assumingMemoryBound(to: CChar.self), output.assumingMemoryBound(to: CChar.self),
-            Int32(block.count), Int32(decodedCount),
-            (output - loadedBytes).assumingMemoryBound(to: CChar.self), Int32(loadedBytes))
-        guard produced == Int32(decodedCount) else { return false }
-        body(UnsafeRawBufferPointer(start: output, count: decodedCount))
+        let dictionary = UnsafeRawBufferPointer(start: output.baseAddress! - loadedBytes, count: loadedBytes)
+        guard LZ4.decompress(block, into: output, dictionary: dictionary) else { return false }
+        body(UnsafeRawBufferPointer(output))
         return true
     }
 
