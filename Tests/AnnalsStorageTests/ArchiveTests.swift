@@ -232,13 +232,18 @@ import Testing
         try await Self.fill(store, 300..<400)
         await store.maintenance.drain()
         let first = store.view.withLock { $0.segments[0] }
-        // A flipped bit in the first segment's first frame body, through a writable mapping.
+        // A flipped bit in the first segment's first frame body, written through a file of its own.
         let mapping = try SystemStorage.shared.openMappedFile(path: first.path, writable: true)
-        mapping.mutableBytes[Format.segmentHeaderBytes + 100] ^= 0x04
+        let offset = Format.segmentHeaderBytes + 100
+        func flip() throws {
+            let byte = mapping.bytes[offset] ^ 0x04
+            try withUnsafeBytes(of: byte) { try mapping.write($0, at: offset) }
+        }
+        try flip()
         await #expect(throws: ArchiveError.self) { _ = try await store.archiveSegments(olderThan: .seconds(60), to: directory.sub("cold")) }
         #expect(FileManager.default.fileExists(atPath: first.path), "the damaged segment stays where it is")
         #expect(Self.files(directory.sub("cold"), suffix: ".seg").isEmpty)
-        mapping.mutableBytes[Format.segmentHeaderBytes + 100] ^= 0x04
+        try flip()
         try await store.close()
     }
 

@@ -18,7 +18,7 @@ struct DurabilityState {
     var waiters: [DurabilityWaiter] = []
     /// True while a flush runs (on the flush queue, or the periodic timer's).
     var flushRunning = false
-    /// Set when a sync fails: the store refuses writes from then on.
+    /// Set when a sync or a write fails: the store refuses writes from then on.
     var failure: SystemError?
     /// Flushes run since open.
     var flushCount = 0
@@ -32,10 +32,15 @@ struct DurabilityState {
 
     /// The writer wrote up to `end` in `segment`; with `acknowledged` (`.periodic`, `.none`) the
     /// appenders are told at once, so the durable mark vouches for it (a process crash must not
-    /// let recovery cut it).
-    mutating func wrote(_ end: LogEnd, in segment: Segment, acknowledged: Bool) {
+    /// let recovery cut it). A failed write of that mark fails the store, and is returned.
+    mutating func wrote(_ end: LogEnd, in segment: Segment, acknowledged: Bool) -> SystemError? {
         written = (segment, end)
-        if acknowledged { marks.acknowledged(end, in: segment) }
+        guard acknowledged else { return nil }
+        do { try marks.acknowledged(end, in: segment) } catch {
+            failure = failure ?? error
+            return error
+        }
+        return nil
     }
 
     /// The writer started `segment`: durable up to its header, nothing written yet.

@@ -8,9 +8,11 @@ import Foundation
 /// recovery can tell acknowledged frames, which it must never cut, from a torn tail.
 ///
 /// Part of ``DurabilityState``, guarded by its lock: the writer updates it after a write under
-/// `.periodic`/`.none` and at a roll, group commit after each sync. A mark is a plain store
-/// into the mapping: it reaches the disk with the next sync of the segment (which runs to the
-/// end of the file) or by the kernel's writeback, and costs no sync of its own.
+/// `.periodic`/`.none` and at a roll, group commit after each sync. A mark is one small
+/// `pwrite` into the segment's mark area: it reaches the disk with the next sync of the segment
+/// (which runs to the end of the file) or by the kernel's writeback, and costs no sync of its
+/// own. A failed write throws: the caller fails the store, since recovery could then cut what
+/// was acknowledged.
 struct DurableMarkWriter {
     /// The machine's boot, recorded in every mark.
     let bootID: UUID
@@ -49,19 +51,19 @@ struct DurableMarkWriter {
 
     /// The active segment is synced up to `end`; `acknowledged` (at or after it) is what the
     /// appenders have been told. Written before any appender is acknowledged.
-    mutating func synced(_ end: LogEnd, acknowledged: LogEnd, in segment: Segment) {
+    mutating func synced(_ end: LogEnd, acknowledged: LogEnd, in segment: Segment) throws(SystemError) {
         guard end.segmentIndex == segment.index, end.nextPosition >= durable.nextPosition else { return }
         durable = end
-        write(acknowledged: acknowledged, in: segment)
+        try write(acknowledged: acknowledged, in: segment)
     }
 
     /// Appends up to `end` were acknowledged without a sync (`.periodic`, `.none`): a process
     /// crash must not let recovery cut them.
-    mutating func acknowledged(_ end: LogEnd, in segment: Segment) {
-        write(acknowledged: end, in: segment)
+    mutating func acknowledged(_ end: LogEnd, in segment: Segment) throws(SystemError) {
+        try write(acknowledged: end, in: segment)
     }
 
-    private mutating func write(acknowledged: LogEnd, in segment: Segment) {
+    private mutating func write(acknowledged: LogEnd, in segment: Segment) throws(SystemError) {
         guard sealedSegment != segment.index, segment.hasDurableMarks, segment.file.isWritable,
               acknowledged.segmentIndex == segment.index,
               durable.segmentIndex == segment.index, acknowledged.offset >= durable.offset,
@@ -71,7 +73,9 @@ struct DurableMarkWriter {
                                acknowledgedOffset: acknowledged.offset, durableOffset: durable.offset,
                                acknowledgedPosition: acknowledged.nextPosition, durablePosition: durable.nextPosition,
                                bootID: bootID)
-        mark.write(into: segment.file.mutableBytes)
+        try segment.file.write(at: mark.slotOffset(segmentSize: segment.file.size), count: Format.durableMarkSlotBytes) {
+            mark.encode(into: $0)
+        }
         newest = mark
     }
 }

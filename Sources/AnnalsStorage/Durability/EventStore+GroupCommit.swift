@@ -2,7 +2,8 @@ import Dispatch
 
 /// Group commit: appenders that need durability register a waiter; one flush at a time runs
 /// on a dedicated queue (never on the Swift concurrency pool) and covers every frame written
-/// before it started, so concurrent appenders share one `msync`.
+/// before it started, so concurrent appenders share one `msync` (and, under `fsyncBeforeAck`,
+/// one `pwrite` of the frames they staged: ``StagedFrames``).
 extension EventStore {
     /// Makes everything appended so far durable, whatever the store's ``Durability``.
     ///
@@ -52,21 +53,30 @@ extension EventStore {
     enum FlushRole { case queue, timer }
 
     /// Flushes with `flushRunning` set by whoever started it; at most one flush runs at a time.
-    /// The sync runs outside every lock; the durability lock is held to pick the job and to
-    /// publish its result, the view's (inside it) to reveal what became durable.
+    /// The sync runs outside every lock. The writer lock is held to write the staged frames
+    /// and, with the durability lock inside it, to pick the job; the durability lock to publish
+    /// its result, the view's (inside it) to reveal what became durable.
     func runFlushes(role: FlushRole) {
         let acknowledgesOnSync = options.durability == .fsyncBeforeAck
         while true {
             /// Sync `segment` from `start` (to the end of the file when it has a durable-mark
             /// area, so the last mark goes to disk too): everything up to `end` becomes durable.
             typealias Job = (segment: Segment, start: Int, end: LogEnd)
-            let next: Result<Job, SystemError>? = durability.withLock { state in
-                if let failure = state.failure { return .failure(failure) }
-                if state.waiters.isEmpty && state.durablePosition == state.written.end.nextPosition {
-                    state.flushRunning = false
-                    return nil
+            // The frames appenders staged go to the file first (one write for all of them), in
+            // the same critical section as the pick of the job: every frame the job covers is
+            // then in the file.
+            let next: Result<Job, SystemError>? = writer.withLock { writer in
+                var staging: SystemError?
+                do throws(SystemError) { try writer.staged.write() } catch { staging = error }
+                return durability.withLock { state in
+                    if let staging { state.failure = state.failure ?? staging }
+                    if let failure = state.failure { return .failure(failure) }
+                    if state.waiters.isEmpty && state.durablePosition == state.written.end.nextPosition {
+                        state.flushRunning = false
+                        return nil
+                    }
+                    return .success((state.written.segment, state.syncedOffset, state.written.end))
                 }
-                return .success((state.written.segment, state.syncedOffset, state.written.end))
             }
             guard let next else { return }
             var outcome = next
@@ -87,14 +97,23 @@ extension EventStore {
                     state.flushRunning = false
                     return (all, error, true)
                 case .success(let job):
+                    if state.written.segment === job.segment {
+                        // Before any appender hears of it: recovery must never cut what it
+                        // acknowledges. Without the mark, nothing is acknowledged.
+                        do throws(SystemError) {
+                            try state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.written.end,
+                                                   in: job.segment)
+                        } catch {
+                            state.failure = state.failure ?? error
+                            let all = state.waiters
+                            state.waiters = []
+                            state.flushRunning = false
+                            return (all, error, true)
+                        }
+                        state.syncedOffset = max(state.syncedOffset, job.end.offset)
+                    }
                     if job.end.nextPosition > state.durablePosition { state.durablePosition = job.end.nextPosition }
                     if acknowledgesOnSync { view.withLock { $0.reveal(job.end) } }
-                    if state.written.segment === job.segment {
-                        state.syncedOffset = max(state.syncedOffset, job.end.offset)
-                        // Before any appender hears of it: recovery must never cut what it acknowledges.
-                        state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.written.end,
-                                           in: job.segment)
-                    }
                     let durable = state.durablePosition
                     let ready = state.waiters.filter { $0.position <= durable }
                     state.waiters.removeAll { $0.position <= durable }
@@ -104,7 +123,7 @@ extension EventStore {
                 }
             }
             if let error {
-                logger.error("a sync failed: the store takes no more writes until it is reopened",
+                logger.error("\(error.call == "pwrite" ? "a write" : "a sync") failed: the store takes no more writes until it is reopened",
                              metadata: ["annals.error": "\(error)", "annals.waiting": "\(ready.count)"])
                 for waiter in ready { waiter.continuation.resume(throwing: AppendError.storeFailed(error)) }
             } else {

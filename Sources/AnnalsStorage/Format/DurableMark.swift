@@ -30,22 +30,31 @@ struct DurableMark: Sendable, Equatable {
         segmentSize - Format.durableMarkAreaBytes + slot * Format.durableMarkSlotBytes
     }
 
-    /// Writes the mark into its slot of the mapped segment `buffer`, after a release fence so
-    /// that a reader that sees the mark also sees every frame it names.
+    /// Where this mark goes in a segment of `segmentSize` bytes: slot `sequence % 2`.
+    func slotOffset(segmentSize: Int) -> Int {
+        Self.slotOffset(Int(sequence % 2), segmentSize: segmentSize)
+    }
+
+    /// Writes the mark into its slot of `buffer`, a whole segment's bytes.
     func write(into buffer: UnsafeMutableRawBufferPointer) {
-        let offset = Self.slotOffset(Int(sequence % 2), segmentSize: buffer.count)
-        annals_release_fence()
-        buffer.zero(offset, Format.durableMarkSlotBytes)
-        Format.durableMarkMagic.withUnsafeBytes { _ = buffer.copy($0, to: offset + DurableMarkLayout.magic) }
-        buffer.storeU64(sequence, at: offset + DurableMarkLayout.sequence)
-        buffer.storeU64(segmentIndex, at: offset + DurableMarkLayout.segmentIndex)
-        buffer.storeU32(UInt32(acknowledgedOffset), at: offset + DurableMarkLayout.acknowledgedOffset)
-        buffer.storeU32(UInt32(durableOffset), at: offset + DurableMarkLayout.durableOffset)
-        buffer.storeU64(acknowledgedPosition, at: offset + DurableMarkLayout.acknowledgedPosition)
-        buffer.storeU64(durablePosition, at: offset + DurableMarkLayout.durablePosition)
-        withUnsafeBytes(of: bootID.uuid) { _ = buffer.copy($0, to: offset + DurableMarkLayout.bootID) }
-        let checksum = CRC32C.checksum(Self.checksummed(UnsafeRawBufferPointer(buffer).slice(offset, Format.durableMarkSlotBytes)))
-        buffer.storeU32(checksum, at: offset + DurableMarkLayout.checksum)
+        let offset = slotOffset(segmentSize: buffer.count)
+        encode(into: buffer.mutableSlice(offset, Format.durableMarkSlotBytes))
+    }
+
+    /// Encodes the mark as one slot: `slot` is `Format.durableMarkSlotBytes` long.
+    func encode(into slot: UnsafeMutableRawBufferPointer) {
+        precondition(slot.count == Format.durableMarkSlotBytes)
+        slot.zero(0, Format.durableMarkSlotBytes)
+        Format.durableMarkMagic.withUnsafeBytes { _ = slot.copy($0, to: DurableMarkLayout.magic) }
+        slot.storeU64(sequence, at: DurableMarkLayout.sequence)
+        slot.storeU64(segmentIndex, at: DurableMarkLayout.segmentIndex)
+        slot.storeU32(UInt32(acknowledgedOffset), at: DurableMarkLayout.acknowledgedOffset)
+        slot.storeU32(UInt32(durableOffset), at: DurableMarkLayout.durableOffset)
+        slot.storeU64(acknowledgedPosition, at: DurableMarkLayout.acknowledgedPosition)
+        slot.storeU64(durablePosition, at: DurableMarkLayout.durablePosition)
+        withUnsafeBytes(of: bootID.uuid) { _ = slot.copy($0, to: DurableMarkLayout.bootID) }
+        let checksum = CRC32C.checksum(Self.checksummed(UnsafeRawBufferPointer(slot)))
+        slot.storeU32(checksum, at: DurableMarkLayout.checksum)
     }
 
     /// The bytes a slot's checksum covers: everything after the checksum field.

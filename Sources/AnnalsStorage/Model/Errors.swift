@@ -112,8 +112,9 @@ public enum AppendError: Error, Sendable, Hashable, CustomStringConvertible {
     case storeClosed
     /// The store was opened read-only.
     case readOnly
-    /// An earlier write or sync failed; the store refuses further writes until it is reopened
-    /// (after a failed sync the state of the page cache cannot be trusted).
+    /// A write or sync failed (this append's, or an earlier one's); the store refuses further
+    /// writes until it is reopened (after a failed sync the state of the page cache cannot be
+    /// trusted, and after a failed write of a frame, what reached the file is unknown).
     case storeFailed(SystemError)
     /// A system call failed during this append (for example `ENOSPC` creating a segment).
     case system(SystemError)

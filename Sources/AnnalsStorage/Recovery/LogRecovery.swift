@@ -479,8 +479,10 @@ struct LogRecovery {
         report.truncatedBytes = cutBytes
         report.truncation = segment.corruption(at: offset, reason)
         guard writable, cutBytes > 0 else { return }
-        segment.file.mutableBytes.zero(offset, cutBytes)
-        do { try segment.file.sync(offset..<lastNonZero) } catch { throw .system(error) }
+        do {
+            try segment.file.writeZeros(offset..<lastNonZero)
+            try segment.file.sync(offset..<lastNonZero)
+        } catch { throw .system(error) }
     }
 }
 

@@ -220,12 +220,11 @@ public final class EventStore: Sendable {
                 // repeat of a recovered append is acknowledged without a sync of its own, and a
                 // compaction may move the checkpoint back to the start of this segment).
                 // It also replaces a mark that claims more than recovery kept (a tail discarded on
-                // request). Skipped when the newest mark says exactly this already: the first
-                // write through a new mapping costs a page fault on every reopen.
+                // request). Skipped when the newest mark says exactly this already (no write then).
                 let end = writer.writtenEnd
                 let segment = writer.active
-                durability.withLock { durability in
-                    if !durability.marks.names(exactly: end) { durability.marks.synced(end, acknowledged: end, in: segment) }
+                try durability.withLock { (durability) throws(SystemError) in
+                    if !durability.marks.names(exactly: end) { try durability.marks.synced(end, acknowledged: end, in: segment) }
                 }
             }
         } catch { throw .system(error) }
@@ -264,6 +263,7 @@ public final class EventStore: Sendable {
             let stillFine = durability.withLock { $0.failure == nil }
             if failure == nil, stillFine {
                 do throws(SystemError) {
+                    try writer.staged.write()
                     let synced = durability.withLock { $0.syncedOffset }
                     try writer.active.file.sync(min(synced, writer.writeOffset)..<writer.writeOffset)
                     try writeCheckpoint(writer, clean: true)
@@ -335,7 +335,7 @@ public final class EventStore: Sendable {
                                        hasDurableMarks: true)
             let segmentPath = temporary + "/" + StoreLayout.segmentFileName(0)
             let file = try storage.createMappedFile(path: segmentPath, size: options.segmentSizeBytes)
-            header.encode(into: file.mutableBytes)
+            try file.write(at: 0, count: Format.segmentHeaderBytes) { header.encode(into: $0) }
             try file.sync(0..<Format.segmentHeaderBytes)
             try storage.syncDirectory(temporary)
             let checkpoint = Checkpoint(cleanShutdown: true, segmentIndex: 0,

@@ -147,9 +147,17 @@ enum Syscalls {
 
     /// The corresponding C function is `pwrite`; writes all of `bytes` at `offset`.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(SystemError) {
+        let written = bytes.withUnsafeBytes { bytes in
+            Result { () throws(SystemError) in try writeAll(fd, bytes, at: offset, path: path) }
+        }
+        try written.get()
+    }
+
+    /// The corresponding C function is `pwrite`; writes all of `bytes` at `offset`.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws(SystemError) {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError(call: "pwrite", path: path, errorNumber: errno)

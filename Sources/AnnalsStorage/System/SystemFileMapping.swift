@@ -25,7 +25,8 @@ final class SystemFileMapping: FileMapping, @unchecked Sendable {
     }
 
     /// Creates a new file of `size` bytes, preallocated (blocks reserved, reads as zeros) and
-    /// mapped read-write. The file is fsynced before returning.
+    /// mapped (read-only: writes go through ``write(_:at:path:)``). The file is fsynced before
+    /// returning.
     static func create(path: String, size: Int) throws(SystemError) -> MappedFile {
         let fd = try Syscalls.open(path, flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o644)
         do {
@@ -39,7 +40,8 @@ final class SystemFileMapping: FileMapping, @unchecked Sendable {
         }
     }
 
-    /// Maps an existing file, read-only or read-write, at its current size.
+    /// Maps an existing file at its current size, with its descriptor opened for writing when
+    /// `writable` (the mapping itself is always read-only).
     static func open(path: String, writable: Bool) throws(SystemError) -> MappedFile {
         let fd = try Syscalls.open(path, flags: writable ? O_RDWR : O_RDONLY)
         do {
@@ -53,8 +55,7 @@ final class SystemFileMapping: FileMapping, @unchecked Sendable {
 
     private static func map(path: String, fd: Int32, size: Int, writable: Bool) throws(SystemError) -> MappedFile {
         guard size > 0 else { throw SystemError(call: "mmap", path: path, errorNumber: EINVAL) }
-        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        let pointer = mmap(nil, size, protection, MAP_SHARED, fd, 0)
+        let pointer = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
         guard let pointer, pointer != MAP_FAILED else {
             throw SystemError(call: "mmap", path: path, errorNumber: errno)
         }
@@ -76,8 +77,8 @@ final class SystemFileMapping: FileMapping, @unchecked Sendable {
         try Syscalls.fsync(fd, path: path)
     }
 
-    func protectReadOnly() -> Bool {
-        mprotect(base, size, PROT_READ) == 0
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws(SystemError) {
+        try Syscalls.writeAll(fd, bytes, at: offset, path: path)
     }
 
     func releaseSpace(_ range: Range<Int>, path: String) throws(SystemError) {

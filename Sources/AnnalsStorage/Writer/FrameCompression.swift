@@ -49,14 +49,19 @@ struct FrameCompression {
     /// Writes the active segment's dictionary frame at `offset` when it is due and fits before
     /// a frame of `frameBytes`; later records of the segment compress against it. Returns the
     /// bytes written (0 when none).
+    ///
+    /// - Throws: ``SystemError`` when the write fails (nothing changes here then).
     mutating func writeDictionaryIfDue(
         in segment: Segment, at offset: Int, nextPosition: UInt64, reserving frameBytes: Int
-    ) -> Int {
+    ) throws(SystemError) -> Int {
         let bytes = dueDictionaryFrameBytes
         guard bytes > 0, offset + bytes + frameBytes <= segment.frameCapacity else { return 0 }
-        let target = segment.file.mutableBytes
-        let written = sampler.dictionary.withUnsafeBytes {
-            FrameEncoder.writeDictionaryFrame(into: target, at: offset, nextPosition: nextPosition, dictionary: $0)
+        let dictionary = sampler.dictionary
+        var written = 0
+        try segment.file.write(at: offset, count: bytes) { target in
+            written = dictionary.withUnsafeBytes {
+                FrameEncoder.writeDictionaryFrame(into: target, at: 0, nextPosition: nextPosition, dictionary: $0)
+            }
         }
         compressor = BodyCompressor(dictionary: segment.dictionaryBytes(at: offset), at: offset)
         return written

@@ -108,6 +108,9 @@ extension EventStore {
             if closed.load(ordering: .relaxed) { throw .storeClosed }
             let retention = retentionSettings.withLock { $0 }
             try check?(retention)
+            // The checks below read recent events back: an append condition, and the events an
+            // append with caller-supplied ids may repeat.
+            if condition != nil || prepared.contains(where: \.hasCallerIDs) { try writeStagedFrames(&writer) }
             // Pass 1: every check, before any byte is written.
             let decisions = try decide(prepared, retention: retention)
             // The condition, against every append written before this one (a batch that is
@@ -182,7 +185,7 @@ extension EventStore {
                 if !grouped, writer.activeSealed || writer.writeOffset + dictionaryFrameBytes + append.frameBytes > writer.active.frameCapacity {
                     // Frames written so far in this batch are published before the roll moves
                     // the open segment's frames aside.
-                    publish(written, of: writer, acknowledged: acknowledgesUnsynced)
+                    try publish(written, of: writer, acknowledged: acknowledgesUnsynced)
                     written.removeAll()
                     do throws(SystemError) { try startNextSegment(&writer) } catch {
                         let failed = durability.withLock { $0.failure != nil }
@@ -194,19 +197,29 @@ extension EventStore {
                 // frame, and so must be anything written after it); before one, only if the whole
                 // group fits after it.
                 let startsGroup = !grouped || outcome.frames == 0
-                if writer.compression != nil, startsGroup {
-                    writer.writeOffset += writer.compression!.writeDictionaryIfDue(
-                        in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition,
-                        reserving: grouped ? groupBytes : append.frameBytes)
+                if writer.compression != nil, startsGroup, writer.compression!.dueDictionaryFrameBytes > 0 {
+                    // Its compressor reads the dictionary back from the file.
+                    try writeStagedFrames(&writer)
+                    do throws(SystemError) {
+                        writer.writeOffset += try writer.compression!.writeDictionaryIfDue(
+                            in: segment, at: writer.writeOffset, nextPosition: writer.nextPosition,
+                            reserving: grouped ? groupBytes : append.frameBytes)
+                    } catch {
+                        throw failWrites(error, in: segment)
+                    }
                 }
                 groupBytes -= append.frameBytes
                 let offset = writer.writeOffset
-                let size = FrameEncoder.writeEventsFrame(
-                    into: segment.file.mutableBytes, at: offset,
-                    stream: append.stream, firstPosition: writer.nextPosition, firstRevision: revision,
-                    events: append.events, ids: append.ids, timestamp: timestamp, compressor: writer.compression?.current,
-                    sealed: sealed[slot],
-                    continues: grouped && groupBytes > 0)
+                let firstPosition = writer.nextPosition
+                let compressor = writer.compression?.current
+                let continues = grouped && groupBytes > 0
+                let size = try writeFrame(&writer, in: segment, at: offset, capacity: append.frameBytes) {
+                    FrameEncoder.writeEventsFrame(
+                        into: $0, at: 0,
+                        stream: append.stream, firstPosition: firstPosition, firstRevision: revision,
+                        events: append.events, ids: append.ids, timestamp: timestamp, compressor: compressor,
+                        sealed: sealed[slot], continues: continues)
+                }
                 writer.compression?.sample(append.events, encrypted: append.keyOwners)
                 let count = UInt64(append.events.count)
                 outcome.results.append(AppendResult(
@@ -224,7 +237,7 @@ extension EventStore {
                 outcome.bytes += size
             }
             if let update { retentionSettings.withLock { update(&$0) } }
-            publish(written, of: writer, acknowledged: acknowledgesUnsynced)
+            try publish(written, of: writer, acknowledged: acknowledgesUnsynced)
             return outcome
         }
     }
@@ -273,7 +286,12 @@ extension EventStore {
     /// Hands what the writer just wrote to group commit (and, when appends are acknowledged
     /// without a sync, to the durable mark) and its frames to the readers' view (visible at
     /// once under `.periodic`/`.none`; under `.fsyncBeforeAck` when group commit says durable).
-    private func publish(_ frames: [(stream: String, frame: FrameLocation, keys: [QueryKey])], of writer: WriterState, acknowledged: Bool) {
+    ///
+    /// - Throws: ``AppendError/storeFailed(_:)`` when the durable mark vouching for frames
+    ///   acknowledged without a sync cannot be written (the store fails: see ``DurabilityState``).
+    private func publish(
+        _ frames: [(stream: String, frame: FrameLocation, keys: [QueryKey])], of writer: WriterState, acknowledged: Bool
+    ) throws(AppendError) {
         let end = writer.writtenEnd
         let segment = writer.active
         // The view first: whatever group commit reveals later has its frames indexed already.
@@ -284,7 +302,47 @@ extension EventStore {
             }
             if acknowledged { view.reveal(end) }
         }
-        durability.withLock { $0.wrote(end, in: segment, acknowledged: acknowledged) }
+        if let failure = durability.withLock({ $0.wrote(end, in: segment, acknowledged: acknowledged) }) {
+            logger.error("a durable mark's write failed: the store takes no more writes until it is reopened",
+                         metadata: ["annals.segment": "\(segment.index)", "annals.error": "\(failure)"])
+            throw .storeFailed(failure)
+        }
+    }
+
+    /// Encodes a frame of at most `capacity` bytes with `encode` (at offset 0 of the buffer it
+    /// is given; it returns the frame's aligned size) for `offset` of `segment`: staged under
+    /// `fsyncBeforeAck` (``StagedFrames``), written at once otherwise. Returns the frame's size.
+    ///
+    /// - Throws: ``AppendError/storeFailed(_:)`` when a write fails. The store fails like after
+    ///   a failed sync: frames of the batch encoded before this one are neither published nor
+    ///   acknowledged, and recovery at the next open keeps what is intact.
+    func writeFrame(
+        _ writer: inout WriterState, in segment: Segment, at offset: Int, capacity: Int,
+        _ encode: (UnsafeMutableRawBufferPointer) -> Int
+    ) throws(AppendError) -> Int {
+        do {
+            let size = try writer.staged.stage(in: segment, at: offset, capacity: capacity, encode)
+            if options.durability != .fsyncBeforeAck { try writer.staged.write() }
+            return size
+        } catch {
+            throw failWrites(error, in: segment)
+        }
+    }
+
+    /// Writes the frames staged so far (before anything reads them back).
+    ///
+    /// - Throws: ``AppendError/storeFailed(_:)`` when the write fails (the store fails).
+    func writeStagedFrames(_ writer: inout WriterState) throws(AppendError) {
+        guard !writer.staged.isEmpty else { return }
+        do { try writer.staged.write() } catch { throw failWrites(error, in: writer.active) }
+    }
+
+    /// Fails the store after a write into `segment` failed; returns the error for the appender.
+    private func failWrites(_ error: SystemError, in segment: Segment) -> AppendError {
+        durability.withLock { $0.failure = $0.failure ?? error }
+        logger.error("a write failed: the store takes no more writes until it is reopened",
+                     metadata: ["annals.segment": "\(segment.index)", "annals.error": "\(error)"])
+        return .storeFailed(error)
     }
 
     /// Pass 1 of a write: expected revisions, idempotent repeats and deleted streams, checked

@@ -11,19 +11,23 @@ extension EventStore {
     ///   leaves the sealed segment last and the store usable (the next append tries again).
     func startNextSegment(_ writer: inout WriterState) throws(SystemError) {
         let old = writer.active
-        if !writer.activeSealed {
-            _ = FrameEncoder.writeSealFrame(into: old.file.mutableBytes, at: writer.writeOffset, nextPosition: writer.nextPosition)
-            writer.activeSealed = true
-        }
         let sealed = writer.writtenEnd
         do {
+            try writer.staged.write()
+            if !writer.activeSealed {
+                let nextPosition = writer.nextPosition
+                try old.file.write(at: writer.writeOffset, count: Format.sealFrameBytes) {
+                    _ = FrameEncoder.writeSealFrame(into: $0, at: 0, nextPosition: nextPosition)
+                }
+                writer.activeSealed = true
+            }
             let synced = durability.withLock { $0.syncedOffset }
             try old.file.sync(min(synced, writer.writeOffset)..<(writer.writeOffset + Format.sealFrameBytes))
             // Until the next segment exists (creating it may fail), this one is still the last:
             // its durable mark vouches for every frame before the seal, and goes to disk now.
             // It is the segment's last: a flush finishing meanwhile writes none after it.
-            durability.withLock { durability in
-                durability.marks.synced(sealed, acknowledged: sealed, in: old)
+            try durability.withLock { (durability) throws(SystemError) in
+                try durability.marks.synced(sealed, acknowledged: sealed, in: old)
                 durability.marks.seal(old.index)
             }
             if old.hasDurableMarks { try old.file.sync(old.frameAreaEnd..<old.file.size) }
@@ -93,8 +97,8 @@ extension EventStore {
             temporaryPath = finalPath + ".tmp"
             file = try layout.storage.createMappedFile(path: temporaryPath, size: options.segmentSizeBytes)
         }
-        header.encode(into: file.mutableBytes)
         do {
+            try file.write(at: 0, count: Format.segmentHeaderBytes) { header.encode(into: $0) }
             try file.sync(0..<Format.segmentHeaderBytes)
             try layout.storage.rename(temporaryPath, to: finalPath)
         } catch {

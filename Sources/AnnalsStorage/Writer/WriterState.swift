@@ -23,6 +23,8 @@ struct WriterState {
     var indexScheduledThrough: UInt64?
     /// The next segment file, allocated ahead of the roll that needs it (nil: none ready).
     var preparedSegment: PreparedSegmentFile?
+    /// Frames encoded and not yet written to the active segment's file.
+    var staged = StagedFrames()
     /// Held while the store is open for writing; dropping it releases the lock file.
     var fileLock: (any Sendable)?
 

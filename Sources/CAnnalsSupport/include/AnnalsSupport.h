@@ -25,12 +25,6 @@ static inline void annals_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
 
-/// A release fence: stores before it become visible to other threads and processes that map
-/// the same file before stores after it (the writer orders a frame before its durable mark).
-static inline void annals_release_fence(void) {
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
 /// An acquire fence: loads after it see at least what was published before the loads before
 /// it (a reader reads a durable mark, then the frames it names).
 static inline void annals_acquire_fence(void) {

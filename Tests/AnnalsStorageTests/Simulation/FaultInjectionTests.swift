@@ -62,6 +62,72 @@ import Testing
         try await Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "power loss after EIO")
     }
 
+    /// EIO on each of the first writes into a segment file (frames, dictionary-free batches,
+    /// durable marks, seal frames, new headers across rolls): the append that meets it throws
+    /// `storeFailed`, so does every later one, readers of the failed store see only what was
+    /// acknowledged (under `fsyncBeforeAck`), and reopening after a restart — and, under
+    /// `fsyncBeforeAck`, after a power loss — finds every acknowledged append.
+    @Test(arguments: [Durability.fsyncBeforeAck, .none])
+    func failedWriteAtEveryStepAcknowledgesNothingMoreAndLosesNothing(durability: Durability) async throws {
+        for step in 1...45 {
+            let storage = SimulatedStorage()
+            var options = Self.options(storage)
+            options.durability = durability
+            let store = try EventStore.open(at: Self.path, options: options)
+            storage.fail(.write, after: step, errno: EIO)
+            var acknowledged: [Acknowledged] = []
+            var failure: AppendError?
+            for index in 0..<60 where failure == nil {
+                do {
+                    if index % 5 == 4 {
+                        // A group of frames in two streams.
+                        let results = try await store.append([
+                            StreamAppend(stream: "s-0", events: [EventData(type: "T", payload: Self.payload(index))]),
+                            StreamAppend(stream: "s-1", events: [EventData(type: "T", payload: Self.payload(index + 1000))]),
+                        ])
+                        acknowledged.append(Acknowledged(position: results[0].firstPosition, payload: Self.payload(index)))
+                        acknowledged.append(Acknowledged(position: results[1].firstPosition, payload: Self.payload(index + 1000)))
+                    } else {
+                        let result = try await store.append([EventData(type: "T", payload: Self.payload(index))], to: "s-\(index % 3)")
+                        acknowledged.append(Acknowledged(position: result.firstPosition, payload: Self.payload(index)))
+                    }
+                } catch {
+                    failure = error
+                }
+            }
+            let context = "\(durability), failed write \(step)"
+            #expect(storage.plannedFailuresHappened, "\(context): 60 appends write more than \(step) times")
+            switch failure {
+            case .storeFailed(let systemError)?:
+                #expect(systemError.errorNumber == EIO, "\(context)")
+                await #expect(throws: AppendError.self, "\(context): the failed store refuses appends") {
+                    _ = try await store.append([EventData(type: "T", payload: [1])], to: "s-1")
+                }
+            case .system(let systemError)? where systemError.path.hasSuffix(".tmp"):
+                // The header of the next segment's file: a failed creation, which leaves the
+                // sealed segment last and the store usable (the next append creates it again).
+                #expect(systemError.errorNumber == EIO, "\(context)")
+                let result = try await store.append([EventData(type: "T", payload: Self.payload(500))], to: "s-2")
+                acknowledged.append(Acknowledged(position: result.firstPosition, payload: Self.payload(500)))
+            default:
+                Issue.record("\(context): the append that met the failed write threw \(String(describing: failure))")
+                continue
+            }
+            if durability == .fsyncBeforeAck {
+                var seen: [UInt64] = []
+                var cursor = store.readAll().makeCursor()
+                while let event = try cursor.next() { seen.append(event.position) }
+                #expect(seen == acknowledged.map(\.position).sorted(), "\(context): readers see exactly the acknowledged appends")
+            }
+            let afterPowerLoss = storage.imageNow(seed: UInt64(step))
+            try? await store.close()
+            try await Self.expectEveryAcknowledgedAppend(acknowledged, in: storage, "\(context), restart")
+            if durability == .fsyncBeforeAck {
+                try await Self.expectEveryAcknowledgedAppend(acknowledged, in: afterPowerLoss, "\(context), power loss")
+            }
+        }
+    }
+
     /// ENOSPC at every durable step of a roll (the old segment's syncs, the new file, its header
     /// sync, the rename, the directory sync, and the index file and checkpoint written after):
     /// the append that hits it fails or succeeds, nothing acknowledged is lost after a restart

@@ -70,6 +70,9 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     /// The operations a fault plan can fail.
     enum Operation: String, Sendable {
         case create, sync, writeFile, rename, unlink, syncDirectory
+        /// A write into a mapped file (a frame, a header, a durable mark). Failed only by a plan
+        /// naming it: a write is not a durable operation, so plans of any kind skip it.
+        case write
     }
     /// The images taken at the planned crashes so far: at which operation, with which seed.
     private(set) var crashImages: [(operation: Int, seed: UInt64, image: SimulatedStorage)] = []
@@ -91,6 +94,42 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         lock.withLock { plannedFailures.append((operation, count, errorNumber)) }
     }
 
+    /// Holds every sync of a mapped file until ``releaseSyncs()`` (a slow disk): a test sees what
+    /// happens while a flush is in progress. Syncs wait on the thread that calls them (group
+    /// commit's flush queue, never the Swift concurrency pool).
+    func holdSyncs() {
+        syncGate.condition.withLock { syncGate.held = true }
+    }
+
+    /// Lets every held sync, and every later one, go on.
+    func releaseSyncs() {
+        syncGate.condition.withLock {
+            syncGate.held = false
+            syncGate.condition.broadcast()
+        }
+    }
+
+    /// Syncs waiting in ``holdSyncs()``.
+    var syncsHeld: Int { syncGate.condition.withLock { syncGate.waiting } }
+
+    /// Whether syncs are held, and how many wait; guarded by `condition`.
+    private final class SyncGate: @unchecked Sendable {
+        let condition = NSCondition()
+        var held = false
+        var waiting = 0
+    }
+    private let syncGate = SyncGate()
+
+    fileprivate func waitAtSyncGate() {
+        syncGate.condition.withLock {
+            while syncGate.held {
+                syncGate.waiting += 1
+                syncGate.condition.wait()
+                syncGate.waiting -= 1
+            }
+        }
+    }
+
     /// True once every planned failure has happened.
     var plannedFailuresHappened: Bool { lock.withLock { plannedFailures.isEmpty } }
 
@@ -103,7 +142,8 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
     /// performing it).
     private func injectedFailure(_ operation: Operation, _ call: String, _ path: String) -> SystemError? {
         var failure: SystemError?
-        for index in plannedFailures.indices.reversed() where plannedFailures[index].operation == nil || plannedFailures[index].operation == operation {
+        for index in plannedFailures.indices.reversed()
+        where plannedFailures[index].operation == operation || (plannedFailures[index].operation == nil && operation != .write) {
             plannedFailures[index].remaining -= 1
             if plannedFailures[index].remaining == 0 {
                 failure = SystemError(call: call, path: path, errorNumber: plannedFailures[index].errorNumber)
@@ -209,13 +249,22 @@ final class SimulatedStorage: Storage, @unchecked Sendable {
         }
 
         func syncFile(path: String) throws(SystemError) { try sync(0..<node.size, path: path) }
-        func protectReadOnly() -> Bool { true }
+        /// The bytes become live, not durable (a page-cache write): the next sync copies them.
+        func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws(SystemError) {
+            let failure: SystemError? = storage.lock.withLock {
+                if let failure = storage.injectedFailure(.write, "pwrite", path) { return failure }
+                node.live.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                return nil
+            }
+            if let failure { throw failure }
+        }
         func releaseSpace(_ range: Range<Int>, path: String) throws(SystemError) {
             storage.lock.withLock { node.released += range.count }
         }
         func allocatedBytes(path: String) throws(SystemError) -> Int { storage.lock.withLock { max(0, node.size - node.released) } }
 
         func sync(_ range: Range<Int>, path: String) throws(SystemError) {
+            storage.waitAtSyncGate()
             let failure: SystemError? = storage.lock.withLock { () -> SystemError? in
                 if let failure = storage.injectedFailure(.sync, "msync", "simulated file") { return failure }
                 storage.durableOperation()
