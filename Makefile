@@ -74,7 +74,7 @@ docs: deps
 tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread -Xswiftc -DANNALS_PTHREAD_LOCKS --scratch-path .build-tsan \
-		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests|ProjectionWaitTests|ObservabilityTests|TracingTests|CommandContextTests|ArchiveTests|QueryTests|ConditionalAppendTests|DecisionTests|EncryptionTests|ReadAheadTests|LZ4DictionaryCopyTests'
+		--filter 'ConcurrencyTests|SubscriptionTests|ProjectionTests|RepositoryTests|IndexFileTests|CompressionTests|CompactionTests|FaultInjectionTests|FaultPlanTests|ReadViewTests|ProjectionWaitTests|ObservabilityTests|TracingTests|CommandContextTests|ArchiveTests|QueryTests|ConditionalAppendTests|DecisionTests|EncryptionTests|ReadAheadTests|LZ4DictionaryCopyTests|StagedFramesTests|EventIDGeneratorTests'
 
 # Long torture: `annals import` and `annals compact` killed TORTURE_KILLS times (every committed
 # batch checked after each kill; make test runs 4), and SIMULATION_RUNS workloads of 20

@@ -140,7 +140,9 @@ extension EventStore {
             if closed.load(ordering: .relaxed) { throw .storeClosed }
             if let failure = durability.withLock({ $0.failure }) { throw .storeFailed(failure) }
             guard writer.active === active, !writer.activeSealed else { return false }
-            do throws(SystemError) { try startNextSegment(&writer) } catch { throw .system(error) }
+            do throws(SystemError) { try startNextSegment(&writer) } catch {
+                throw durability.withLock({ $0.failure != nil }) ? .storeFailed(error) : .system(error)
+            }
             return true
         }
     }

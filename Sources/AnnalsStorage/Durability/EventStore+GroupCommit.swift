@@ -62,21 +62,26 @@ extension EventStore {
             /// Sync `segment` from `start` (to the end of the file when it has a durable-mark
             /// area, so the last mark goes to disk too): everything up to `end` becomes durable.
             typealias Job = (segment: Segment, start: Int, end: LogEnd)
+            let pick = { (state: inout DurabilityState, staging: SystemError?) -> Result<Job, SystemError>? in
+                if let staging { state.failure = state.failure ?? staging }
+                if let failure = state.failure { return .failure(failure) }
+                if state.waiters.isEmpty && state.durablePosition == state.written.end.nextPosition {
+                    state.flushRunning = false
+                    return nil
+                }
+                return .success((state.written.segment, state.syncedOffset, state.written.end))
+            }
             // The frames appenders staged go to the file first (one write for all of them), in
             // the same critical section as the pick of the job: every frame the job covers is
-            // then in the file.
-            let next: Result<Job, SystemError>? = writer.withLock { writer in
-                var staging: SystemError?
-                do throws(SystemError) { try writer.staged.write() } catch { staging = error }
-                return durability.withLock { state in
-                    if let staging { state.failure = state.failure ?? staging }
-                    if let failure = state.failure { return .failure(failure) }
-                    if state.waiters.isEmpty && state.durablePosition == state.written.end.nextPosition {
-                        state.flushRunning = false
-                        return nil
-                    }
-                    return .success((state.written.segment, state.syncedOffset, state.written.end))
+            // then in the file. Only `fsyncBeforeAck` stages frames.
+            let next: Result<Job, SystemError>? = if acknowledgesOnSync {
+                writer.withLock { writer in
+                    var staging: SystemError?
+                    do throws(SystemError) { try writer.staged.write() } catch { staging = error }
+                    return durability.withLock { pick(&$0, staging) }
                 }
+            } else {
+                durability.withLock { pick(&$0, nil) }
             }
             guard let next else { return }
             var outcome = next

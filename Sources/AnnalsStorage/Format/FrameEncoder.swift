@@ -4,8 +4,9 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Writes frames (see `format-spec.md`, "Frames" and "Event records") straight into the
-/// segment mapping: one copy of each payload, no intermediate buffer.
+/// Writes frames (see `format-spec.md`, "Frames" and "Event records") into a buffer: the
+/// writer's staging buffer (``StagedFrames``), whose bytes then go to the segment file in one
+/// `pwrite`. Every byte of a frame is written, padding included.
 enum FrameEncoder {
     /// Bytes a frame of these events occupies, including padding to the next frame, when the
     /// events `isEncrypted` accepts are encrypted.

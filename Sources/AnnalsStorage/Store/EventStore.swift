@@ -268,7 +268,9 @@ public final class EventStore: Sendable {
                     try writer.active.file.sync(min(synced, writer.writeOffset)..<writer.writeOffset)
                     try writeCheckpoint(writer, clean: true)
                 } catch {
-                    failure = .system(error)
+                    // A flush still queued must not acknowledge frames whose write or sync failed.
+                    durability.withLock { $0.failure = $0.failure ?? error }
+                    failure = .storeFailed(error)
                 }
             }
             if let prepared = writer.preparedSegment { try? layout.storage.unlinkIfPresent(prepared.file.path) }

@@ -5,8 +5,9 @@
 /// and gives back anything above ``retainedBytes`` when emptied, so one huge append does not
 /// pin its size for the life of the store.
 final class FrameBuffer {
-    /// What the buffer keeps when emptied: a 1,000-event batch of 380-byte events fits.
-    static let retainedBytes = 1 << 20
+    /// What the buffer keeps when emptied: as much as the writer stages before it writes
+    /// (``StagedFrames/limitBytes``), so a busy writer does not grow it again after each flush.
+    static let retainedBytes = 4 << 20
 
     private var storage: UnsafeMutableRawBufferPointer
     /// Bytes encoded so far.

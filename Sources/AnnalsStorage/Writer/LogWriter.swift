@@ -108,16 +108,16 @@ extension EventStore {
             if closed.load(ordering: .relaxed) { throw .storeClosed }
             let retention = retentionSettings.withLock { $0 }
             try check?(retention)
-            // The checks below read recent events back: an append condition, and the events an
-            // append with caller-supplied ids may repeat.
-            if condition != nil || prepared.contains(where: \.hasCallerIDs) { try writeStagedFrames(&writer) }
             // Pass 1: every check, before any byte is written.
-            let decisions = try decide(prepared, retention: retention)
+            let decisions = try decide(prepared, retention: retention, writer: &writer)
             // The condition, against every append written before this one (a batch that is
-            // entirely a repeat of an earlier one was checked then).
-            if let condition, decisions.contains(where: { if case .write = $0 { true } else { false } }),
-               let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
-                throw .appendConditionFailed(position: conflict)
+            // entirely a repeat of an earlier one was checked then). It reads the events it
+            // checks, staged ones included.
+            if let condition, decisions.contains(where: { if case .write = $0 { true } else { false } }) {
+                try writeStagedFrames(&writer)
+                if let conflict = try firstEvent(matching: condition, writtenBefore: writer.writtenEnd) {
+                    throw .appendConditionFailed(position: conflict)
+                }
             }
             // The data keys of the encrypted events, created (and durable) before any record names them.
             let dataKeys = try dataKeys(for: prepared, decisions: decisions)
@@ -300,13 +300,14 @@ extension EventStore {
                 view.openFrames.append(frame, to: stream)
                 view.openFrames.file(frame, under: keys)
             }
-            if acknowledged { view.reveal(end) }
         }
         if let failure = durability.withLock({ $0.wrote(end, in: segment, acknowledged: acknowledged) }) {
             logger.error("a durable mark's write failed: the store takes no more writes until it is reopened",
                          metadata: ["annals.segment": "\(segment.index)", "annals.error": "\(failure)"])
             throw .storeFailed(failure)
         }
+        // Visible once the mark vouches for it: an append that throws is never seen.
+        if acknowledged { view.withLock { $0.reveal(end) } }
     }
 
     /// Encodes a frame of at most `capacity` bytes with `encode` (at offset 0 of the buffer it
@@ -348,7 +349,9 @@ extension EventStore {
     /// Pass 1 of a write: expected revisions, idempotent repeats and deleted streams, checked
     /// against everything written (durable or not). Index files are searched after the view's
     /// lock is released.
-    private func decide(_ prepared: [PreparedAppend], retention: [String: StreamRetention]) throws(AppendError) -> [Decision] {
+    private func decide(
+        _ prepared: [PreparedAppend], retention: [String: StreamRetention], writer: inout WriterState
+    ) throws(AppendError) -> [Decision] {
         let hasher = options.streamHasher
         let hashes = prepared.map { hasher.hash($0.stream) }
         let (recent, locator) = view.withLock { view in
@@ -364,10 +367,13 @@ extension EventStore {
             let hash = hashes[slot]
             let next = pending[append.stream] ?? locator.nextRevision(of: append.stream, hash: hash, recent: recent[slot])
             if pending[append.stream] == nil, append.hasCallerIDs, next > 0,
-               let record = locator.record(for: append.stream, hash: hash, recent: recent[slot]),
-               let original = try originalResult(of: append, in: record, segments: locator.segments) {
-                decisions.append(.repeatOf(original))
-                continue
+               let record = locator.record(for: append.stream, hash: hash, recent: recent[slot]) {
+                // The events it may repeat are read back: staged ones go to the file first.
+                if let last = record.frames.last, writer.staged.holds(last) { try writeStagedFrames(&writer) }
+                if let original = try originalResult(of: append, in: record, segments: locator.segments) {
+                    decisions.append(.repeatOf(original))
+                    continue
+                }
             }
             let actual = next == 0 ? nil : next - 1
             guard append.expected.isSatisfied(by: actual) else {

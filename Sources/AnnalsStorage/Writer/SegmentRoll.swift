@@ -33,7 +33,7 @@ extension EventStore {
             if old.hasDurableMarks { try old.file.sync(old.frameAreaEnd..<old.file.size) }
         } catch {
             durability.withLock { $0.failure = $0.failure ?? error }
-            logger.error("the sync of a sealed segment failed: the store takes no more writes until it is reopened",
+            logger.error("sealing a segment failed (writing or syncing it): the store takes no more writes until it is reopened",
                          metadata: ["annals.segment": "\(old.index)", "annals.error": "\(error)"])
             throw error
         }

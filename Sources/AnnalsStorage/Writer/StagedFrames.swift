@@ -6,9 +6,9 @@
 /// staged so far in one call just before its sync, and the appenders' critical section is an
 /// encoding into memory instead of a system call each. Everything that reads or syncs written
 /// frames writes the staged ones first: the flush, a roll, close, a dictionary frame (its
-/// compressor reads it back), and a write whose checks read recent events (an append condition,
-/// caller-supplied event ids). Under the other modes frames are revealed as soon as they are
-/// written, so each is written at once.
+/// compressor reads it back), and a write whose checks read recent events (an append condition;
+/// caller-supplied event ids, when the stream's last frame is staged). Under the other modes
+/// frames are revealed as soon as they are written, so each is written at once.
 ///
 /// Part of ``WriterState``, guarded by the writer lock.
 struct StagedFrames {
@@ -21,6 +21,12 @@ struct StagedFrames {
     private var fileOffset = 0
 
     var isEmpty: Bool { buffer.count == 0 }
+
+    /// True when `frame` is staged (not yet in its file).
+    func holds(_ frame: FrameLocation) -> Bool {
+        guard let segment, !isEmpty else { return false }
+        return frame.segmentIndex == segment.index && Int(frame.offset) >= fileOffset
+    }
 
     /// Encodes a frame of at most `capacity` bytes with `encode` (it returns the frame's size)
     /// and stages it for `offset` of `segment`, right after the frames staged so far. Returns
