@@ -38,4 +38,19 @@ import Testing
         let mixed = EventIDGenerator.fill([EventData(type: "T", payload: []), EventData(id: given, type: "T", payload: [])])
         #expect(mixed[1] == given && mixed[0] != given && Self.isVersion4(mixed[0]))
     }
+
+    /// The pool hands each of its bytes out once, refilling when it runs short.
+    @Test func thePoolHandsOutEachByteOnce() {
+        var pool = EventIDGenerator.RandomPool()
+        var chunks: [[UInt8]] = []
+        for _ in 0..<(3 * EventIDGenerator.RandomPool.capacity / 48) {
+            var chunk = [UInt8](repeating: 0, count: 48)
+            chunk.withUnsafeMutableBytes { pool.take(into: $0) }
+            chunks.append(chunk)
+        }
+        // 48-byte chunks of random bytes repeat only if bytes are handed out twice.
+        let pieces = chunks.flatMap { chunk in stride(from: 0, to: 48, by: 16).map { Array(chunk[$0..<$0 + 16]) } }
+        #expect(Set(pieces).count == pieces.count)
+        #expect(!pieces.contains([UInt8](repeating: 0, count: 16)))
+    }
 }

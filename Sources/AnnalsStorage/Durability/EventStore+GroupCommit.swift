@@ -77,7 +77,9 @@ extension EventStore {
             let next: Result<Job, SystemError>? = if acknowledgesOnSync {
                 writer.withLock { writer in
                     var staging: SystemError?
-                    do throws(SystemError) { try writer.staged.write() } catch { staging = error }
+                    if durability.withLock({ $0.failure == nil }) {
+                        do throws(SystemError) { try writer.staged.write() } catch { staging = error }
+                    }
                     return durability.withLock { pick(&$0, staging) }
                 }
             } else {
@@ -94,6 +96,8 @@ extension EventStore {
             }
             let (ready, error, done): ([DurabilityWaiter], SystemError?, Bool) = durability.withLock { state in
                 state.flushCount += 1
+                // A sync that failed elsewhere meanwhile (a roll's, close's) fails this one too.
+                if case .success = outcome, let failure = state.failure { outcome = .failure(failure) }
                 switch outcome {
                 case .failure(let error):
                     state.failure = state.failure ?? error

@@ -266,11 +266,13 @@ public final class EventStore: Sendable {
                     try writer.staged.write()
                     let synced = durability.withLock { $0.syncedOffset }
                     try writer.active.file.sync(min(synced, writer.writeOffset)..<writer.writeOffset)
-                    try writeCheckpoint(writer, clean: true)
                 } catch {
                     // A flush still queued must not acknowledge frames whose write or sync failed.
                     durability.withLock { $0.failure = $0.failure ?? error }
                     failure = .storeFailed(error)
+                }
+                if failure == nil {
+                    do throws(SystemError) { try writeCheckpoint(writer, clean: true) } catch { failure = .system(error) }
                 }
             }
             if let prepared = writer.preparedSegment { try? layout.storage.unlinkIfPresent(prepared.file.path) }

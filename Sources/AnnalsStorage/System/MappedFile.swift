@@ -81,16 +81,25 @@ final class MappedFile: @unchecked Sendable {
 
     /// Makes `range` durable: the pages it touches reach stable storage, with the metadata
     /// needed to read them back.
+    ///
+    /// Syncs of one file run one at a time (``syncs``): Linux reports a write-back error to
+    /// only one of the syncs that could see it, so two overlapping syncs at once (group
+    /// commit's, and a roll's or close's) could let one return success for pages whose
+    /// write-back failed.
     func sync(_ range: Range<Int>) throws(SystemError) {
         guard !range.isEmpty else { return }
         let pageSize = SystemFileMapping.pageSize
-        try mapping.sync(range.lowerBound / pageSize * pageSize..<min(size, range.upperBound), path: path)
+        let aligned = range.lowerBound / pageSize * pageSize..<min(size, range.upperBound)
+        try syncs.withLock { (_) throws(SystemError) in try mapping.sync(aligned, path: path) }
     }
 
-    /// The whole file and its metadata reach stable storage.
+    /// The whole file and its metadata reach stable storage (one sync at a time, as ``sync(_:)``).
     func syncFile() throws(SystemError) {
-        try mapping.syncFile(path: path)
+        try syncs.withLock { (_) throws(SystemError) in try mapping.syncFile(path: path) }
     }
+
+    /// Held across each sync of this file.
+    private let syncs = Locked(())
 
     /// Refuses every later ``write(_:at:)`` once the file is sealed (a stray write traps instead
     /// of changing sealed data; the mapping itself is read-only).

@@ -66,6 +66,7 @@ import Testing
     @Test func aRetryOfAStagedAppendIsRecognisedAsItsRepeat() async throws {
         let storage = SimulatedStorage()
         let store = try EventStore.open(at: Self.path, options: Self.options(storage))
+        defer { storage.releaseSyncs() }
         _ = try await store.append([EventData(type: "Seed", payload: [0])], to: "a")
         let events = (0..<3).map { EventData(id: UUID(), type: "Placed", payload: Array("order \($0)".utf8)) }
         let (first, original) = try await Self.holdAFlushAndStage(events, to: "a", in: store, storage)
@@ -90,6 +91,7 @@ import Testing
     @Test func anAppendConditionSeesAStagedEvent() async throws {
         let storage = SimulatedStorage()
         let store = try EventStore.open(at: Self.path, options: Self.options(storage))
+        defer { storage.releaseSyncs() }
         let (first, claimed) = try await Self.holdAFlushAndStage(
             [EventData(type: "Claimed", payload: [1], tags: ["seat:12"])], to: "seat-12", in: store, storage)
         // Checked against everything written, durable or not.
@@ -107,6 +109,7 @@ import Testing
     @Test func stagedFramesAreDurableOnceTheirFlushIsAndSurviveACrash() async throws {
         let storage = SimulatedStorage()
         let store = try EventStore.open(at: Self.path, options: Self.options(storage))
+        defer { storage.releaseSyncs() }
         let (first, staged) = try await Self.holdAFlushAndStage(
             [EventData(type: "Staged", payload: Array(repeating: 7, count: 500))], to: "s", in: store, storage)
         // More appends stage behind it while the flush is held.
@@ -123,6 +126,42 @@ import Testing
         var cursor = reopened.readAll().makeCursor()
         while let event = try cursor.next() { positions.insert(event.position) }
         #expect(positions == Set(acknowledged.map(\.firstPosition)), "every acknowledged append survives a power loss")
+        try await reopened.close()
+        try await store.close()
+    }
+
+    /// An order of about 700 bytes of JSON.
+    static func orderBody(_ index: Int) -> [UInt8] {
+        Array("{\"order\": \(index), \"lines\": [\(String(repeating: "{\"sku\": \"A-1\", \"qty\": 2}, ", count: 24))]}".utf8)
+    }
+
+    @Test func aDictionaryFrameWrittenWhileFramesAreStagedKeepsThemInOrder() async throws {
+        let storage = SimulatedStorage()
+        let store = try EventStore.open(at: Self.path, options: Self.options(storage))
+        defer { storage.releaseSyncs() }
+        storage.holdSyncs()
+        let first = Task { try await store.append([EventData(type: "First", payload: [1])], to: "first") }
+        try await Self.waitUntil("the first append's flush is in its sync") { storage.syncsHeld == 1 }
+        // Bodies of about 700 bytes: the writer's dictionary (16 KiB of recent bodies) becomes
+        // due after a few dozen of them, while the earlier ones wait staged.
+        let appends = (0..<60).map { index in
+            Task { try await store.append([EventData(type: "Placed", payload: Self.orderBody(index))], to: "order-\(index % 7)") }
+        }
+        try await Self.waitUntil("every append is written") { store.commitCounters.appends == 61 }
+        #expect(store.writer.withLock { $0.compression?.dueDictionaryFrameBytes == 0 }, "the dictionary frame was written")
+        storage.releaseSyncs()
+        _ = try await first.value
+        var acknowledged: [UInt64: [UInt8]] = [:]
+        for (index, task) in appends.enumerated() { acknowledged[try await task.value.firstPosition] = Self.orderBody(index) }
+        let afterPowerLoss = storage.imageNow(seed: 5)
+        let reopened = try EventStore.open(at: Self.path, options: Self.options(afterPowerLoss))
+        var read: [UInt64: [UInt8]] = [:]
+        var cursor = reopened.readAll().makeCursor()
+        while let event = try cursor.next() { read[event.position] = try event.payload }
+        for (position, payload) in acknowledged {
+            #expect(read[position] == payload, "acknowledged position \(position) is intact after a power loss")
+        }
+        #expect(StoreVerifier.verify(at: Self.path, storage: afterPowerLoss).isSound)
         try await reopened.close()
         try await store.close()
     }
