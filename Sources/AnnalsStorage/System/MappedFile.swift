@@ -90,16 +90,24 @@ final class MappedFile: @unchecked Sendable {
         guard !range.isEmpty else { return }
         let pageSize = SystemFileMapping.pageSize
         let aligned = range.lowerBound / pageSize * pageSize..<min(size, range.upperBound)
-        try syncs.withLock { (_) throws(SystemError) in try mapping.sync(aligned, path: path) }
+        try syncs.withLock { (count) throws(SystemError) in
+            try mapping.sync(aligned, path: path)
+            count += 1
+        }
     }
 
     /// The whole file and its metadata reach stable storage (one sync at a time, as ``sync(_:)``).
     func syncFile() throws(SystemError) {
-        try syncs.withLock { (_) throws(SystemError) in try mapping.syncFile(path: path) }
+        try syncs.withLock { (count) throws(SystemError) in
+            try mapping.syncFile(path: path)
+            count += 1
+        }
     }
 
-    /// Held across each sync of this file.
-    private let syncs = Locked(())
+    /// Held across each sync of this file; counts the syncs that succeeded. (An `Int` rather
+    /// than `Void`: with a zero-sized value, Thread Sanitizer reported the lock's own accesses
+    /// as races.)
+    private let syncs = Locked(0)
 
     /// Refuses every later ``write(_:at:)`` once the file is sealed (a stray write traps instead
     /// of changing sealed data; the mapping itself is read-only).
