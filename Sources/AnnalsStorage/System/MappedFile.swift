@@ -26,7 +26,7 @@ final class MappedFile: @unchecked Sendable {
     let size: Int
     private let base: UnsafeMutableRawPointer
     private(set) var isWritable: Bool
-    /// Syncs, protects and measures the mapping; owns it (unmaps it when released).
+    /// Writes, syncs and measures the file; owns the mapping (unmaps it when released).
     private let mapping: any FileMapping
 
     /// The `size` bytes at `base`, which `mapping` owns for as long as it lives.
@@ -111,7 +111,7 @@ final class MappedFile: @unchecked Sendable {
 
     /// Refuses every later ``write(_:at:)`` once the file is sealed (a stray write traps instead
     /// of changing sealed data; the mapping itself is read-only).
-    func protectReadOnly() {
+    func refuseWrites() {
         isWritable = false
     }
 

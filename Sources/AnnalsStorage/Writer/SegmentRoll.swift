@@ -37,7 +37,7 @@ extension EventStore {
                          metadata: ["annals.segment": "\(old.index)", "annals.error": "\(error)"])
             throw error
         }
-        old.file.protectReadOnly()
+        old.file.refuseWrites()
         // Sealed before it was full (compaction, an old format version): its preallocated
         // end goes back to the file system. It reads as zeros either way.
         let unusedStart = (writer.writeOffset + Format.sealFrameBytes + Self.releaseGranule - 1) / Self.releaseGranule * Self.releaseGranule
