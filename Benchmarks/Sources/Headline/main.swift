@@ -145,12 +145,19 @@ if CommandLine.arguments.contains("compaction") {
 }
 
 if CommandLine.arguments.contains("writers") {
-    // `annals-headline writers`: 64 fsync'd single-event appenders, beside the fdatasync rate.
+    // `annals-headline writers [--rounds N] [--writers N]`: 64 fsync'd single-event appenders
+    // (or N), beside the fdatasync rate; three rounds unless told (more make a longer window
+    // for a profiler).
+    func option(_ name: String) -> Int? {
+        CommandLine.arguments.firstIndex(of: name).flatMap { CommandLine.arguments.dropFirst($0 + 1).first.flatMap { Int($0) } }
+    }
+    let rounds = option("--rounds") ?? 3
+    let writers = max(1, option("--writers") ?? 64)
     let workloads = Workloads(directory: directory, poolSize: 100_000)
     let limits = MachineLimits.measure(in: directory, batchBytes: 1000 * (workloads.averageEventBytes + 48))
-    for _ in 0..<3 {
-        let row = try await workloads.concurrentSingles(writers: 64, perWriter: 1000)
-        print(String(format: "64 writers: %.0f events/s = %.1f× fdatasync (%.0f/s); p50 %.0f µs, p99 %.0f µs = %.1f× fdatasync p50 (%.0f µs)",
+    for _ in 0..<rounds {
+        let row = try await workloads.concurrentSingles(writers: writers, perWriter: 64_000 / writers)
+        print(String(format: "\(writers) writers: %.0f events/s = %.1f× fdatasync (%.0f/s); p50 %.0f µs, p99 %.0f µs = %.1f× fdatasync p50 (%.0f µs)",
                      row.eventsPerSecond, row.eventsPerSecond / limits.fdatasyncPerSecond, limits.fdatasyncPerSecond,
                      row.p50Microseconds ?? 0, row.p99Microseconds ?? 0, (row.p99Microseconds ?? 0) / limits.fdatasyncP50Microseconds,
                      limits.fdatasyncP50Microseconds))
