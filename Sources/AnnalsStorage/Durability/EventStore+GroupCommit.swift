@@ -98,6 +98,16 @@ extension EventStore {
                 state.flushCount += 1
                 // A sync that failed elsewhere meanwhile (a roll's, close's) fails this one too.
                 if case .success = outcome, let failure = state.failure { outcome = .failure(failure) }
+                // The mark goes before any appender hears of the sync: recovery must never cut
+                // what it acknowledges. A failed mark write fails the flush: nothing is acknowledged.
+                if case .success(let job) = outcome, state.written.segment === job.segment {
+                    do throws(SystemError) {
+                        try state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.written.end,
+                                               in: job.segment)
+                    } catch {
+                        outcome = .failure(error)
+                    }
+                }
                 switch outcome {
                 case .failure(let error):
                     state.failure = state.failure ?? error
@@ -106,21 +116,7 @@ extension EventStore {
                     state.flushRunning = false
                     return (all, error, true)
                 case .success(let job):
-                    if state.written.segment === job.segment {
-                        // Before any appender hears of it: recovery must never cut what it
-                        // acknowledges. Without the mark, nothing is acknowledged.
-                        do throws(SystemError) {
-                            try state.marks.synced(job.end, acknowledged: acknowledgesOnSync ? job.end : state.written.end,
-                                                   in: job.segment)
-                        } catch {
-                            state.failure = state.failure ?? error
-                            let all = state.waiters
-                            state.waiters = []
-                            state.flushRunning = false
-                            return (all, error, true)
-                        }
-                        state.syncedOffset = max(state.syncedOffset, job.end.offset)
-                    }
+                    if state.written.segment === job.segment { state.syncedOffset = max(state.syncedOffset, job.end.offset) }
                     if job.end.nextPosition > state.durablePosition { state.durablePosition = job.end.nextPosition }
                     if acknowledgesOnSync { view.withLock { $0.reveal(job.end) } }
                     let durable = state.durablePosition
